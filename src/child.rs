@@ -1,0 +1,328 @@
+//! Inside the sandbox: init (PID 1 of the new PID namespace) and the command's process,
+//! with the whole containment order in `contain`.
+//!
+//! Process layout:
+//!   cw-exec (host namespaces, supervises)
+//!     └─ init   PID 1 in new user+mount+PID+IPC+UTS(+net) namespaces: builds the mount
+//!        │      view, brings up loopback, then only reaps and forwards signals
+//!        └─ command   PID 2: restricts itself step by step, reads back, execs
+//! When init exits the kernel kills everything left in the PID namespace, and init dies
+//! with cw-exec (PR_SET_PDEATHSIG), so no process outlives the run.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+
+use crate::attest::{self, KernelReadback, NamespacePair, Probe};
+use crate::kernel::{landlock, mount_view};
+use crate::plan::{namespace_inodes, Plan};
+use crate::policy::NetMode;
+use crate::sys;
+
+/// Messages from inside the sandbox to cw-exec, one JSON object per line on the report pipe.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Message {
+    /// A containment step failed; nothing was executed.
+    SetupError { step: String, message: String },
+    /// The read-back did not prove a required dimension; nothing was executed.
+    Refused { readback: Box<KernelReadback>, unenforceable: Vec<String> },
+    /// Every restriction is in place; execve comes next.
+    Readback { readback: Box<KernelReadback> },
+    /// execve failed with this errno.
+    ExecError { errno: i32, message: String },
+    /// The command ended (reported by init).
+    Exit { code: Option<i32>, signal: Option<i32> },
+}
+
+/// Signals cw-exec forwards to the command, and the one that means "timeout: TERM the tree".
+pub const FORWARDED: [Signal; 4] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT];
+pub const TERMINATE_TREE: Signal = Signal::SIGUSR1;
+
+struct Reporter(std::fs::File);
+
+impl Reporter {
+    fn send(&mut self, message: &Message) {
+        let mut line = serde_json::to_vec(message).unwrap_or_default();
+        line.push(b'\n');
+        // A failed write means cw-exec is gone; PDEATHSIG ends us shortly.
+        let _ = self.0.write_all(&line);
+    }
+}
+
+/// Init: PID 1 of the sandbox. Never returns.
+pub fn init_main(plan: &Plan, host_ns: &BTreeMap<String, u64>, go: OwnedFd, report: OwnedFd) -> ! {
+    let mut reporter = Reporter(std::fs::File::from(report));
+    let code = match init(plan, host_ns, go, &mut reporter) {
+        Ok(code) => code,
+        Err((step, message)) => {
+            reporter.send(&Message::SetupError { step, message });
+            125
+        }
+    };
+    std::process::exit(code)
+}
+
+type StepError = (String, String);
+
+fn step<T, E: std::fmt::Display>(name: &str, r: Result<T, E>) -> Result<T, StepError> {
+    r.map_err(|e| (name.to_string(), e.to_string()))
+}
+
+fn init(
+    plan: &Plan,
+    host_ns: &BTreeMap<String, u64>,
+    go: OwnedFd,
+    reporter: &mut Reporter,
+) -> Result<i32, StepError> {
+    // Die with cw-exec. Then wait until it has written our uid/gid maps; EOF instead of the
+    // byte means cw-exec died before that, so stop.
+    step("parent-death signal", nix::sys::prctl::set_pdeathsig(Signal::SIGKILL))?;
+    let mut byte = [0u8; 1];
+    if step("waiting for cw-exec", nix::unistd::read(&go, &mut byte))? != 1 {
+        return Ok(125);
+    }
+    drop(go);
+    step("hostname", nix::unistd::sethostname("cw-exec"))?;
+    step("mount view", mount_view::enter(plan))?;
+    if plan.net == NetMode::Loopback {
+        step("loopback interface", sys::loopback_up())?;
+    }
+
+    let command = match step("fork", sys::clone_into_namespaces(0))? {
+        None => command_main(plan, host_ns, reporter),
+        Some(pid) => pid,
+    };
+
+    // Init needs no privilege from here on, and must not expose cw-exec's environment
+    // through /proc/1/environ.
+    step("init: dropping capabilities", drop_capabilities())?;
+    step("init: not dumpable", nix::sys::prctl::set_dumpable(false))?;
+    sys::scrub_initial_environment();
+
+    let mut wanted = SigSet::empty();
+    wanted.add(Signal::SIGCHLD);
+    wanted.add(TERMINATE_TREE);
+    for sig in FORWARDED {
+        wanted.add(sig);
+    }
+    loop {
+        let sig = match wanted.wait() {
+            Ok(sig) => sig,
+            Err(_) => continue,
+        };
+        match sig {
+            Signal::SIGCHLD => loop {
+                match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                    Ok(WaitStatus::Exited(pid, code)) if pid == command => {
+                        reporter.send(&Message::Exit { code: Some(code), signal: None });
+                        return Ok(code);
+                    }
+                    Ok(WaitStatus::Signaled(pid, sig, _)) if pid == command => {
+                        reporter.send(&Message::Exit { code: None, signal: Some(sig as i32) });
+                        return Ok(128 + sig as i32);
+                    }
+                    Ok(WaitStatus::StillAlive) | Err(_) => break,
+                    Ok(_) => continue,
+                }
+            },
+            s if s == TERMINATE_TREE => {
+                // kill(-1) from PID 1 reaches every other process in the namespace.
+                let _ = kill(Pid::from_raw(-1), Signal::SIGTERM);
+            }
+            s => {
+                let _ = kill(command, s);
+            }
+        }
+    }
+}
+
+/// The command's process: restrict, read back, exec. Never returns.
+fn command_main(plan: &Plan, host_ns: &BTreeMap<String, u64>, reporter: &mut Reporter) -> ! {
+    let argv = match plan.argv_c() {
+        Ok(a) => a,
+        Err(e) => {
+            reporter.send(&Message::SetupError { step: "arguments".into(), message: e });
+            std::process::exit(125)
+        }
+    };
+    let envp = plan.envp();
+    let command = crate::plan::c_path(&plan.command_path);
+
+    let readback = match contain(plan, host_ns, &envp) {
+        Ok(rb) => rb,
+        Err((step, message)) => {
+            reporter.send(&Message::SetupError { step, message });
+            std::process::exit(125)
+        }
+    };
+    let verdict = attest::verdict(plan, &readback);
+    if verdict.refused() {
+        reporter.send(&Message::Refused {
+            readback: Box::new(readback),
+            unenforceable: verdict.unenforceable.iter().map(|s| s.to_string()).collect(),
+        });
+        std::process::exit(125)
+    }
+    reporter.send(&Message::Readback { readback: Box::new(readback) });
+
+    sys::reset_signals_for_exec();
+    let err = nix::unistd::execve(&command, &argv, &envp).unwrap_err();
+    let hint = match err {
+        Errno::ENOENT => " (not present in the sandbox's view: grant its directory with --read or --exec)",
+        Errno::EACCES => " (denied: not on the exec allowlist, or not executable)",
+        _ => "",
+    };
+    reporter.send(&Message::ExecError {
+        errno: err as i32,
+        message: format!("{}: {}{hint}", plan.command_path.display(), err.desc()),
+    });
+    std::process::exit(if err == Errno::ENOENT { 127 } else { 126 })
+}
+
+/// The containment order, in one place. Each step assumes the ones before it.
+fn contain(
+    plan: &Plan,
+    host_ns: &BTreeMap<String, u64>,
+    envp: &[std::ffi::CString],
+) -> Result<KernelReadback, StepError> {
+    // 1. A new session: no controlling terminal, so TIOCSTI cannot reach the caller's.
+    step("setsid", nix::unistd::setsid())?;
+    // 2. The working directory, inside the view.
+    step(&format!("chdir {}", plan.cwd.display()), std::env::set_current_dir(&plan.cwd))?;
+    // 3. No descriptor but 0, 1, 2 crosses execve (the report pipe is already CLOEXEC).
+    step("close-on-exec for fds >= 3", sys::cloexec_from(3))?;
+    // 4. no_new_privs: setuid bits and file capabilities grant nothing from here on; it is
+    //    also what lets an unprivileged process install Landlock and seccomp.
+    step("no_new_privs", nix::sys::prctl::set_no_new_privs())?;
+    // 5. Landlock: filesystem allowlist, TCP (for --net none), scopes.
+    let grants: Vec<_> = plan.all_grants().cloned().collect();
+    let outcome = step("landlock", landlock::restrict(plan.landlock, &grants, plan.net))?;
+    let mut probes = Vec::new();
+    if plan.net == NetMode::None && plan.landlock.has_tcp() {
+        // Before seccomp, which would refuse the socket itself: Landlock alone must deny it.
+        probes.push(probe("tcp-connect", "connect(AF_INET, 127.0.0.1:9) before seccomp", "EACCES", tcp_connect_errno()));
+    }
+    // 6. Capabilities: none, in any set, and uid 0 cannot regain them on execve.
+    step("dropping capabilities", drop_capabilities())?;
+    // 7. seccomp, last: after it, only the read-back and execve run.
+    step("seccomp", plan.seccomp.install())?;
+
+    // Read-back.
+    let proc_status = read_proc_status().map_err(|e| ("read-back /proc/self/status".to_string(), e))?;
+    let sandbox_ns = namespace_inodes("self");
+    let namespaces = sandbox_ns
+        .iter()
+        .map(|(k, v)| (k.clone(), NamespacePair { sandbox: *v, host: host_ns.get(k).copied().unwrap_or(0) }))
+        .collect();
+    let canary = Path::new(mount_view::CANARY);
+    probes.push(probe("read-outside-grants", "open(/.cw-exec-canary, O_RDONLY)", "EACCES", open_errno(canary, libc::O_RDONLY)));
+    probes.push(probe("write-outside-grants", "open(/.cw-exec-canary, O_WRONLY)", "EROFS", open_errno(canary, libc::O_WRONLY)));
+    probes.push(probe(
+        "chmod-outside-grants",
+        "chmod(/.cw-exec-canary, 0777)",
+        "EROFS",
+        errno_of(nix::sys::stat::fchmodat(
+            nix::fcntl::AT_FDCWD,
+            canary,
+            nix::sys::stat::Mode::from_bits_truncate(0o777),
+            nix::sys::stat::FchmodatFlags::FollowSymlink,
+        )),
+    ));
+    probes.push(probe("io-uring", "io_uring_setup(0, NULL)", "EPERM", name_of(sys::io_uring_setup_errno())));
+    probes.push(probe(
+        "unshare-user",
+        "unshare(CLONE_NEWUSER)",
+        "EPERM",
+        errno_of(nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER)),
+    ));
+    if plan.net == NetMode::None {
+        probes.push(probe("socket-inet", "socket(AF_INET, SOCK_DGRAM)", "EPERM", socket_errno(libc::AF_INET)));
+    }
+    let env_names = envp
+        .iter()
+        .map(|kv| {
+            let s = kv.to_string_lossy();
+            s.split_once('=').map(|(k, _)| k.to_string()).unwrap_or_else(|| s.into_owned())
+        })
+        .collect();
+    Ok(KernelReadback {
+        landlock: outcome.into(),
+        proc_status,
+        namespaces,
+        probes,
+        env_names,
+    })
+}
+
+/// Clears every capability set. Securebits first (they need CAP_SETPCAP), so uid 0 in the
+/// namespace does not get a full set back on execve.
+fn drop_capabilities() -> Result<(), String> {
+    use caps::CapSet;
+    sys::lock_securebits().map_err(|e| format!("securebits: {e}"))?;
+    for set in [CapSet::Bounding, CapSet::Ambient, CapSet::Inheritable, CapSet::Effective, CapSet::Permitted] {
+        caps::clear(None, set).map_err(|e| format!("clearing {set:?}: {e}"))?;
+    }
+    Ok(())
+}
+
+fn probe(name: &str, attempt: &str, expect: &str, got: String) -> Probe {
+    Probe { name: name.into(), attempt: attempt.into(), expect: expect.into(), got }
+}
+
+fn name_of(errno: i32) -> String {
+    if errno == 0 {
+        "ok".into()
+    } else {
+        format!("{:?}", Errno::from_raw(errno))
+    }
+}
+
+fn errno_of<T>(r: nix::Result<T>) -> String {
+    match r {
+        Ok(_) => "ok".into(),
+        Err(e) => format!("{e:?}"),
+    }
+}
+
+fn open_errno(path: &Path, flags: libc::c_int) -> String {
+    errno_of(nix::fcntl::open(
+        path,
+        nix::fcntl::OFlag::from_bits_truncate(flags | libc::O_CLOEXEC),
+        nix::sys::stat::Mode::empty(),
+    ))
+}
+
+fn socket_errno(family: libc::c_int) -> String {
+    use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
+    let family = AddressFamily::from_i32(family).unwrap_or(AddressFamily::Inet);
+    errno_of(socket(family, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None))
+}
+
+fn tcp_connect_errno() -> String {
+    use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, SockaddrIn};
+    match socket(AddressFamily::Inet, SockType::Stream, SockFlag::SOCK_CLOEXEC, None) {
+        Err(e) => format!("{e:?}"),
+        Ok(fd) => errno_of(connect(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, 9))),
+    }
+}
+
+fn read_proc_status() -> Result<BTreeMap<String, String>, String> {
+    const KEYS: &[&str] = &[
+        "NoNewPrivs", "Seccomp", "Seccomp_filters", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "Uid", "Gid",
+    ];
+    let text = std::fs::read_to_string("/proc/self/status").map_err(|e| e.to_string())?;
+    Ok(text
+        .lines()
+        .filter_map(|line| line.split_once(':'))
+        .filter(|(k, _)| KEYS.contains(k))
+        .map(|(k, v)| (k.to_string(), v.trim().replace('\t', " ")))
+        .collect())
+}

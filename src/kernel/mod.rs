@@ -1,0 +1,5 @@
+//! One file per kernel facility. The order they are applied in is in `child::contain`.
+
+pub mod landlock;
+pub mod mount_view;
+pub mod seccomp;

@@ -1,0 +1,264 @@
+//! The mount view: a new root holding only what the policy grants, read-only except the
+//! write set, built in the sandbox's own mount namespace and entered with pivot_root.
+//!
+//! Why, when Landlock already mediates file access:
+//! - Landlock does not mediate metadata changes (chmod, chown, setxattr, utimes) or
+//!   connecting to a pathname Unix socket (before ABI 9). A process that owns a file —
+//!   root owns most of the system — could chmod it. A read-only mount stops every
+//!   modification outside the write set (EROFS), whoever owns the file.
+//! - A path that is not in the view does not exist for the sandbox: host sockets such as
+//!   /run/docker.sock or an ssh-agent socket in /tmp cannot be reached at all.
+//! - Mounts not on the exec allowlist are `noexec`, which also stops mmap(PROT_EXEC), so a
+//!   file there cannot be run through the ELF loader (`ld.so FILE`) either.
+
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+
+use crate::plan::{Grant, Plan};
+use crate::sys::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
+
+/// A file in the view's root that no grant covers. The read-back tries to read and write it
+/// from inside the sandbox to prove the Landlock and read-only layers are live.
+pub const CANARY: &str = "/.cw-exec-canary";
+
+/// One bind mount of the view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Bind {
+    path: PathBuf,
+    writable: bool,
+    exec: bool,
+    device: bool,
+}
+
+impl Bind {
+    fn attrs(&self) -> (u64, u64) {
+        let mut set = MOUNT_ATTR_NOSUID;
+        let mut clear = 0;
+        if self.writable {
+            clear |= MOUNT_ATTR_RDONLY;
+        } else {
+            set |= MOUNT_ATTR_RDONLY;
+        }
+        if !self.device {
+            set |= MOUNT_ATTR_NODEV;
+        }
+        if !self.exec {
+            set |= MOUNT_ATTR_NOEXEC;
+        }
+        (set, clear)
+    }
+}
+
+/// The binds the view needs, parents before children, leaving out any path whose nearest
+/// bound ancestor already has the same flags.
+fn binds(plan: &Plan) -> Vec<Bind> {
+    let bind = |g: &Grant, runtime: bool| {
+        let device = g.path.starts_with("/dev");
+        Bind {
+            path: g.path.clone(),
+            writable: g.access.write && !device,
+            // Runtime entries keep exec at the mount level: shared libraries must be
+            // mmap-able PROT_EXEC even when only the loader may be execve'd.
+            exec: (g.access.exec || runtime) && !device,
+            device,
+        }
+    };
+    let mut wanted: Vec<Bind> = plan
+        .grants
+        .iter()
+        .map(|g| bind(g, false))
+        .chain(plan.runtime.iter().filter(|g| g.path != Path::new("/proc")).map(|g| bind(g, true)))
+        .collect();
+    wanted.sort_by(|a, b| a.path.cmp(&b.path));
+    wanted.dedup_by(|later, earlier| {
+        if later.path == earlier.path {
+            earlier.writable |= later.writable;
+            earlier.exec |= later.exec;
+            true
+        } else {
+            false
+        }
+    });
+    let mut out: Vec<Bind> = Vec::new();
+    for bind in wanted {
+        let parent = out
+            .iter()
+            .filter(|b| bind.path.starts_with(&b.path))
+            .max_by_key(|b| b.path.components().count());
+        if let Some(parent) = parent {
+            if parent.writable == bind.writable && parent.exec == bind.exec && parent.device == bind.device {
+                continue;
+            }
+        }
+        out.push(bind);
+    }
+    out
+}
+
+/// Builds the view under `plan.run_dir/root` and pivots into it. Runs in init, inside the
+/// new user, mount and PID namespaces, with the namespace's capabilities.
+pub fn enter(plan: &Plan) -> Result<(), String> {
+    let root = plan.run_dir.join("root");
+    let step = |what: &str, e: &dyn std::fmt::Display| format!("mount view: {what}: {e}");
+
+    // Nothing done below may propagate back to the host.
+    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
+        .map_err(|e| step("making / private", &e))?;
+    mount(
+        Some("tmpfs"),
+        &root,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=0755,size=4m"),
+    )
+    .map_err(|e| step(&format!("tmpfs on {}", root.display()), &e))?;
+
+    let view = |p: &Path| root.join(p.strip_prefix("/").unwrap_or(p));
+
+    for grant in plan.all_grants() {
+        if grant.path != Path::new("/proc") {
+            mirror(&root, Path::new(&grant.requested), 0).map_err(|e| step(&grant.requested, &e))?;
+        }
+    }
+    for bind in binds(plan) {
+        mirror(&root, &bind.path, 0).map_err(|e| step(&bind.path.display().to_string(), &e))?;
+        let target = view(&bind.path);
+        mount(Some(&bind.path), &target, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+            .map_err(|e| step(&format!("bind {}", bind.path.display()), &e))?;
+        let (set, clear) = bind.attrs();
+        // Recursive first, so submounts get the same flags; a submount the host locked
+        // read-only refuses to be made writable, in which case only the top stays
+        // writable (stricter than asked, never looser).
+        sys::mount_setattr(&target, true, set, clear)
+            .or_else(|e| if clear != 0 { sys::mount_setattr(&target, false, set, clear) } else { Err(e) })
+            .map_err(|e| step(&format!("flags on {}", bind.path.display()), &e))?;
+    }
+
+    // This sandbox's own /proc (it is PID 1 of a new PID namespace).
+    let proc_dir = view(Path::new("/proc"));
+    mkdir(&proc_dir).map_err(|e| step("/proc", &e))?;
+    mount(
+        Some("proc"),
+        &proc_dir,
+        Some("proc"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None::<&str>,
+    )
+    .map_err(|e| step("mounting /proc", &e))?;
+
+    let dev = view(Path::new("/dev"));
+    mkdir(&dev).map_err(|e| step("/dev", &e))?;
+    for (name, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        let link = dev.join(name);
+        if std::fs::symlink_metadata(&link).is_err() {
+            std::os::unix::fs::symlink(target, &link).map_err(|e| step(&format!("/dev/{name}"), &e))?;
+        }
+    }
+
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(view(Path::new(CANARY)))
+        .map_err(|e| step("canary", &e))?;
+    mirror_dir_only(&root, &plan.cwd).map_err(|e| step(&format!("cwd {}", plan.cwd.display()), &e))?;
+
+    // Enter the view and drop the host's tree from this namespace entirely.
+    std::env::set_current_dir(&root).map_err(|e| step("chdir to new root", &e))?;
+    nix::unistd::pivot_root(".", ".").map_err(|e| step("pivot_root", &e))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(|e| step("detaching the host root", &e))?;
+    std::env::set_current_dir("/").map_err(|e| step("chdir /", &e))?;
+    sys::mount_setattr(Path::new("/"), false, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, 0)
+        .map_err(|e| step("making the view's root read-only", &e))?;
+    Ok(())
+}
+
+fn mkdir(path: &Path) -> io::Result<()> {
+    match std::fs::DirBuilder::new().mode(0o755).create(path) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        other => other,
+    }
+}
+
+/// Recreates `path` inside the view at `root` as it appears on the host: directories as
+/// directories, symlinks as the same symlinks (then following them), and a final
+/// non-directory as an empty file to bind onto.
+fn mirror(root: &Path, path: &Path, depth: u32) -> io::Result<()> {
+    if depth > 40 {
+        return Err(io::Error::from_raw_os_error(libc::ELOOP));
+    }
+    let mut host = PathBuf::from("/");
+    let comps: Vec<Component> = path.components().collect();
+    for (i, comp) in comps.iter().enumerate() {
+        let Component::Normal(name) = comp else { continue };
+        host.push(name);
+        let inside = root.join(host.strip_prefix("/").unwrap());
+        let meta = std::fs::symlink_metadata(&host)?;
+        if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(&host)?;
+            if std::fs::symlink_metadata(&inside).is_err() {
+                std::os::unix::fs::symlink(&target, &inside)?;
+            }
+            let mut resolved = host.parent().unwrap_or(Path::new("/")).join(&target);
+            for rest in &comps[i + 1..] {
+                resolved.push(rest);
+            }
+            return mirror(root, &normalize(&resolved), depth + 1);
+        } else if meta.is_dir() {
+            mkdir(&inside)?;
+        } else if std::fs::symlink_metadata(&inside).is_err() {
+            std::fs::OpenOptions::new().write(true).create(true).mode(0o644).open(&inside)?;
+        }
+    }
+    Ok(())
+}
+
+/// Makes sure a directory path exists in the view (as empty directories if not granted),
+/// so the command can start in its working directory even when it may not list it.
+fn mirror_dir_only(root: &Path, path: &Path) -> io::Result<()> {
+    let inside = root.join(path.strip_prefix("/").unwrap_or(path));
+    if inside.exists() {
+        return Ok(());
+    }
+    mirror(root, path, 0)
+}
+
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for comp in path.components() {
+        match comp {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(c) => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Descriptions of the view's mounts, for `explain` and the attestation.
+pub fn describe(plan: &Plan) -> Vec<String> {
+    let mut out: Vec<String> = binds(plan)
+        .iter()
+        .map(|b| {
+            format!(
+                "{} {}{}",
+                b.path.display(),
+                if b.writable { "rw" } else { "ro" },
+                if b.exec { "" } else { ",noexec" }
+            )
+        })
+        .collect();
+    out.push("/proc proc (own PID namespace)".into());
+    out.push("/ tmpfs ro (everything not listed is absent)".into());
+    out
+}

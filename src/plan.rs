@@ -1,0 +1,551 @@
+//! The plan: a policy lowered onto this host and kernel. Paths are resolved once here,
+//! the seccomp program is compiled here, and the mechanism for each dimension is chosen
+//! here, before anything is forked. Building a plan has no side effects, so `explain`
+//! prints exactly what `run` would do.
+
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::kernel::landlock::LandlockAbi;
+use crate::kernel::seccomp::SeccompProgram;
+use crate::policy::{check_env_name, check_timeout, NetMode, Profile, Tokens};
+
+/// The default `PATH` inside the sandbox: the system directories, nothing user-writable.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// What a request asks for: a profile plus the `run` flags that add to it.
+#[derive(Clone, Debug, Default)]
+pub struct Request {
+    pub profile: Option<String>,
+    pub read: Vec<String>,
+    pub write: Vec<String>,
+    pub exec: Vec<String>,
+    pub net: Option<NetMode>,
+    pub env: Vec<String>,
+    pub setenv: Vec<String>,
+    pub cwd: Option<PathBuf>,
+    pub timeout: Option<f64>,
+    pub command: Vec<String>,
+}
+
+/// Why no plan could be made.
+#[derive(Debug)]
+pub enum PlanError {
+    /// The request is malformed: a bad profile, flag or path. Names the culprit.
+    BadInput(String),
+    /// The command was not found on the sandbox's PATH (exit 127).
+    CommandNotFound(String),
+    /// The kernel cannot enforce a required dimension here (refusal, exit 125).
+    Unenforceable { mechanism: String, message: String },
+}
+
+impl std::fmt::Display for PlanError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PlanError::BadInput(m) | PlanError::CommandNotFound(m) => f.write_str(m),
+            PlanError::Unenforceable { message, .. } => f.write_str(message),
+        }
+    }
+}
+
+fn bad(message: impl Into<String>) -> PlanError {
+    PlanError::BadInput(message.into())
+}
+
+/// Access granted beneath a path.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Access {
+    pub read: bool,
+    pub write: bool,
+    pub exec: bool,
+}
+
+impl Access {
+    pub fn describe(self) -> String {
+        let mut parts = vec![];
+        if self.read || self.write {
+            parts.push("read");
+        }
+        if self.write {
+            parts.push("write");
+        }
+        if self.exec {
+            parts.push("exec");
+        }
+        parts.join("+")
+    }
+}
+
+/// One path the sandbox may use, resolved on the host.
+#[derive(Clone, Debug, Serialize)]
+pub struct Grant {
+    /// The path as resolved (absolute, symlinks followed): what is mounted and ruled.
+    pub path: PathBuf,
+    /// The absolute path as requested (tokens expanded, symlinks not followed): the mount
+    /// view recreates the symlinks along it so the requested spelling works inside too.
+    pub requested: String,
+    pub access: Access,
+    pub is_dir: bool,
+    /// Created by cw-exec for this run (the private tmp); removed afterwards.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub per_run: bool,
+}
+
+/// The runtime allowance: what a normal program needs to start. Read-only; executable
+/// unless an exec allowlist is in force (then only the dynamic loader is). Entries that do
+/// not exist on this host are skipped. It deliberately contains no credentials: not
+/// /etc/shadow, /etc/gshadow, /etc/sudoers*, /etc/ssh, /etc/ssl/private, /root, /home.
+pub const RUNTIME_READ: &[&str] = &[
+    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
+    "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d",
+    "/etc/localtime", "/etc/timezone", "/etc/locale.alias", "/etc/locale.conf",
+    "/etc/ssl/certs", "/etc/ssl/openssl.cnf", "/etc/ca-certificates", "/etc/ca-certificates.conf",
+    "/etc/pki/tls/certs", "/etc/pki/ca-trust",
+    "/etc/passwd", "/etc/group", "/etc/nsswitch.conf", "/etc/host.conf", "/etc/hosts",
+    "/etc/resolv.conf", "/etc/gai.conf", "/etc/services", "/etc/protocols", "/etc/mime.types",
+    "/etc/alternatives", "/etc/terminfo", "/etc/inputrc", "/etc/os-release",
+];
+
+/// Device nodes bound into the sandbox's /dev. The first three are writable (writes go
+/// nowhere); the random devices are read-only.
+pub const RUNTIME_DEVICES: &[(&str, bool)] = &[
+    ("/dev/null", true),
+    ("/dev/zero", true),
+    ("/dev/full", true),
+    ("/dev/random", false),
+    ("/dev/urandom", false),
+];
+
+/// ELF interpreters: executable even under an exec allowlist, since the kernel opens the
+/// loader of every dynamically linked program with an exec check.
+const DYNAMIC_LOADERS: &[&str] = &[
+    "/lib64/ld-linux-x86-64.so.2",
+    "/lib/ld-linux-aarch64.so.1",
+    "/lib/ld-linux-riscv64-lp64d.so.1",
+    "/lib/ld-musl-x86_64.so.1",
+];
+
+/// A fully lowered policy.
+pub struct Plan {
+    pub profile_id: String,
+    pub argv: Vec<String>,
+    /// The command resolved on the sandbox's PATH: what execve receives.
+    pub command_path: PathBuf,
+    pub cwd: PathBuf,
+    /// The per-run directory; holds the private tmp.
+    pub run_dir: PathBuf,
+    /// The private tmp (`$tmp`), `run_dir/tmp`.
+    pub tmp: PathBuf,
+    pub grants: Vec<Grant>,
+    pub runtime: Vec<Grant>,
+    pub exec_allowlist: bool,
+    pub net: NetMode,
+    /// The child's whole environment, built from scratch.
+    pub env: BTreeMap<String, String>,
+    pub timeout: Option<Duration>,
+    pub landlock: LandlockAbi,
+    pub seccomp: SeccompProgram,
+    /// The caller's identity, kept inside the user namespace.
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// A unique per-run directory name under the system temp dir. Unique by pid and time; the
+/// directory is created with mode 0700 and `create_dir` fails if it already exists, so a
+/// pre-planted directory or symlink is never reused.
+pub fn run_dir_path() -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    PathBuf::from(format!("/tmp/cw-exec-{}-{:08x}", std::process::id(), nanos))
+}
+
+impl Plan {
+    /// Lowers a request. `run_dir` is the per-run directory; paths beneath it are accepted
+    /// without existing yet (cw-exec creates them), everything else must exist.
+    pub fn build(req: &Request, run_dir: &Path) -> Result<Plan, PlanError> {
+        let (profile_id, profile) = match &req.profile {
+            Some(name) => Profile::load(name).map_err(bad)?,
+            None => Profile::load("default").map_err(bad)?,
+        };
+        if req.command.is_empty() {
+            return Err(bad("no command given: cw-exec run [OPTIONS] -- COMMAND [ARGS...]"));
+        }
+        let cwd = match &req.cwd {
+            Some(dir) => std::fs::canonicalize(dir)
+                .map_err(|e| bad(format!("--cwd {}: {e}", dir.display())))?,
+            None => std::env::current_dir()
+                .map_err(|e| bad(format!("the current directory: {e}")))?,
+        };
+        if !cwd.is_dir() {
+            return Err(bad(format!("--cwd {}: not a directory", cwd.display())));
+        }
+        let home = home_dir();
+        let tmp = run_dir.join("tmp");
+        let uid = nix::unistd::getuid().as_raw();
+        let gid = nix::unistd::getgid().as_raw();
+
+        // The environment first: PATH decides where the command is found.
+        let mut env = BTreeMap::new();
+        env.insert("PATH".to_string(), DEFAULT_PATH.to_string());
+        env.insert("HOME".to_string(), home.to_string_lossy().into_owned());
+        env.insert(
+            "LANG".to_string(),
+            std::env::var("LANG").unwrap_or_else(|_| "C.UTF-8".to_string()),
+        );
+        if let Ok(term) = std::env::var("TERM") {
+            env.insert("TERM".to_string(), term);
+        }
+        env.insert("TMPDIR".to_string(), tmp.to_string_lossy().into_owned());
+        for (field, name) in profile
+            .env
+            .expose
+            .iter()
+            .map(|n| ("env.expose", n))
+            .chain(req.env.iter().map(|n| ("--env", n)))
+        {
+            check_env_name(name).map_err(|e| bad(format!("{field}: {e}")))?;
+            if let Some(value) = std::env::var_os(name) {
+                env.insert(name.clone(), value.to_string_lossy().into_owned());
+            }
+        }
+        let command_path = resolve_command(&req.command[0], &cwd, &env["PATH"])?;
+        let tokens = Tokens { cwd: &cwd, home: &home, tmp: &tmp, command: Some(&command_path) };
+        let mut set: Vec<(String, String, String)> = profile
+            .env
+            .set
+            .iter()
+            .map(|(k, v)| ("env.set".to_string(), k.clone(), v.clone()))
+            .collect();
+        for pair in &req.setenv {
+            let (k, v) = pair
+                .split_once('=')
+                .ok_or_else(|| bad(format!("--setenv {pair:?}: expected NAME=VALUE")))?;
+            set.push(("--setenv".to_string(), k.to_string(), v.to_string()));
+        }
+        for (field, name, value) in set {
+            check_env_name(&name).map_err(|e| bad(format!("{field}: {e}")))?;
+            let value = tokens.expand(&value).map_err(|e| bad(format!("{field} {name}: {e}")))?;
+            if value.contains('\0') {
+                return Err(bad(format!("{field} {name}: value contains a NUL byte")));
+            }
+            env.insert(name, value);
+        }
+
+        // Filesystem grants.
+        let exec_allowlist = profile.exec.is_some() || !req.exec.is_empty();
+        let mut grants: Vec<Grant> = Vec::new();
+        let no_exec_list = Vec::new();
+        let lists: [(&str, &Vec<String>, Access); 6] = [
+            ("read", &profile.read, Access { read: true, write: false, exec: !exec_allowlist }),
+            ("--read", &req.read, Access { read: true, write: false, exec: !exec_allowlist }),
+            ("write", &profile.write, Access { read: true, write: true, exec: !exec_allowlist }),
+            ("--write", &req.write, Access { read: true, write: true, exec: !exec_allowlist }),
+            ("exec", profile.exec.as_ref().unwrap_or(&no_exec_list), Access { read: true, write: false, exec: true }),
+            ("--exec", &req.exec, Access { read: true, write: false, exec: true }),
+        ];
+        for (field, list, access) in lists {
+            for text in list.iter() {
+                let expanded = tokens.expand(text).map_err(|e| bad(format!("{field}: {e}")))?;
+                let grant = resolve_grant(field, text, &expanded, &cwd, run_dir, access)?;
+                merge_grant(&mut grants, grant);
+            }
+        }
+
+        let runtime = runtime_allowance(exec_allowlist);
+
+        // Kernel: Landlock is the read/write/command mechanism; without it nothing is enforced.
+        let abi = match crate::sys::landlock_abi() {
+            Ok(v) => v,
+            Err(e) => {
+                return Err(PlanError::Unenforceable {
+                    mechanism: "landlock".into(),
+                    message: format!(
+                        "Landlock is unavailable on this kernel ({}); the read, write and command dimensions cannot be enforced",
+                        match e.raw_os_error() {
+                            Some(libc::EOPNOTSUPP) => "built in but not enabled at boot: add landlock to the lsm= boot parameter".to_string(),
+                            Some(libc::ENOSYS) => "not built into the kernel".to_string(),
+                            _ => e.to_string(),
+                        }
+                    ),
+                })
+            }
+        };
+        if let Some(min) = profile.min_landlock_abi {
+            if abi < min {
+                return Err(PlanError::Unenforceable {
+                    mechanism: format!("landlock-abi-{min}"),
+                    message: format!(
+                        "profile {profile_id} requires Landlock ABI {min}, this kernel offers ABI {abi}"
+                    ),
+                });
+            }
+        }
+        let net = req.net.or(profile.net).unwrap_or(NetMode::None);
+        let timeout = match req.timeout.or(profile.timeout) {
+            Some(t) => {
+                check_timeout(t).map_err(|e| bad(format!("--timeout: {e}")))?;
+                Some(Duration::from_secs_f64(t))
+            }
+            None => None,
+        };
+        let seccomp = SeccompProgram::compile(net).map_err(bad)?;
+
+        Ok(Plan {
+            profile_id,
+            argv: req.command.clone(),
+            command_path,
+            cwd,
+            run_dir: run_dir.to_path_buf(),
+            tmp,
+            grants,
+            runtime,
+            exec_allowlist,
+            net,
+            env,
+            timeout,
+            landlock: LandlockAbi(abi),
+            seccomp,
+            uid,
+            gid,
+        })
+    }
+
+    /// Every grant the sandbox applies, user grants first.
+    pub fn all_grants(&self) -> impl Iterator<Item = &Grant> {
+        self.grants.iter().chain(self.runtime.iter())
+    }
+
+    /// The environment as execve wants it.
+    pub fn envp(&self) -> Vec<CString> {
+        self.env
+            .iter()
+            .map(|(k, v)| CString::new(format!("{k}={v}")).expect("checked for NUL when planned"))
+            .collect()
+    }
+
+    pub fn argv_c(&self) -> Result<Vec<CString>, String> {
+        self.argv
+            .iter()
+            .map(|a| CString::new(a.as_bytes()).map_err(|_| format!("argument {a:?} contains a NUL byte")))
+            .collect()
+    }
+
+    /// The command line as cool-workflow's evidence spells it.
+    pub fn command_line(&self) -> String {
+        self.argv.join(" ")
+    }
+}
+
+/// The caller's home: `$HOME`, else the passwd entry, else `/`.
+pub fn home_dir() -> PathBuf {
+    if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+        return PathBuf::from(home);
+    }
+    nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|u| u.dir)
+        .unwrap_or_else(|| PathBuf::from("/"))
+}
+
+/// Finds the command the way execvp would, on the sandbox's PATH (not the caller's).
+fn resolve_command(name: &str, cwd: &Path, path_var: &str) -> Result<PathBuf, PlanError> {
+    let is_exec_file = |p: &Path| {
+        std::fs::metadata(p).map(|m| m.is_file()).unwrap_or(false)
+            && nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok()
+    };
+    if name.is_empty() {
+        return Err(PlanError::CommandNotFound("the command is empty".into()));
+    }
+    if name.contains('/') {
+        let p = cwd.join(name);
+        if p.exists() {
+            return Ok(p);
+        }
+        return Err(PlanError::CommandNotFound(format!("{name}: No such file or directory")));
+    }
+    for dir in path_var.split(':').filter(|d| !d.is_empty()) {
+        let candidate = Path::new(dir).join(name);
+        if is_exec_file(&candidate) {
+            return Ok(candidate);
+        }
+    }
+    Err(PlanError::CommandNotFound(format!(
+        "{name}: command not found on the sandbox PATH ({path_var})"
+    )))
+}
+
+fn resolve_grant(
+    field: &str,
+    text: &str,
+    expanded: &str,
+    cwd: &Path,
+    run_dir: &Path,
+    access: Access,
+) -> Result<Grant, PlanError> {
+    let raw = normalize(&cwd.join(expanded));
+    let named = if expanded == text { text.to_string() } else { format!("{text} ({expanded})") };
+    let requested = raw.to_string_lossy().into_owned();
+    if raw.starts_with(run_dir) {
+        // Created by cw-exec for this run; it does not exist yet when planned.
+        return Ok(Grant { path: raw, requested, access, is_dir: true, per_run: true });
+    }
+    let path = std::fs::canonicalize(&raw).map_err(|e| bad(format!("{field} {named}: {e}")))?;
+    let meta = std::fs::metadata(&path).map_err(|e| bad(format!("{field} {named}: {e}")))?;
+    use nix::unistd::AccessFlags;
+    let mut need = AccessFlags::R_OK;
+    if meta.is_dir() {
+        need |= AccessFlags::X_OK;
+    }
+    if access.write {
+        need |= AccessFlags::W_OK;
+    }
+    if access.exec && !meta.is_dir() {
+        need |= AccessFlags::X_OK;
+    }
+    nix::unistd::access(&path, need).map_err(|e| {
+        bad(format!("{field} {named}: {} ({})", e.desc(), if access.write { "needs read and write access" } else { "needs read access" }))
+    })?;
+    Ok(Grant { path, requested, access, is_dir: meta.is_dir(), per_run: false })
+}
+
+/// Lexically normalizes an absolute path (drops `.` and resolves `..`) for per-run paths,
+/// which cannot be canonicalized before they exist.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for comp in path.components() {
+        match comp {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::Normal(c) => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Adds a grant, merging access with an earlier grant of the same path.
+fn merge_grant(grants: &mut Vec<Grant>, grant: Grant) {
+    if let Some(existing) = grants.iter_mut().find(|g| g.path == grant.path) {
+        existing.access.read |= grant.access.read;
+        existing.access.write |= grant.access.write;
+        existing.access.exec |= grant.access.exec;
+    } else {
+        grants.push(grant);
+    }
+}
+
+/// The runtime allowance on this host (existing entries only, symlinks resolved, deduplicated).
+pub fn runtime_allowance(exec_allowlist: bool) -> Vec<Grant> {
+    let mut out: Vec<Grant> = Vec::new();
+    let mut add = |requested: &str, access: Access| {
+        let Ok(path) = std::fs::canonicalize(requested) else { return };
+        let Ok(meta) = std::fs::metadata(&path) else { return };
+        merge_grant(&mut out, Grant { path, requested: requested.to_string(), access, is_dir: meta.is_dir(), per_run: false });
+    };
+    for p in RUNTIME_READ {
+        add(p, Access { read: true, write: false, exec: !exec_allowlist });
+    }
+    if exec_allowlist {
+        for p in DYNAMIC_LOADERS {
+            add(p, Access { read: true, write: false, exec: true });
+        }
+    }
+    for (p, writable) in RUNTIME_DEVICES {
+        add(p, Access { read: true, write: *writable, exec: false });
+    }
+    out.push(Grant {
+        path: PathBuf::from("/proc"),
+        requested: "/proc (this sandbox's own PID namespace)".into(),
+        access: Access { read: true, write: false, exec: false },
+        is_dir: true,
+        per_run: false,
+    });
+    out
+}
+
+/// Namespace inodes of the calling process, keyed by namespace name.
+pub fn namespace_inodes(pid: &str) -> BTreeMap<String, u64> {
+    ["user", "mnt", "pid", "net", "ipc", "uts", "cgroup"]
+        .iter()
+        .filter_map(|ns| {
+            std::fs::metadata(format!("/proc/{pid}/ns/{ns}"))
+                .ok()
+                .map(|m| (ns.to_string(), m.ino()))
+        })
+        .collect()
+}
+
+/// A path's bytes as a C string (paths from the plan never contain NUL).
+pub fn c_path(path: &Path) -> CString {
+    CString::new(path.as_os_str().as_bytes()).expect("paths from the filesystem contain no NUL")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtime_allowance_holds_no_credentials() {
+        let forbidden = ["/etc/shadow", "/etc/gshadow", "/etc/sudoers", "/etc/sudoers.d", "/etc/ssh", "/root", "/home", "/etc/ssl/private"];
+        for exec in [false, true] {
+            for g in runtime_allowance(exec) {
+                for f in forbidden {
+                    assert!(!Path::new(f).starts_with(&g.path), "{} would expose {f}", g.path.display());
+                }
+            }
+        }
+    }
+}
+
+impl Plan {
+    /// The plan as text, for `cw-exec explain`.
+    pub fn explain(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let _ = writeln!(s, "profile      {}", self.profile_id);
+        let _ = writeln!(s, "command      {} (execve {})", self.command_line(), self.command_path.display());
+        let _ = writeln!(s, "cwd          {}", self.cwd.display());
+        let _ = writeln!(s, "private tmp  {} (created per run, removed after)", self.tmp.display());
+        let _ = writeln!(s, "network      {}", self.net);
+        let _ = writeln!(s, "exec         {}", if self.exec_allowlist { "allowlist (only files marked exec)" } else { "any readable file" });
+        if let Some(t) = self.timeout {
+            let _ = writeln!(s, "timeout      {:.3}s", t.as_secs_f64());
+        }
+        let _ = writeln!(s, "\ngrants (Landlock ABI {}):", self.landlock.0);
+        for g in &self.grants {
+            let _ = writeln!(s, "  {:<14} {}{}", g.access.describe(), g.path.display(),
+                if g.requested != g.path.to_string_lossy() { format!("  (from {})", g.requested) } else { String::new() });
+        }
+        let _ = writeln!(s, "\nruntime allowance:");
+        for g in &self.runtime {
+            let _ = writeln!(s, "  {:<14} {}", g.access.describe(), g.path.display());
+        }
+        let _ = writeln!(s, "\nmount view:");
+        for m in crate::kernel::mount_view::describe(self) {
+            let _ = writeln!(s, "  {m}");
+        }
+        let _ = writeln!(s, "\nseccomp ({} filters, sha256 {}):", self.seccomp.filters.len(), self.seccomp.sha256);
+        for d in &self.seccomp.denies {
+            let _ = writeln!(s, "  deny {d}");
+        }
+        let _ = writeln!(s, "\nenvironment (built from scratch; names only):");
+        let _ = writeln!(s, "  {}", self.env.keys().cloned().collect::<Vec<_>>().join(" "));
+        let _ = writeln!(s, "\nrequired dimensions: {}", crate::attest::required(self).join(", "));
+        for (dim, gaps) in crate::attest::gaps(self) {
+            for g in gaps {
+                let _ = writeln!(s, "  gap ({dim}): {g}");
+            }
+        }
+        s
+    }
+}

@@ -1,0 +1,254 @@
+//! Policy types and parsing. No side effects: nothing here touches the filesystem except
+//! reading a profile file the user named.
+//!
+//! A profile is a TOML file with the same fields as the `run` flags; flags add to a profile.
+//! Unknown keys are errors (`deny_unknown_fields`), so a typo can never silently widen or
+//! narrow a policy.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+/// Network policy for the sandbox.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetMode {
+    /// No network at all: a fresh network namespace with no interface up, no TCP through
+    /// Landlock, and no socket family but AF_UNIX through seccomp.
+    None,
+    /// A private loopback interface inside a fresh network namespace.
+    Loopback,
+    /// The host's network, unrestricted (network is then not a required dimension).
+    Host,
+}
+
+impl NetMode {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text {
+            "none" => Ok(NetMode::None),
+            "loopback" => Ok(NetMode::Loopback),
+            "host" => Ok(NetMode::Host),
+            other => Err(format!(
+                "unknown network mode {other:?}: expected none, loopback or host"
+            )),
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NetMode::None => "none",
+            NetMode::Loopback => "loopback",
+            NetMode::Host => "host",
+        }
+    }
+}
+
+impl fmt::Display for NetMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The `[env]` table of a profile.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvPolicy {
+    /// Names copied from cw-exec's own environment when set there.
+    #[serde(default)]
+    pub expose: Vec<String>,
+    /// Variables set to a fixed value (path tokens are expanded in values).
+    #[serde(default)]
+    pub set: BTreeMap<String, String>,
+}
+
+/// A sandbox profile: what a bundled `policies/*.toml` or a user's profile file contains.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// One line on what the profile is for.
+    #[serde(default)]
+    pub description: String,
+    /// Paths readable (files and directory listing) beneath.
+    #[serde(default)]
+    pub read: Vec<String>,
+    /// Paths readable and writable (create, delete, rename, truncate) beneath.
+    #[serde(default)]
+    pub write: Vec<String>,
+    /// Exec allowlist. Absent: any readable file may be executed. Present (even empty):
+    /// only these files, or files beneath these directories, may be executed.
+    #[serde(default)]
+    pub exec: Option<Vec<String>>,
+    /// Network mode; `none` when absent.
+    #[serde(default)]
+    pub net: Option<NetMode>,
+    /// Wall-clock timeout in seconds.
+    #[serde(default)]
+    pub timeout: Option<f64>,
+    /// Refuse to run unless the kernel offers at least this Landlock ABI.
+    #[serde(default)]
+    pub min_landlock_abi: Option<u32>,
+    #[serde(default)]
+    pub env: EnvPolicy,
+}
+
+/// The bundled profiles, compiled into the binary so `--profile NAME` never depends on
+/// where cw-exec was installed.
+pub const BUNDLED: &[(&str, &str)] = &[
+    ("default", include_str!("../policies/default.toml")),
+    ("readonly", include_str!("../policies/readonly.toml")),
+    ("workspace-write", include_str!("../policies/workspace-write.toml")),
+    ("locked-down", include_str!("../policies/locked-down.toml")),
+    ("agent", include_str!("../policies/agent.toml")),
+    ("ci", include_str!("../policies/ci.toml")),
+];
+
+impl Profile {
+    /// Parses profile text; `origin` names the file or bundled profile in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Profile, String> {
+        let profile: Profile =
+            toml::from_str(text).map_err(|e| format!("profile {origin}: {}", e.to_string().trim()))?;
+        if let Some(t) = profile.timeout {
+            check_timeout(t).map_err(|e| format!("profile {origin}: timeout: {e}"))?;
+        }
+        for name in &profile.env.expose {
+            check_env_name(name).map_err(|e| format!("profile {origin}: env.expose: {e}"))?;
+        }
+        for name in profile.env.set.keys() {
+            check_env_name(name).map_err(|e| format!("profile {origin}: env.set: {e}"))?;
+        }
+        Ok(profile)
+    }
+
+    /// Loads a bundled profile by name, or a profile file by path (anything containing
+    /// `/` or ending in `.toml` is a path).
+    pub fn load(name_or_path: &str) -> Result<(String, Profile), String> {
+        if let Some((name, text)) = BUNDLED.iter().find(|(n, _)| *n == name_or_path) {
+            return Ok((name.to_string(), Profile::parse(text, name)?));
+        }
+        if name_or_path.contains('/') || name_or_path.ends_with(".toml") {
+            let path = Path::new(name_or_path);
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("profile {name_or_path}: {e}"))?;
+            let id = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| name_or_path.to_string());
+            return Ok((id, Profile::parse(&text, name_or_path)?));
+        }
+        Err(format!(
+            "unknown profile {name_or_path:?}: bundled profiles are {}; a profile file path must contain '/' or end in .toml",
+            BUNDLED.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+        ))
+    }
+}
+
+pub fn check_timeout(seconds: f64) -> Result<(), String> {
+    if seconds.is_finite() && seconds > 0.0 && seconds <= 31_536_000.0 {
+        Ok(())
+    } else {
+        Err(format!("{seconds} is not a number of seconds in (0, 31536000]"))
+    }
+}
+
+/// An environment variable name must be non-empty and free of `=` and NUL, or execve
+/// would receive a different variable than the one named.
+pub fn check_env_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.contains('=') || name.contains('\0') {
+        Err(format!("{name:?} is not a valid environment variable name"))
+    } else {
+        Ok(())
+    }
+}
+
+/// Values the path tokens stand for in one run.
+pub struct Tokens<'a> {
+    pub cwd: &'a Path,
+    pub home: &'a Path,
+    pub tmp: &'a Path,
+    /// The resolved command (absolute, symlinks followed), when it could be resolved.
+    pub command: Option<&'a Path>,
+}
+
+impl Tokens<'_> {
+    /// Expands a leading `$cwd`, `$home`, `$tmp`, `$command` or `$command_dir`, which may be
+    /// followed by `/more/path`. Anything else starting with `$` is an error, so a typo is
+    /// never taken as a relative path.
+    pub fn expand(&self, text: &str) -> Result<String, String> {
+        let Some(rest) = text.strip_prefix('$') else {
+            return Ok(text.to_string());
+        };
+        let (name, tail) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, ""),
+        };
+        let base: &Path = match name {
+            "cwd" => self.cwd,
+            "home" => self.home,
+            "tmp" => self.tmp,
+            "command" | "command_dir" => {
+                let cmd = self.command.ok_or_else(|| {
+                    format!("{text}: ${name} is used but the command could not be resolved to a file")
+                })?;
+                if name == "command" {
+                    cmd
+                } else {
+                    cmd.parent().unwrap_or(Path::new("/"))
+                }
+            }
+            _ => {
+                return Err(format!(
+                    "{text}: unknown token ${name} (known: $cwd, $home, $tmp, $command, $command_dir)"
+                ))
+            }
+        };
+        let mut out = base.to_string_lossy().into_owned();
+        if !tail.is_empty() {
+            out.push_str(tail);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_bundled_profile_parses() {
+        for (name, text) in BUNDLED {
+            Profile::parse(text, name).unwrap();
+        }
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Profile::parse("reed = [\"/x\"]\n", "t.toml").unwrap_err();
+        assert!(err.contains("reed"), "{err}");
+    }
+
+    #[test]
+    fn unknown_env_key_is_named() {
+        let err = Profile::parse("[env]\nexpsoe = []\n", "t.toml").unwrap_err();
+        assert!(err.contains("expsoe"), "{err}");
+    }
+
+    #[test]
+    fn bad_net_mode_is_an_error() {
+        assert!(Profile::parse("net = \"lan\"\n", "t.toml").is_err());
+    }
+
+    #[test]
+    fn tokens_compose() {
+        let t = Tokens {
+            cwd: Path::new("/w"),
+            home: Path::new("/h"),
+            tmp: Path::new("/t"),
+            command: Some(Path::new("/usr/bin/x")),
+        };
+        assert_eq!(t.expand("$cwd/target").unwrap(), "/w/target");
+        assert_eq!(t.expand("$tmp").unwrap(), "/t");
+        assert_eq!(t.expand("$command_dir").unwrap(), "/usr/bin");
+        assert_eq!(t.expand("/abs").unwrap(), "/abs");
+        assert!(t.expand("$cwdx").unwrap_err().contains("$cwdx"));
+    }
+}

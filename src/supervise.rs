@@ -1,0 +1,354 @@
+//! cw-exec's side of a run: create the per-run directory, start init in fresh namespaces,
+//! map its identity, relay stdout (hashing it), forward signals, enforce the timeout, and
+//! clean up whatever happens.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::DirBuilderExt;
+use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
+use sha2::{Digest, Sha256};
+
+use crate::attest::KernelReadback;
+use crate::child::{self, Message, FORWARDED, TERMINATE_TREE};
+use crate::plan::{namespace_inodes, Plan};
+use crate::policy::NetMode;
+use crate::sys;
+
+/// After a timeout, how long the tree gets between SIGTERM and SIGKILL.
+pub const KILL_GRACE: Duration = Duration::from_secs(2);
+
+/// How a run ended, as cw-exec observed it.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub exit_code: i32,
+    /// The command's own exit code, or None if it was killed by a signal or never ran.
+    pub child_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub timed_out: bool,
+    pub duration: Duration,
+    pub readback: Option<KernelReadback>,
+    /// Why nothing was executed, if so: (mechanism or step, message).
+    pub refusal: Option<(String, String)>,
+    pub exec_error: Option<String>,
+    pub stdout_sha256: Option<String>,
+    pub stdout_bytes: u64,
+}
+
+pub fn run(plan: &Plan, capture_stdout: bool) -> Outcome {
+    let started = Instant::now();
+    let mut outcome = match prepare_run_dir(plan) {
+        Ok(()) => supervise(plan, capture_stdout),
+        Err(message) => refused("per-run directory", message),
+    };
+    // Remove the per-run directory whatever happened. remove_dir_all does not follow
+    // symlinks the sandbox may have planted in its tmp.
+    if let Err(e) = std::fs::remove_dir_all(&plan.run_dir) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            eprintln!("cw-exec: warning: could not remove {}: {e}", plan.run_dir.display());
+        }
+    }
+    outcome.duration = started.elapsed();
+    outcome
+}
+
+fn refused(step: &str, message: String) -> Outcome {
+    Outcome { exit_code: 125, refusal: Some((step.to_string(), message)), ..Default::default() }
+}
+
+fn prepare_run_dir(plan: &Plan) -> Result<(), String> {
+    let mk = |path: &std::path::Path, recursive: bool| {
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .recursive(recursive)
+            .create(path)
+            .map_err(|e| format!("creating {}: {e}", path.display()))
+    };
+    mk(&plan.run_dir, false)?;
+    mk(&plan.run_dir.join("root"), false)?;
+    mk(&plan.tmp, false)?;
+    for grant in plan.grants.iter().filter(|g| g.per_run) {
+        mk(&grant.path, true)?;
+    }
+    Ok(())
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))
+}
+
+fn supervise(plan: &Plan, capture_stdout: bool) -> Outcome {
+    let host_ns = namespace_inodes("self");
+
+    // Signals we forward or watch are blocked and read through a signalfd; init inherits
+    // the mask and waits for them synchronously.
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGCHLD);
+    for sig in FORWARDED {
+        mask.add(sig);
+    }
+    if let Err(e) = mask.thread_block() {
+        return refused("blocking signals", e.to_string());
+    }
+    let signals = match SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK) {
+        Ok(fd) => fd,
+        Err(e) => return refused("signalfd", e.to_string()),
+    };
+
+    let (go_read, go_write) = match pipe() {
+        Ok(p) => p,
+        Err(e) => return refused("pipes", e),
+    };
+    let (report_read, report_write) = match pipe() {
+        Ok(p) => p,
+        Err(e) => return refused("pipes", e),
+    };
+    let stdout_pipe = if capture_stdout {
+        match pipe() {
+            Ok(p) => Some(p),
+            Err(e) => return refused("pipes", e),
+        }
+    } else {
+        None
+    };
+
+    let mut flags = libc::CLONE_NEWUSER
+        | libc::CLONE_NEWNS
+        | libc::CLONE_NEWPID
+        | libc::CLONE_NEWIPC
+        | libc::CLONE_NEWUTS
+        | libc::CLONE_NEWCGROUP;
+    if plan.net != NetMode::Host {
+        flags |= libc::CLONE_NEWNET;
+    }
+    let init = match sys::clone_into_namespaces(flags) {
+        Ok(Some(pid)) => pid,
+        Ok(None) => {
+            drop(go_write);
+            drop(report_read);
+            drop(signals);
+            if let Some((read, write)) = stdout_pipe {
+                drop(read);
+                if nix::unistd::dup2_stdout(&write).is_err() {
+                    std::process::exit(125);
+                }
+            }
+            child::init_main(plan, &host_ns, go_read, report_write)
+        }
+        Err(e) => {
+            return refused(
+                "user namespaces",
+                format!(
+                    "cannot create the sandbox's namespaces (clone: {e}); user namespaces are unavailable to this user{}",
+                    if e.raw_os_error() == Some(libc::EPERM) || e.raw_os_error() == Some(libc::ENOSPC) {
+                        " (check kernel.unprivileged_userns_clone, user.max_user_namespaces and AppArmor's restrict_unprivileged_userns)"
+                    } else {
+                        ""
+                    }
+                ),
+            )
+        }
+    };
+    drop(go_read);
+    drop(report_write);
+    let stdout_read = stdout_pipe.map(|(read, write)| {
+        drop(write);
+        read
+    });
+
+    if let Err(e) = write_id_maps(init, plan.uid, plan.gid) {
+        let _ = kill(init, Signal::SIGKILL);
+        let _ = waitpid(init, None);
+        return refused("user namespace identity map", e);
+    }
+    let _ = nix::unistd::write(&go_write, b"g");
+    drop(go_write);
+
+    relay(plan, init, signals, report_read, stdout_read)
+}
+
+/// Maps the caller's uid/gid to themselves inside the new user namespace. Root maps the
+/// whole range so file ownership reads the same inside; everyone else may map only
+/// themselves (and must give up setgroups to do so).
+pub fn write_id_maps(pid: Pid, uid: u32, gid: u32) -> Result<(), String> {
+    let write = |file: &str, text: &str| {
+        std::fs::write(format!("/proc/{pid}/{file}"), text).map_err(|e| format!("writing {file}: {e}"))
+    };
+    if uid == 0 {
+        write("uid_map", "0 0 4294967295\n")?;
+        write("gid_map", "0 0 4294967295\n")?;
+    } else {
+        write("setgroups", "deny")?;
+        write("uid_map", &format!("{uid} {uid} 1\n"))?;
+        write("gid_map", &format!("{gid} {gid} 1\n"))?;
+    }
+    Ok(())
+}
+
+fn relay(
+    plan: &Plan,
+    init: Pid,
+    signals: SignalFd,
+    report: OwnedFd,
+    mut stdout: Option<OwnedFd>,
+) -> Outcome {
+    let mut outcome = Outcome::default();
+    let mut report_file = Some(std::fs::File::from(report));
+    let mut report_buf: Vec<u8> = Vec::new();
+    let mut hasher = stdout.as_ref().map(|_| Sha256::new());
+    let mut out = std::io::stdout().lock();
+    let mut buf = vec![0u8; 64 * 1024];
+    let deadline = plan.timeout.map(|t| Instant::now() + t);
+    let mut kill_at: Option<Instant> = None;
+    let mut exit_message: Option<(Option<i32>, Option<i32>)> = None;
+
+    while report_file.is_some() || stdout.is_some() {
+        let now = Instant::now();
+        if let Some(at) = kill_at {
+            if now >= at {
+                let _ = kill(init, Signal::SIGKILL);
+                kill_at = None;
+            }
+        } else if let Some(d) = deadline {
+            if now >= d && !outcome.timed_out {
+                outcome.timed_out = true;
+                let _ = kill(init, TERMINATE_TREE);
+                kill_at = Some(now + KILL_GRACE);
+            }
+        }
+        let next = [kill_at, if outcome.timed_out { None } else { deadline }]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|t| t.saturating_duration_since(Instant::now()));
+        let timeout = match next {
+            Some(d) => PollTimeout::try_from(d.as_millis().min(60_000) as i32 + 1).unwrap_or(PollTimeout::MAX),
+            None => PollTimeout::NONE,
+        };
+
+        let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+        let report_idx = report_file.as_ref().map(|f| {
+            fds.push(PollFd::new(f.as_fd(), PollFlags::POLLIN));
+            fds.len() - 1
+        });
+        let stdout_idx = stdout.as_ref().map(|f| {
+            fds.push(PollFd::new(f.as_fd(), PollFlags::POLLIN));
+            fds.len() - 1
+        });
+        match poll(&mut fds, timeout) {
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => break,
+        }
+        let ready = |i: Option<usize>| {
+            i.and_then(|i| fds[i].revents())
+                .map(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR))
+                .unwrap_or(false)
+        };
+        let (sig_ready, report_ready, stdout_ready) = (ready(Some(0)), ready(report_idx), ready(stdout_idx));
+        drop(fds);
+
+        if sig_ready {
+            while let Ok(Some(info)) = signals.read_signal() {
+                let sig = info.ssi_signo as i32;
+                if sig != libc::SIGCHLD {
+                    if let Ok(s) = Signal::try_from(sig) {
+                        let _ = kill(init, s);
+                    }
+                }
+            }
+        }
+        if report_ready {
+            let f = report_file.as_mut().unwrap();
+            match f.read(&mut buf) {
+                Ok(0) | Err(_) => report_file = None,
+                Ok(n) => report_buf.extend_from_slice(&buf[..n]),
+            }
+            while let Some(pos) = report_buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = report_buf.drain(..=pos).collect();
+                match serde_json::from_slice::<Message>(&line) {
+                    Ok(message) => apply(&mut outcome, &mut exit_message, message),
+                    Err(e) => {
+                        outcome.refusal.get_or_insert(("report".into(), format!("unreadable report from the sandbox: {e}")));
+                    }
+                }
+            }
+        }
+        if stdout_ready {
+            let fd = stdout.as_ref().unwrap();
+            match nix::unistd::read(fd, &mut buf) {
+                Ok(0) => stdout = None,
+                Ok(n) => {
+                    if let Some(h) = hasher.as_mut() {
+                        h.update(&buf[..n]);
+                    }
+                    outcome.stdout_bytes += n as u64;
+                    if out.write_all(&buf[..n]).and_then(|_| out.flush()).is_err() {
+                        // Our stdout is gone (a closed pipe): close the child's too, so it
+                        // sees EPIPE/SIGPIPE as it would have without cw-exec in between.
+                        stdout = None;
+                    }
+                }
+                Err(nix::errno::Errno::EINTR) | Err(nix::errno::Errno::EAGAIN) => {}
+                Err(_) => stdout = None,
+            }
+        }
+    }
+
+    let status = loop {
+        match waitpid(init, None) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            other => break other,
+        }
+    };
+    outcome.stdout_sha256 = hasher.map(|h| crate::kernel::seccomp::hex(&h.finalize()));
+    outcome.exit_code = if outcome.timed_out {
+        124
+    } else if outcome.refusal.is_some() {
+        125
+    } else if let Some(code) = outcome.exec_error.as_ref().map(|_| outcome.exit_code) {
+        code
+    } else if let Some((code, signal)) = exit_message {
+        outcome.child_code = code;
+        outcome.signal = signal;
+        code.unwrap_or_else(|| 128 + signal.unwrap_or(0))
+    } else {
+        // init ended without reporting the command's end: it was killed (OOM, SIGKILL).
+        let why = match status {
+            Ok(WaitStatus::Signaled(_, sig, _)) => format!("killed by {sig:?}"),
+            Ok(WaitStatus::Exited(_, code)) => format!("exited with {code}"),
+            other => format!("{other:?}"),
+        };
+        outcome.refusal = Some(("init".into(), format!("the sandbox's init ended before the command did ({why})")));
+        125
+    };
+    if outcome.timed_out {
+        outcome.signal = exit_message.and_then(|(_, s)| s);
+        outcome.child_code = exit_message.and_then(|(c, _)| c);
+    }
+    outcome
+}
+
+fn apply(outcome: &mut Outcome, exit: &mut Option<(Option<i32>, Option<i32>)>, message: Message) {
+    match message {
+        Message::SetupError { step, message } => outcome.refusal = Some((step, message)),
+        Message::Refused { readback, unenforceable } => {
+            outcome.refusal = Some((
+                "read-back".into(),
+                format!("the kernel read-back does not prove: {}", unenforceable.join(", ")),
+            ));
+            outcome.readback = Some(*readback);
+        }
+        Message::Readback { readback } => outcome.readback = Some(*readback),
+        Message::ExecError { errno, message } => {
+            outcome.exit_code = if errno == libc::ENOENT { 127 } else { 126 };
+            outcome.exec_error = Some(message);
+        }
+        Message::Exit { code, signal } => *exit = Some((code, signal)),
+    }
+}

@@ -1,0 +1,248 @@
+//! Every `unsafe` block in cw-exec lives here, each with the reason it is sound.
+//! Everything else calls these safe wrappers, `nix`, `landlock`, `seccompiler` or `caps`.
+
+use std::ffi::CString;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use nix::unistd::Pid;
+
+fn cstring(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
+}
+
+/// `clone(2)` with fork semantics (no new stack: the child runs on a copy of the parent's)
+/// into the namespaces named by `flags`. Returns `None` in the child.
+///
+/// The caller must be single-threaded: the child gets a copy of only the calling thread,
+/// so a lock held by another thread (the allocator's, say) would stay locked forever.
+/// cw-exec starts no threads before this point.
+pub fn clone_into_namespaces(flags: libc::c_int) -> io::Result<Option<Pid>> {
+    // SAFETY: raw clone with a NULL stack behaves like fork(2): the child continues on a
+    // copy-on-write copy of this stack. The pointer arguments (parent_tid, child_tid, tls)
+    // are NULL and unused because no CLONE_*TID/SETTLS flags are passed.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (flags | libc::SIGCHLD) as libc::c_ulong,
+            std::ptr::null_mut::<libc::c_void>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            0 as libc::c_ulong,
+        )
+    };
+    match ret {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(None),
+        pid => Ok(Some(Pid::from_raw(pid as libc::pid_t))),
+    }
+}
+
+pub const MOUNT_ATTR_RDONLY: u64 = 0x0000_0001;
+pub const MOUNT_ATTR_NOSUID: u64 = 0x0000_0002;
+pub const MOUNT_ATTR_NODEV: u64 = 0x0000_0004;
+pub const MOUNT_ATTR_NOEXEC: u64 = 0x0000_0008;
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// `mount_setattr(2)` (Linux 5.12): change per-mount flags on `path`, and with `recursive`
+/// on every mount beneath it, in one call. Used to turn a bind mount read-only / noexec
+/// without having to restate (and risk clearing) the flags the kernel locked on it.
+pub fn mount_setattr(path: &Path, recursive: bool, set: u64, clear: u64) -> io::Result<()> {
+    let c_path = cstring(path)?;
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clear,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let flags = libc::AT_NO_AUTOMOUNT | if recursive { libc::AT_RECURSIVE } else { 0 };
+    // SAFETY: c_path is a valid NUL-terminated string and attr a properly laid-out
+    // struct mount_attr that outlives the call; its size is passed alongside.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            c_path.as_ptr(),
+            flags as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Marks every descriptor from `first` upward close-on-exec, so nothing but 0, 1, 2
+/// crosses `execve` into the sandbox (Linux 5.11 `CLOSE_RANGE_CLOEXEC`).
+pub fn cloexec_from(first: u32) -> io::Result<()> {
+    // SAFETY: close_range takes plain integers; CLOSE_RANGE_CLOEXEC closes nothing, it
+    // only sets FD_CLOEXEC, so no descriptor Rust still owns is invalidated.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC as libc::c_uint,
+        )
+    };
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+const SECBIT_NOROOT: libc::c_ulong = 1 << 0;
+const SECBIT_NOROOT_LOCKED: libc::c_ulong = 1 << 1;
+const SECBIT_NO_SETUID_FIXUP: libc::c_ulong = 1 << 2;
+const SECBIT_NO_SETUID_FIXUP_LOCKED: libc::c_ulong = 1 << 3;
+const SECBIT_KEEP_CAPS_LOCKED: libc::c_ulong = 1 << 5;
+const SECBIT_NO_CAP_AMBIENT_RAISE: libc::c_ulong = 1 << 6;
+const SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED: libc::c_ulong = 1 << 7;
+
+/// Locks the securebits so that uid 0 never regains capabilities on execve (NOROOT), a
+/// setuid transition never grants any, and ambient capabilities cannot be raised.
+/// Needs CAP_SETPCAP, so it runs before capabilities are dropped.
+pub fn lock_securebits() -> io::Result<()> {
+    let bits = SECBIT_NOROOT
+        | SECBIT_NOROOT_LOCKED
+        | SECBIT_NO_SETUID_FIXUP
+        | SECBIT_NO_SETUID_FIXUP_LOCKED
+        | SECBIT_KEEP_CAPS_LOCKED
+        | SECBIT_NO_CAP_AMBIENT_RAISE
+        | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
+    // SAFETY: PR_SET_SECUREBITS takes an integer argument and touches no memory of ours.
+    let ret = unsafe { libc::prctl(libc::PR_SET_SECUREBITS, bits, 0, 0, 0) };
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Brings the loopback interface of the current network namespace up
+/// (`SIOCSIFFLAGS` on `lo`), the whole of `--net loopback`'s set-up.
+pub fn loopback_up() -> io::Result<()> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: socket() takes integers; the returned descriptor is owned by `sock` at once.
+    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let sock = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: ifreq is plain old data; all-zero is a valid value for every field.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: the union field written is the one SIOCSIFFLAGS reads; `req` outlives the
+    // ioctl, which reads (and for SIOCGIFFLAGS writes) only within the struct.
+    unsafe {
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Calls `io_uring_setup(2)` with invalid arguments and returns the errno. With the
+/// seccomp filter installed this is EPERM; without it the kernel answers EFAULT (or
+/// ENOSYS where io_uring is compiled out). Used as a read-back probe of the live filter.
+pub fn io_uring_setup_errno() -> i32 {
+    // SAFETY: entries=0 and a NULL params pointer: the kernel rejects the call without
+    // writing anywhere (or seccomp rejects it before the kernel looks at it).
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_io_uring_setup,
+            0 as libc::c_uint,
+            std::ptr::null_mut::<libc::c_void>(),
+        )
+    };
+    if ret == -1 {
+        io::Error::last_os_error().raw_os_error().unwrap_or(0)
+    } else {
+        0
+    }
+}
+
+/// Overwrites the strings of the environment this process was started with. A forked
+/// process keeps its parent's initial environment block in memory, and the kernel serves
+/// `/proc/PID/environ` straight from that block; init, a fork of cw-exec that never execs,
+/// must not expose cw-exec's environment that way.
+pub fn scrub_initial_environment() {
+    extern "C" {
+        static mut environ: *const *mut libc::c_char;
+    }
+    // SAFETY: this process is single-threaded here (init of the sandbox, just forked), so
+    // nothing reads the environment concurrently. Each entry is a NUL-terminated string in
+    // writable memory (the initial stack or a libc allocation); we only overwrite bytes
+    // before its terminator with zeros, never past it.
+    unsafe {
+        let mut entry = environ;
+        if entry.is_null() {
+            return;
+        }
+        while !(*entry).is_null() {
+            let s = *entry;
+            let len = libc::strlen(s);
+            std::ptr::write_bytes(s, 0, len);
+            entry = entry.add(1);
+        }
+    }
+}
+
+/// The Landlock ABI version the running kernel offers: `landlock_create_ruleset(NULL, 0,
+/// LANDLOCK_CREATE_RULESET_VERSION)`. 0 when Landlock is not built in or not enabled at boot;
+/// the error says which.
+pub fn landlock_abi() -> Result<u32, io::Error> {
+    const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
+    // SAFETY: with a NULL attribute pointer and size 0 the kernel reads no memory; the
+    // VERSION flag makes it return the ABI number instead of creating a ruleset.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<libc::c_void>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret as u32)
+    }
+}
+
+/// Restores default dispositions for every catchable signal and unblocks them all.
+/// Ignored signals and the signal mask survive execve; the Rust runtime ignores SIGPIPE and
+/// cw-exec blocks the signals it forwards, and the sandboxed command must see neither.
+pub fn reset_signals_for_exec() {
+    use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
+    for sig in 1..=31 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: installing SIG_DFL runs no code of ours in signal context, so there is
+        // no handler whose safety could be in question.
+        unsafe {
+            libc::signal(sig, libc::SIG_DFL);
+        }
+    }
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+}
