@@ -1,0 +1,266 @@
+//! Test helper (built by `cargo test`): attempts one operation and prints `ok`, or the
+//! errno name the kernel answered (`EACCES`, `EPERM`, ...), then exits 0. The integration
+//! tests run it inside the sandbox to attempt each violation for real.
+//!
+//!   violate ACTION [ARGS...]
+//!
+//! This is test code, not part of cw-exec: it calls libc directly where that is the point.
+
+use std::ffi::CString;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+
+fn c(s: &str) -> CString {
+    CString::new(s).unwrap()
+}
+
+fn errno_name(e: i32) -> String {
+    format!("{:?}", nix::errno::Errno::from_raw(e))
+}
+
+/// Prints `ok` for a non-negative return, else the errno name.
+fn report(ret: i64) {
+    if ret < 0 {
+        println!("{}", errno_name(std::io::Error::last_os_error().raw_os_error().unwrap_or(0)));
+    } else {
+        println!("ok");
+    }
+}
+
+fn result<T>(r: std::io::Result<T>) {
+    match r {
+        Ok(_) => println!("ok"),
+        Err(e) => println!("{}", e.raw_os_error().map(errno_name).unwrap_or_else(|| e.to_string())),
+    }
+}
+
+fn family(name: &str) -> i32 {
+    match name {
+        "unix" => libc::AF_UNIX,
+        "inet" => libc::AF_INET,
+        "inet6" => libc::AF_INET6,
+        "packet" => libc::AF_PACKET,
+        "netlink" => libc::AF_NETLINK,
+        other => panic!("unknown family {other}"),
+    }
+}
+
+fn sock_type(name: &str) -> i32 {
+    match name {
+        "stream" => libc::SOCK_STREAM,
+        "dgram" => libc::SOCK_DGRAM,
+        "raw" => libc::SOCK_RAW,
+        other => panic!("unknown type {other}"),
+    }
+}
+
+fn sockaddr_in(host: &str, port: u16) -> libc::sockaddr_in {
+    let ip: std::net::Ipv4Addr = host.parse().unwrap();
+    let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    sa.sin_family = libc::AF_INET as u16;
+    sa.sin_port = port.to_be();
+    sa.sin_addr.s_addr = u32::from_ne_bytes(ip.octets());
+    sa
+}
+
+fn unix_addr(path: &[u8], abstract_name: bool) -> (libc::sockaddr_un, u32) {
+    let mut sa: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    sa.sun_family = libc::AF_UNIX as u16;
+    let offset = if abstract_name { 1 } else { 0 };
+    for (i, b) in path.iter().enumerate() {
+        sa.sun_path[i + offset] = *b as libc::c_char;
+    }
+    let len = std::mem::size_of::<libc::sa_family_t>() + path.len() + offset + if abstract_name { 0 } else { 1 };
+    (sa, len as u32)
+}
+
+fn exec(path: &str, args: &[String]) {
+    let argv: Vec<CString> = std::iter::once(path.to_string()).chain(args.iter().cloned()).map(|a| c(&a)).collect();
+    let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    ptrs.push(std::ptr::null());
+    let envp: [*const libc::c_char; 1] = [std::ptr::null()];
+    unsafe { libc::execve(argv[0].as_ptr(), ptrs.as_ptr(), envp.as_ptr()) };
+    report(-1);
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let a = |i: usize| args.get(i).cloned().unwrap_or_default();
+    let p = |i: usize| c(&a(i));
+    match a(0).as_str() {
+        "noop" => println!("executed"),
+        "read" => result(std::fs::File::open(a(1)).and_then(|mut f| {
+            let mut b = [0u8; 1];
+            f.read(&mut b)
+        })),
+        "list" => result(std::fs::read_dir(a(1)).map(|d| d.count())),
+        "write" => result(std::fs::write(a(1), b"violated\n")),
+        "append" => result(std::fs::OpenOptions::new().append(true).open(a(1))),
+        "truncate" => report(unsafe { libc::truncate(p(1).as_ptr(), 0) } as i64),
+        "unlink" => report(unsafe { libc::unlink(p(1).as_ptr()) } as i64),
+        "rmdir" => report(unsafe { libc::rmdir(p(1).as_ptr()) } as i64),
+        "mkdir" => report(unsafe { libc::mkdir(p(1).as_ptr(), 0o755) } as i64),
+        "rename" => report(unsafe { libc::rename(p(1).as_ptr(), p(2).as_ptr()) } as i64),
+        "link" => report(unsafe { libc::link(p(1).as_ptr(), p(2).as_ptr()) } as i64),
+        "symlink" => report(unsafe { libc::symlink(p(1).as_ptr(), p(2).as_ptr()) } as i64),
+        "chmod" => report(unsafe { libc::chmod(p(1).as_ptr(), 0o777) } as i64),
+        "chown" => report(unsafe { libc::chown(p(1).as_ptr(), libc::getuid(), libc::getgid()) } as i64),
+        "setxattr" => report(unsafe {
+            libc::setxattr(p(1).as_ptr(), c("user.cwexec").as_ptr(), b"x".as_ptr() as *const _, 1, 0)
+        } as i64),
+        "utimes" => report(unsafe { libc::utimes(p(1).as_ptr(), std::ptr::null()) } as i64),
+        "mknod" => report(unsafe { libc::mknod(p(1).as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(1, 3)) } as i64),
+        "mkfifo" => report(unsafe { libc::mkfifo(p(1).as_ptr(), 0o644) } as i64),
+        "exec" => exec(&a(1), &args[2..]),
+        "ldso-exec" => exec("/lib64/ld-linux-x86-64.so.2", &args[1..]),
+        "memfd-exec" => unsafe {
+            let fd = libc::memfd_create(c("x").as_ptr(), 0);
+            if fd < 0 {
+                return report(-1);
+            }
+            let bytes = std::fs::read("/proc/self/exe").unwrap();
+            libc::write(fd, bytes.as_ptr() as *const _, bytes.len());
+            let argv = [c("violate"), c("noop")];
+            let ptrs = [argv[0].as_ptr(), argv[1].as_ptr(), std::ptr::null()];
+            let envp: [*const libc::c_char; 1] = [std::ptr::null()];
+            libc::fexecve(fd, ptrs.as_ptr(), envp.as_ptr());
+            report(-1)
+        },
+        "copy" => result(std::fs::copy(a(1), a(2))),
+        "socket" => report(unsafe { libc::socket(family(&a(1)), sock_type(&a(2)), 0) } as i64),
+        "tcp-connect" => unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+            if fd < 0 {
+                return report(-1);
+            }
+            let sa = sockaddr_in(&a(1), a(2).parse().unwrap());
+            report(libc::connect(fd, &sa as *const _ as *const libc::sockaddr, std::mem::size_of_val(&sa) as u32) as i64)
+        },
+        "tcp-listen" => unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+            if fd < 0 {
+                return report(-1);
+            }
+            let sa = sockaddr_in("127.0.0.1", a(1).parse().unwrap());
+            if libc::bind(fd, &sa as *const _ as *const libc::sockaddr, std::mem::size_of_val(&sa) as u32) < 0 {
+                return report(-1);
+            }
+            report(libc::listen(fd, 1) as i64)
+        },
+        "udp-send" => unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
+            if fd < 0 {
+                return report(-1);
+            }
+            let sa = sockaddr_in(&a(1), a(2).parse().unwrap());
+            report(libc::sendto(fd, b"x".as_ptr() as *const _, 1, 0, &sa as *const _ as *const libc::sockaddr, std::mem::size_of_val(&sa) as u32) as i64)
+        },
+        "unix-connect" | "abstract-connect" => unsafe {
+            let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0);
+            if fd < 0 {
+                return report(-1);
+            }
+            let (sa, len) = unix_addr(a(1).as_bytes(), a(0) == "abstract-connect");
+            report(libc::connect(fd, &sa as *const _ as *const libc::sockaddr, len) as i64)
+        },
+        "io-uring" => report(unsafe {
+            let mut params = [0u8; 120];
+            libc::syscall(libc::SYS_io_uring_setup, 4u32, params.as_mut_ptr())
+        }),
+        "bpf" => report(unsafe { libc::syscall(libc::SYS_bpf, 0, std::ptr::null::<u8>(), 0) }),
+        "perf" => report(unsafe { libc::syscall(libc::SYS_perf_event_open, std::ptr::null::<u8>(), 0, -1, -1, 0) }),
+        "keyctl" => report(unsafe { libc::syscall(libc::SYS_keyctl, 0, 0, 0, 0, 0) }),
+        "userfaultfd" => report(unsafe { libc::syscall(libc::SYS_userfaultfd, 0) }),
+        "unshare" => {
+            let flag = match a(1).as_str() {
+                "user" => libc::CLONE_NEWUSER,
+                "net" => libc::CLONE_NEWNET,
+                "mount" => libc::CLONE_NEWNS,
+                "pid" => libc::CLONE_NEWPID,
+                other => panic!("unknown namespace {other}"),
+            };
+            report(unsafe { libc::unshare(flag) } as i64)
+        }
+        "clone-newuser" => report(unsafe {
+            libc::syscall(libc::SYS_clone, (libc::CLONE_NEWUSER | libc::SIGCHLD) as u64, 0, 0, 0, 0)
+        }),
+        "clone3" => report(unsafe { libc::syscall(libc::SYS_clone3, std::ptr::null::<u8>(), 0) }),
+        "setns" => report(unsafe {
+            let fd = libc::open(p(1).as_ptr(), libc::O_RDONLY);
+            libc::setns(fd, 0)
+        } as i64),
+        "mount" => report(unsafe {
+            libc::mount(c("none").as_ptr(), p(1).as_ptr(), c("tmpfs").as_ptr(), 0, std::ptr::null())
+        } as i64),
+        "umount" => report(unsafe { libc::umount2(p(1).as_ptr(), libc::MNT_DETACH) } as i64),
+        "chroot" => report(unsafe { libc::chroot(p(1).as_ptr()) } as i64),
+        "ptrace" => report(unsafe { libc::ptrace(libc::PTRACE_ATTACH, a(1).parse::<i32>().unwrap(), 0, 0) }),
+        "kill" => report(unsafe { libc::kill(a(1).parse().unwrap(), a(2).parse().unwrap()) } as i64),
+        "setuid" => report(unsafe { libc::setuid(a(1).parse().unwrap()) } as i64),
+        "tiocsti" => report(unsafe {
+            let request: u64 = libc::TIOCSTI as u64 | if a(2) == "high" { 0xdead_0000_0000 } else { 0 };
+            let ch: libc::c_char = b'x' as libc::c_char;
+            libc::syscall(libc::SYS_ioctl, a(1).parse::<i32>().unwrap(), request, &ch as *const libc::c_char)
+        }),
+        "env" => {
+            for (k, v) in std::env::vars_os() {
+                println!("{}={}", k.to_string_lossy(), v.to_string_lossy());
+            }
+        }
+        "grep-environ" => {
+            // Reads every /proc/PID/environ this process can and reports any holding NEEDLE.
+            let needle = a(1);
+            let mut hits = vec![];
+            for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+                let name = entry.file_name();
+                if !name.as_bytes().iter().all(u8::is_ascii_digit) {
+                    continue;
+                }
+                if let Ok(bytes) = std::fs::read(entry.path().join("environ")) {
+                    if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                        hits.push(name.to_string_lossy().into_owned());
+                    }
+                }
+            }
+            println!("{}", if hits.is_empty() { "none".to_string() } else { hits.join(",") });
+        }
+        "pids" => {
+            let mut pids: Vec<u32> = std::fs::read_dir("/proc").unwrap().flatten()
+                .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok())).collect();
+            pids.sort();
+            println!("{}", pids.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(","));
+        }
+        "fds" => {
+            let mut fds: Vec<i32> = std::fs::read_dir("/proc/self/fd").unwrap().flatten()
+                .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok())).collect();
+            fds.sort();
+            // The last descriptor is the directory being listed.
+            fds.pop();
+            println!("{}", fds.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(","));
+        }
+        "status" => print!("{}", std::fs::read_to_string("/proc/self/status").unwrap()),
+        "ns" => println!("{}", std::fs::metadata(format!("/proc/self/ns/{}", a(1))).map(|m| std::os::unix::fs::MetadataExt::ino(&m)).unwrap_or(0)),
+        "exit" => std::process::exit(a(1).parse().unwrap()),
+        "signal" => unsafe {
+            libc::kill(libc::getpid(), a(1).parse().unwrap());
+            std::thread::sleep(std::time::Duration::from_secs(5));
+        },
+        "sleep" => std::thread::sleep(std::time::Duration::from_secs_f64(a(1).parse().unwrap())),
+        "echo-bytes" => {
+            use std::io::Write;
+            let n: usize = a(1).parse().unwrap();
+            let chunk: Vec<u8> = (0..=255u8).cycle().take(65536).collect();
+            let mut out = std::io::stdout().lock();
+            let mut left = n;
+            while left > 0 {
+                let k = left.min(chunk.len());
+                out.write_all(&chunk[..k]).unwrap();
+                left -= k;
+            }
+        }
+        other => {
+            eprintln!("violate: unknown action {other:?}");
+            std::process::exit(2);
+        }
+    }
+}

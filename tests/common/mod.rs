@@ -1,0 +1,228 @@
+//! Shared test fixture: copies of cw-exec and the `violate` helper in a world-readable
+//! directory (so an unprivileged user can run them too), per-test work directories, and a
+//! builder for sandboxed runs.
+#![allow(dead_code)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+pub struct Fixture {
+    pub dir: PathBuf,
+    pub bin: PathBuf,
+    pub cw: PathBuf,
+    pub violate: PathBuf,
+}
+
+extern "C" fn remove_fixture() {
+    if let Some(f) = FIXTURE.get() {
+        let _ = std::fs::remove_dir_all(&f.dir);
+    }
+}
+
+static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+
+pub fn fixture() -> &'static Fixture {
+    FIXTURE.get_or_init(|| {
+        let dir = PathBuf::from(format!("/tmp/cwx-test-{}", std::process::id()));
+        let bin = dir.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::create_dir_all(dir.join("work")).unwrap();
+        for d in [&dir, &bin] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        std::fs::set_permissions(dir.join("work"), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let built = PathBuf::from(env!("CARGO_BIN_EXE_cw-exec"));
+        let violate_built = built.parent().unwrap().join("examples/violate");
+        if !violate_built.exists() {
+            // `cargo test` builds examples; `cargo test --test NAME` and nextest do not.
+            let status = Command::new(env!("CARGO"))
+                .args(["build", "--example", "violate"])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status()
+                .expect("running cargo build --example violate");
+            assert!(status.success() && violate_built.exists(), "could not build {}", violate_built.display());
+        }
+        let cw = bin.join("cw-exec");
+        let violate = bin.join("violate");
+        std::fs::copy(&built, &cw).unwrap();
+        std::fs::copy(&violate_built, &violate).unwrap();
+        unsafe { libc::atexit(remove_fixture) };
+        Fixture { dir, bin, cw, violate }
+    })
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh directory, writable by everyone (so the unprivileged user can use it too).
+pub fn workdir(name: &str) -> PathBuf {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let d = fixture().dir.join("work").join(format!("{name}-{n}"));
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).unwrap();
+    d
+}
+
+pub fn is_root() -> bool {
+    unsafe { libc::geteuid() == 0 }
+}
+
+pub const TEST_USER: &str = "cwexec-test";
+
+/// The unprivileged test user (created when running as root), or None with the reason.
+pub fn unprivileged_user() -> Result<(u32, u32), String> {
+    static USER: OnceLock<Result<(u32, u32), String>> = OnceLock::new();
+    USER.get_or_init(|| {
+        if !is_root() {
+            return Ok(unsafe { (libc::getuid(), libc::getgid()) });
+        }
+        if nix::unistd::User::from_name(TEST_USER).ok().flatten().is_none() {
+            let out = Command::new("useradd")
+                .args(["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", TEST_USER])
+                .output()
+                .map_err(|e| format!("useradd: {e}"))?;
+            // 9: already exists (another test binary created it meanwhile).
+            if !out.status.success() && out.status.code() != Some(9) {
+                return Err(format!("useradd failed: {}", String::from_utf8_lossy(&out.stderr)));
+            }
+        }
+        let user = nix::unistd::User::from_name(TEST_USER)
+            .ok()
+            .flatten()
+            .ok_or_else(|| format!("user {TEST_USER} not found after useradd"))?;
+        Ok((user.uid.as_raw(), user.gid.as_raw()))
+    })
+    .clone()
+}
+
+/// A sandboxed run under construction.
+#[derive(Clone)]
+pub struct Sandbox {
+    pub args: Vec<String>,
+    pub cwd: PathBuf,
+    pub user: Option<(u32, u32)>,
+    pub env: Vec<(String, String)>,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        Sandbox { args: vec![], cwd: workdir("cwd"), user: None, env: vec![] }
+    }
+    pub fn arg(mut self, a: impl AsRef<str>) -> Self {
+        self.args.push(a.as_ref().to_string());
+        self
+    }
+    pub fn args<I: IntoIterator<Item = S>, S: AsRef<str>>(mut self, args: I) -> Self {
+        for a in args {
+            self.args.push(a.as_ref().to_string());
+        }
+        self
+    }
+    pub fn cwd(mut self, dir: &Path) -> Self {
+        self.cwd = dir.to_path_buf();
+        self
+    }
+    pub fn user(mut self, ids: (u32, u32)) -> Self {
+        self.user = Some(ids);
+        self
+    }
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+
+    pub fn command(&self, sub: &str, cmd: &[&str]) -> Command {
+        let f = fixture();
+        let mut c = Command::new(&f.cw);
+        c.arg(sub).args(&self.args).arg("--").args(cmd).current_dir(&self.cwd);
+        c.env("HOME", "/root");
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        if let Some((uid, gid)) = self.user {
+            c.uid(uid).gid(gid);
+            c.env("HOME", "/nonexistent");
+            unsafe {
+                c.pre_exec(|| {
+                    // Drop supplementary groups too, so the user is really unprivileged.
+                    if libc::setgroups(0, std::ptr::null()) != 0 && libc::geteuid() == 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        c.stdin(Stdio::null());
+        c
+    }
+
+    /// Runs `cw-exec run ARGS -- CMD...`.
+    pub fn run(&self, cmd: &[&str]) -> Output {
+        self.command("run", cmd).output().expect("spawning cw-exec")
+    }
+
+    /// Runs the violate helper inside the sandbox (its directory granted read+exec).
+    pub fn violate(&self, action: &[&str]) -> Output {
+        let f = fixture();
+        let mut sb = self.clone();
+        sb.args.push("--read".into());
+        sb.args.push(f.bin.to_string_lossy().into_owned());
+        if sb.args.iter().any(|a| a == "--exec") || sb.args.windows(2).any(|w| w[0] == "--profile" && w[1] == "locked-down") {
+            sb.args.push("--exec".into());
+            sb.args.push(f.violate.to_string_lossy().into_owned());
+        }
+        let mut cmd = vec![f.violate.to_str().unwrap()];
+        cmd.extend_from_slice(action);
+        sb.run(&cmd)
+    }
+
+    /// The violate helper's one-line answer; panics (showing stderr) unless cw-exec exited 0.
+    pub fn attempt(&self, action: &[&str]) -> String {
+        let out = self.violate(action);
+        assert!(
+            out.status.success(),
+            "violate {action:?} under {:?}: exit {:?}\nstdout: {}\nstderr: {}",
+            self.args,
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Runs `cw-exec ARGS` (no sandbox subcommand assumptions).
+pub fn cw(args: &[&str]) -> Output {
+    Command::new(&fixture().cw).args(args).stdin(Stdio::null()).output().unwrap()
+}
+
+/// Reads the envelope a run wrote.
+pub fn envelope(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+pub fn write_file(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666)).unwrap();
+}
+
+/// Skips (returns true, printing why) when not running as root.
+pub fn skip_unless_root(what: &str) -> bool {
+    if is_root() {
+        return false;
+    }
+    eprintln!("SKIPPED {what}: needs root (it attacks root-owned state or creates the test user)");
+    true
+}
