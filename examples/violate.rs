@@ -127,7 +127,16 @@ fn main() {
             report(-1)
         },
         "copy" => result(std::fs::copy(a(1), a(2))),
-        "socket" => report(unsafe { libc::socket(family(&a(1)), sock_type(&a(2)), 0) } as i64),
+        "socket" => {
+            // Raw sockets need a real protocol, or the kernel answers EPROTONOSUPPORT before
+            // it gets to the permission check.
+            let protocol = match (a(1).as_str(), a(2).as_str()) {
+                ("inet" | "inet6", "raw") => libc::IPPROTO_ICMP,
+                ("packet", _) => (libc::ETH_P_ALL as u16).to_be() as i32,
+                _ => 0,
+            };
+            report(unsafe { libc::socket(family(&a(1)), sock_type(&a(2)), protocol) } as i64)
+        }
         "tcp-connect" => unsafe {
             let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
             if fd < 0 {

@@ -167,6 +167,7 @@ pub fn verdict(plan: &Plan, rb: &KernelReadback) -> Verdict {
         ("landlock handles Execute", landlock_full && handles("Execute")),
         ("seccomp filter installed", seccomp_on),
         ("seccomp denies io_uring (probe)", probe_ok(rb, "io-uring").unwrap_or(false)),
+        ("executable memfds refused (probe)", probe_ok(rb, "memfd-exec").unwrap_or(false)),
         ("no_new_privs", nnp),
         ("no capabilities", no_caps),
     ]);

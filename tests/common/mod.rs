@@ -37,8 +37,9 @@ pub fn fixture() -> &'static Fixture {
         std::fs::set_permissions(dir.join("work"), std::fs::Permissions::from_mode(0o777)).unwrap();
         let built = PathBuf::from(env!("CARGO_BIN_EXE_cw-exec"));
         let violate_built = built.parent().unwrap().join("examples/violate");
-        if !violate_built.exists() {
-            // `cargo test` builds examples; `cargo test --test NAME` and nextest do not.
+        {
+            // `cargo test` builds examples, but `cargo test --test NAME` and nextest do not,
+            // and a stale helper would test old code: always bring it up to date.
             let status = Command::new(env!("CARGO"))
                 .args(["build", "--example", "violate"])
                 .current_dir(env!("CARGO_MANIFEST_DIR"))
