@@ -93,9 +93,12 @@ fn init(
     step("hostname", nix::unistd::sethostname("cw-exec"))?;
     step("mount view", mount_view::enter(plan))?;
     // Landlock does not mediate exec of a memfd (it lives on an internal mount Landlock
-    // exempts), so forbid executable memfds for the whole PID namespace (Linux 6.3).
-    // The value cannot be lowered by anything inside.
-    step("vm.memfd_noexec=2", std::fs::write("/proc/sys/vm/memfd_noexec", "2"))?;
+    // exempts), so forbid executable memfds for the whole PID namespace (Linux 6.3); the
+    // value cannot be lowered from inside. Only the host's root may write it; for everyone
+    // else the seccomp program refuses memfds without MFD_NOEXEC_SEAL instead.
+    if crate::plan::plan_sets_memfd_sysctl(plan.uid) {
+        step("vm.memfd_noexec=2", std::fs::write("/proc/sys/vm/memfd_noexec", "2"))?;
+    }
     if plan.net == NetMode::Loopback {
         step("loopback interface", sys::loopback_up())?;
     }
@@ -240,7 +243,8 @@ fn contain(
             nix::sys::stat::FchmodatFlags::FollowSymlink,
         )),
     ));
-    probes.push(probe("memfd-exec", "memfd_create(MFD_EXEC)", "EACCES", memfd_exec_errno()));
+    let memfd_expect = if crate::plan::plan_sets_memfd_sysctl(plan.uid) { "EACCES" } else { "EPERM" };
+    probes.push(probe("memfd-exec", "memfd_create(MFD_EXEC)", memfd_expect, memfd_exec_errno()));
     probes.push(probe("io-uring", "io_uring_setup(0, NULL)", "EPERM", name_of(sys::io_uring_setup_errno())));
     probes.push(probe(
         "unshare-user",

@@ -199,7 +199,10 @@ fn run(args: &RunArgs) -> i32 {
 }
 
 fn plan_failure(request: &Request, label: &str, err: PlanError, sink: Option<EnvelopeSink>) -> i32 {
-    let profile_id = request.profile.clone().unwrap_or_else(|| "default".into());
+    let profile_id = match &request.profile {
+        Some(name) => Profile::load(name).map(|(id, _)| id).unwrap_or_else(|_| name.clone()),
+        None => "default".into(),
+    };
     let (code, exit, unenforceable): (&str, i32, &[&str]) = match &err {
         PlanError::BadInput(_) => ("backend-not-runnable", EXIT_REFUSED, &[]),
         PlanError::CommandNotFound(_) => ("no-command", 127, &[]),

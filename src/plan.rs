@@ -296,7 +296,7 @@ impl Plan {
             }
             None => None,
         };
-        let seccomp = SeccompProgram::compile(net).map_err(bad)?;
+        let seccomp = SeccompProgram::compile(net, !plan_sets_memfd_sysctl(uid)).map_err(bad)?;
 
         Ok(Plan {
             profile_id,
@@ -342,6 +342,12 @@ impl Plan {
     pub fn command_line(&self) -> String {
         self.argv.join(" ")
     }
+}
+
+/// Only the host's root may write vm.memfd_noexec for the sandbox's PID namespace
+/// (the sysctl checks the global root uid); everyone else gets the seccomp fallback.
+pub fn plan_sets_memfd_sysctl(uid: u32) -> bool {
+    uid == 0
 }
 
 /// The caller's home: `$HOME`, else the passwd entry, else `/`.

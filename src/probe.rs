@@ -70,7 +70,7 @@ fn seccomp_filter() -> i32 {
     if nix::sys::prctl::set_no_new_privs().is_err() {
         return 2;
     }
-    let Ok(program) = SeccompProgram::compile(NetMode::None) else { return 3 };
+    let Ok(program) = SeccompProgram::compile(NetMode::None, true) else { return 3 };
     if program.install().is_err() {
         return 4;
     }

@@ -78,7 +78,10 @@ pub struct SeccompProgram {
 }
 
 impl SeccompProgram {
-    pub fn compile(net: NetMode) -> Result<SeccompProgram, String> {
+    /// `forbid_exec_memfd`: refuse memfd_create without MFD_NOEXEC_SEAL. Landlock does not
+    /// mediate exec of a memfd; where cw-exec cannot set vm.memfd_noexec=2 for the sandbox's
+    /// PID namespace (only the host's root may write that sysctl), this is the fallback.
+    pub fn compile(net: NetMode, forbid_exec_memfd: bool) -> Result<SeccompProgram, String> {
         let arch = TargetArch::try_from(std::env::consts::ARCH)
             .map_err(|e| format!("seccomp: unsupported architecture: {e}"))?;
         let mut eperm: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
@@ -106,6 +109,14 @@ impl SeccompProgram {
                 .collect::<Result<_, _>>()?,
         );
         denies.push("terminal input injection (ioctl TIOCSTI, TIOCLINUX)".into());
+        if forbid_exec_memfd {
+            const MFD_NOEXEC_SEAL: u64 = 0x8;
+            eperm.insert(
+                libc::SYS_memfd_create,
+                vec![rule(vec![cond(1, Len::Dword, Op::MaskedEq(MFD_NOEXEC_SEAL), 0)?])?],
+            );
+            denies.push("memfd_create without MFD_NOEXEC_SEAL (executable memfds)".into());
+        }
         let allowed_families: &[u64] = match net {
             NetMode::None => &[libc::AF_UNIX as u64],
             NetMode::Loopback => &[libc::AF_UNIX as u64, libc::AF_INET as u64, libc::AF_INET6 as u64],
@@ -211,9 +222,10 @@ mod tests {
 
     #[test]
     fn compiles_for_every_net_mode_with_distinct_hashes() {
-        let none = SeccompProgram::compile(NetMode::None).unwrap();
-        let lo = SeccompProgram::compile(NetMode::Loopback).unwrap();
-        let host = SeccompProgram::compile(NetMode::Host).unwrap();
+        let none = SeccompProgram::compile(NetMode::None, false).unwrap();
+        let lo = SeccompProgram::compile(NetMode::Loopback, false).unwrap();
+        let host = SeccompProgram::compile(NetMode::Host, false).unwrap();
+        assert_ne!(none.sha256, SeccompProgram::compile(NetMode::None, true).unwrap().sha256);
         assert_eq!(none.filters.len(), 2);
         assert_ne!(none.sha256, lo.sha256);
         assert_ne!(lo.sha256, host.sha256);
