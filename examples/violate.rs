@@ -21,7 +21,10 @@ fn errno_name(e: i32) -> String {
 /// Prints `ok` for a non-negative return, else the errno name.
 fn report(ret: i64) {
     if ret < 0 {
-        println!("{}", errno_name(std::io::Error::last_os_error().raw_os_error().unwrap_or(0)));
+        println!(
+            "{}",
+            errno_name(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+        );
     } else {
         println!("ok");
     }
@@ -30,7 +33,12 @@ fn report(ret: i64) {
 fn result<T>(r: std::io::Result<T>) {
     match r {
         Ok(_) => println!("ok"),
-        Err(e) => println!("{}", e.raw_os_error().map(errno_name).unwrap_or_else(|| e.to_string())),
+        Err(e) => println!(
+            "{}",
+            e.raw_os_error()
+                .map(errno_name)
+                .unwrap_or_else(|| e.to_string())
+        ),
     }
 }
 
@@ -70,12 +78,18 @@ fn unix_addr(path: &[u8], abstract_name: bool) -> (libc::sockaddr_un, u32) {
     for (i, b) in path.iter().enumerate() {
         sa.sun_path[i + offset] = *b as libc::c_char;
     }
-    let len = std::mem::size_of::<libc::sa_family_t>() + path.len() + offset + if abstract_name { 0 } else { 1 };
+    let len = std::mem::size_of::<libc::sa_family_t>()
+        + path.len()
+        + offset
+        + if abstract_name { 0 } else { 1 };
     (sa, len as u32)
 }
 
 fn exec(path: &str, args: &[String]) {
-    let argv: Vec<CString> = std::iter::once(path.to_string()).chain(args.iter().cloned()).map(|a| c(&a)).collect();
+    let argv: Vec<CString> = std::iter::once(path.to_string())
+        .chain(args.iter().cloned())
+        .map(|a| c(&a))
+        .collect();
     let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     ptrs.push(std::ptr::null());
     let envp: [*const libc::c_char; 1] = [std::ptr::null()];
@@ -104,12 +118,25 @@ fn main() {
         "link" => report(unsafe { libc::link(p(1).as_ptr(), p(2).as_ptr()) } as i64),
         "symlink" => report(unsafe { libc::symlink(p(1).as_ptr(), p(2).as_ptr()) } as i64),
         "chmod" => report(unsafe { libc::chmod(p(1).as_ptr(), 0o777) } as i64),
-        "chown" => report(unsafe { libc::chown(p(1).as_ptr(), libc::getuid(), libc::getgid()) } as i64),
+        "chown" => {
+            report(unsafe { libc::chown(p(1).as_ptr(), libc::getuid(), libc::getgid()) } as i64)
+        }
         "setxattr" => report(unsafe {
-            libc::setxattr(p(1).as_ptr(), c("user.cwexec").as_ptr(), b"x".as_ptr() as *const _, 1, 0)
+            libc::setxattr(
+                p(1).as_ptr(),
+                c("user.cwexec").as_ptr(),
+                b"x".as_ptr() as *const _,
+                1,
+                0,
+            )
         } as i64),
         "utimes" => report(unsafe { libc::utimes(p(1).as_ptr(), std::ptr::null()) } as i64),
-        "mknod" => report(unsafe { libc::mknod(p(1).as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(1, 3)) } as i64),
+        "mknod" => {
+            report(
+                unsafe { libc::mknod(p(1).as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(1, 3)) }
+                    as i64,
+            )
+        }
         "mkfifo" => report(unsafe { libc::mkfifo(p(1).as_ptr(), 0o644) } as i64),
         "exec" => exec(&a(1), &args[2..]),
         "ldso-exec" => exec("/lib64/ld-linux-x86-64.so.2", &args[1..]),
@@ -143,7 +170,11 @@ fn main() {
                 return report(-1);
             }
             let sa = sockaddr_in(&a(1), a(2).parse().unwrap());
-            report(libc::connect(fd, &sa as *const _ as *const libc::sockaddr, std::mem::size_of_val(&sa) as u32) as i64)
+            report(libc::connect(
+                fd,
+                &sa as *const _ as *const libc::sockaddr,
+                std::mem::size_of_val(&sa) as u32,
+            ) as i64)
         },
         "tcp-listen" => unsafe {
             let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
@@ -151,7 +182,12 @@ fn main() {
                 return report(-1);
             }
             let sa = sockaddr_in("127.0.0.1", a(1).parse().unwrap());
-            if libc::bind(fd, &sa as *const _ as *const libc::sockaddr, std::mem::size_of_val(&sa) as u32) < 0 {
+            if libc::bind(
+                fd,
+                &sa as *const _ as *const libc::sockaddr,
+                std::mem::size_of_val(&sa) as u32,
+            ) < 0
+            {
                 return report(-1);
             }
             report(libc::listen(fd, 1) as i64)
@@ -162,7 +198,14 @@ fn main() {
                 return report(-1);
             }
             let sa = sockaddr_in(&a(1), a(2).parse().unwrap());
-            report(libc::sendto(fd, b"x".as_ptr() as *const _, 1, 0, &sa as *const _ as *const libc::sockaddr, std::mem::size_of_val(&sa) as u32) as i64)
+            report(libc::sendto(
+                fd,
+                b"x".as_ptr() as *const _,
+                1,
+                0,
+                &sa as *const _ as *const libc::sockaddr,
+                std::mem::size_of_val(&sa) as u32,
+            ) as i64)
         },
         "unix-connect" | "abstract-connect" => unsafe {
             let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0);
@@ -177,7 +220,16 @@ fn main() {
             libc::syscall(libc::SYS_io_uring_setup, 4u32, params.as_mut_ptr())
         }),
         "bpf" => report(unsafe { libc::syscall(libc::SYS_bpf, 0, std::ptr::null::<u8>(), 0) }),
-        "perf" => report(unsafe { libc::syscall(libc::SYS_perf_event_open, std::ptr::null::<u8>(), 0, -1, -1, 0) }),
+        "perf" => report(unsafe {
+            libc::syscall(
+                libc::SYS_perf_event_open,
+                std::ptr::null::<u8>(),
+                0,
+                -1,
+                -1,
+                0,
+            )
+        }),
         "keyctl" => report(unsafe { libc::syscall(libc::SYS_keyctl, 0, 0, 0, 0, 0) }),
         "userfaultfd" => report(unsafe { libc::syscall(libc::SYS_userfaultfd, 0) }),
         "unshare" => {
@@ -191,7 +243,14 @@ fn main() {
             report(unsafe { libc::unshare(flag) } as i64)
         }
         "clone-newuser" => report(unsafe {
-            libc::syscall(libc::SYS_clone, (libc::CLONE_NEWUSER | libc::SIGCHLD) as u64, 0, 0, 0, 0)
+            libc::syscall(
+                libc::SYS_clone,
+                (libc::CLONE_NEWUSER | libc::SIGCHLD) as u64,
+                0,
+                0,
+                0,
+                0,
+            )
         }),
         "clone3" => report(unsafe { libc::syscall(libc::SYS_clone3, std::ptr::null::<u8>(), 0) }),
         "setns" => report(unsafe {
@@ -199,17 +258,34 @@ fn main() {
             libc::setns(fd, 0)
         } as i64),
         "mount" => report(unsafe {
-            libc::mount(c("none").as_ptr(), p(1).as_ptr(), c("tmpfs").as_ptr(), 0, std::ptr::null())
+            libc::mount(
+                c("none").as_ptr(),
+                p(1).as_ptr(),
+                c("tmpfs").as_ptr(),
+                0,
+                std::ptr::null(),
+            )
         } as i64),
         "umount" => report(unsafe { libc::umount2(p(1).as_ptr(), libc::MNT_DETACH) } as i64),
         "chroot" => report(unsafe { libc::chroot(p(1).as_ptr()) } as i64),
-        "ptrace" => report(unsafe { libc::ptrace(libc::PTRACE_ATTACH, a(1).parse::<i32>().unwrap(), 0, 0) }),
-        "kill" => report(unsafe { libc::kill(a(1).parse().unwrap(), a(2).parse().unwrap()) } as i64),
+        "ptrace" => {
+            report(unsafe { libc::ptrace(libc::PTRACE_ATTACH, a(1).parse::<i32>().unwrap(), 0, 0) })
+        }
+        "kill" => {
+            report(unsafe { libc::kill(a(1).parse().unwrap(), a(2).parse().unwrap()) } as i64)
+        }
         "setuid" => report(unsafe { libc::setuid(a(1).parse().unwrap()) } as i64),
+        #[allow(clippy::unnecessary_cast)]
         "tiocsti" => report(unsafe {
-            let request: u64 = libc::TIOCSTI as u64 | if a(2) == "high" { 0xdead_0000_0000 } else { 0 };
+            let request: u64 =
+                libc::TIOCSTI as u64 | if a(2) == "high" { 0xdead_0000_0000 } else { 0 };
             let ch: libc::c_char = b'x' as libc::c_char;
-            libc::syscall(libc::SYS_ioctl, a(1).parse::<i32>().unwrap(), request, &ch as *const libc::c_char)
+            libc::syscall(
+                libc::SYS_ioctl,
+                a(1).parse::<i32>().unwrap(),
+                request,
+                &ch as *const libc::c_char,
+            )
         }),
         "env" => {
             for (k, v) in std::env::vars_os() {
@@ -231,24 +307,54 @@ fn main() {
                     }
                 }
             }
-            println!("{}", if hits.is_empty() { "none".to_string() } else { hits.join(",") });
+            println!(
+                "{}",
+                if hits.is_empty() {
+                    "none".to_string()
+                } else {
+                    hits.join(",")
+                }
+            );
         }
         "pids" => {
-            let mut pids: Vec<u32> = std::fs::read_dir("/proc").unwrap().flatten()
-                .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok())).collect();
+            let mut pids: Vec<u32> = std::fs::read_dir("/proc")
+                .unwrap()
+                .flatten()
+                .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+                .collect();
             pids.sort();
-            println!("{}", pids.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(","));
+            println!(
+                "{}",
+                pids.iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
         }
         "fds" => {
-            let mut fds: Vec<i32> = std::fs::read_dir("/proc/self/fd").unwrap().flatten()
-                .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok())).collect();
+            let mut fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+                .unwrap()
+                .flatten()
+                .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+                .collect();
             fds.sort();
             // The last descriptor is the directory being listed.
             fds.pop();
-            println!("{}", fds.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(","));
+            println!(
+                "{}",
+                fds.iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
         }
         "status" => print!("{}", std::fs::read_to_string("/proc/self/status").unwrap()),
-        "ns" => println!("{}", std::fs::metadata(format!("/proc/self/ns/{}", a(1))).map(|m| std::os::unix::fs::MetadataExt::ino(&m)).unwrap_or(0)),
+        "ns" => println!(
+            "{}",
+            std::fs::metadata(format!("/proc/self/ns/{}", a(1)))
+                .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+                .unwrap_or(0)
+        ),
         "exit" => std::process::exit(a(1).parse().unwrap()),
         "signal" => unsafe {
             libc::kill(libc::getpid(), a(1).parse().unwrap());

@@ -112,7 +112,10 @@ pub fn required(plan: &Plan) -> Vec<&'static str> {
 }
 
 fn status_is(rb: &KernelReadback, key: &str, want: &str) -> bool {
-    rb.proc_status.get(key).map(|v| v.trim() == want).unwrap_or(false)
+    rb.proc_status
+        .get(key)
+        .map(|v| v.trim() == want)
+        .unwrap_or(false)
 }
 
 fn probe_ok(rb: &KernelReadback, name: &str) -> Option<bool> {
@@ -125,7 +128,8 @@ pub fn verdict(plan: &Plan, rb: &KernelReadback) -> Verdict {
     let ll = &rb.landlock;
     let landlock_full = ll.status == "fully_enforced";
     let handles = |right: &str| ll.handled_fs.iter().any(|r| r == right);
-    let no_caps = status_is(rb, "CapEff", "0000000000000000") && status_is(rb, "CapBnd", "0000000000000000");
+    let no_caps =
+        status_is(rb, "CapEff", "0000000000000000") && status_is(rb, "CapBnd", "0000000000000000");
     let nnp = status_is(rb, "NoNewPrivs", "1");
     let seccomp_on = status_is(rb, "Seccomp", "2")
         && rb
@@ -134,16 +138,28 @@ pub fn verdict(plan: &Plan, rb: &KernelReadback) -> Verdict {
             .and_then(|v| v.trim().parse::<usize>().ok())
             .map(|n| n >= plan.seccomp.filters.len())
             .unwrap_or(false);
-    let mnt_separate = rb.namespaces.get("mnt").map(NamespacePair::separate).unwrap_or(false);
+    let mnt_separate = rb
+        .namespaces
+        .get("mnt")
+        .map(NamespacePair::separate)
+        .unwrap_or(false);
 
     let mut reasons = BTreeMap::new();
     let mut proven = |dim: &'static str, checks: Vec<(&str, bool)>| {
-        let failed: Vec<&str> = checks.iter().filter(|(_, ok)| !ok).map(|(n, _)| *n).collect();
+        let failed: Vec<&str> = checks
+            .iter()
+            .filter(|(_, ok)| !ok)
+            .map(|(n, _)| *n)
+            .collect();
         let ok = failed.is_empty();
         reasons.insert(
             dim,
             if ok {
-                checks.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                checks
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             } else {
                 format!("not proven: {}", failed.join(", "))
             },
@@ -151,35 +167,74 @@ pub fn verdict(plan: &Plan, rb: &KernelReadback) -> Verdict {
         ok
     };
 
-    let read = proven("read", vec![
-        ("landlock fully enforced", landlock_full),
-        ("landlock handles ReadFile+ReadDir", handles("ReadFile") && handles("ReadDir")),
-        ("ungranted file unreadable (probe)", probe_ok(rb, "read-outside-grants").unwrap_or(false)),
-        ("own mount namespace", mnt_separate),
-    ]);
-    let write = proven("write", vec![
-        ("landlock fully enforced", landlock_full),
-        ("landlock handles WriteFile+Remove*+Make*", handles("WriteFile") && handles("RemoveFile") && handles("MakeReg")),
-        ("read-only mount view (probe)", probe_ok(rb, "write-outside-grants").unwrap_or(false)),
-        ("no capabilities", no_caps),
-    ]);
-    let command = proven("command", vec![
-        ("landlock handles Execute", landlock_full && handles("Execute")),
-        ("seccomp filter installed", seccomp_on),
-        ("seccomp denies io_uring (probe)", probe_ok(rb, "io-uring").unwrap_or(false)),
-        ("executable memfds refused (probe)", probe_ok(rb, "memfd-exec").unwrap_or(false)),
-        ("no_new_privs", nnp),
-        ("no capabilities", no_caps),
-    ]);
+    let read = proven(
+        "read",
+        vec![
+            ("landlock fully enforced", landlock_full),
+            (
+                "landlock handles ReadFile+ReadDir",
+                handles("ReadFile") && handles("ReadDir"),
+            ),
+            (
+                "ungranted file unreadable (probe)",
+                probe_ok(rb, "read-outside-grants").unwrap_or(false),
+            ),
+            ("own mount namespace", mnt_separate),
+        ],
+    );
+    let write = proven(
+        "write",
+        vec![
+            ("landlock fully enforced", landlock_full),
+            (
+                "landlock handles WriteFile+Remove*+Make*",
+                handles("WriteFile") && handles("RemoveFile") && handles("MakeReg"),
+            ),
+            (
+                "read-only mount view (probe)",
+                probe_ok(rb, "write-outside-grants").unwrap_or(false),
+            ),
+            ("no capabilities", no_caps),
+        ],
+    );
+    let command = proven(
+        "command",
+        vec![
+            (
+                "landlock handles Execute",
+                landlock_full && handles("Execute"),
+            ),
+            ("seccomp filter installed", seccomp_on),
+            (
+                "seccomp denies io_uring (probe)",
+                probe_ok(rb, "io-uring").unwrap_or(false),
+            ),
+            (
+                "executable memfds refused (probe)",
+                probe_ok(rb, "memfd-exec").unwrap_or(false),
+            ),
+            ("no_new_privs", nnp),
+            ("no capabilities", no_caps),
+        ],
+    );
     let network = match plan.net {
         NetMode::Host => proven("network", vec![("host network (not restricted)", false)]),
         mode => {
             let mut checks = vec![
-                ("own network namespace", rb.namespaces.get("net").map(NamespacePair::separate).unwrap_or(false)),
+                (
+                    "own network namespace",
+                    rb.namespaces
+                        .get("net")
+                        .map(NamespacePair::separate)
+                        .unwrap_or(false),
+                ),
                 ("seccomp filter installed", seccomp_on),
             ];
             if mode == NetMode::None {
-                checks.push(("AF_INET sockets denied (probe)", probe_ok(rb, "socket-inet").unwrap_or(false)));
+                checks.push((
+                    "AF_INET sockets denied (probe)",
+                    probe_ok(rb, "socket-inet").unwrap_or(false),
+                ));
                 if let Some(ok) = probe_ok(rb, "tcp-connect") {
                     checks.push(("landlock denies TCP connect (probe)", ok));
                 }
@@ -194,25 +249,52 @@ pub fn verdict(plan: &Plan, rb: &KernelReadback) -> Verdict {
         seen.sort();
         passed == seen
     };
-    let env = proven("env", vec![("environment built from scratch for execve", env_ok)]);
+    let env = proven(
+        "env",
+        vec![("environment built from scratch for execve", env_ok)],
+    );
 
-    let outcome = [("read", read), ("write", write), ("command", command), ("network", network), ("env", env)];
+    let outcome = [
+        ("read", read),
+        ("write", write),
+        ("command", command),
+        ("network", network),
+        ("env", env),
+    ];
     let required = required(plan);
-    let enforced: Vec<&'static str> = outcome.iter().filter(|(_, ok)| *ok).map(|(d, _)| *d).collect();
-    let unenforceable = required.iter().copied().filter(|d| !enforced.contains(d)).collect();
-    Verdict { required, enforced, unenforceable, reasons }
+    let enforced: Vec<&'static str> = outcome
+        .iter()
+        .filter(|(_, ok)| *ok)
+        .map(|(d, _)| *d)
+        .collect();
+    let unenforceable = required
+        .iter()
+        .copied()
+        .filter(|d| !enforced.contains(d))
+        .collect();
+    Verdict {
+        required,
+        enforced,
+        unenforceable,
+        reasons,
+    }
 }
 
 /// Known bypasses per dimension that this kernel could not close, for the attestation.
 pub fn gaps(plan: &Plan) -> BTreeMap<&'static str, Vec<String>> {
     let abi = plan.landlock;
-    let mut g: BTreeMap<&'static str, Vec<String>> = DIMENSIONS.iter().map(|d| (*d, vec![])).collect();
+    let mut g: BTreeMap<&'static str, Vec<String>> =
+        DIMENSIONS.iter().map(|d| (*d, vec![])).collect();
     let push = |g: &mut BTreeMap<&'static str, Vec<String>>, d: &'static str, s: &str| {
         g.get_mut(d).unwrap().push(s.to_string())
     };
     push(&mut g, "read", "metadata of paths in the view (stat, readlink, path traversal) is not mediated by Landlock; only the contents of granted paths are readable");
     if !abi.has_truncate() {
-        push(&mut g, "write", "Landlock ABI < 3: truncate is not mediated by Landlock inside the write set");
+        push(
+            &mut g,
+            "write",
+            "Landlock ABI < 3: truncate is not mediated by Landlock inside the write set",
+        );
     }
     if !abi.has_resolve_unix() {
         push(&mut g, "network", "Landlock ABI < 9: connecting to a pathname Unix socket that lies inside a granted path is not mediated (sockets outside granted paths are absent from the mount view)");
@@ -220,13 +302,21 @@ pub fn gaps(plan: &Plan) -> BTreeMap<&'static str, Vec<String>> {
     if plan.exec_allowlist {
         push(&mut g, "command", "a file readable through the runtime allowance but not on the exec allowlist can still be loaded by the dynamic loader (ld.so FILE) or run by an allowed interpreter; granted paths outside the allowlist are mounted noexec, which stops this for them");
     } else {
-        push(&mut g, "command", "no exec allowlist: any readable file may be executed, including by an interpreter");
+        push(
+            &mut g,
+            "command",
+            "no exec allowlist: any readable file may be executed, including by an interpreter",
+        );
     }
     if !abi.has_scopes() {
         push(&mut g, "network", "Landlock ABI < 6: abstract Unix sockets are not scoped (the private network namespace still separates them unless --net host)");
     }
     if plan.net == NetMode::Host {
-        push(&mut g, "network", "--net host: the host network is reachable without restriction");
+        push(
+            &mut g,
+            "network",
+            "--net host: the host network is reachable without restriction",
+        );
     }
     g
 }

@@ -33,17 +33,28 @@ pub enum Message {
     /// A containment step failed; nothing was executed.
     SetupError { step: String, message: String },
     /// The read-back did not prove a required dimension; nothing was executed.
-    Refused { readback: Box<KernelReadback>, unenforceable: Vec<String> },
+    Refused {
+        readback: Box<KernelReadback>,
+        unenforceable: Vec<String>,
+    },
     /// Every restriction is in place; execve comes next.
     Readback { readback: Box<KernelReadback> },
     /// execve failed with this errno.
     ExecError { errno: i32, message: String },
     /// The command ended (reported by init).
-    Exit { code: Option<i32>, signal: Option<i32> },
+    Exit {
+        code: Option<i32>,
+        signal: Option<i32>,
+    },
 }
 
 /// Signals cw-exec forwards to the command, and the one that means "timeout: TERM the tree".
-pub const FORWARDED: [Signal; 4] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT];
+pub const FORWARDED: [Signal; 4] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+];
 pub const TERMINATE_TREE: Signal = Signal::SIGUSR1;
 
 struct Reporter(std::fs::File);
@@ -84,7 +95,10 @@ fn init(
 ) -> Result<i32, StepError> {
     // Die with cw-exec. Then wait until it has written our uid/gid maps; EOF instead of the
     // byte means cw-exec died before that, so stop.
-    step("parent-death signal", nix::sys::prctl::set_pdeathsig(Signal::SIGKILL))?;
+    step(
+        "parent-death signal",
+        nix::sys::prctl::set_pdeathsig(Signal::SIGKILL),
+    )?;
     let mut byte = [0u8; 1];
     if step("waiting for cw-exec", nix::unistd::read(&go, &mut byte))? != 1 {
         return Ok(125);
@@ -97,7 +111,10 @@ fn init(
     // value cannot be lowered from inside. Only the host's root may write it; for everyone
     // else the seccomp program refuses memfds without MFD_NOEXEC_SEAL instead.
     if crate::plan::plan_sets_memfd_sysctl(plan.uid) {
-        step("vm.memfd_noexec=2", std::fs::write("/proc/sys/vm/memfd_noexec", "2"))?;
+        step(
+            "vm.memfd_noexec=2",
+            std::fs::write("/proc/sys/vm/memfd_noexec", "2"),
+        )?;
     }
     if plan.net == NetMode::Loopback {
         step("loopback interface", sys::loopback_up())?;
@@ -129,11 +146,17 @@ fn init(
             Signal::SIGCHLD => loop {
                 match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
                     Ok(WaitStatus::Exited(pid, code)) if pid == command => {
-                        reporter.send(&Message::Exit { code: Some(code), signal: None });
+                        reporter.send(&Message::Exit {
+                            code: Some(code),
+                            signal: None,
+                        });
                         return Ok(code);
                     }
                     Ok(WaitStatus::Signaled(pid, sig, _)) if pid == command => {
-                        reporter.send(&Message::Exit { code: None, signal: Some(sig as i32) });
+                        reporter.send(&Message::Exit {
+                            code: None,
+                            signal: Some(sig as i32),
+                        });
                         return Ok(128 + sig as i32);
                     }
                     Ok(WaitStatus::StillAlive) | Err(_) => break,
@@ -156,7 +179,10 @@ fn command_main(plan: &Plan, host_ns: &BTreeMap<String, u64>, reporter: &mut Rep
     let argv = match plan.argv_c() {
         Ok(a) => a,
         Err(e) => {
-            reporter.send(&Message::SetupError { step: "arguments".into(), message: e });
+            reporter.send(&Message::SetupError {
+                step: "arguments".into(),
+                message: e,
+            });
             std::process::exit(125)
         }
     };
@@ -174,16 +200,24 @@ fn command_main(plan: &Plan, host_ns: &BTreeMap<String, u64>, reporter: &mut Rep
     if verdict.refused() {
         reporter.send(&Message::Refused {
             readback: Box::new(readback),
-            unenforceable: verdict.unenforceable.iter().map(|s| s.to_string()).collect(),
+            unenforceable: verdict
+                .unenforceable
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         });
         std::process::exit(125)
     }
-    reporter.send(&Message::Readback { readback: Box::new(readback) });
+    reporter.send(&Message::Readback {
+        readback: Box::new(readback),
+    });
 
     sys::reset_signals_for_exec();
     let err = nix::unistd::execve(&command, &argv, &envp).unwrap_err();
     let hint = match err {
-        Errno::ENOENT => " (not present in the sandbox's view: grant its directory with --read or --exec)",
+        Errno::ENOENT => {
+            " (not present in the sandbox's view: grant its directory with --read or --exec)"
+        }
         Errno::EACCES => " (denied: not on the exec allowlist, or not executable)",
         _ => "",
     };
@@ -203,7 +237,10 @@ fn contain(
     // 1. A new session: no controlling terminal, so TIOCSTI cannot reach the caller's.
     step("setsid", nix::unistd::setsid())?;
     // 2. The working directory, inside the view.
-    step(&format!("chdir {}", plan.cwd.display()), std::env::set_current_dir(&plan.cwd))?;
+    step(
+        &format!("chdir {}", plan.cwd.display()),
+        std::env::set_current_dir(&plan.cwd),
+    )?;
     // 3. No descriptor but 0, 1, 2 crosses execve (the report pipe is already CLOEXEC).
     step("close-on-exec for fds >= 3", sys::cloexec_from(3))?;
     // 4. no_new_privs: setuid bits and file capabilities grant nothing from here on; it is
@@ -211,11 +248,19 @@ fn contain(
     step("no_new_privs", nix::sys::prctl::set_no_new_privs())?;
     // 5. Landlock: filesystem allowlist, TCP (for --net none), scopes.
     let grants: Vec<_> = plan.all_grants().cloned().collect();
-    let outcome = step("landlock", landlock::restrict(plan.landlock, &grants, plan.net))?;
+    let outcome = step(
+        "landlock",
+        landlock::restrict(plan.landlock, &grants, plan.net),
+    )?;
     let mut probes = Vec::new();
     if plan.net == NetMode::None && plan.landlock.has_tcp() {
         // Before seccomp, which would refuse the socket itself: Landlock alone must deny it.
-        probes.push(probe("tcp-connect", "connect(AF_INET, 127.0.0.1:9) before seccomp", "EACCES", tcp_connect_errno()));
+        probes.push(probe(
+            "tcp-connect",
+            "connect(AF_INET, 127.0.0.1:9) before seccomp",
+            "EACCES",
+            tcp_connect_errno(),
+        ));
     }
     // 6. Capabilities: none, in any set, and uid 0 cannot regain them on execve.
     step("dropping capabilities", drop_capabilities())?;
@@ -223,15 +268,34 @@ fn contain(
     step("seccomp", plan.seccomp.install())?;
 
     // Read-back.
-    let proc_status = read_proc_status().map_err(|e| ("read-back /proc/self/status".to_string(), e))?;
+    let proc_status =
+        read_proc_status().map_err(|e| ("read-back /proc/self/status".to_string(), e))?;
     let sandbox_ns = namespace_inodes("self");
     let namespaces = sandbox_ns
         .iter()
-        .map(|(k, v)| (k.clone(), NamespacePair { sandbox: *v, host: host_ns.get(k).copied().unwrap_or(0) }))
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                NamespacePair {
+                    sandbox: *v,
+                    host: host_ns.get(k).copied().unwrap_or(0),
+                },
+            )
+        })
         .collect();
     let canary = Path::new(mount_view::CANARY);
-    probes.push(probe("read-outside-grants", "open(/.cw-exec-canary, O_RDONLY)", "EACCES", open_errno(canary, libc::O_RDONLY)));
-    probes.push(probe("write-outside-grants", "open(/.cw-exec-canary, O_WRONLY)", "EROFS", open_errno(canary, libc::O_WRONLY)));
+    probes.push(probe(
+        "read-outside-grants",
+        "open(/.cw-exec-canary, O_RDONLY)",
+        "EACCES",
+        open_errno(canary, libc::O_RDONLY),
+    ));
+    probes.push(probe(
+        "write-outside-grants",
+        "open(/.cw-exec-canary, O_WRONLY)",
+        "EROFS",
+        open_errno(canary, libc::O_WRONLY),
+    ));
     probes.push(probe(
         "chmod-outside-grants",
         "chmod(/.cw-exec-canary, 0777)",
@@ -243,9 +307,23 @@ fn contain(
             nix::sys::stat::FchmodatFlags::FollowSymlink,
         )),
     ));
-    let memfd_expect = if crate::plan::plan_sets_memfd_sysctl(plan.uid) { "EACCES" } else { "EPERM" };
-    probes.push(probe("memfd-exec", "memfd_create(MFD_EXEC)", memfd_expect, memfd_exec_errno()));
-    probes.push(probe("io-uring", "io_uring_setup(0, NULL)", "EPERM", name_of(sys::io_uring_setup_errno())));
+    let memfd_expect = if crate::plan::plan_sets_memfd_sysctl(plan.uid) {
+        "EACCES"
+    } else {
+        "EPERM"
+    };
+    probes.push(probe(
+        "memfd-exec",
+        "memfd_create(MFD_EXEC)",
+        memfd_expect,
+        memfd_exec_errno(),
+    ));
+    probes.push(probe(
+        "io-uring",
+        "io_uring_setup(0, NULL)",
+        "EPERM",
+        name_of(sys::io_uring_setup_errno()),
+    ));
     probes.push(probe(
         "unshare-user",
         "unshare(CLONE_NEWUSER)",
@@ -253,13 +331,20 @@ fn contain(
         errno_of(nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER)),
     ));
     if plan.net == NetMode::None {
-        probes.push(probe("socket-inet", "socket(AF_INET, SOCK_DGRAM)", "EPERM", socket_errno(libc::AF_INET)));
+        probes.push(probe(
+            "socket-inet",
+            "socket(AF_INET, SOCK_DGRAM)",
+            "EPERM",
+            socket_errno(libc::AF_INET),
+        ));
     }
     let env_names = envp
         .iter()
         .map(|kv| {
             let s = kv.to_string_lossy();
-            s.split_once('=').map(|(k, _)| k.to_string()).unwrap_or_else(|| s.into_owned())
+            s.split_once('=')
+                .map(|(k, _)| k.to_string())
+                .unwrap_or_else(|| s.into_owned())
         })
         .collect();
     Ok(KernelReadback {
@@ -276,14 +361,25 @@ fn contain(
 fn drop_capabilities() -> Result<(), String> {
     use caps::CapSet;
     sys::lock_securebits().map_err(|e| format!("securebits: {e}"))?;
-    for set in [CapSet::Bounding, CapSet::Ambient, CapSet::Inheritable, CapSet::Effective, CapSet::Permitted] {
+    for set in [
+        CapSet::Bounding,
+        CapSet::Ambient,
+        CapSet::Inheritable,
+        CapSet::Effective,
+        CapSet::Permitted,
+    ] {
         caps::clear(None, set).map_err(|e| format!("clearing {set:?}: {e}"))?;
     }
     Ok(())
 }
 
 fn probe(name: &str, attempt: &str, expect: &str, got: String) -> Probe {
-    Probe { name: name.into(), attempt: attempt.into(), expect: expect.into(), got }
+    Probe {
+        name: name.into(),
+        attempt: attempt.into(),
+        expect: expect.into(),
+        got,
+    }
 }
 
 fn name_of(errno: i32) -> String {
@@ -320,12 +416,22 @@ fn memfd_exec_errno() -> String {
 fn socket_errno(family: libc::c_int) -> String {
     use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
     let family = AddressFamily::from_i32(family).unwrap_or(AddressFamily::Inet);
-    errno_of(socket(family, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None))
+    errno_of(socket(
+        family,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    ))
 }
 
 fn tcp_connect_errno() -> String {
     use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, SockaddrIn};
-    match socket(AddressFamily::Inet, SockType::Stream, SockFlag::SOCK_CLOEXEC, None) {
+    match socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    ) {
         Err(e) => format!("{e:?}"),
         Ok(fd) => errno_of(connect(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, 9))),
     }
@@ -333,7 +439,16 @@ fn tcp_connect_errno() -> String {
 
 fn read_proc_status() -> Result<BTreeMap<String, String>, String> {
     const KEYS: &[&str] = &[
-        "NoNewPrivs", "Seccomp", "Seccomp_filters", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "Uid", "Gid",
+        "NoNewPrivs",
+        "Seccomp",
+        "Seccomp_filters",
+        "CapInh",
+        "CapPrm",
+        "CapEff",
+        "CapBnd",
+        "CapAmb",
+        "Uid",
+        "Gid",
     ];
     let text = std::fs::read_to_string("/proc/self/status").map_err(|e| e.to_string())?;
     Ok(text

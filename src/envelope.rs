@@ -14,20 +14,39 @@ pub const BACKEND_ID: &str = "cw-exec";
 /// The refusal code for a sandbox that cannot be built or proven.
 pub const UNENFORCEABLE: &str = "sandbox-unenforceable";
 
-pub fn evidence_completed(command_line: &str, exit_code: Option<i32>, stdout_sha256: &str) -> Vec<String> {
+pub fn evidence_completed(
+    command_line: &str,
+    exit_code: Option<i32>,
+    stdout_sha256: &str,
+) -> Vec<String> {
     vec![
         format!("command:{command_line}"),
-        format!("exitCode:{}", exit_code.map(|c| c.to_string()).unwrap_or_else(|| "null".into())),
+        format!(
+            "exitCode:{}",
+            exit_code
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "null".into())
+        ),
         format!("stdoutSha256:sha256:{stdout_sha256}"),
     ]
 }
 
 pub fn evidence_refused(code: &str, profile_id: &str) -> Vec<String> {
-    vec![format!("refused:{code}"), format!("backend:{BACKEND_ID}"), format!("sandbox:{profile_id}")]
+    vec![
+        format!("refused:{code}"),
+        format!("backend:{BACKEND_ID}"),
+        format!("sandbox:{profile_id}"),
+    ]
 }
 
 /// The attestation object, with the kernel section.
-pub fn attestation(plan: &Plan, verdict: &Verdict, refused: bool, kernel: Value, notes: Vec<String>) -> Value {
+pub fn attestation(
+    plan: &Plan,
+    verdict: &Verdict,
+    refused: bool,
+    kernel: Value,
+    notes: Vec<String>,
+) -> Value {
     let attested: Vec<&str> = DIMENSIONS
         .iter()
         .copied()
@@ -63,7 +82,10 @@ pub fn attestation(plan: &Plan, verdict: &Verdict, refused: bool, kernel: Value,
 pub fn for_run(plan: &Plan, outcome: &Outcome, label: &str) -> Value {
     let mut verdict = match &outcome.readback {
         Some(rb) => attest::verdict(plan, rb),
-        None => Verdict { required: attest::required(plan), ..Default::default() },
+        None => Verdict {
+            required: attest::required(plan),
+            ..Default::default()
+        },
     };
     let refused = outcome.refusal.is_some();
     if refused && verdict.unenforceable.is_empty() {
@@ -93,14 +115,24 @@ pub fn for_run(plan: &Plan, outcome: &Outcome, label: &str) -> Value {
     });
     if let Some((step, message)) = &outcome.refusal {
         let reason = format!("{step}: {message}");
-        return refused_envelope(&plan.profile_id, label, UNENFORCEABLE, &reason, attestation, Some(metadata));
+        return refused_envelope(
+            &plan.profile_id,
+            label,
+            UNENFORCEABLE,
+            &reason,
+            attestation,
+            Some(metadata),
+        );
     }
     let sha = outcome.stdout_sha256.clone().unwrap_or_default();
     let evidence = evidence_completed(&plan.command_line(), outcome.child_code, &sha);
     let (status, summary) = if outcome.exit_code == 0 {
         ("completed", format!("{label}: completed (exit 0)"))
     } else {
-        let shown = outcome.child_code.map(|c| c.to_string()).unwrap_or_else(|| outcome.exit_code.to_string());
+        let shown = outcome
+            .child_code
+            .map(|c| c.to_string())
+            .unwrap_or_else(|| outcome.exit_code.to_string());
         ("failed", format!("{label}: failed (exit {shown})"))
     };
     json!({

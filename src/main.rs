@@ -162,9 +162,9 @@ impl EnvelopeSink {
         text.push('\n');
         let result = match self {
             EnvelopeSink::Stderr => std::io::stderr().write_all(text.as_bytes()),
-            EnvelopeSink::File(path, mut f) => f.write_all(text.as_bytes()).map_err(|e| {
-                std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
-            }),
+            EnvelopeSink::File(path, mut f) => f
+                .write_all(text.as_bytes())
+                .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
         };
         if let Err(e) = result {
             eprintln!("cw-exec: writing the envelope: {e}");
@@ -186,11 +186,17 @@ fn run(args: &RunArgs) -> i32 {
     };
     let outcome = supervise::run(&plan, sink.is_some());
     if let Some((step, message)) = &outcome.refusal {
-        eprintln!("cw-exec: refused ({}): {step}: {message}", envelope::UNENFORCEABLE);
+        eprintln!(
+            "cw-exec: refused ({}): {step}: {message}",
+            envelope::UNENFORCEABLE
+        );
     } else if let Some(e) = &outcome.exec_error {
         eprintln!("cw-exec: {e}");
     } else if outcome.timed_out {
-        eprintln!("cw-exec: timed out after {:.3}s; the process tree was killed", outcome.duration.as_secs_f64());
+        eprintln!(
+            "cw-exec: timed out after {:.3}s; the process tree was killed",
+            outcome.duration.as_secs_f64()
+        );
     }
     if let Some(sink) = sink {
         sink.write(&envelope::for_run(&plan, &outcome, &label));
@@ -200,13 +206,19 @@ fn run(args: &RunArgs) -> i32 {
 
 fn plan_failure(request: &Request, label: &str, err: PlanError, sink: Option<EnvelopeSink>) -> i32 {
     let profile_id = match &request.profile {
-        Some(name) => Profile::load(name).map(|(id, _)| id).unwrap_or_else(|_| name.clone()),
+        Some(name) => Profile::load(name)
+            .map(|(id, _)| id)
+            .unwrap_or_else(|_| name.clone()),
         None => "default".into(),
     };
     let (code, exit, unenforceable): (&str, i32, &[&str]) = match &err {
         PlanError::BadInput(_) => ("backend-not-runnable", EXIT_REFUSED, &[]),
         PlanError::CommandNotFound(_) => ("no-command", 127, &[]),
-        PlanError::Unenforceable { .. } => (envelope::UNENFORCEABLE, EXIT_REFUSED, &["read", "write", "command"]),
+        PlanError::Unenforceable { .. } => (
+            envelope::UNENFORCEABLE,
+            EXIT_REFUSED,
+            &["read", "write", "command"],
+        ),
     };
     match &err {
         PlanError::Unenforceable { mechanism, message } => {
@@ -217,7 +229,14 @@ fn plan_failure(request: &Request, label: &str, err: PlanError, sink: Option<Env
     if let Some(sink) = sink {
         let reason = err.to_string();
         let att = envelope::bare_refusal_attestation(&profile_id, &reason, unenforceable);
-        sink.write(&envelope::refused_envelope(&profile_id, label, code, &reason, att, None));
+        sink.write(&envelope::refused_envelope(
+            &profile_id,
+            label,
+            code,
+            &reason,
+            att,
+            None,
+        ));
     }
     exit
 }
@@ -242,7 +261,9 @@ fn profile(cmd: ProfileCommand) -> i32 {
     match cmd {
         ProfileCommand::List => {
             for (name, text) in BUNDLED {
-                let description = Profile::parse(text, name).map(|p| p.description).unwrap_or_default();
+                let description = Profile::parse(text, name)
+                    .map(|p| p.description)
+                    .unwrap_or_default();
                 println!("{name:<16} {description}");
             }
             0
@@ -254,7 +275,11 @@ fn profile(cmd: ProfileCommand) -> i32 {
             }
             None => fail(format!(
                 "no bundled profile {name:?} (bundled: {})",
-                BUNDLED.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                BUNDLED
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )),
         },
         ProfileCommand::Check { file } => {

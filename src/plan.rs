@@ -102,14 +102,40 @@ pub struct Grant {
 /// not exist on this host are skipped. It deliberately contains no credentials: not
 /// /etc/shadow, /etc/gshadow, /etc/sudoers*, /etc/ssh, /etc/ssl/private, /root, /home.
 pub const RUNTIME_READ: &[&str] = &[
-    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
-    "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d",
-    "/etc/localtime", "/etc/timezone", "/etc/locale.alias", "/etc/locale.conf",
-    "/etc/ssl/certs", "/etc/ssl/openssl.cnf", "/etc/ca-certificates", "/etc/ca-certificates.conf",
-    "/etc/pki/tls/certs", "/etc/pki/ca-trust",
-    "/etc/passwd", "/etc/group", "/etc/nsswitch.conf", "/etc/host.conf", "/etc/hosts",
-    "/etc/resolv.conf", "/etc/gai.conf", "/etc/services", "/etc/protocols", "/etc/mime.types",
-    "/etc/alternatives", "/etc/terminfo", "/etc/inputrc", "/etc/os-release",
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/localtime",
+    "/etc/timezone",
+    "/etc/locale.alias",
+    "/etc/locale.conf",
+    "/etc/ssl/certs",
+    "/etc/ssl/openssl.cnf",
+    "/etc/ca-certificates",
+    "/etc/ca-certificates.conf",
+    "/etc/pki/tls/certs",
+    "/etc/pki/ca-trust",
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/nsswitch.conf",
+    "/etc/host.conf",
+    "/etc/hosts",
+    "/etc/resolv.conf",
+    "/etc/gai.conf",
+    "/etc/services",
+    "/etc/protocols",
+    "/etc/mime.types",
+    "/etc/alternatives",
+    "/etc/terminfo",
+    "/etc/inputrc",
+    "/etc/os-release",
 ];
 
 /// Device nodes bound into the sandbox's /dev. The first three are writable (writes go
@@ -176,13 +202,16 @@ impl Plan {
             None => Profile::load("default").map_err(bad)?,
         };
         if req.command.is_empty() {
-            return Err(bad("no command given: cw-exec run [OPTIONS] -- COMMAND [ARGS...]"));
+            return Err(bad(
+                "no command given: cw-exec run [OPTIONS] -- COMMAND [ARGS...]",
+            ));
         }
         let cwd = match &req.cwd {
             Some(dir) => std::fs::canonicalize(dir)
                 .map_err(|e| bad(format!("--cwd {}: {e}", dir.display())))?,
-            None => std::env::current_dir()
-                .map_err(|e| bad(format!("the current directory: {e}")))?,
+            None => {
+                std::env::current_dir().map_err(|e| bad(format!("the current directory: {e}")))?
+            }
         };
         if !cwd.is_dir() {
             return Err(bad(format!("--cwd {}: not a directory", cwd.display())));
@@ -217,7 +246,12 @@ impl Plan {
             }
         }
         let command_path = resolve_command(&req.command[0], &cwd, &env["PATH"])?;
-        let tokens = Tokens { cwd: &cwd, home: &home, tmp: &tmp, command: Some(&command_path) };
+        let tokens = Tokens {
+            cwd: &cwd,
+            home: &home,
+            tmp: &tmp,
+            command: Some(&command_path),
+        };
         let mut set: Vec<(String, String, String)> = profile
             .env
             .set
@@ -232,7 +266,9 @@ impl Plan {
         }
         for (field, name, value) in set {
             check_env_name(&name).map_err(|e| bad(format!("{field}: {e}")))?;
-            let value = tokens.expand(&value).map_err(|e| bad(format!("{field} {name}: {e}")))?;
+            let value = tokens
+                .expand(&value)
+                .map_err(|e| bad(format!("{field} {name}: {e}")))?;
             if value.contains('\0') {
                 return Err(bad(format!("{field} {name}: value contains a NUL byte")));
             }
@@ -244,16 +280,66 @@ impl Plan {
         let mut grants: Vec<Grant> = Vec::new();
         let no_exec_list = Vec::new();
         let lists: [(&str, &Vec<String>, Access); 6] = [
-            ("read", &profile.read, Access { read: true, write: false, exec: !exec_allowlist }),
-            ("--read", &req.read, Access { read: true, write: false, exec: !exec_allowlist }),
-            ("write", &profile.write, Access { read: true, write: true, exec: !exec_allowlist }),
-            ("--write", &req.write, Access { read: true, write: true, exec: !exec_allowlist }),
-            ("exec", profile.exec.as_ref().unwrap_or(&no_exec_list), Access { read: true, write: false, exec: true }),
-            ("--exec", &req.exec, Access { read: true, write: false, exec: true }),
+            (
+                "read",
+                &profile.read,
+                Access {
+                    read: true,
+                    write: false,
+                    exec: !exec_allowlist,
+                },
+            ),
+            (
+                "--read",
+                &req.read,
+                Access {
+                    read: true,
+                    write: false,
+                    exec: !exec_allowlist,
+                },
+            ),
+            (
+                "write",
+                &profile.write,
+                Access {
+                    read: true,
+                    write: true,
+                    exec: !exec_allowlist,
+                },
+            ),
+            (
+                "--write",
+                &req.write,
+                Access {
+                    read: true,
+                    write: true,
+                    exec: !exec_allowlist,
+                },
+            ),
+            (
+                "exec",
+                profile.exec.as_ref().unwrap_or(&no_exec_list),
+                Access {
+                    read: true,
+                    write: false,
+                    exec: true,
+                },
+            ),
+            (
+                "--exec",
+                &req.exec,
+                Access {
+                    read: true,
+                    write: false,
+                    exec: true,
+                },
+            ),
         ];
         for (field, list, access) in lists {
             for text in list.iter() {
-                let expanded = tokens.expand(text).map_err(|e| bad(format!("{field}: {e}")))?;
+                let expanded = tokens
+                    .expand(text)
+                    .map_err(|e| bad(format!("{field}: {e}")))?;
                 let grant = resolve_grant(field, text, &expanded, &cwd, run_dir, access)?;
                 merge_grant(&mut grants, grant);
             }
@@ -334,7 +420,10 @@ impl Plan {
     pub fn argv_c(&self) -> Result<Vec<CString>, String> {
         self.argv
             .iter()
-            .map(|a| CString::new(a.as_bytes()).map_err(|_| format!("argument {a:?} contains a NUL byte")))
+            .map(|a| {
+                CString::new(a.as_bytes())
+                    .map_err(|_| format!("argument {a:?} contains a NUL byte"))
+            })
             .collect()
     }
 
@@ -376,7 +465,9 @@ fn resolve_command(name: &str, cwd: &Path, path_var: &str) -> Result<PathBuf, Pl
         if p.exists() {
             return Ok(p);
         }
-        return Err(PlanError::CommandNotFound(format!("{name}: No such file or directory")));
+        return Err(PlanError::CommandNotFound(format!(
+            "{name}: No such file or directory"
+        )));
     }
     for dir in path_var.split(':').filter(|d| !d.is_empty()) {
         let candidate = Path::new(dir).join(name);
@@ -398,11 +489,21 @@ fn resolve_grant(
     access: Access,
 ) -> Result<Grant, PlanError> {
     let raw = normalize(&cwd.join(expanded));
-    let named = if expanded == text { text.to_string() } else { format!("{text} ({expanded})") };
+    let named = if expanded == text {
+        text.to_string()
+    } else {
+        format!("{text} ({expanded})")
+    };
     let requested = raw.to_string_lossy().into_owned();
     if raw.starts_with(run_dir) {
         // Created by cw-exec for this run; it does not exist yet when planned.
-        return Ok(Grant { path: raw, requested, access, is_dir: true, per_run: true });
+        return Ok(Grant {
+            path: raw,
+            requested,
+            access,
+            is_dir: true,
+            per_run: true,
+        });
     }
     let path = std::fs::canonicalize(&raw).map_err(|e| bad(format!("{field} {named}: {e}")))?;
     let meta = std::fs::metadata(&path).map_err(|e| bad(format!("{field} {named}: {e}")))?;
@@ -418,9 +519,23 @@ fn resolve_grant(
         need |= AccessFlags::X_OK;
     }
     nix::unistd::access(&path, need).map_err(|e| {
-        bad(format!("{field} {named}: {} ({})", e.desc(), if access.write { "needs read and write access" } else { "needs read access" }))
+        bad(format!(
+            "{field} {named}: {} ({})",
+            e.desc(),
+            if access.write {
+                "needs read and write access"
+            } else {
+                "needs read access"
+            }
+        ))
     })?;
-    Ok(Grant { path, requested, access, is_dir: meta.is_dir(), per_run: false })
+    Ok(Grant {
+        path,
+        requested,
+        access,
+        is_dir: meta.is_dir(),
+        per_run: false,
+    })
 }
 
 /// Lexically normalizes an absolute path (drops `.` and resolves `..`) for per-run paths,
@@ -454,25 +569,63 @@ fn merge_grant(grants: &mut Vec<Grant>, grant: Grant) {
 pub fn runtime_allowance(exec_allowlist: bool) -> Vec<Grant> {
     let mut out: Vec<Grant> = Vec::new();
     let mut add = |requested: &str, access: Access| {
-        let Ok(path) = std::fs::canonicalize(requested) else { return };
-        let Ok(meta) = std::fs::metadata(&path) else { return };
-        merge_grant(&mut out, Grant { path, requested: requested.to_string(), access, is_dir: meta.is_dir(), per_run: false });
+        let Ok(path) = std::fs::canonicalize(requested) else {
+            return;
+        };
+        let Ok(meta) = std::fs::metadata(&path) else {
+            return;
+        };
+        merge_grant(
+            &mut out,
+            Grant {
+                path,
+                requested: requested.to_string(),
+                access,
+                is_dir: meta.is_dir(),
+                per_run: false,
+            },
+        );
     };
     for p in RUNTIME_READ {
-        add(p, Access { read: true, write: false, exec: !exec_allowlist });
+        add(
+            p,
+            Access {
+                read: true,
+                write: false,
+                exec: !exec_allowlist,
+            },
+        );
     }
     if exec_allowlist {
         for p in DYNAMIC_LOADERS {
-            add(p, Access { read: true, write: false, exec: true });
+            add(
+                p,
+                Access {
+                    read: true,
+                    write: false,
+                    exec: true,
+                },
+            );
         }
     }
     for (p, writable) in RUNTIME_DEVICES {
-        add(p, Access { read: true, write: *writable, exec: false });
+        add(
+            p,
+            Access {
+                read: true,
+                write: *writable,
+                exec: false,
+            },
+        );
     }
     out.push(Grant {
         path: PathBuf::from("/proc"),
         requested: "/proc (this sandbox's own PID namespace)".into(),
-        access: Access { read: true, write: false, exec: false },
+        access: Access {
+            read: true,
+            write: false,
+            exec: false,
+        },
         is_dir: true,
         per_run: false,
     });
@@ -496,41 +649,50 @@ pub fn c_path(path: &Path) -> CString {
     CString::new(path.as_os_str().as_bytes()).expect("paths from the filesystem contain no NUL")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn runtime_allowance_holds_no_credentials() {
-        let forbidden = ["/etc/shadow", "/etc/gshadow", "/etc/sudoers", "/etc/sudoers.d", "/etc/ssh", "/root", "/home", "/etc/ssl/private"];
-        for exec in [false, true] {
-            for g in runtime_allowance(exec) {
-                for f in forbidden {
-                    assert!(!Path::new(f).starts_with(&g.path), "{} would expose {f}", g.path.display());
-                }
-            }
-        }
-    }
-}
-
 impl Plan {
     /// The plan as text, for `cw-exec explain`.
     pub fn explain(&self) -> String {
         use std::fmt::Write;
         let mut s = String::new();
         let _ = writeln!(s, "profile      {}", self.profile_id);
-        let _ = writeln!(s, "command      {} (execve {})", self.command_line(), self.command_path.display());
+        let _ = writeln!(
+            s,
+            "command      {} (execve {})",
+            self.command_line(),
+            self.command_path.display()
+        );
         let _ = writeln!(s, "cwd          {}", self.cwd.display());
-        let _ = writeln!(s, "private tmp  {} (created per run, removed after)", self.tmp.display());
+        let _ = writeln!(
+            s,
+            "private tmp  {} (created per run, removed after)",
+            self.tmp.display()
+        );
         let _ = writeln!(s, "network      {}", self.net);
-        let _ = writeln!(s, "exec         {}", if self.exec_allowlist { "allowlist (only files marked exec)" } else { "any readable file" });
+        let _ = writeln!(
+            s,
+            "exec         {}",
+            if self.exec_allowlist {
+                "allowlist (only files marked exec)"
+            } else {
+                "any readable file"
+            }
+        );
         if let Some(t) = self.timeout {
             let _ = writeln!(s, "timeout      {:.3}s", t.as_secs_f64());
         }
         let _ = writeln!(s, "\ngrants (Landlock ABI {}):", self.landlock.0);
         for g in &self.grants {
-            let _ = writeln!(s, "  {:<14} {}{}", g.access.describe(), g.path.display(),
-                if g.requested != g.path.to_string_lossy() { format!("  (from {})", g.requested) } else { String::new() });
+            let _ = writeln!(
+                s,
+                "  {:<14} {}{}",
+                g.access.describe(),
+                g.path.display(),
+                if g.requested != g.path.to_string_lossy() {
+                    format!("  (from {})", g.requested)
+                } else {
+                    String::new()
+                }
+            );
         }
         let _ = writeln!(s, "\nruntime allowance:");
         for g in &self.runtime {
@@ -540,18 +702,61 @@ impl Plan {
         for m in crate::kernel::mount_view::describe(self) {
             let _ = writeln!(s, "  {m}");
         }
-        let _ = writeln!(s, "\nseccomp ({} filters, sha256 {}):", self.seccomp.filters.len(), self.seccomp.sha256);
+        let _ = writeln!(
+            s,
+            "\nseccomp ({} filters, sha256 {}):",
+            self.seccomp.filters.len(),
+            self.seccomp.sha256
+        );
         for d in &self.seccomp.denies {
             let _ = writeln!(s, "  deny {d}");
         }
         let _ = writeln!(s, "\nenvironment (built from scratch; names only):");
-        let _ = writeln!(s, "  {}", self.env.keys().cloned().collect::<Vec<_>>().join(" "));
-        let _ = writeln!(s, "\nrequired dimensions: {}", crate::attest::required(self).join(", "));
+        let _ = writeln!(
+            s,
+            "  {}",
+            self.env.keys().cloned().collect::<Vec<_>>().join(" ")
+        );
+        let _ = writeln!(
+            s,
+            "\nrequired dimensions: {}",
+            crate::attest::required(self).join(", ")
+        );
         for (dim, gaps) in crate::attest::gaps(self) {
             for g in gaps {
                 let _ = writeln!(s, "  gap ({dim}): {g}");
             }
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtime_allowance_holds_no_credentials() {
+        let forbidden = [
+            "/etc/shadow",
+            "/etc/gshadow",
+            "/etc/sudoers",
+            "/etc/sudoers.d",
+            "/etc/ssh",
+            "/root",
+            "/home",
+            "/etc/ssl/private",
+        ];
+        for exec in [false, true] {
+            for g in runtime_allowance(exec) {
+                for f in forbidden {
+                    assert!(
+                        !Path::new(f).starts_with(&g.path),
+                        "{} would expose {f}",
+                        g.path.display()
+                    );
+                }
+            }
+        }
     }
 }

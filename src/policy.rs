@@ -96,7 +96,10 @@ pub struct Profile {
 pub const BUNDLED: &[(&str, &str)] = &[
     ("default", include_str!("../policies/default.toml")),
     ("readonly", include_str!("../policies/readonly.toml")),
-    ("workspace-write", include_str!("../policies/workspace-write.toml")),
+    (
+        "workspace-write",
+        include_str!("../policies/workspace-write.toml"),
+    ),
     ("locked-down", include_str!("../policies/locked-down.toml")),
     ("agent", include_str!("../policies/agent.toml")),
     ("ci", include_str!("../policies/ci.toml")),
@@ -105,8 +108,8 @@ pub const BUNDLED: &[(&str, &str)] = &[
 impl Profile {
     /// Parses profile text; `origin` names the file or bundled profile in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Profile, String> {
-        let profile: Profile =
-            toml::from_str(text).map_err(|e| format!("profile {origin}: {}", e.to_string().trim()))?;
+        let profile: Profile = toml::from_str(text)
+            .map_err(|e| format!("profile {origin}: {}", e.to_string().trim()))?;
         if let Some(t) = profile.timeout {
             check_timeout(t).map_err(|e| format!("profile {origin}: timeout: {e}"))?;
         }
@@ -146,7 +149,9 @@ pub fn check_timeout(seconds: f64) -> Result<(), String> {
     if seconds.is_finite() && seconds > 0.0 && seconds <= 31_536_000.0 {
         Ok(())
     } else {
-        Err(format!("{seconds} is not a number of seconds in (0, 31536000]"))
+        Err(format!(
+            "{seconds} is not a number of seconds in (0, 31536000]"
+        ))
     }
 }
 
@@ -187,7 +192,9 @@ impl Tokens<'_> {
             "tmp" => self.tmp,
             "command" | "command_dir" => {
                 let cmd = self.command.ok_or_else(|| {
-                    format!("{text}: ${name} is used but the command could not be resolved to a file")
+                    format!(
+                        "{text}: ${name} is used but the command could not be resolved to a file"
+                    )
                 })?;
                 if name == "command" {
                     cmd
@@ -197,8 +204,8 @@ impl Tokens<'_> {
             }
             _ => {
                 return Err(format!(
-                    "{text}: unknown token ${name} (known: $cwd, $home, $tmp, $command, $command_dir)"
-                ))
+                "{text}: unknown token ${name} (known: $cwd, $home, $tmp, $command, $command_dir)"
+            ))
             }
         };
         let mut out = base.to_string_lossy().into_owned();

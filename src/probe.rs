@@ -18,7 +18,8 @@ struct Check {
 /// Runs `body` in a child created with `flags` (after writing its id maps when it has a new
 /// user namespace) and returns its exit code, or the clone error.
 fn in_child(flags: libc::c_int, body: fn() -> i32) -> Result<i32, String> {
-    let (go_read, go_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e.to_string())?;
+    let (go_read, go_write) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e.to_string())?;
     match sys::clone_into_namespaces(flags).map_err(|e| format!("clone: {e}"))? {
         None => {
             drop(go_write);
@@ -31,7 +32,11 @@ fn in_child(flags: libc::c_int, body: fn() -> i32) -> Result<i32, String> {
         Some(pid) => {
             drop(go_read);
             if flags & libc::CLONE_NEWUSER != 0 {
-                if let Err(e) = write_id_maps(pid, nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw()) {
+                if let Err(e) = write_id_maps(
+                    pid,
+                    nix::unistd::getuid().as_raw(),
+                    nix::unistd::getgid().as_raw(),
+                ) {
                     let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
                     let _ = nix::sys::wait::waitpid(pid, None);
                     return Err(e);
@@ -48,16 +53,47 @@ fn in_child(flags: libc::c_int, body: fn() -> i32) -> Result<i32, String> {
 
 fn namespaces_and_mounts() -> i32 {
     use nix::mount::{mount, MsFlags};
-    if mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>).is_err() {
+    if mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .is_err()
+    {
         return 2;
     }
-    if mount(Some("tmpfs"), "/tmp", Some("tmpfs"), MsFlags::empty(), Some("size=64k")).is_err() {
+    if mount(
+        Some("tmpfs"),
+        "/tmp",
+        Some("tmpfs"),
+        MsFlags::empty(),
+        Some("size=64k"),
+    )
+    .is_err()
+    {
         return 3;
     }
-    if sys::mount_setattr(std::path::Path::new("/tmp"), false, sys::MOUNT_ATTR_RDONLY, 0).is_err() {
+    if sys::mount_setattr(
+        std::path::Path::new("/tmp"),
+        false,
+        sys::MOUNT_ATTR_RDONLY,
+        0,
+    )
+    .is_err()
+    {
         return 4;
     }
-    if mount(Some("proc"), "/proc", Some("proc"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, None::<&str>).is_err() {
+    if mount(
+        Some("proc"),
+        "/proc",
+        Some("proc"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None::<&str>,
+    )
+    .is_err()
+    {
         return 5;
     }
     if sys::loopback_up().is_err() {
@@ -70,7 +106,9 @@ fn seccomp_filter() -> i32 {
     if nix::sys::prctl::set_no_new_privs().is_err() {
         return 2;
     }
-    let Ok(program) = SeccompProgram::compile(NetMode::None, true) else { return 3 };
+    let Ok(program) = SeccompProgram::compile(NetMode::None, true) else {
+        return 3;
+    };
     if program.install().is_err() {
         return 4;
     }
@@ -92,8 +130,13 @@ pub fn main(as_json: bool) -> i32 {
             Err(e) => format!("unavailable: {e}"),
         },
     });
-    let ns_flags = libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC
-        | libc::CLONE_NEWUTS | libc::CLONE_NEWCGROUP | libc::CLONE_NEWNET;
+    let ns_flags = libc::CLONE_NEWUSER
+        | libc::CLONE_NEWNS
+        | libc::CLONE_NEWPID
+        | libc::CLONE_NEWIPC
+        | libc::CLONE_NEWUTS
+        | libc::CLONE_NEWCGROUP
+        | libc::CLONE_NEWNET;
     let ns = in_child(ns_flags, namespaces_and_mounts);
     checks.push(Check {
         name: "namespaces",
@@ -124,14 +167,41 @@ pub fn main(as_json: bool) -> i32 {
     let fs = ok("landlock") && ok("namespaces");
     let dims: Vec<(&str, bool, String)> = vec![
         ("read", fs, "Landlock filesystem rules + mount view".into()),
-        ("write", fs, format!("Landlock write rights{} + read-only mount view", if ll.has_truncate() { " (incl. truncate)" } else { "" })),
-        ("command", ok("landlock") && ok("seccomp"), "Landlock EXECUTE allowlist + noexec mounts + seccomp".into()),
-        ("network", ok("namespaces") && ok("seccomp"), format!(
-            "network namespace + seccomp socket families{}{}",
-            if ll.has_tcp() { " + Landlock TCP" } else { "" },
-            if ll.has_scopes() { " + Landlock abstract-socket scope" } else { "" }
-        )),
-        ("env", true, "environment built from scratch for execve".into()),
+        (
+            "write",
+            fs,
+            format!(
+                "Landlock write rights{} + read-only mount view",
+                if ll.has_truncate() {
+                    " (incl. truncate)"
+                } else {
+                    ""
+                }
+            ),
+        ),
+        (
+            "command",
+            ok("landlock") && ok("seccomp"),
+            "Landlock EXECUTE allowlist + noexec mounts + seccomp".into(),
+        ),
+        (
+            "network",
+            ok("namespaces") && ok("seccomp"),
+            format!(
+                "network namespace + seccomp socket families{}{}",
+                if ll.has_tcp() { " + Landlock TCP" } else { "" },
+                if ll.has_scopes() {
+                    " + Landlock abstract-socket scope"
+                } else {
+                    ""
+                }
+            ),
+        ),
+        (
+            "env",
+            true,
+            "environment built from scratch for execve".into(),
+        ),
     ];
     let ready = dims.iter().all(|(_, ok, _)| *ok);
     if as_json {
@@ -149,13 +219,34 @@ pub fn main(as_json: bool) -> i32 {
     } else {
         println!("cw-exec probe (uid {})", nix::unistd::getuid());
         for c in &checks {
-            println!("  {:<11} {:<4} {}", c.name, if c.ok { "ok" } else { "FAIL" }, c.detail);
+            println!(
+                "  {:<11} {:<4} {}",
+                c.name,
+                if c.ok { "ok" } else { "FAIL" },
+                c.detail
+            );
         }
         println!();
         for (d, ok, how) in &dims {
-            println!("  {:<8} {:<13} {}", d, if *ok { "enforceable" } else { "UNENFORCEABLE" }, how);
+            println!(
+                "  {:<8} {:<13} {}",
+                d,
+                if *ok { "enforceable" } else { "UNENFORCEABLE" },
+                how
+            );
         }
-        println!("\n{}", if ready { "ready: every dimension can be enforced" } else { "not ready: cw-exec will refuse policies that need the missing mechanisms" });
+        println!(
+            "\n{}",
+            if ready {
+                "ready: every dimension can be enforced"
+            } else {
+                "not ready: cw-exec will refuse policies that need the missing mechanisms"
+            }
+        );
     }
-    if ready { 0 } else { 1 }
+    if ready {
+        0
+    } else {
+        1
+    }
 }

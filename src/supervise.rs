@@ -50,7 +50,10 @@ pub fn run(plan: &Plan, capture_stdout: bool) -> Outcome {
     // symlinks the sandbox may have planted in its tmp.
     if let Err(e) = std::fs::remove_dir_all(&plan.run_dir) {
         if e.kind() != std::io::ErrorKind::NotFound {
-            eprintln!("cw-exec: warning: could not remove {}: {e}", plan.run_dir.display());
+            eprintln!(
+                "cw-exec: warning: could not remove {}: {e}",
+                plan.run_dir.display()
+            );
         }
     }
     outcome.duration = started.elapsed();
@@ -58,7 +61,11 @@ pub fn run(plan: &Plan, capture_stdout: bool) -> Outcome {
 }
 
 fn refused(step: &str, message: String) -> Outcome {
-    Outcome { exit_code: 125, refusal: Some((step.to_string(), message)), ..Default::default() }
+    Outcome {
+        exit_code: 125,
+        refusal: Some((step.to_string(), message)),
+        ..Default::default()
+    }
 }
 
 fn prepare_run_dir(plan: &Plan) -> Result<(), String> {
@@ -95,7 +102,8 @@ fn supervise(plan: &Plan, capture_stdout: bool) -> Outcome {
     if let Err(e) = mask.thread_block() {
         return refused("blocking signals", e.to_string());
     }
-    let signals = match SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK) {
+    let signals = match SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+    {
         Ok(fd) => fd,
         Err(e) => return refused("signalfd", e.to_string()),
     };
@@ -177,7 +185,8 @@ fn supervise(plan: &Plan, capture_stdout: bool) -> Outcome {
 /// themselves (and must give up setgroups to do so).
 pub fn write_id_maps(pid: Pid, uid: u32, gid: u32) -> Result<(), String> {
     let write = |file: &str, text: &str| {
-        std::fs::write(format!("/proc/{pid}/{file}"), text).map_err(|e| format!("writing {file}: {e}"))
+        std::fs::write(format!("/proc/{pid}/{file}"), text)
+            .map_err(|e| format!("writing {file}: {e}"))
     };
     if uid == 0 {
         write("uid_map", "0 0 4294967295\n")?;
@@ -227,7 +236,8 @@ fn relay(
             .min()
             .map(|t| t.saturating_duration_since(Instant::now()));
         let timeout = match next {
-            Some(d) => PollTimeout::try_from(d.as_millis().min(60_000) as i32 + 1).unwrap_or(PollTimeout::MAX),
+            Some(d) => PollTimeout::try_from(d.as_millis().min(60_000) as i32 + 1)
+                .unwrap_or(PollTimeout::MAX),
             None => PollTimeout::NONE,
         };
 
@@ -250,7 +260,8 @@ fn relay(
                 .map(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR))
                 .unwrap_or(false)
         };
-        let (sig_ready, report_ready, stdout_ready) = (ready(Some(0)), ready(report_idx), ready(stdout_idx));
+        let (sig_ready, report_ready, stdout_ready) =
+            (ready(Some(0)), ready(report_idx), ready(stdout_idx));
         drop(fds);
 
         if sig_ready {
@@ -274,7 +285,10 @@ fn relay(
                 match serde_json::from_slice::<Message>(&line) {
                     Ok(message) => apply(&mut outcome, &mut exit_message, message),
                     Err(e) => {
-                        outcome.refusal.get_or_insert(("report".into(), format!("unreadable report from the sandbox: {e}")));
+                        outcome.refusal.get_or_insert((
+                            "report".into(),
+                            format!("unreadable report from the sandbox: {e}"),
+                        ));
                     }
                 }
             }
@@ -324,7 +338,10 @@ fn relay(
             Ok(WaitStatus::Exited(_, code)) => format!("exited with {code}"),
             other => format!("{other:?}"),
         };
-        outcome.refusal = Some(("init".into(), format!("the sandbox's init ended before the command did ({why})")));
+        outcome.refusal = Some((
+            "init".into(),
+            format!("the sandbox's init ended before the command did ({why})"),
+        ));
         125
     };
     if outcome.timed_out {
@@ -337,10 +354,16 @@ fn relay(
 fn apply(outcome: &mut Outcome, exit: &mut Option<(Option<i32>, Option<i32>)>, message: Message) {
     match message {
         Message::SetupError { step, message } => outcome.refusal = Some((step, message)),
-        Message::Refused { readback, unenforceable } => {
+        Message::Refused {
+            readback,
+            unenforceable,
+        } => {
             outcome.refusal = Some((
                 "read-back".into(),
-                format!("the kernel read-back does not prove: {}", unenforceable.join(", ")),
+                format!(
+                    "the kernel read-back does not prove: {}",
+                    unenforceable.join(", ")
+                ),
             ));
             outcome.readback = Some(*readback);
         }

@@ -10,7 +10,10 @@ fn exec_allowlist_blocks_unlisted_binaries() {
     // The listed binary runs; an unlisted one in the runtime allowance does not.
     assert_eq!(sb.attempt(&["exec", "/usr/bin/true"]), "");
     assert_eq!(sb.attempt(&["exec", "/usr/bin/false"]), "EACCES");
-    assert_eq!(sb.attempt(&["exec", "/bin/sh", "-c", "echo escaped"]), "EACCES");
+    assert_eq!(
+        sb.attempt(&["exec", "/bin/sh", "-c", "echo escaped"]),
+        "EACCES"
+    );
 }
 
 #[test]
@@ -25,11 +28,25 @@ fn exec_from_a_writable_place_fails_under_an_allowlist() {
     let w = workdir("writable");
     let sb = Sandbox::new().args(["--exec", "/usr/bin/true", "--write", w.to_str().unwrap()]);
     let copy = w.join("true-copy");
-    assert_eq!(sb.attempt(&["copy", "/usr/bin/true", copy.to_str().unwrap()]), "ok");
+    assert_eq!(
+        sb.attempt(&["copy", "/usr/bin/true", copy.to_str().unwrap()]),
+        "ok"
+    );
     assert_eq!(sb.attempt(&["exec", copy.to_str().unwrap()]), "EACCES");
     let out = sb.violate(&["ldso-exec", copy.to_str().unwrap()]);
-    assert_ne!(out.status.code(), Some(0), "ld.so ran a noexec file: {}", stdout(&out));
-    assert!(stderr(&out).contains("failed to map segment") || stderr(&out).contains("Operation not permitted") || stderr(&out).contains("cannot"), "{}", stderr(&out));
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "ld.so ran a noexec file: {}",
+        stdout(&out)
+    );
+    assert!(
+        stderr(&out).contains("failed to map segment")
+            || stderr(&out).contains("Operation not permitted")
+            || stderr(&out).contains("cannot"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -43,7 +60,11 @@ fn exec_from_memory_fails() {
 #[test]
 fn without_an_allowlist_readable_files_execute() {
     let sb = Sandbox::new();
-    let out = sb.run(&["/bin/sh", "-c", "cp /usr/bin/true \"$TMPDIR/t\" && \"$TMPDIR/t\" && echo ran"]);
+    let out = sb.run(&[
+        "/bin/sh",
+        "-c",
+        "cp /usr/bin/true \"$TMPDIR/t\" && \"$TMPDIR/t\" && echo ran",
+    ]);
     assert_eq!(stdout(&out).trim(), "ran", "{}", stderr(&out));
 }
 

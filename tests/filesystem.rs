@@ -8,7 +8,14 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 #[test]
 fn host_credentials_are_absent() {
     let sb = Sandbox::new();
-    for path in ["/etc/shadow", "/etc/gshadow", "/etc/sudoers", "/etc/ssh", "/root", "/home"] {
+    for path in [
+        "/etc/shadow",
+        "/etc/gshadow",
+        "/etc/sudoers",
+        "/etc/ssh",
+        "/root",
+        "/home",
+    ] {
         assert_eq!(sb.attempt(&["read", path]), "ENOENT", "{path}");
     }
 }
@@ -37,14 +44,34 @@ fn ungranted_host_paths_are_absent_and_granted_ones_readable() {
     std::fs::create_dir_all(base.join("secret")).unwrap();
     write_file(&base.join("granted/ok.txt"), "fine");
     write_file(&base.join("secret/key"), "s3cret");
-    let sb = Sandbox::new().arg("--read").arg(base.join("granted").to_str().unwrap());
-    assert_eq!(sb.attempt(&["read", base.join("granted/ok.txt").to_str().unwrap()]), "ok");
-    assert_eq!(sb.attempt(&["list", base.join("granted").to_str().unwrap()]), "ok");
-    assert_eq!(sb.attempt(&["read", base.join("secret/key").to_str().unwrap()]), "ENOENT");
+    let sb = Sandbox::new()
+        .arg("--read")
+        .arg(base.join("granted").to_str().unwrap());
+    assert_eq!(
+        sb.attempt(&["read", base.join("granted/ok.txt").to_str().unwrap()]),
+        "ok"
+    );
+    assert_eq!(
+        sb.attempt(&["list", base.join("granted").to_str().unwrap()]),
+        "ok"
+    );
+    assert_eq!(
+        sb.attempt(&["read", base.join("secret/key").to_str().unwrap()]),
+        "ENOENT"
+    );
     // Read-only grant: no writes, no creation, no deletion.
-    assert_eq!(sb.attempt(&["write", base.join("granted/ok.txt").to_str().unwrap()]), "EROFS");
-    assert_eq!(sb.attempt(&["unlink", base.join("granted/ok.txt").to_str().unwrap()]), "EROFS");
-    assert_eq!(std::fs::read_to_string(base.join("granted/ok.txt")).unwrap(), "fine");
+    assert_eq!(
+        sb.attempt(&["write", base.join("granted/ok.txt").to_str().unwrap()]),
+        "EROFS"
+    );
+    assert_eq!(
+        sb.attempt(&["unlink", base.join("granted/ok.txt").to_str().unwrap()]),
+        "EROFS"
+    );
+    assert_eq!(
+        std::fs::read_to_string(base.join("granted/ok.txt")).unwrap(),
+        "fine"
+    );
 }
 
 #[test]
@@ -55,12 +82,23 @@ fn symlink_out_of_a_grant_does_not_reach_the_target() {
     write_file(&base.join("secret/key"), "s3cret");
     std::os::unix::fs::symlink("../secret/key", base.join("granted/link")).unwrap();
     std::os::unix::fs::symlink("/etc/shadow", base.join("granted/shadow")).unwrap();
-    let sb = Sandbox::new().arg("--write").arg(base.join("granted").to_str().unwrap());
-    assert_eq!(sb.attempt(&["read", base.join("granted/link").to_str().unwrap()]), "ENOENT");
-    assert_eq!(sb.attempt(&["read", base.join("granted/shadow").to_str().unwrap()]), "ENOENT");
+    let sb = Sandbox::new()
+        .arg("--write")
+        .arg(base.join("granted").to_str().unwrap());
+    assert_eq!(
+        sb.attempt(&["read", base.join("granted/link").to_str().unwrap()]),
+        "ENOENT"
+    );
+    assert_eq!(
+        sb.attempt(&["read", base.join("granted/shadow").to_str().unwrap()]),
+        "ENOENT"
+    );
     // A symlink made inside the sandbox toward a read-only path does not make it writable.
     let link = base.join("granted/to-passwd");
-    assert_eq!(sb.attempt(&["symlink", "/etc/passwd", link.to_str().unwrap()]), "ok");
+    assert_eq!(
+        sb.attempt(&["symlink", "/etc/passwd", link.to_str().unwrap()]),
+        "ok"
+    );
     assert_eq!(sb.attempt(&["write", link.to_str().unwrap()]), "EROFS");
 }
 
@@ -73,20 +111,34 @@ fn hardlink_and_rename_tricks_fail() {
     std::fs::create_dir_all(&rw).unwrap();
     write_file(&ro.join("file"), "original");
     write_file(&rw.join("mine"), "mine");
-    let sb = Sandbox::new().args(["--read", ro.to_str().unwrap(), "--write", rw.to_str().unwrap()]);
+    let sb = Sandbox::new().args([
+        "--read",
+        ro.to_str().unwrap(),
+        "--write",
+        rw.to_str().unwrap(),
+    ]);
     let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
     // Hardlink a read-only file into the writable tree, then write through it.
     let hl = sb.attempt(&["link", &s(&ro.join("file")), &s(&rw.join("hl"))]);
     assert!(hl == "EXDEV" || hl == "EACCES", "link: {hl}");
     // Move a read-only file into the writable tree, or a writable one over a read-only one.
     let mv = sb.attempt(&["rename", &s(&ro.join("file")), &s(&rw.join("stolen"))]);
-    assert!(mv == "EXDEV" || mv == "EACCES" || mv == "EROFS", "rename out: {mv}");
+    assert!(
+        mv == "EXDEV" || mv == "EACCES" || mv == "EROFS",
+        "rename out: {mv}"
+    );
     let mv = sb.attempt(&["rename", &s(&rw.join("mine")), &s(&ro.join("file"))]);
-    assert!(mv == "EXDEV" || mv == "EACCES" || mv == "EROFS", "rename over: {mv}");
+    assert!(
+        mv == "EXDEV" || mv == "EACCES" || mv == "EROFS",
+        "rename over: {mv}"
+    );
     // Hardlink to the system password file.
     let hl = sb.attempt(&["link", "/etc/passwd", &s(&rw.join("passwd"))]);
     assert!(hl == "EXDEV" || hl == "EACCES", "link passwd: {hl}");
-    assert_eq!(std::fs::read_to_string(ro.join("file")).unwrap(), "original");
+    assert_eq!(
+        std::fs::read_to_string(ro.join("file")).unwrap(),
+        "original"
+    );
     assert!(!rw.join("hl").exists() && !rw.join("stolen").exists() && !rw.join("passwd").exists());
 }
 
@@ -101,11 +153,24 @@ fn write_grant_allows_create_modify_delete_inside_only() {
     assert_eq!(std::fs::read_to_string(&f).unwrap(), "violated\n");
     assert_eq!(sb.attempt(&["truncate", f.to_str().unwrap()]), "ok");
     assert_eq!(sb.attempt(&["mkdir", rw.join("d").to_str().unwrap()]), "ok");
-    assert_eq!(sb.attempt(&["rename", f.to_str().unwrap(), rw.join("d/moved").to_str().unwrap()]), "ok");
-    assert_eq!(sb.attempt(&["unlink", rw.join("d/moved").to_str().unwrap()]), "ok");
+    assert_eq!(
+        sb.attempt(&[
+            "rename",
+            f.to_str().unwrap(),
+            rw.join("d/moved").to_str().unwrap()
+        ]),
+        "ok"
+    );
+    assert_eq!(
+        sb.attempt(&["unlink", rw.join("d/moved").to_str().unwrap()]),
+        "ok"
+    );
     // Next to the write grant, nothing: the parent exists in the view only as a read-only
     // skeleton directory.
-    assert_eq!(sb.attempt(&["write", base.join("sibling").to_str().unwrap()]), "EROFS");
+    assert_eq!(
+        sb.attempt(&["write", base.join("sibling").to_str().unwrap()]),
+        "EROFS"
+    );
     assert!(!base.join("sibling").exists());
 }
 
@@ -141,7 +206,10 @@ fn device_nodes_cannot_be_created() {
     let sb = Sandbox::new().args(["--write", base.to_str().unwrap()]);
     let node = base.join("null");
     let got = sb.attempt(&["mknod", node.to_str().unwrap()]);
-    assert!(got == "EPERM" || got == "EACCES", "mknod in write set: {got}");
+    assert!(
+        got == "EPERM" || got == "EACCES",
+        "mknod in write set: {got}"
+    );
     assert_eq!(sb.attempt(&["mknod", "/dev/evil"]), "EROFS");
     assert!(!node.exists());
 }
@@ -149,7 +217,11 @@ fn device_nodes_cannot_be_created() {
 #[test]
 fn private_tmp_is_writable_and_removed_after_the_run() {
     let sb = Sandbox::new();
-    let out = sb.run(&["/bin/sh", "-c", "echo hi > \"$TMPDIR/f\" && cat \"$TMPDIR/f\" && echo \"$TMPDIR\""]);
+    let out = sb.run(&[
+        "/bin/sh",
+        "-c",
+        "echo hi > \"$TMPDIR/f\" && cat \"$TMPDIR/f\" && echo \"$TMPDIR\"",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     let mut lines = text.lines();
@@ -162,7 +234,11 @@ fn private_tmp_is_writable_and_removed_after_the_run() {
 #[test]
 fn devices_in_the_runtime_allowance_work() {
     let sb = Sandbox::new();
-    let out = sb.run(&["/bin/sh", "-c", "echo x > /dev/null && head -c 4 /dev/urandom | wc -c"]);
+    let out = sb.run(&[
+        "/bin/sh",
+        "-c",
+        "echo x > /dev/null && head -c 4 /dev/urandom | wc -c",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), "4");
 }

@@ -10,8 +10,19 @@ use std::os::unix::net::{SocketAddr, UnixListener};
 #[test]
 fn net_none_denies_every_socket_family_but_unix() {
     let sb = Sandbox::new();
-    for (family, ty) in [("inet", "stream"), ("inet", "dgram"), ("inet6", "stream"), ("inet", "raw"), ("packet", "raw"), ("netlink", "raw")] {
-        assert_eq!(sb.attempt(&["socket", family, ty]), "EPERM", "{family} {ty}");
+    for (family, ty) in [
+        ("inet", "stream"),
+        ("inet", "dgram"),
+        ("inet6", "stream"),
+        ("inet", "raw"),
+        ("packet", "raw"),
+        ("netlink", "raw"),
+    ] {
+        assert_eq!(
+            sb.attempt(&["socket", family, ty]),
+            "EPERM",
+            "{family} {ty}"
+        );
     }
     assert_eq!(sb.attempt(&["socket", "unix", "stream"]), "ok");
 }
@@ -31,14 +42,23 @@ fn host_loopback_services_are_unreachable() {
 
     // A private loopback: the host's listener does not exist there.
     let lo = Sandbox::new().args(["--net", "loopback"]);
-    assert_eq!(lo.attempt(&["tcp-connect", "127.0.0.1", &tport]), "ECONNREFUSED");
+    assert_eq!(
+        lo.attempt(&["tcp-connect", "127.0.0.1", &tport]),
+        "ECONNREFUSED"
+    );
     assert_eq!(lo.attempt(&["udp-send", "127.0.0.1", &uport]), "ok");
     assert_eq!(lo.attempt(&["socket", "inet", "raw"]), "EPERM");
     assert_eq!(lo.attempt(&["socket", "packet", "raw"]), "EPERM");
 
-    assert!(tcp.accept().is_err(), "a connection reached the host listener");
+    assert!(
+        tcp.accept().is_err(),
+        "a connection reached the host listener"
+    );
     let mut buf = [0u8; 16];
-    assert!(udp.recv_from(&mut buf).is_err(), "a datagram reached the host socket");
+    assert!(
+        udp.recv_from(&mut buf).is_err(),
+        "a datagram reached the host socket"
+    );
 }
 
 #[test]
@@ -55,16 +75,25 @@ fn abstract_unix_sockets_of_the_host_are_unreachable() {
     let listener = UnixListener::bind_addr(&addr).unwrap();
     listener.set_nonblocking(true).unwrap();
     // Another network namespace has its own abstract socket namespace.
-    assert_eq!(Sandbox::new().attempt(&["abstract-connect", &name]), "ECONNREFUSED");
+    assert_eq!(
+        Sandbox::new().attempt(&["abstract-connect", &name]),
+        "ECONNREFUSED"
+    );
     // With the host network, Landlock's scope (ABI 6) still keeps it out.
     let host = Sandbox::new().args(["--net", "host"]);
     let got = host.attempt(&["abstract-connect", &name]);
     if landlock_abi() >= 6 {
         assert_eq!(got, "EPERM");
     } else {
-        eprintln!("SKIPPED abstract-socket scope under --net host: Landlock ABI {} < 6", landlock_abi());
+        eprintln!(
+            "SKIPPED abstract-socket scope under --net host: Landlock ABI {} < 6",
+            landlock_abi()
+        );
     }
-    assert!(listener.accept().is_err(), "a connection reached the host's abstract socket");
+    assert!(
+        listener.accept().is_err(),
+        "a connection reached the host's abstract socket"
+    );
 }
 
 #[test]
@@ -75,14 +104,33 @@ fn pathname_unix_sockets_outside_grants_are_absent() {
     listener.set_nonblocking(true).unwrap();
     for net in ["none", "host"] {
         let sb = Sandbox::new().args(["--net", net]);
-        assert_eq!(sb.attempt(&["unix-connect", path.to_str().unwrap()]), "ENOENT", "--net {net}");
+        assert_eq!(
+            sb.attempt(&["unix-connect", path.to_str().unwrap()]),
+            "ENOENT",
+            "--net {net}"
+        );
     }
-    for sys in ["/run/systemd/private", "/var/run/docker.sock", "/run/dbus/system_bus_socket"] {
-        assert_eq!(Sandbox::new().attempt(&["unix-connect", sys]), "ENOENT", "{sys}");
+    for sys in [
+        "/run/systemd/private",
+        "/var/run/docker.sock",
+        "/run/dbus/system_bus_socket",
+    ] {
+        assert_eq!(
+            Sandbox::new().attempt(&["unix-connect", sys]),
+            "ENOENT",
+            "{sys}"
+        );
     }
     assert!(listener.accept().is_err());
 }
 
 fn landlock_abi() -> i64 {
-    unsafe { libc::syscall(libc::SYS_landlock_create_ruleset, std::ptr::null::<u8>(), 0usize, 1u32) }
+    unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<u8>(),
+            0usize,
+            1u32,
+        )
+    }
 }

@@ -10,10 +10,16 @@ const SECRET: &str = "cwexec-secret-value-4f2a";
 
 #[test]
 fn environment_is_built_from_scratch() {
-    let sb = Sandbox::new().env("CW_TEST_SECRET", SECRET).env("AWS_SECRET_ACCESS_KEY", SECRET).env("PATH", "/evil:/usr/bin");
+    let sb = Sandbox::new()
+        .env("CW_TEST_SECRET", SECRET)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .env("PATH", "/evil:/usr/bin");
     let out = sb.violate(&["env"]);
     let text = stdout(&out);
-    let mut names: Vec<&str> = text.lines().filter_map(|l| l.split_once('=').map(|(k, _)| k)).collect();
+    let mut names: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(k, _)| k))
+        .collect();
     names.sort();
     // TERM passes through when the caller has one.
     names.retain(|n| *n != "TERM");
@@ -27,7 +33,14 @@ fn env_and_setenv_add_exactly_what_is_named() {
     let sb = Sandbox::new()
         .env("CW_TEST_SECRET", SECRET)
         .env("CW_TEST_PASSED", "yes")
-        .args(["--env", "CW_TEST_PASSED", "--setenv", "FOO=bar", "--env", "CW_TEST_UNSET"]);
+        .args([
+            "--env",
+            "CW_TEST_PASSED",
+            "--setenv",
+            "FOO=bar",
+            "--env",
+            "CW_TEST_UNSET",
+        ]);
     let text = stdout(&sb.violate(&["env"]));
     assert!(text.lines().any(|l| l == "CW_TEST_PASSED=yes"), "{text}");
     assert!(text.lines().any(|l| l == "FOO=bar"), "{text}");
@@ -42,17 +55,26 @@ fn no_process_environ_leaks_the_parent_environment() {
     let sb = Sandbox::new().env("CW_TEST_SECRET", SECRET);
     let f = fixture();
     let v = f.violate.to_str().unwrap();
-    let out = sb
-        .clone()
-        .args(["--read", f.bin.to_str().unwrap()])
-        .run(&["/bin/sh", "-c", &format!("{v} sleep 2 & {v} grep-environ {SECRET}; {v} pids")]);
+    let out = sb.clone().args(["--read", f.bin.to_str().unwrap()]).run(&[
+        "/bin/sh",
+        "-c",
+        &format!("{v} sleep 2 & {v} grep-environ {SECRET}; {v} pids"),
+    ]);
     let text = stdout(&out);
     let mut lines = text.lines();
     assert_eq!(lines.next(), Some("none"), "{text}\n{}", stderr(&out));
     // Only the sandbox's own processes are visible: init (1), sh, sleep, violate.
-    let pids: Vec<u32> = lines.next().unwrap().split(',').map(|p| p.parse().unwrap()).collect();
+    let pids: Vec<u32> = lines
+        .next()
+        .unwrap()
+        .split(',')
+        .map(|p| p.parse().unwrap())
+        .collect();
     assert_eq!(pids[0], 1);
-    assert!(pids.iter().all(|p| *p < 100), "host processes visible: {pids:?}");
+    assert!(
+        pids.iter().all(|p| *p < 100),
+        "host processes visible: {pids:?}"
+    );
 }
 
 #[test]
@@ -61,7 +83,9 @@ fn only_stdio_descriptors_cross_into_the_sandbox() {
     let leaked = std::fs::File::open("/etc/hostname").unwrap();
     use std::os::fd::AsRawFd;
     let raw = leaked.as_raw_fd();
-    let mut cmd = Sandbox::new().args(["--read", f.bin.to_str().unwrap()]).command("run", &[f.violate.to_str().unwrap(), "fds"]);
+    let mut cmd = Sandbox::new()
+        .args(["--read", f.bin.to_str().unwrap()])
+        .command("run", &[f.violate.to_str().unwrap(), "fds"]);
     unsafe {
         cmd.pre_exec(move || {
             // Hand cw-exec an inheritable descriptor 7 and 9, as a careless parent would.
@@ -82,7 +106,10 @@ fn outside_processes_cannot_be_signalled_or_traced() {
     assert_eq!(sb.attempt(&["kill", &pid, "9"]), "ESRCH");
     assert_eq!(sb.attempt(&["ptrace", &pid]), "EPERM");
     // Signals to every process the sandbox can name reach only its own.
-    assert!(victim.try_wait().unwrap().is_none(), "the outside process died");
+    assert!(
+        victim.try_wait().unwrap().is_none(),
+        "the outside process died"
+    );
     victim.kill().unwrap();
     victim.wait().unwrap();
 }
@@ -92,7 +119,10 @@ fn no_process_outlives_the_run() {
     let marker = workdir("daemon").join("late");
     let dir = marker.parent().unwrap().to_str().unwrap().to_string();
     let sb = Sandbox::new().args(["--write", &dir]);
-    let script = format!("(setsid sh -c 'sleep 1; echo late > {}' &) ; echo started", marker.display());
+    let script = format!(
+        "(setsid sh -c 'sleep 1; echo late > {}' &) ; echo started",
+        marker.display()
+    );
     let out = sb.run(&["/bin/sh", "-c", &script]);
     assert_eq!(stdout(&out).trim(), "started", "{}", stderr(&out));
     std::thread::sleep(std::time::Duration::from_millis(1600));

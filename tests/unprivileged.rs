@@ -20,12 +20,18 @@ fn sandbox() -> Option<Sandbox> {
 fn runs_and_attests_every_dimension() {
     let Some(sb) = sandbox() else { return };
     let env = workdir("unpriv").join("envelope.json");
-    let out = sb.clone().args(["--envelope", env.to_str().unwrap()]).run(&["/bin/true"]);
+    let out = sb
+        .clone()
+        .args(["--envelope", env.to_str().unwrap()])
+        .run(&["/bin/true"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let e = envelope(&env);
     let a = &e["provenance"]["attestation"];
     assert_eq!(a["status"], "enforced");
-    assert_eq!(a["enforced"], serde_json::json!(["read", "write", "command", "network", "env"]));
+    assert_eq!(
+        a["enforced"],
+        serde_json::json!(["read", "write", "command", "network", "env"])
+    );
     assert_eq!(a["kernel"]["procStatus"]["CapEff"], "0000000000000000");
     for probe in a["kernel"]["probes"].as_array().unwrap() {
         assert_eq!(probe["got"], probe["expect"], "{probe}");
@@ -46,13 +52,25 @@ fn filesystem_violations_fail() {
     let owned = ro.join("owned-by-user");
     write_file(&owned, "mine");
     std::os::unix::fs::chown(&owned, Some(uid), Some(gid)).unwrap();
-    let sb = sb.args(["--read", ro.to_str().unwrap(), "--write", rw.to_str().unwrap()]);
+    let sb = sb.args([
+        "--read",
+        ro.to_str().unwrap(),
+        "--write",
+        rw.to_str().unwrap(),
+    ]);
     assert_eq!(sb.attempt(&["read", "/etc/shadow"]), "ENOENT");
     assert_eq!(sb.attempt(&["list", "/"]), "EACCES");
-    assert_eq!(sb.attempt(&["write", rw.join("ok").to_str().unwrap()]), "ok");
+    assert_eq!(
+        sb.attempt(&["write", rw.join("ok").to_str().unwrap()]),
+        "ok"
+    );
     // The user owns this file, yet outside the write set it cannot be changed in any way.
     for action in ["write", "chmod", "chown", "utimes", "setxattr", "unlink"] {
-        assert_eq!(sb.attempt(&[action, owned.to_str().unwrap()]), "EROFS", "{action}");
+        assert_eq!(
+            sb.attempt(&[action, owned.to_str().unwrap()]),
+            "EROFS",
+            "{action}"
+        );
     }
     assert_eq!(std::fs::read_to_string(&owned).unwrap(), "mine");
     let mode = std::fs::metadata(&owned).unwrap().permissions().mode() & 0o777;
@@ -78,7 +96,12 @@ fn network_violations_fail() {
     let port = tcp.local_addr().unwrap().port().to_string();
     assert_eq!(sb.attempt(&["tcp-connect", "127.0.0.1", &port]), "EPERM");
     assert_eq!(sb.attempt(&["socket", "packet", "raw"]), "EPERM");
-    assert_eq!(sb.clone().args(["--net", "loopback"]).attempt(&["tcp-connect", "127.0.0.1", &port]), "ECONNREFUSED");
+    assert_eq!(
+        sb.clone()
+            .args(["--net", "loopback"])
+            .attempt(&["tcp-connect", "127.0.0.1", &port]),
+        "ECONNREFUSED"
+    );
     assert!(tcp.accept().is_err());
 }
 
@@ -89,8 +112,14 @@ fn env_and_processes_are_contained() {
     let text = stdout(&sb.violate(&["env"]));
     assert!(!text.contains("unpriv-secret-77"));
     assert_eq!(sb.attempt(&["grep-environ", "unpriv-secret-77"]), "none");
-    let mut victim = std::process::Command::new("sleep").arg("30").spawn().unwrap();
-    assert_eq!(sb.attempt(&["kill", &victim.id().to_string(), "9"]), "ESRCH");
+    let mut victim = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    assert_eq!(
+        sb.attempt(&["kill", &victim.id().to_string(), "9"]),
+        "ESRCH"
+    );
     assert!(victim.try_wait().unwrap().is_none());
     victim.kill().unwrap();
     victim.wait().unwrap();

@@ -8,8 +8,8 @@
 //! attestation as is.
 
 use landlock::{
-    Access as _, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, PathBeneath, PathFd, Ruleset, RulesetAttr,
-    RulesetCreatedAttr, RulesetStatus, Scope, ABI,
+    Access as _, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, PathBeneath, PathFd,
+    Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope, ABI,
 };
 use serde::Serialize;
 
@@ -83,7 +83,11 @@ pub struct LandlockOutcome {
 
 /// Builds the ruleset from the grants (paths as seen inside the sandbox) and restricts the
 /// calling thread. no_new_privs must already be set.
-pub fn restrict(abi: LandlockAbi, grants: &[Grant], net: NetMode) -> Result<LandlockOutcome, String> {
+pub fn restrict(
+    abi: LandlockAbi,
+    grants: &[Grant],
+    net: NetMode,
+) -> Result<LandlockOutcome, String> {
     let handled_fs = abi.handled_fs();
     let mut ruleset = Ruleset::default()
         .set_compatibility(CompatLevel::HardRequirement)
@@ -92,12 +96,16 @@ pub fn restrict(abi: LandlockAbi, grants: &[Grant], net: NetMode) -> Result<Land
     let mut handled_net: BitFlags<AccessNet> = BitFlags::EMPTY;
     if net == NetMode::None && abi.has_tcp() {
         handled_net = AccessNet::BindTcp | AccessNet::ConnectTcp;
-        ruleset = ruleset.handle_access(handled_net).map_err(|e| format!("landlock: {e}"))?;
+        ruleset = ruleset
+            .handle_access(handled_net)
+            .map_err(|e| format!("landlock: {e}"))?;
     }
     let mut scopes: BitFlags<Scope> = BitFlags::EMPTY;
     if abi.has_scopes() {
         scopes = Scope::AbstractUnixSocket | Scope::Signal;
-        ruleset = ruleset.scope(scopes).map_err(|e| format!("landlock: {e}"))?;
+        ruleset = ruleset
+            .scope(scopes)
+            .map_err(|e| format!("landlock: {e}"))?;
     }
     let mut created = ruleset.create().map_err(|e| format!("landlock: {e}"))?;
     let mut rules = 0;
@@ -115,7 +123,9 @@ pub fn restrict(abi: LandlockAbi, grants: &[Grant], net: NetMode) -> Result<Land
     }
     // no_new_privs is set by the caller (it has to precede seccomp too); the crate setting it
     // again is harmless.
-    let status = created.restrict_self().map_err(|e| format!("landlock: {e}"))?;
+    let status = created
+        .restrict_self()
+        .map_err(|e| format!("landlock: {e}"))?;
     let status = match status.ruleset {
         RulesetStatus::FullyEnforced => "fully_enforced",
         RulesetStatus::PartiallyEnforced => "partially_enforced",

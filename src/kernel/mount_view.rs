@@ -70,7 +70,12 @@ fn binds(plan: &Plan) -> Vec<Bind> {
         .grants
         .iter()
         .map(|g| bind(g, false))
-        .chain(plan.runtime.iter().filter(|g| g.path != Path::new("/proc")).map(|g| bind(g, true)))
+        .chain(
+            plan.runtime
+                .iter()
+                .filter(|g| g.path != Path::new("/proc"))
+                .map(|g| bind(g, true)),
+        )
         .collect();
     wanted.sort_by(|a, b| a.path.cmp(&b.path));
     wanted.dedup_by(|later, earlier| {
@@ -89,7 +94,10 @@ fn binds(plan: &Plan) -> Vec<Bind> {
             .filter(|b| bind.path.starts_with(&b.path))
             .max_by_key(|b| b.path.components().count());
         if let Some(parent) = parent {
-            if parent.writable == bind.writable && parent.exec == bind.exec && parent.device == bind.device {
+            if parent.writable == bind.writable
+                && parent.exec == bind.exec
+                && parent.device == bind.device
+            {
                 continue;
             }
         }
@@ -105,8 +113,14 @@ pub fn enter(plan: &Plan) -> Result<(), String> {
     let step = |what: &str, e: &dyn std::fmt::Display| format!("mount view: {what}: {e}");
 
     // Nothing done below may propagate back to the host.
-    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
-        .map_err(|e| step("making / private", &e))?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| step("making / private", &e))?;
     mount(
         Some("tmpfs"),
         &root,
@@ -120,20 +134,33 @@ pub fn enter(plan: &Plan) -> Result<(), String> {
 
     for grant in plan.all_grants() {
         if grant.path != Path::new("/proc") {
-            mirror(&root, Path::new(&grant.requested), 0).map_err(|e| step(&grant.requested, &e))?;
+            mirror(&root, Path::new(&grant.requested), 0)
+                .map_err(|e| step(&grant.requested, &e))?;
         }
     }
     for bind in binds(plan) {
         mirror(&root, &bind.path, 0).map_err(|e| step(&bind.path.display().to_string(), &e))?;
         let target = view(&bind.path);
-        mount(Some(&bind.path), &target, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-            .map_err(|e| step(&format!("bind {}", bind.path.display()), &e))?;
+        mount(
+            Some(&bind.path),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(|e| step(&format!("bind {}", bind.path.display()), &e))?;
         let (set, clear) = bind.attrs();
         // Recursive first, so submounts get the same flags; a submount the host locked
         // read-only refuses to be made writable, in which case only the top stays
         // writable (stricter than asked, never looser).
         sys::mount_setattr(&target, true, set, clear)
-            .or_else(|e| if clear != 0 { sys::mount_setattr(&target, false, set, clear) } else { Err(e) })
+            .or_else(|e| {
+                if clear != 0 {
+                    sys::mount_setattr(&target, false, set, clear)
+                } else {
+                    Err(e)
+                }
+            })
             .map_err(|e| step(&format!("flags on {}", bind.path.display()), &e))?;
     }
 
@@ -159,7 +186,8 @@ pub fn enter(plan: &Plan) -> Result<(), String> {
     ] {
         let link = dev.join(name);
         if std::fs::symlink_metadata(&link).is_err() {
-            std::os::unix::fs::symlink(target, &link).map_err(|e| step(&format!("/dev/{name}"), &e))?;
+            std::os::unix::fs::symlink(target, &link)
+                .map_err(|e| step(&format!("/dev/{name}"), &e))?;
         }
     }
 
@@ -169,15 +197,21 @@ pub fn enter(plan: &Plan) -> Result<(), String> {
         .mode(0o644)
         .open(view(Path::new(CANARY)))
         .map_err(|e| step("canary", &e))?;
-    mirror_dir_only(&root, &plan.cwd).map_err(|e| step(&format!("cwd {}", plan.cwd.display()), &e))?;
+    mirror_dir_only(&root, &plan.cwd)
+        .map_err(|e| step(&format!("cwd {}", plan.cwd.display()), &e))?;
 
     // Enter the view and drop the host's tree from this namespace entirely.
     std::env::set_current_dir(&root).map_err(|e| step("chdir to new root", &e))?;
     nix::unistd::pivot_root(".", ".").map_err(|e| step("pivot_root", &e))?;
     umount2(".", MntFlags::MNT_DETACH).map_err(|e| step("detaching the host root", &e))?;
     std::env::set_current_dir("/").map_err(|e| step("chdir /", &e))?;
-    sys::mount_setattr(Path::new("/"), false, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, 0)
-        .map_err(|e| step("making the view's root read-only", &e))?;
+    sys::mount_setattr(
+        Path::new("/"),
+        false,
+        MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+        0,
+    )
+    .map_err(|e| step("making the view's root read-only", &e))?;
     Ok(())
 }
 
@@ -198,7 +232,9 @@ fn mirror(root: &Path, path: &Path, depth: u32) -> io::Result<()> {
     let mut host = PathBuf::from("/");
     let comps: Vec<Component> = path.components().collect();
     for (i, comp) in comps.iter().enumerate() {
-        let Component::Normal(name) = comp else { continue };
+        let Component::Normal(name) = comp else {
+            continue;
+        };
         host.push(name);
         let inside = root.join(host.strip_prefix("/").unwrap());
         let meta = std::fs::symlink_metadata(&host)?;
@@ -215,7 +251,12 @@ fn mirror(root: &Path, path: &Path, depth: u32) -> io::Result<()> {
         } else if meta.is_dir() {
             mkdir(&inside)?;
         } else if std::fs::symlink_metadata(&inside).is_err() {
-            std::fs::OpenOptions::new().write(true).create(true).mode(0o644).open(&inside)?;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o644)
+                .open(&inside)?;
         }
     }
     Ok(())

@@ -11,8 +11,8 @@
 use std::collections::BTreeMap;
 
 use seccompiler::{
-    BpfProgram, SeccompAction, SeccompCmpArgLen as Len, SeccompCmpOp as Op, SeccompCondition as Cond,
-    SeccompFilter, SeccompRule, TargetArch,
+    BpfProgram, SeccompAction, SeccompCmpArgLen as Len, SeccompCmpOp as Op,
+    SeccompCondition as Cond, SeccompFilter, SeccompRule, TargetArch,
 };
 use sha2::{Digest, Sha256};
 
@@ -20,35 +20,88 @@ use crate::policy::NetMode;
 
 /// Syscalls denied outright with EPERM, grouped by why.
 const DENIED: &[(&str, &[libc::c_long])] = &[
-    ("io_uring: a second syscall interface that bypasses syscall filtering", &[
-        libc::SYS_io_uring_setup, libc::SYS_io_uring_enter, libc::SYS_io_uring_register,
-    ]),
-    ("bpf and perf: kernel attack surface", &[libc::SYS_bpf, libc::SYS_perf_event_open]),
-    ("kernel keyrings", &[libc::SYS_keyctl, libc::SYS_add_key, libc::SYS_request_key]),
-    ("userfaultfd: a staple of kernel exploits", &[libc::SYS_userfaultfd]),
-    ("tracing and reading other processes", &[
-        libc::SYS_ptrace, libc::SYS_process_vm_readv, libc::SYS_process_vm_writev,
-        libc::SYS_pidfd_getfd, libc::SYS_process_madvise, libc::SYS_kcmp,
-    ]),
-    ("kernel replacement and modules", &[
-        libc::SYS_kexec_load, libc::SYS_kexec_file_load, libc::SYS_init_module,
-        libc::SYS_finit_module, libc::SYS_delete_module,
-    ]),
-    ("mounts and root changes", &[
-        libc::SYS_mount, libc::SYS_umount2, libc::SYS_pivot_root, libc::SYS_chroot,
-        libc::SYS_fsopen, libc::SYS_fsconfig, libc::SYS_fsmount, libc::SYS_fspick,
-        libc::SYS_move_mount, libc::SYS_open_tree, libc::SYS_mount_setattr,
-    ]),
+    (
+        "io_uring: a second syscall interface that bypasses syscall filtering",
+        &[
+            libc::SYS_io_uring_setup,
+            libc::SYS_io_uring_enter,
+            libc::SYS_io_uring_register,
+        ],
+    ),
+    (
+        "bpf and perf: kernel attack surface",
+        &[libc::SYS_bpf, libc::SYS_perf_event_open],
+    ),
+    (
+        "kernel keyrings",
+        &[libc::SYS_keyctl, libc::SYS_add_key, libc::SYS_request_key],
+    ),
+    (
+        "userfaultfd: a staple of kernel exploits",
+        &[libc::SYS_userfaultfd],
+    ),
+    (
+        "tracing and reading other processes",
+        &[
+            libc::SYS_ptrace,
+            libc::SYS_process_vm_readv,
+            libc::SYS_process_vm_writev,
+            libc::SYS_pidfd_getfd,
+            libc::SYS_process_madvise,
+            libc::SYS_kcmp,
+        ],
+    ),
+    (
+        "kernel replacement and modules",
+        &[
+            libc::SYS_kexec_load,
+            libc::SYS_kexec_file_load,
+            libc::SYS_init_module,
+            libc::SYS_finit_module,
+            libc::SYS_delete_module,
+        ],
+    ),
+    (
+        "mounts and root changes",
+        &[
+            libc::SYS_mount,
+            libc::SYS_umount2,
+            libc::SYS_pivot_root,
+            libc::SYS_chroot,
+            libc::SYS_fsopen,
+            libc::SYS_fsconfig,
+            libc::SYS_fsmount,
+            libc::SYS_fspick,
+            libc::SYS_move_mount,
+            libc::SYS_open_tree,
+            libc::SYS_mount_setattr,
+        ],
+    ),
     ("namespaces", &[libc::SYS_setns]),
-    ("file handles (open_by_handle_at escapes bind mounts)", &[
-        libc::SYS_name_to_handle_at, libc::SYS_open_by_handle_at,
-    ]),
-    ("host administration", &[
-        libc::SYS_reboot, libc::SYS_swapon, libc::SYS_swapoff, libc::SYS_acct,
-        libc::SYS_quotactl, libc::SYS_settimeofday, libc::SYS_clock_settime,
-        libc::SYS_clock_adjtime, libc::SYS_adjtimex, libc::SYS_syslog, libc::SYS_vhangup,
-        libc::SYS_iopl, libc::SYS_ioperm, libc::SYS_fanotify_init, libc::SYS_lookup_dcookie,
-    ]),
+    (
+        "file handles (open_by_handle_at escapes bind mounts)",
+        &[libc::SYS_name_to_handle_at, libc::SYS_open_by_handle_at],
+    ),
+    (
+        "host administration",
+        &[
+            libc::SYS_reboot,
+            libc::SYS_swapon,
+            libc::SYS_swapoff,
+            libc::SYS_acct,
+            libc::SYS_quotactl,
+            libc::SYS_settimeofday,
+            libc::SYS_clock_settime,
+            libc::SYS_clock_adjtime,
+            libc::SYS_adjtimex,
+            libc::SYS_syslog,
+            libc::SYS_vhangup,
+            libc::SYS_iopl,
+            libc::SYS_ioperm,
+            libc::SYS_fanotify_init,
+            libc::SYS_lookup_dcookie,
+        ],
+    ),
 ];
 
 /// Namespace-creating flags of clone(2) and unshare(2).
@@ -65,6 +118,7 @@ const NAMESPACE_FLAGS: &[u64] = &[
 
 /// ioctls that push input into a terminal; compared on the low 32 bits only, because the
 /// kernel truncates the request number to 32 bits (so `TIOCSTI | 1<<32` is still TIOCSTI).
+#[allow(clippy::unnecessary_cast)] // the ioctl request type differs between libc targets
 const TERMINAL_INJECTION: &[u64] = &[libc::TIOCSTI as u64, 0x541C /* TIOCLINUX */];
 
 /// The compiled seccomp programs (one per action), ready to install.
@@ -113,13 +167,22 @@ impl SeccompProgram {
             const MFD_NOEXEC_SEAL: u64 = 0x8;
             eperm.insert(
                 libc::SYS_memfd_create,
-                vec![rule(vec![cond(1, Len::Dword, Op::MaskedEq(MFD_NOEXEC_SEAL), 0)?])?],
+                vec![rule(vec![cond(
+                    1,
+                    Len::Dword,
+                    Op::MaskedEq(MFD_NOEXEC_SEAL),
+                    0,
+                )?])?],
             );
             denies.push("memfd_create without MFD_NOEXEC_SEAL (executable memfds)".into());
         }
         let allowed_families: &[u64] = match net {
             NetMode::None => &[libc::AF_UNIX as u64],
-            NetMode::Loopback => &[libc::AF_UNIX as u64, libc::AF_INET as u64, libc::AF_INET6 as u64],
+            NetMode::Loopback => &[
+                libc::AF_UNIX as u64,
+                libc::AF_INET as u64,
+                libc::AF_INET6 as u64,
+            ],
             NetMode::Host => &[],
         };
         if !allowed_families.is_empty() {
@@ -131,7 +194,11 @@ impl SeccompProgram {
             eperm.insert(libc::SYS_socketpair, vec![rule(conds)?]);
             denies.push(format!(
                 "socket families other than {}",
-                if net == NetMode::None { "AF_UNIX" } else { "AF_UNIX, AF_INET, AF_INET6" }
+                if net == NetMode::None {
+                    "AF_UNIX"
+                } else {
+                    "AF_UNIX, AF_INET, AF_INET6"
+                }
             ));
         }
 
@@ -161,7 +228,11 @@ impl SeccompProgram {
             }
         }
         let sha256 = hex(&hasher.finalize());
-        Ok(SeccompProgram { filters, sha256, denies })
+        Ok(SeccompProgram {
+            filters,
+            sha256,
+            denies,
+        })
     }
 
     /// Installs every filter on the calling thread. no_new_privs must already be set.
@@ -206,7 +277,12 @@ fn deny_x32(mut program: BpfProgram) -> Result<BpfProgram, String> {
     let block = [
         insn(BPF_LD_W_ABS, 0, 0, 0), // A = seccomp_data.nr
         insn(BPF_JMP_JGE_K, 0, 1, 0x4000_0000),
-        insn(BPF_RET_K, 0, 0, libc::SECCOMP_RET_ERRNO | libc::EPERM as u32),
+        insn(
+            BPF_RET_K,
+            0,
+            0,
+            libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
+        ),
     ];
     program.splice(arch_check_len..arch_check_len, block);
     Ok(program)
@@ -225,7 +301,10 @@ mod tests {
         let none = SeccompProgram::compile(NetMode::None, false).unwrap();
         let lo = SeccompProgram::compile(NetMode::Loopback, false).unwrap();
         let host = SeccompProgram::compile(NetMode::Host, false).unwrap();
-        assert_ne!(none.sha256, SeccompProgram::compile(NetMode::None, true).unwrap().sha256);
+        assert_ne!(
+            none.sha256,
+            SeccompProgram::compile(NetMode::None, true).unwrap().sha256
+        );
         assert_eq!(none.filters.len(), 2);
         assert_ne!(none.sha256, lo.sha256);
         assert_ne!(lo.sha256, host.sha256);

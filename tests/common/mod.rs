@@ -45,14 +45,23 @@ pub fn fixture() -> &'static Fixture {
                 .current_dir(env!("CARGO_MANIFEST_DIR"))
                 .status()
                 .expect("running cargo build --example violate");
-            assert!(status.success() && violate_built.exists(), "could not build {}", violate_built.display());
+            assert!(
+                status.success() && violate_built.exists(),
+                "could not build {}",
+                violate_built.display()
+            );
         }
         let cw = bin.join("cw-exec");
         let violate = bin.join("violate");
         std::fs::copy(&built, &cw).unwrap();
         std::fs::copy(&violate_built, &violate).unwrap();
         unsafe { libc::atexit(remove_fixture) };
-        Fixture { dir, bin, cw, violate }
+        Fixture {
+            dir,
+            bin,
+            cw,
+            violate,
+        }
     })
 }
 
@@ -80,14 +89,27 @@ pub fn unprivileged_user() -> Result<(u32, u32), String> {
         if !is_root() {
             return Ok(unsafe { (libc::getuid(), libc::getgid()) });
         }
-        if nix::unistd::User::from_name(TEST_USER).ok().flatten().is_none() {
+        if nix::unistd::User::from_name(TEST_USER)
+            .ok()
+            .flatten()
+            .is_none()
+        {
             let out = Command::new("useradd")
-                .args(["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", TEST_USER])
+                .args([
+                    "--system",
+                    "--no-create-home",
+                    "--shell",
+                    "/usr/sbin/nologin",
+                    TEST_USER,
+                ])
                 .output()
                 .map_err(|e| format!("useradd: {e}"))?;
             // 9: already exists (another test binary created it meanwhile).
             if !out.status.success() && out.status.code() != Some(9) {
-                return Err(format!("useradd failed: {}", String::from_utf8_lossy(&out.stderr)));
+                return Err(format!(
+                    "useradd failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                ));
             }
         }
         let user = nix::unistd::User::from_name(TEST_USER)
@@ -110,7 +132,12 @@ pub struct Sandbox {
 
 impl Sandbox {
     pub fn new() -> Sandbox {
-        Sandbox { args: vec![], cwd: workdir("cwd"), user: None, env: vec![] }
+        Sandbox {
+            args: vec![],
+            cwd: workdir("cwd"),
+            user: None,
+            env: vec![],
+        }
     }
     pub fn arg(mut self, a: impl AsRef<str>) -> Self {
         self.args.push(a.as_ref().to_string());
@@ -138,7 +165,11 @@ impl Sandbox {
     pub fn command(&self, sub: &str, cmd: &[&str]) -> Command {
         let f = fixture();
         let mut c = Command::new(&f.cw);
-        c.arg(sub).args(&self.args).arg("--").args(cmd).current_dir(&self.cwd);
+        c.arg(sub)
+            .args(&self.args)
+            .arg("--")
+            .args(cmd)
+            .current_dir(&self.cwd);
         c.env("HOME", "/root");
         for (k, v) in &self.env {
             c.env(k, v);
@@ -171,7 +202,12 @@ impl Sandbox {
         let mut sb = self.clone();
         sb.args.push("--read".into());
         sb.args.push(f.bin.to_string_lossy().into_owned());
-        if sb.args.iter().any(|a| a == "--exec") || sb.args.windows(2).any(|w| w[0] == "--profile" && w[1] == "locked-down") {
+        if sb.args.iter().any(|a| a == "--exec")
+            || sb
+                .args
+                .windows(2)
+                .any(|w| w[0] == "--profile" && w[1] == "locked-down")
+        {
             sb.args.push("--exec".into());
             sb.args.push(f.violate.to_string_lossy().into_owned());
         }
@@ -205,7 +241,11 @@ pub fn stderr(out: &Output) -> String {
 
 /// Runs `cw-exec ARGS` (no sandbox subcommand assumptions).
 pub fn cw(args: &[&str]) -> Output {
-    Command::new(&fixture().cw).args(args).stdin(Stdio::null()).output().unwrap()
+    Command::new(&fixture().cw)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
 }
 
 /// Reads the envelope a run wrote.
