@@ -110,7 +110,7 @@ fn init(
     // exempts), so forbid executable memfds for the whole PID namespace (Linux 6.3); the
     // value cannot be lowered from inside. Only the host's root may write it; for everyone
     // else the seccomp program refuses memfds without MFD_NOEXEC_SEAL instead.
-    if crate::plan::plan_sets_memfd_sysctl(plan.uid) {
+    if plan.memfd_sysctl {
         step(
             "vm.memfd_noexec=2",
             std::fs::write("/proc/sys/vm/memfd_noexec", "2"),
@@ -307,11 +307,7 @@ fn contain(
             nix::sys::stat::FchmodatFlags::FollowSymlink,
         )),
     ));
-    let memfd_expect = if crate::plan::plan_sets_memfd_sysctl(plan.uid) {
-        "EACCES"
-    } else {
-        "EPERM"
-    };
+    let memfd_expect = if plan.memfd_sysctl { "EACCES" } else { "EPERM" };
     probes.push(probe(
         "memfd-exec",
         "memfd_create(MFD_EXEC)",

@@ -177,6 +177,8 @@ pub struct Plan {
     pub timeout: Option<Duration>,
     pub landlock: LandlockAbi,
     pub seccomp: SeccompProgram,
+    /// Executable memfds are refused through vm.memfd_noexec=2 (else through seccomp).
+    pub memfd_sysctl: bool,
     /// The caller's identity, kept inside the user namespace.
     pub uid: u32,
     pub gid: u32,
@@ -382,7 +384,8 @@ impl Plan {
             }
             None => None,
         };
-        let seccomp = SeccompProgram::compile(net, !plan_sets_memfd_sysctl(uid)).map_err(bad)?;
+        let memfd_sysctl = can_set_memfd_sysctl(uid);
+        let seccomp = SeccompProgram::compile(net, !memfd_sysctl).map_err(bad)?;
 
         Ok(Plan {
             profile_id,
@@ -399,6 +402,7 @@ impl Plan {
             timeout,
             landlock: LandlockAbi(abi),
             seccomp,
+            memfd_sysctl,
             uid,
             gid,
         })
@@ -433,10 +437,11 @@ impl Plan {
     }
 }
 
-/// Only the host's root may write vm.memfd_noexec for the sandbox's PID namespace
-/// (the sysctl checks the global root uid); everyone else gets the seccomp fallback.
-pub fn plan_sets_memfd_sysctl(uid: u32) -> bool {
-    uid == 0
+/// Only the host's root may write vm.memfd_noexec for the sandbox's PID namespace (the
+/// sysctl checks the global root uid), and only Linux >= 6.3 has it; everyone else gets the
+/// seccomp fallback.
+fn can_set_memfd_sysctl(uid: u32) -> bool {
+    uid == 0 && Path::new("/proc/sys/vm/memfd_noexec").exists()
 }
 
 /// The caller's home: `$HOME`, else the passwd entry, else `/`.
