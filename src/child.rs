@@ -93,6 +93,16 @@ fn init(
     go: OwnedFd,
     reporter: &mut Reporter,
 ) -> Result<i32, StepError> {
+    // The signals init waits for must be blocked, or sigwait would not see them (and, for
+    // PID 1, unblocked signals without a handler are discarded).
+    let mut wanted = SigSet::empty();
+    wanted.add(Signal::SIGCHLD);
+    wanted.add(TERMINATE_TREE);
+    for sig in FORWARDED {
+        wanted.add(sig);
+    }
+    step("blocking signals", wanted.thread_block())?;
+
     // Die with cw-exec. Then wait until it has written our uid/gid maps; EOF instead of the
     // byte means cw-exec died before that, so stop.
     step(
@@ -131,12 +141,6 @@ fn init(
     step("init: not dumpable", nix::sys::prctl::set_dumpable(false))?;
     sys::scrub_initial_environment();
 
-    let mut wanted = SigSet::empty();
-    wanted.add(Signal::SIGCHLD);
-    wanted.add(TERMINATE_TREE);
-    for sig in FORWARDED {
-        wanted.add(sig);
-    }
     loop {
         let sig = match wanted.wait() {
             Ok(sig) => sig,

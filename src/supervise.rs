@@ -321,6 +321,10 @@ fn relay(
         }
     };
     outcome.stdout_sha256 = hasher.map(|h| crate::kernel::seccomp::hex(&h.finalize()));
+    if let Some((code, signal)) = exit_message {
+        outcome.child_code = code;
+        outcome.signal = signal;
+    }
     outcome.exit_code = if outcome.timed_out {
         124
     } else if outcome.refusal.is_some() {
@@ -328,8 +332,6 @@ fn relay(
     } else if let Some(code) = outcome.exec_error.as_ref().map(|_| outcome.exit_code) {
         code
     } else if let Some((code, signal)) = exit_message {
-        outcome.child_code = code;
-        outcome.signal = signal;
         code.unwrap_or_else(|| 128 + signal.unwrap_or(0))
     } else {
         // init ended without reporting the command's end: it was killed (OOM, SIGKILL).
@@ -344,10 +346,6 @@ fn relay(
         ));
         125
     };
-    if outcome.timed_out {
-        outcome.signal = exit_message.and_then(|(_, s)| s);
-        outcome.child_code = exit_message.and_then(|(c, _)| c);
-    }
     outcome
 }
 
