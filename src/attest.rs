@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::kernel::landlock::LandlockOutcome;
+use crate::kernel::landlock::{FlagNames, LandlockOutcome};
 use crate::plan::Plan;
 use crate::policy::NetMode;
 
@@ -326,7 +326,14 @@ pub fn kernel_section(plan: &Plan, rb: Option<&KernelReadback>, verdict: &Verdic
     let rules: Vec<Value> = plan
         .grants
         .iter()
-        .map(|g| json!({"path": g.path, "requested": g.requested, "access": g.access.describe()}))
+        .map(|g| {
+            json!({
+                "path": g.path,
+                "requested": g.requested,
+                "access": g.access.describe(),
+                "landlock": plan.landlock.rights(g.access, g.is_dir).names(),
+            })
+        })
         .collect();
     let runtime: Vec<Value> = plan
         .runtime

@@ -31,13 +31,17 @@ fn exit_codes_follow_the_convention() {
 
 #[test]
 fn timeout_terms_the_tree_and_exits_124() {
-    let out = Sandbox::new().args(["--timeout", "0.5"]).run(&["/bin/sleep", "30"]);
+    let out = Sandbox::new()
+        .args(["--timeout", "0.5"])
+        .run(&["/bin/sleep", "30"]);
     assert_eq!(out.status.code(), Some(124));
     assert!(stderr(&out).contains("timed out"));
     // The command sees SIGTERM first (a chance to clean up), not only the final SIGKILL.
-    let out = Sandbox::new()
-        .args(["--timeout", "0.5"])
-        .run(&["/bin/sh", "-c", "trap 'echo got-term; exit 3' TERM; sleep 30 & wait"]);
+    let out = Sandbox::new().args(["--timeout", "0.5"]).run(&[
+        "/bin/sh",
+        "-c",
+        "trap 'echo got-term; exit 3' TERM; sleep 30 & wait",
+    ]);
     assert_eq!(out.status.code(), Some(124));
     assert_eq!(stdout(&out).trim(), "got-term", "{}", stderr(&out));
 }
@@ -45,11 +49,17 @@ fn timeout_terms_the_tree_and_exits_124() {
 #[test]
 fn write_grant_containing_the_view_does_not_expose_it() {
     // `--write /tmp` contains cw-exec's per-run directory, whose `root` holds the view.
-    let out = Sandbox::new()
-        .args(["--write", "/tmp"])
-        .run(&["/bin/sh", "-c", "ls -A \"$(dirname \"$TMPDIR\")/root\""]);
+    let out = Sandbox::new().args(["--write", "/tmp"]).run(&[
+        "/bin/sh",
+        "-c",
+        "ls -A \"$(dirname \"$TMPDIR\")/root\"",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(stdout(&out).trim(), "", "the view's root is visible through /tmp");
+    assert_eq!(
+        stdout(&out).trim(),
+        "",
+        "the view's root is visible through /tmp"
+    );
 }
 
 #[test]

@@ -131,8 +131,14 @@ pub fn enter(plan: &Plan) -> Result<(), String> {
     .map_err(|e| step(&format!("tmpfs on {}", root.display()), &e))?;
     // Unbindable: a recursive bind of a grant that contains the view (say `--write /tmp`)
     // must not carry a writable copy of the view's own root into it.
-    mount(None::<&str>, &root, None::<&str>, MsFlags::MS_UNBINDABLE, None::<&str>)
-        .map_err(|e| step("making the view root unbindable", &e))?;
+    mount(
+        None::<&str>,
+        &root,
+        None::<&str>,
+        MsFlags::MS_UNBINDABLE,
+        None::<&str>,
+    )
+    .map_err(|e| step("making the view root unbindable", &e))?;
 
     let view = |p: &Path| root.join(p.strip_prefix("/").unwrap_or(p));
 
