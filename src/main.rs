@@ -179,8 +179,7 @@ fn run(args: &RunArgs) -> i32 {
     };
     let request = args.request();
     let label = request.command.join(" ");
-    let run_dir = plan::run_dir_path();
-    let plan = match Plan::build(&request, &run_dir) {
+    let plan = match Plan::build(&request) {
         Ok(plan) => plan,
         Err(err) => return plan_failure(&request, &label, err, sink),
     };
@@ -243,7 +242,7 @@ fn plan_failure(request: &Request, label: &str, err: PlanError, sink: Option<Env
 
 fn explain(args: &RunArgs) -> i32 {
     let request = args.request();
-    let plan = match Plan::build(&request, &PathBuf::from("/tmp/cw-exec-PID-XXXXXXXX")) {
+    let plan = match Plan::build(&request) {
         Ok(plan) => plan,
         Err(err) => {
             eprintln!("cw-exec: {err}");

@@ -16,6 +16,10 @@ use crate::kernel::landlock::LandlockAbi;
 use crate::kernel::seccomp::SeccompProgram;
 use crate::policy::{check_env_name, check_timeout, NetMode, Profile, Tokens};
 
+/// The sandbox's /tmp: always a private tmpfs, never the host's (`$tmp` names it). Host paths
+/// beneath /tmp can still be granted; they are bound on top of it.
+pub const PRIVATE_TMP: &str = "/tmp";
+
 /// The default `PATH` inside the sandbox: the system directories, nothing user-writable.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -92,7 +96,7 @@ pub struct Grant {
     pub requested: String,
     pub access: Access,
     pub is_dir: bool,
-    /// Created by cw-exec for this run (the private tmp); removed afterwards.
+    /// The private tmp (a tmpfs made for this run), not a host path.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub per_run: bool,
 }
@@ -164,9 +168,7 @@ pub struct Plan {
     /// The command resolved on the sandbox's PATH: what execve receives.
     pub command_path: PathBuf,
     pub cwd: PathBuf,
-    /// The per-run directory; holds the private tmp.
-    pub run_dir: PathBuf,
-    /// The private tmp (`$tmp`), `run_dir/tmp`.
+    /// The private tmp (`$tmp`).
     pub tmp: PathBuf,
     pub grants: Vec<Grant>,
     pub runtime: Vec<Grant>,
@@ -184,21 +186,9 @@ pub struct Plan {
     pub gid: u32,
 }
 
-/// A unique per-run directory name under the system temp dir. Unique by pid and time; the
-/// directory is created with mode 0700 and `create_dir` fails if it already exists, so a
-/// pre-planted directory or symlink is never reused.
-pub fn run_dir_path() -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    PathBuf::from(format!("/tmp/cw-exec-{}-{:08x}", std::process::id(), nanos))
-}
-
 impl Plan {
-    /// Lowers a request. `run_dir` is the per-run directory; paths beneath it are accepted
-    /// without existing yet (cw-exec creates them), everything else must exist.
-    pub fn build(req: &Request, run_dir: &Path) -> Result<Plan, PlanError> {
+    /// Lowers a request. Every granted path must exist, except the private tmp.
+    pub fn build(req: &Request) -> Result<Plan, PlanError> {
         let (profile_id, profile) = match &req.profile {
             Some(name) => Profile::load(name).map_err(bad)?,
             None => Profile::load("default").map_err(bad)?,
@@ -219,7 +209,7 @@ impl Plan {
             return Err(bad(format!("--cwd {}: not a directory", cwd.display())));
         }
         let home = home_dir();
-        let tmp = run_dir.join("tmp");
+        let tmp = PathBuf::from(PRIVATE_TMP);
         let uid = nix::unistd::getuid().as_raw();
         let gid = nix::unistd::getgid().as_raw();
 
@@ -342,8 +332,9 @@ impl Plan {
                 let expanded = tokens
                     .expand(text)
                     .map_err(|e| bad(format!("{field}: {e}")))?;
-                let grant = resolve_grant(field, text, &expanded, &cwd, run_dir, access)?;
-                merge_grant(&mut grants, grant);
+                for grant in resolve_grant(field, text, &expanded, &cwd, access)? {
+                    merge_grant(&mut grants, grant);
+                }
             }
         }
 
@@ -392,7 +383,6 @@ impl Plan {
             argv: req.command.clone(),
             command_path,
             cwd,
-            run_dir: run_dir.to_path_buf(),
             tmp,
             grants,
             runtime,
@@ -406,6 +396,11 @@ impl Plan {
             uid,
             gid,
         })
+    }
+
+    /// Whether programs may be executed from the private tmp.
+    pub fn tmp_exec(&self) -> bool {
+        self.grants.iter().any(|g| g.per_run && g.access.exec)
     }
 
     /// Every grant the sandbox applies, user grants first.
@@ -485,14 +480,16 @@ fn resolve_command(name: &str, cwd: &Path, path_var: &str) -> Result<PathBuf, Pl
     )))
 }
 
+/// Resolves one grant to the paths it covers: usually one; a grant of `/` becomes one grant
+/// per top-level entry (except /proc, /dev and /tmp, which the sandbox has its own of), so
+/// the view can still be assembled from separate binds.
 fn resolve_grant(
     field: &str,
     text: &str,
     expanded: &str,
     cwd: &Path,
-    run_dir: &Path,
     access: Access,
-) -> Result<Grant, PlanError> {
+) -> Result<Vec<Grant>, PlanError> {
     let raw = normalize(&cwd.join(expanded));
     let named = if expanded == text {
         text.to_string()
@@ -500,17 +497,38 @@ fn resolve_grant(
         format!("{text} ({expanded})")
     };
     let requested = raw.to_string_lossy().into_owned();
-    if raw.starts_with(run_dir) {
-        // Created by cw-exec for this run; it does not exist yet when planned.
-        return Ok(Grant {
+    if raw == Path::new(PRIVATE_TMP) {
+        return Ok(vec![Grant {
             path: raw,
             requested,
             access,
             is_dir: true,
             per_run: true,
-        });
+        }]);
     }
     let path = std::fs::canonicalize(&raw).map_err(|e| bad(format!("{field} {named}: {e}")))?;
+    if path == Path::new("/") {
+        let entries = std::fs::read_dir("/").map_err(|e| bad(format!("{field} {named}: {e}")))?;
+        let mut out = vec![Grant {
+            path: PathBuf::from(PRIVATE_TMP),
+            requested: PRIVATE_TMP.into(),
+            access,
+            is_dir: true,
+            per_run: true,
+        }];
+        for entry in entries.flatten() {
+            let child = entry.path();
+            if ["/proc", "/dev", "/tmp"]
+                .iter()
+                .any(|skip| child == Path::new(skip))
+            {
+                continue;
+            }
+            let child_text = child.to_string_lossy().into_owned();
+            out.extend(resolve_grant(field, &child_text, &child_text, cwd, access)?);
+        }
+        return Ok(out);
+    }
     let meta = std::fs::metadata(&path).map_err(|e| bad(format!("{field} {named}: {e}")))?;
     use nix::unistd::AccessFlags;
     let mut need = AccessFlags::R_OK;
@@ -534,13 +552,13 @@ fn resolve_grant(
             }
         ))
     })?;
-    Ok(Grant {
+    Ok(vec![Grant {
         path,
         requested,
         access,
         is_dir: meta.is_dir(),
         per_run: false,
-    })
+    }])
 }
 
 /// Lexically normalizes an absolute path (drops `.` and resolves `..`) for per-run paths,
@@ -669,7 +687,7 @@ impl Plan {
         let _ = writeln!(s, "cwd          {}", self.cwd.display());
         let _ = writeln!(
             s,
-            "private tmp  {} (created per run, removed after)",
+            "private tmp  {} (a tmpfs of this sandbox, gone when it ends)",
             self.tmp.display()
         );
         let _ = writeln!(s, "network      {}", self.net);

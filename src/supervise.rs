@@ -4,7 +4,6 @@
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::DirBuilderExt;
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -42,20 +41,7 @@ pub struct Outcome {
 
 pub fn run(plan: &Plan, capture_stdout: bool) -> Outcome {
     let started = Instant::now();
-    let mut outcome = match prepare_run_dir(plan) {
-        Ok(()) => supervise(plan, capture_stdout),
-        Err(message) => refused("per-run directory", message),
-    };
-    // Remove the per-run directory whatever happened. remove_dir_all does not follow
-    // symlinks the sandbox may have planted in its tmp.
-    if let Err(e) = std::fs::remove_dir_all(&plan.run_dir) {
-        if e.kind() != std::io::ErrorKind::NotFound {
-            eprintln!(
-                "cw-exec: warning: could not remove {}: {e}",
-                plan.run_dir.display()
-            );
-        }
-    }
+    let mut outcome = supervise(plan, capture_stdout);
     outcome.duration = started.elapsed();
     outcome
 }
@@ -66,23 +52,6 @@ fn refused(step: &str, message: String) -> Outcome {
         refusal: Some((step.to_string(), message)),
         ..Default::default()
     }
-}
-
-fn prepare_run_dir(plan: &Plan) -> Result<(), String> {
-    let mk = |path: &std::path::Path, recursive: bool| {
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .recursive(recursive)
-            .create(path)
-            .map_err(|e| format!("creating {}: {e}", path.display()))
-    };
-    mk(&plan.run_dir, false)?;
-    mk(&plan.run_dir.join("root"), false)?;
-    mk(&plan.tmp, false)?;
-    for grant in plan.grants.iter().filter(|g| g.per_run) {
-        mk(&grant.path, true)?;
-    }
-    Ok(())
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), String> {

@@ -47,22 +47,6 @@ fn timeout_terms_the_tree_and_exits_124() {
 }
 
 #[test]
-fn write_grant_containing_the_view_does_not_expose_it() {
-    // `--write /tmp` contains cw-exec's per-run directory, whose `root` holds the view.
-    let out = Sandbox::new().args(["--write", "/tmp"]).run(&[
-        "/bin/sh",
-        "-c",
-        "ls -A \"$(dirname \"$TMPDIR\")/root\"",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(
-        stdout(&out).trim(),
-        "",
-        "the view's root is visible through /tmp"
-    );
-}
-
-#[test]
 fn bad_input_is_named_and_exits_125_without_running() {
     let dir = workdir("bad");
     let marker = dir.join("ran");

@@ -215,20 +215,45 @@ fn device_nodes_cannot_be_created() {
 }
 
 #[test]
-fn private_tmp_is_writable_and_removed_after_the_run() {
-    let sb = Sandbox::new();
-    let out = sb.run(&[
-        "/bin/sh",
-        "-c",
-        "echo hi > \"$TMPDIR/f\" && cat \"$TMPDIR/f\" && echo \"$TMPDIR\"",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let text = stdout(&out);
-    let mut lines = text.lines();
-    assert_eq!(lines.next(), Some("hi"));
-    let tmp = lines.next().unwrap();
-    assert!(tmp.starts_with("/tmp/cw-exec-"), "{tmp}");
-    assert!(!std::path::Path::new(tmp).exists(), "{tmp} left behind");
+fn tmp_is_private_and_gone_after_the_run() {
+    let marker = format!("cwexec-private-{}", std::process::id());
+    let host_file = std::path::Path::new("/tmp").join(format!("{marker}-host"));
+    std::fs::write(&host_file, "host").unwrap();
+    let script =
+        format!("echo hi > /tmp/{marker} && cat /tmp/{marker} && echo \"$TMPDIR\" && ls -A /tmp");
+    // Even `--write /tmp` names the private tmp, not the host's.
+    for extra in [vec![], vec!["--write", "/tmp"]] {
+        let out = Sandbox::new().args(&extra).run(&["/bin/sh", "-c", &script]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = stdout(&out);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[..2], ["hi", "/tmp"], "{text}");
+        // Only what the sandbox wrote (and the skeleton of granted paths beneath /tmp).
+        assert!(
+            !text.contains(&format!("{marker}-host")),
+            "host /tmp visible: {text}"
+        );
+        assert!(
+            !std::path::Path::new("/tmp").join(&marker).exists(),
+            "private tmp leaked to the host"
+        );
+    }
+    std::fs::remove_file(&host_file).unwrap();
+    // A host path beneath /tmp can still be granted: it is bound on top of the private tmp.
+    let granted = std::path::Path::new("/tmp").join(format!("{marker}-granted"));
+    std::fs::create_dir_all(&granted).unwrap();
+    std::fs::write(granted.join("f"), "granted").unwrap();
+    let out = Sandbox::new()
+        .args(["--read", granted.to_str().unwrap()])
+        .run(&["/bin/cat", granted.join("f").to_str().unwrap()]);
+    assert_eq!(stdout(&out), "granted", "{}", stderr(&out));
+    std::fs::remove_dir_all(&granted).unwrap();
+    let leftovers: Vec<_> = std::fs::read_dir("/tmp")
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("cw-exec-"))
+        .collect();
+    assert!(leftovers.is_empty(), "left in /tmp: {leftovers:?}");
 }
 
 #[test]

@@ -17,7 +17,7 @@ use std::path::{Component, Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
-use crate::plan::{Grant, Plan};
+use crate::plan::{Grant, Plan, PRIVATE_TMP};
 use crate::sys::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 
 /// A file in the view's root that no grant covers. The read-back tries to read and write it
@@ -69,6 +69,7 @@ fn binds(plan: &Plan) -> Vec<Bind> {
     let mut wanted: Vec<Bind> = plan
         .grants
         .iter()
+        .filter(|g| !g.per_run)
         .map(|g| bind(g, false))
         .chain(
             plan.runtime
@@ -106,11 +107,23 @@ fn binds(plan: &Plan) -> Vec<Bind> {
     out
 }
 
-/// Builds the view under `plan.run_dir/root` and pivots into it. Runs in init, inside the
-/// new user, mount and PID namespaces, with the namespace's capabilities.
+/// Where the view's root is assembled before pivot_root: any directory that exists on every
+/// host works, since the tmpfs mounted over it exists only in the sandbox's namespace.
+const STAGING: &str = "/tmp";
+/// Where the host's tree sits, inside the view, while the binds are made from it.
+const OLD_ROOT: &str = "/.cw-exec-oldroot";
+
+/// Builds the view and enters it. Runs in init, inside the new user, mount and PID
+/// namespaces, with the namespace's capabilities.
+///
+/// As bubblewrap does: pivot into an empty tmpfs first, with the host's tree moved to
+/// OLD_ROOT, bind from there, then detach the host's tree. Binding after the pivot means a
+/// grant beneath the staging directory is still reachable, and no host path ever leads to
+/// the view's root. The private /tmp is a tmpfs too: when the namespace ends it is gone,
+/// whatever happened to cw-exec.
 pub fn enter(plan: &Plan) -> Result<(), String> {
-    let root = plan.run_dir.join("root");
     let step = |what: &str, e: &dyn std::fmt::Display| format!("mount view: {what}: {e}");
+    let host = |p: &Path| Path::new(OLD_ROOT).join(p.strip_prefix("/").unwrap_or(p));
 
     // Nothing done below may propagate back to the host.
     mount(
@@ -123,37 +136,47 @@ pub fn enter(plan: &Plan) -> Result<(), String> {
     .map_err(|e| step("making / private", &e))?;
     mount(
         Some("tmpfs"),
-        &root,
+        STAGING,
         Some("tmpfs"),
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
         Some("mode=0755,size=4m"),
     )
-    .map_err(|e| step(&format!("tmpfs on {}", root.display()), &e))?;
-    // Unbindable: a recursive bind of a grant that contains the view (say `--write /tmp`)
-    // must not carry a writable copy of the view's own root into it.
+    .map_err(|e| step(&format!("tmpfs on {STAGING}"), &e))?;
+    let old_root_in_staging = Path::new(STAGING).join(OLD_ROOT.trim_start_matches('/'));
+    mkdir(&old_root_in_staging).map_err(|e| step(OLD_ROOT, &e))?;
+    nix::unistd::pivot_root(STAGING, &old_root_in_staging).map_err(|e| step("pivot_root", &e))?;
+    std::env::set_current_dir("/").map_err(|e| step("chdir /", &e))?;
+
+    // The private /tmp, before the binds so that granted host paths beneath /tmp land on it.
+    let tmp = Bind {
+        path: PRIVATE_TMP.into(),
+        writable: true,
+        exec: plan.tmp_exec(),
+        device: false,
+    };
+    mkdir(Path::new(PRIVATE_TMP)).map_err(|e| step(PRIVATE_TMP, &e))?;
     mount(
-        None::<&str>,
-        &root,
-        None::<&str>,
-        MsFlags::MS_UNBINDABLE,
-        None::<&str>,
+        Some("tmpfs"),
+        PRIVATE_TMP,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=1777"),
     )
-    .map_err(|e| step("making the view root unbindable", &e))?;
+    .map_err(|e| step("private /tmp", &e))?;
+    sys::mount_setattr(Path::new(PRIVATE_TMP), false, tmp.attrs().0, 0)
+        .map_err(|e| step("flags on /tmp", &e))?;
 
-    let view = |p: &Path| root.join(p.strip_prefix("/").unwrap_or(p));
-
-    for grant in plan.all_grants() {
-        if grant.path != Path::new("/proc") {
-            mirror(&root, Path::new(&grant.requested), 0)
-                .map_err(|e| step(&grant.requested, &e))?;
-        }
+    for grant in plan
+        .all_grants()
+        .filter(|g| !g.per_run && g.path != Path::new("/proc"))
+    {
+        mirror(Path::new(&grant.requested), 0).map_err(|e| step(&grant.requested, &e))?;
     }
     for bind in binds(plan) {
-        mirror(&root, &bind.path, 0).map_err(|e| step(&bind.path.display().to_string(), &e))?;
-        let target = view(&bind.path);
+        mirror(&bind.path, 0).map_err(|e| step(&bind.path.display().to_string(), &e))?;
         mount(
-            Some(&bind.path),
-            &target,
+            Some(&host(&bind.path)),
+            &bind.path,
             None::<&str>,
             MsFlags::MS_BIND | MsFlags::MS_REC,
             None::<&str>,
@@ -163,10 +186,10 @@ pub fn enter(plan: &Plan) -> Result<(), String> {
         // Recursive first, so submounts get the same flags; a submount the host locked
         // read-only refuses to be made writable, in which case only the top stays
         // writable (stricter than asked, never looser).
-        sys::mount_setattr(&target, true, set, clear)
+        sys::mount_setattr(&bind.path, true, set, clear)
             .or_else(|e| {
                 if clear != 0 {
-                    sys::mount_setattr(&target, false, set, clear)
+                    sys::mount_setattr(&bind.path, false, set, clear)
                 } else {
                     Err(e)
                 }
@@ -174,27 +197,25 @@ pub fn enter(plan: &Plan) -> Result<(), String> {
             .map_err(|e| step(&format!("flags on {}", bind.path.display()), &e))?;
     }
 
-    // This sandbox's own /proc (it is PID 1 of a new PID namespace).
-    let proc_dir = view(Path::new("/proc"));
-    mkdir(&proc_dir).map_err(|e| step("/proc", &e))?;
+    // This sandbox's own /proc (init is PID 1 of a new PID namespace).
+    mkdir(Path::new("/proc")).map_err(|e| step("/proc", &e))?;
     mount(
         Some("proc"),
-        &proc_dir,
+        "/proc",
         Some("proc"),
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         None::<&str>,
     )
     .map_err(|e| step("mounting /proc", &e))?;
 
-    let dev = view(Path::new("/dev"));
-    mkdir(&dev).map_err(|e| step("/dev", &e))?;
+    mkdir(Path::new("/dev")).map_err(|e| step("/dev", &e))?;
     for (name, target) in [
         ("fd", "/proc/self/fd"),
         ("stdin", "/proc/self/fd/0"),
         ("stdout", "/proc/self/fd/1"),
         ("stderr", "/proc/self/fd/2"),
     ] {
-        let link = dev.join(name);
+        let link = Path::new("/dev").join(name);
         if std::fs::symlink_metadata(&link).is_err() {
             std::os::unix::fs::symlink(target, &link)
                 .map_err(|e| step(&format!("/dev/{name}"), &e))?;
@@ -205,16 +226,15 @@ pub fn enter(plan: &Plan) -> Result<(), String> {
         .write(true)
         .create_new(true)
         .mode(0o644)
-        .open(view(Path::new(CANARY)))
+        .open(CANARY)
         .map_err(|e| step("canary", &e))?;
-    mirror_dir_only(&root, &plan.cwd)
-        .map_err(|e| step(&format!("cwd {}", plan.cwd.display()), &e))?;
+    if std::fs::symlink_metadata(&plan.cwd).is_err() {
+        mirror(&plan.cwd, 0).map_err(|e| step(&format!("cwd {}", plan.cwd.display()), &e))?;
+    }
 
-    // Enter the view and drop the host's tree from this namespace entirely.
-    std::env::set_current_dir(&root).map_err(|e| step("chdir to new root", &e))?;
-    nix::unistd::pivot_root(".", ".").map_err(|e| step("pivot_root", &e))?;
-    umount2(".", MntFlags::MNT_DETACH).map_err(|e| step("detaching the host root", &e))?;
-    std::env::set_current_dir("/").map_err(|e| step("chdir /", &e))?;
+    // Drop the host's tree from this namespace entirely, then freeze the skeleton.
+    umount2(OLD_ROOT, MntFlags::MNT_DETACH).map_err(|e| step("detaching the host root", &e))?;
+    std::fs::remove_dir(OLD_ROOT).map_err(|e| step("removing the old root's mount point", &e))?;
     sys::mount_setattr(
         Path::new("/"),
         false,
@@ -232,32 +252,32 @@ fn mkdir(path: &Path) -> io::Result<()> {
     }
 }
 
-/// Recreates `path` inside the view at `root` as it appears on the host: directories as
-/// directories, symlinks as the same symlinks (then following them), and a final
-/// non-directory as an empty file to bind onto.
-fn mirror(root: &Path, path: &Path, depth: u32) -> io::Result<()> {
+/// Recreates `path` inside the view as it appears on the host (seen through OLD_ROOT):
+/// directories as directories, symlinks as the same symlinks (then following them), and a
+/// final non-directory as an empty file to bind onto.
+fn mirror(path: &Path, depth: u32) -> io::Result<()> {
     if depth > 40 {
         return Err(io::Error::from_raw_os_error(libc::ELOOP));
     }
-    let mut host = PathBuf::from("/");
+    let mut inside = PathBuf::from("/");
     let comps: Vec<Component> = path.components().collect();
     for (i, comp) in comps.iter().enumerate() {
         let Component::Normal(name) = comp else {
             continue;
         };
-        host.push(name);
-        let inside = root.join(host.strip_prefix("/").unwrap());
-        let meta = std::fs::symlink_metadata(&host)?;
+        inside.push(name);
+        let on_host = Path::new(OLD_ROOT).join(inside.strip_prefix("/").unwrap());
+        let meta = std::fs::symlink_metadata(&on_host)?;
         if meta.file_type().is_symlink() {
-            let target = std::fs::read_link(&host)?;
+            let target = std::fs::read_link(&on_host)?;
             if std::fs::symlink_metadata(&inside).is_err() {
                 std::os::unix::fs::symlink(&target, &inside)?;
             }
-            let mut resolved = host.parent().unwrap_or(Path::new("/")).join(&target);
+            let mut resolved = inside.parent().unwrap_or(Path::new("/")).join(&target);
             for rest in &comps[i + 1..] {
                 resolved.push(rest);
             }
-            return mirror(root, &normalize(&resolved), depth + 1);
+            return mirror(&normalize(&resolved), depth + 1);
         } else if meta.is_dir() {
             mkdir(&inside)?;
         } else if std::fs::symlink_metadata(&inside).is_err() {
@@ -270,16 +290,6 @@ fn mirror(root: &Path, path: &Path, depth: u32) -> io::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Makes sure a directory path exists in the view (as empty directories if not granted),
-/// so the command can start in its working directory even when it may not list it.
-fn mirror_dir_only(root: &Path, path: &Path) -> io::Result<()> {
-    let inside = root.join(path.strip_prefix("/").unwrap_or(path));
-    if inside.exists() {
-        return Ok(());
-    }
-    mirror(root, path, 0)
 }
 
 fn normalize(path: &Path) -> PathBuf {
@@ -309,6 +319,10 @@ pub fn describe(plan: &Plan) -> Vec<String> {
             )
         })
         .collect();
+    out.push(format!(
+        "{PRIVATE_TMP} tmpfs rw{} (private, gone with the sandbox)",
+        if plan.tmp_exec() { "" } else { ",noexec" }
+    ));
     out.push("/proc proc (own PID namespace)".into());
     out.push("/ tmpfs ro (everything not listed is absent)".into());
     out

@@ -27,7 +27,7 @@ static FIXTURE: OnceLock<Fixture> = OnceLock::new();
 
 pub fn fixture() -> &'static Fixture {
     FIXTURE.get_or_init(|| {
-        let dir = PathBuf::from(format!("/tmp/cwx-test-{}", std::process::id()));
+        let dir = PathBuf::from(format!("/var/tmp/cwx-test-{}", std::process::id()));
         let bin = dir.join("bin");
         std::fs::create_dir_all(&bin).unwrap();
         std::fs::create_dir_all(dir.join("work")).unwrap();
