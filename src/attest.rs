@@ -352,6 +352,7 @@ pub fn kernel_section(plan: &Plan, rb: Option<&KernelReadback>, verdict: &Verdic
             "filters": plan.seccomp.filters.len(),
             "denies": plan.seccomp.denies,
         },
+        "limits": plan.limits.reports,
         "dimensions": verdict.reasons,
         "gaps": gaps(plan),
     });

@@ -266,9 +266,14 @@ fn contain(
             tcp_connect_errno(),
         ));
     }
-    // 6. Capabilities: none, in any set, and uid 0 cannot regain them on execve.
+    // 6. Resource limits a process carries itself (the cgroup ones were applied by cw-exec).
+    step(
+        "rlimits",
+        crate::limits::apply_rlimits(&plan.limits.rlimits),
+    )?;
+    // 7. Capabilities: none, in any set, and uid 0 cannot regain them on execve.
     step("dropping capabilities", drop_capabilities())?;
-    // 7. seccomp, last: after it, only the read-back and execve run.
+    // 8. seccomp, last: after it, only the read-back and execve run.
     step("seccomp", plan.seccomp.install())?;
 
     // Read-back.

@@ -104,12 +104,32 @@ pub fn for_run(plan: &Plan, outcome: &Outcome, label: &str) -> Value {
     if let Some(e) = &outcome.exec_error {
         notes.push(format!("exec failed: {e}"));
     }
+    if outcome.cpu_exceeded {
+        notes.push(
+            "cpu: the sandbox exceeded its CPU time limit; the process tree was killed".into(),
+        );
+    }
+    if outcome.oom_killed {
+        notes.push(
+            "memory: the sandbox reached its memory limit; the kernel OOM-killed a process".into(),
+        );
+    }
+    if outcome.output_dropped > 0 {
+        notes.push(format!(
+            "output truncated: {} bytes past the output limit were dropped; stdoutSha256 covers the {} stdout bytes passed through",
+            outcome.output_dropped, outcome.stdout_bytes
+        ));
+    }
     let attestation = attestation(plan, &verdict, refused, kernel, notes);
     let metadata = json!({
         "exitCode": outcome.exit_code,
         "childExitCode": outcome.child_code,
         "signal": outcome.signal,
         "timedOut": outcome.timed_out,
+        "cpuLimitExceeded": outcome.cpu_exceeded,
+        "oomKilled": outcome.oom_killed,
+        "outputTruncated": outcome.output_dropped > 0,
+        "outputDroppedBytes": outcome.output_dropped,
         "durationMs": outcome.duration.as_millis() as u64,
         "stdoutBytes": outcome.stdout_bytes,
     });

@@ -4,6 +4,7 @@ mod attest;
 mod child;
 mod envelope;
 mod kernel;
+mod limits;
 mod plan;
 mod policy;
 mod probe;
@@ -16,7 +17,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::plan::{Plan, PlanError, Request};
-use crate::policy::{NetMode, Profile, BUNDLED};
+use crate::policy::{NetMode, Profile, Size, BUNDLED};
 
 /// Exit code when cw-exec refuses or fails before exec.
 const EXIT_REFUSED: i32 = 125;
@@ -88,6 +89,24 @@ struct RunArgs {
     /// Wall-clock limit in seconds; the whole process tree is killed when it expires (exit 124).
     #[arg(long, value_name = "SECONDS")]
     timeout: Option<f64>,
+    /// Memory of the whole sandbox (bytes, or with K/M/G/T).
+    #[arg(long, value_name = "SIZE", value_parser = Size::parse)]
+    memory: Option<Size>,
+    /// Processes and threads of the whole sandbox.
+    #[arg(long, value_name = "N")]
+    pids: Option<u64>,
+    /// CPU seconds of the whole sandbox.
+    #[arg(long, value_name = "SECONDS")]
+    cpu: Option<f64>,
+    /// Open files per process.
+    #[arg(long, value_name = "N")]
+    nofile: Option<u64>,
+    /// Largest file a process may write.
+    #[arg(long, value_name = "SIZE", value_parser = Size::parse)]
+    fsize: Option<Size>,
+    /// Total stdout+stderr passed through; the rest is dropped and the envelope says so.
+    #[arg(long, value_name = "SIZE", value_parser = Size::parse)]
+    output_limit: Option<Size>,
     /// Write the cool-workflow result envelope with the kernel attestation to FILE (- for stderr).
     #[arg(long, value_name = "FILE|-")]
     envelope: Option<String>,
@@ -108,6 +127,12 @@ impl RunArgs {
             setenv: self.setenv.clone(),
             cwd: self.cwd.clone(),
             timeout: self.timeout,
+            memory: self.memory,
+            pids: self.pids,
+            cpu: self.cpu,
+            nofile: self.nofile,
+            fsize: self.fsize,
+            output_limit: self.output_limit,
             command: self.command.clone(),
         }
     }
@@ -183,7 +208,11 @@ fn run(args: &RunArgs) -> i32 {
         Ok(plan) => plan,
         Err(err) => return plan_failure(&request, &label, err, sink),
     };
-    let outcome = supervise::run(&plan, sink.is_some());
+    let capture = supervise::Capture {
+        stdout: sink.is_some() || plan.limits.output.is_some(),
+        stderr: plan.limits.output.is_some(),
+    };
+    let outcome = supervise::run(&plan, capture);
     if let Some((step, message)) = &outcome.refusal {
         eprintln!(
             "cw-exec: refused ({}): {step}: {message}",
@@ -195,6 +224,17 @@ fn run(args: &RunArgs) -> i32 {
         eprintln!(
             "cw-exec: timed out after {:.3}s; the process tree was killed",
             outcome.duration.as_secs_f64()
+        );
+    } else if outcome.cpu_exceeded {
+        eprintln!("cw-exec: the sandbox exceeded its CPU time limit; the process tree was killed");
+    }
+    if outcome.oom_killed {
+        eprintln!("cw-exec: the sandbox reached its memory limit; the kernel killed a process");
+    }
+    if outcome.output_dropped > 0 {
+        eprintln!(
+            "cw-exec: output limit reached: {} bytes dropped",
+            outcome.output_dropped
         );
     }
     if let Some(sink) = sink {

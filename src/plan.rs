@@ -14,7 +14,8 @@ use serde::Serialize;
 
 use crate::kernel::landlock::LandlockAbi;
 use crate::kernel::seccomp::SeccompProgram;
-use crate::policy::{check_env_name, check_timeout, NetMode, Profile, Tokens};
+use crate::limits::{Limits, LimitsPlan};
+use crate::policy::{check_env_name, check_timeout, NetMode, Profile, Size, Tokens};
 
 /// The sandbox's /tmp: always a private tmpfs, never the host's (`$tmp` names it). Host paths
 /// beneath /tmp can still be granted; they are bound on top of it.
@@ -35,6 +36,12 @@ pub struct Request {
     pub setenv: Vec<String>,
     pub cwd: Option<PathBuf>,
     pub timeout: Option<f64>,
+    pub memory: Option<Size>,
+    pub pids: Option<u64>,
+    pub cpu: Option<f64>,
+    pub nofile: Option<u64>,
+    pub fsize: Option<Size>,
+    pub output_limit: Option<Size>,
     pub command: Vec<String>,
 }
 
@@ -177,6 +184,7 @@ pub struct Plan {
     /// The child's whole environment, built from scratch.
     pub env: BTreeMap<String, String>,
     pub timeout: Option<Duration>,
+    pub limits: LimitsPlan,
     pub landlock: LandlockAbi,
     pub seccomp: SeccompProgram,
     /// Executable memfds are refused through vm.memfd_noexec=2 (else through seccomp).
@@ -368,13 +376,40 @@ impl Plan {
             }
         }
         let net = req.net.or(profile.net).unwrap_or(NetMode::None);
-        let timeout = match req.timeout.or(profile.timeout) {
+        let timeout = match req.timeout.or(profile.limits.timeout) {
             Some(t) => {
                 check_timeout(t).map_err(|e| bad(format!("--timeout: {e}")))?;
                 Some(Duration::from_secs_f64(t))
             }
             None => None,
         };
+        let pl = &profile.limits;
+        for (flag, v) in [("--pids", req.pids), ("--nofile", req.nofile)] {
+            if v == Some(0) {
+                return Err(bad(format!("{flag}: must be at least 1")));
+            }
+        }
+        let cpu = match req.cpu.or(pl.cpu) {
+            Some(c) => {
+                check_timeout(c).map_err(|e| bad(format!("--cpu: {e}")))?;
+                Some(Duration::from_secs_f64(c))
+            }
+            None => None,
+        };
+        let wanted = Limits {
+            memory: req.memory.or(pl.memory).map(|s| s.0),
+            pids: req.pids.or(pl.pids),
+            cpu,
+            nofile: req.nofile.or(pl.nofile),
+            fsize: req.fsize.or(pl.fsize).map(|s| s.0),
+            output: req.output_limit.or(pl.output_limit).map(|s| s.0),
+        };
+        let limits = crate::limits::plan(&wanted, uid).map_err(|(limit, message)| {
+            PlanError::Unenforceable {
+                mechanism: format!("limit {limit}"),
+                message,
+            }
+        })?;
         let memfd_sysctl = can_set_memfd_sysctl(uid);
         let seccomp = SeccompProgram::compile(net, !memfd_sysctl).map_err(bad)?;
 
@@ -390,6 +425,7 @@ impl Plan {
             net,
             env,
             timeout,
+            limits,
             landlock: LandlockAbi(abi),
             seccomp,
             memfd_sysctl,
@@ -702,6 +738,20 @@ impl Plan {
         );
         if let Some(t) = self.timeout {
             let _ = writeln!(s, "timeout      {:.3}s", t.as_secs_f64());
+        }
+        for r in &self.limits.reports {
+            let _ = writeln!(
+                s,
+                "limit        {} = {} by {}{}",
+                r.limit,
+                r.requested,
+                r.mechanism,
+                if r.whole_sandbox {
+                    ""
+                } else {
+                    " (per process)"
+                }
+            );
         }
         let _ = writeln!(s, "\ngrants (Landlock ABI {}):", self.landlock.0);
         for g in &self.grants {

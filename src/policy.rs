@@ -61,6 +61,77 @@ pub struct EnvPolicy {
     pub set: BTreeMap<String, String>,
 }
 
+/// A size: bytes as an integer, or a string with a binary suffix ("512M", "2G", "64k").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Size(pub u64);
+
+impl Size {
+    pub fn parse(text: &str) -> Result<Size, String> {
+        let t = text.trim();
+        let split = t
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "k" | "kb" | "kib" => 1 << 10,
+            "m" | "mb" | "mib" => 1 << 20,
+            "g" | "gb" | "gib" => 1 << 30,
+            "t" | "tb" | "tib" => 1 << 40,
+            other => {
+                return Err(format!(
+                    "{text:?}: unknown size unit {other:?} (use K, M, G or T)"
+                ))
+            }
+        };
+        let n: f64 = num
+            .parse()
+            .map_err(|_| format!("{text:?} is not a size (examples: 1048576, 512M, 2G)"))?;
+        let bytes = n * mult as f64;
+        if !(bytes >= 1.0 && bytes < 1.8e19) {
+            return Err(format!("{text:?} is not a positive size"));
+        }
+        Ok(Size(bytes as u64))
+    }
+}
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Int(0) => Err(serde::de::Error::custom("a size must be positive")),
+            Raw::Int(n) => Ok(Size(n)),
+            Raw::Text(t) => Size::parse(&t).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// The `[limits]` table of a profile; the same as the `run` flags of the same names.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsPolicy {
+    /// Wall-clock seconds; the whole tree is killed when it expires (exit 124).
+    pub timeout: Option<f64>,
+    /// Memory of the whole sandbox.
+    pub memory: Option<Size>,
+    /// Processes (and threads) of the whole sandbox.
+    pub pids: Option<u64>,
+    /// CPU seconds of the whole sandbox.
+    pub cpu: Option<f64>,
+    /// Open files per process.
+    pub nofile: Option<u64>,
+    /// Largest file a process may write.
+    pub fsize: Option<Size>,
+    /// Total stdout+stderr relayed; past it output is dropped and the envelope says so.
+    #[serde(rename = "output-limit")]
+    pub output_limit: Option<Size>,
+}
+
 /// A sandbox profile: what a bundled `policies/*.toml` or a user's profile file contains.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -81,9 +152,9 @@ pub struct Profile {
     /// Network mode; `none` when absent.
     #[serde(default)]
     pub net: Option<NetMode>,
-    /// Wall-clock timeout in seconds.
+    /// Resource limits and the timeout.
     #[serde(default)]
-    pub timeout: Option<f64>,
+    pub limits: LimitsPolicy,
     /// Refuse to run unless the kernel offers at least this Landlock ABI.
     #[serde(default)]
     pub min_landlock_abi: Option<u32>,
@@ -110,8 +181,19 @@ impl Profile {
     pub fn parse(text: &str, origin: &str) -> Result<Profile, String> {
         let profile: Profile = toml::from_str(text)
             .map_err(|e| format!("profile {origin}: {}", e.to_string().trim()))?;
-        if let Some(t) = profile.timeout {
-            check_timeout(t).map_err(|e| format!("profile {origin}: timeout: {e}"))?;
+        let l = &profile.limits;
+        if let Some(t) = l.timeout {
+            check_timeout(t).map_err(|e| format!("profile {origin}: limits.timeout: {e}"))?;
+        }
+        if let Some(t) = l.cpu {
+            check_timeout(t).map_err(|e| format!("profile {origin}: limits.cpu: {e}"))?;
+        }
+        for (key, v) in [("pids", l.pids), ("nofile", l.nofile)] {
+            if v == Some(0) {
+                return Err(format!(
+                    "profile {origin}: limits.{key}: must be at least 1"
+                ));
+            }
         }
         for name in &profile.env.expose {
             check_env_name(name).map_err(|e| format!("profile {origin}: env.expose: {e}"))?;
@@ -242,6 +324,25 @@ mod tests {
     #[test]
     fn bad_net_mode_is_an_error() {
         assert!(Profile::parse("net = \"lan\"\n", "t.toml").is_err());
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(Size::parse("512M").unwrap().0, 512 << 20);
+        assert_eq!(Size::parse("2G").unwrap().0, 2 << 30);
+        assert_eq!(Size::parse("1.5k").unwrap().0, 1536);
+        assert_eq!(Size::parse("4096").unwrap().0, 4096);
+        assert!(Size::parse("12Q").is_err());
+        assert!(Size::parse("0").is_err());
+        let p = Profile::parse(
+            "[limits]\nmemory = \"1G\"\npids = 10\noutput-limit = 1024\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(p.limits.memory, Some(Size(1 << 30)));
+        assert!(Profile::parse("[limits]\nmemroy = 1\n", "t")
+            .unwrap_err()
+            .contains("memroy"));
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! cw-exec's side of a run: create the per-run directory, start init in fresh namespaces,
-//! map its identity, relay stdout (hashing it), forward signals, enforce the timeout, and
-//! clean up whatever happens.
+//! cw-exec's side of a run: make the run's cgroups, start init in fresh namespaces, map its
+//! identity, relay output (hashing stdout, enforcing the output limit), forward signals,
+//! enforce the timeout and the CPU limit, and clean up whatever happens.
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
@@ -15,12 +15,16 @@ use sha2::{Digest, Sha256};
 
 use crate::attest::KernelReadback;
 use crate::child::{self, Message, FORWARDED, TERMINATE_TREE};
+use crate::kernel::cgroup::RunCgroups;
 use crate::plan::{namespace_inodes, Plan};
 use crate::policy::NetMode;
 use crate::sys;
 
 /// After a timeout, how long the tree gets between SIGTERM and SIGKILL.
 pub const KILL_GRACE: Duration = Duration::from_secs(2);
+
+/// How often the whole-sandbox CPU time is checked against `--cpu`.
+const CPU_POLL: Duration = Duration::from_millis(100);
 
 /// How a run ended, as cw-exec observed it.
 #[derive(Debug, Default)]
@@ -30,18 +34,33 @@ pub struct Outcome {
     pub child_code: Option<i32>,
     pub signal: Option<i32>,
     pub timed_out: bool,
+    /// Killed because the sandbox as a whole used more CPU time than `--cpu`.
+    pub cpu_exceeded: bool,
+    /// The kernel OOM-killed a process because the sandbox reached `--memory`.
+    pub oom_killed: bool,
     pub duration: Duration,
     pub readback: Option<KernelReadback>,
     /// Why nothing was executed, if so: (mechanism or step, message).
     pub refusal: Option<(String, String)>,
     pub exec_error: Option<String>,
+    /// sha256 of the stdout passed through (all of it, unless the output limit cut it).
     pub stdout_sha256: Option<String>,
+    /// Bytes of stdout passed through.
     pub stdout_bytes: u64,
+    /// Bytes of stdout and stderr the command produced past the output limit, dropped.
+    pub output_dropped: u64,
 }
 
-pub fn run(plan: &Plan, capture_stdout: bool) -> Outcome {
+/// What cw-exec relays instead of handing the child its own descriptors.
+#[derive(Clone, Copy)]
+pub struct Capture {
+    pub stdout: bool,
+    pub stderr: bool,
+}
+
+pub fn run(plan: &Plan, capture: Capture) -> Outcome {
     let started = Instant::now();
-    let mut outcome = supervise(plan, capture_stdout);
+    let mut outcome = supervise(plan, capture);
     outcome.duration = started.elapsed();
     outcome
 }
@@ -58,7 +77,15 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))
 }
 
-fn supervise(plan: &Plan, capture_stdout: bool) -> Outcome {
+fn optional_pipe(wanted: bool) -> Result<Option<(OwnedFd, OwnedFd)>, String> {
+    if wanted {
+        pipe().map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+fn supervise(plan: &Plan, capture: Capture) -> Outcome {
     let host_ns = namespace_inodes("self");
 
     // Signals we forward or watch are blocked and read through a signalfd; init inherits
@@ -76,19 +103,24 @@ fn supervise(plan: &Plan, capture_stdout: bool) -> Outcome {
         Ok(fd) => fd,
         Err(e) => return refused("signalfd", e.to_string()),
     };
+    let pipes = (|| {
+        Ok::<_, String>((
+            pipe()?,
+            pipe()?,
+            optional_pipe(capture.stdout)?,
+            optional_pipe(capture.stderr)?,
+        ))
+    })();
+    let ((go_read, go_write), (report_read, report_write), stdout_pipe, stderr_pipe) = match pipes {
+        Ok(p) => p,
+        Err(e) => return refused("pipes", e),
+    };
 
-    let (go_read, go_write) = match pipe() {
-        Ok(p) => p,
-        Err(e) => return refused("pipes", e),
-    };
-    let (report_read, report_write) = match pipe() {
-        Ok(p) => p,
-        Err(e) => return refused("pipes", e),
-    };
-    let stdout_pipe = if capture_stdout {
-        match pipe() {
-            Ok(p) => Some(p),
-            Err(e) => return refused("pipes", e),
+    // Limits that bind the sandbox as a whole are in place before init runs anything.
+    let cgroups = if plan.limits.needs_cgroups() {
+        match RunCgroups::create(&plan.limits.cgroups) {
+            Ok(c) => Some(c),
+            Err(e) => return refused("cgroups", e),
         }
     } else {
         None
@@ -106,15 +138,18 @@ fn supervise(plan: &Plan, capture_stdout: bool) -> Outcome {
     let init = match sys::clone_into_namespaces(flags) {
         Ok(Some(pid)) => pid,
         Ok(None) => {
-            drop(go_write);
-            drop(report_read);
-            drop(signals);
-            if let Some((read, write)) = stdout_pipe {
-                drop(read);
-                if nix::unistd::dup2_stdout(&write).is_err() {
-                    std::process::exit(125);
+            drop((go_write, report_read, signals));
+            let redirect = |pipe: Option<(OwnedFd, OwnedFd)>, dup: fn(&OwnedFd) -> nix::Result<()>| {
+                if let Some((read, write)) = pipe {
+                    drop(read);
+                    if dup(&write).is_err() {
+                        std::process::exit(125);
+                    }
                 }
-            }
+            };
+            redirect(stdout_pipe, |fd| nix::unistd::dup2_stdout(fd));
+            redirect(stderr_pipe, |fd| nix::unistd::dup2_stderr(fd));
+            std::mem::forget(cgroups); // the parent's to remove, not ours
             child::init_main(plan, &host_ns, go_read, report_write)
         }
         Err(e) => {
@@ -131,22 +166,35 @@ fn supervise(plan: &Plan, capture_stdout: bool) -> Outcome {
             )
         }
     };
-    drop(go_read);
-    drop(report_write);
-    let stdout_read = stdout_pipe.map(|(read, write)| {
-        drop(write);
-        read
-    });
+    drop((go_read, report_write));
+    let stdout_read = stdout_pipe.map(|(read, _write)| read);
+    let stderr_read = stderr_pipe.map(|(read, _write)| read);
 
-    if let Err(e) = write_id_maps(init, plan.uid, plan.gid) {
+    let setup = write_id_maps(init, plan.uid, plan.gid).and_then(|()| match &cgroups {
+        Some(c) => c.enter(init.as_raw()),
+        None => Ok(()),
+    });
+    if let Err(e) = setup {
         let _ = kill(init, Signal::SIGKILL);
         let _ = waitpid(init, None);
-        return refused("user namespace identity map", e);
+        return refused("sandbox set-up", e);
     }
     let _ = nix::unistd::write(&go_write, b"g");
     drop(go_write);
 
-    relay(plan, init, signals, report_read, stdout_read)
+    let mut outcome = relay(
+        plan,
+        init,
+        signals,
+        report_read,
+        stdout_read,
+        stderr_read,
+        cgroups.as_ref(),
+    );
+    if let Some(c) = cgroups {
+        outcome.oom_killed = c.oom_killed();
+    }
+    outcome
 }
 
 /// Maps the caller's uid/gid to themselves inside the new user namespace. Root maps the
@@ -168,24 +216,44 @@ pub fn write_id_maps(pid: Pid, uid: u32, gid: u32) -> Result<(), String> {
     Ok(())
 }
 
+/// One captured output stream.
+struct Stream {
+    fd: Option<OwnedFd>,
+    is_stdout: bool,
+}
+
+#[allow(clippy::too_many_arguments)]
 fn relay(
     plan: &Plan,
     init: Pid,
     signals: SignalFd,
     report: OwnedFd,
-    mut stdout: Option<OwnedFd>,
+    stdout: Option<OwnedFd>,
+    stderr: Option<OwnedFd>,
+    cgroups: Option<&RunCgroups>,
 ) -> Outcome {
     let mut outcome = Outcome::default();
     let mut report_file = Some(std::fs::File::from(report));
     let mut report_buf: Vec<u8> = Vec::new();
     let mut hasher = stdout.as_ref().map(|_| Sha256::new());
-    let mut out = std::io::stdout().lock();
+    let mut streams = [
+        Stream {
+            fd: stdout,
+            is_stdout: true,
+        },
+        Stream {
+            fd: stderr,
+            is_stdout: false,
+        },
+    ];
+    let mut output_budget = plan.limits.output.unwrap_or(u64::MAX);
     let mut buf = vec![0u8; 64 * 1024];
     let deadline = plan.timeout.map(|t| Instant::now() + t);
+    let cpu_limit = plan.limits.cpu_total.filter(|_| cgroups.is_some());
     let mut kill_at: Option<Instant> = None;
     let mut exit_message: Option<(Option<i32>, Option<i32>)> = None;
 
-    while report_file.is_some() || stdout.is_some() {
+    while report_file.is_some() || streams.iter().any(|s| s.fd.is_some()) {
         let now = Instant::now();
         if let Some(at) = kill_at {
             if now >= at {
@@ -199,12 +267,21 @@ fn relay(
                 kill_at = Some(now + KILL_GRACE);
             }
         }
-        let next = [kill_at, if outcome.timed_out { None } else { deadline }]
+        if let (Some(limit), Some(c), false) = (cpu_limit, cgroups, outcome.cpu_exceeded) {
+            if c.cpu_used().map(|used| used > limit).unwrap_or(false) {
+                outcome.cpu_exceeded = true;
+                let _ = kill(init, Signal::SIGKILL);
+            }
+        }
+        let mut wake = [kill_at, if outcome.timed_out { None } else { deadline }]
             .into_iter()
             .flatten()
             .min()
             .map(|t| t.saturating_duration_since(Instant::now()));
-        let timeout = match next {
+        if cpu_limit.is_some() {
+            wake = Some(wake.map_or(CPU_POLL, |w| w.min(CPU_POLL)));
+        }
+        let timeout = match wake {
             Some(d) => PollTimeout::try_from(d.as_millis().min(60_000) as i32 + 1)
                 .unwrap_or(PollTimeout::MAX),
             None => PollTimeout::NONE,
@@ -215,10 +292,15 @@ fn relay(
             fds.push(PollFd::new(f.as_fd(), PollFlags::POLLIN));
             fds.len() - 1
         });
-        let stdout_idx = stdout.as_ref().map(|f| {
-            fds.push(PollFd::new(f.as_fd(), PollFlags::POLLIN));
-            fds.len() - 1
-        });
+        let stream_idx: Vec<Option<usize>> = streams
+            .iter()
+            .map(|s| {
+                s.fd.as_ref().map(|f| {
+                    fds.push(PollFd::new(f.as_fd(), PollFlags::POLLIN));
+                    fds.len() - 1
+                })
+            })
+            .collect();
         match poll(&mut fds, timeout) {
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => continue,
@@ -229,8 +311,9 @@ fn relay(
                 .map(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR))
                 .unwrap_or(false)
         };
-        let (sig_ready, report_ready, stdout_ready) =
-            (ready(Some(0)), ready(report_idx), ready(stdout_idx));
+        let sig_ready = ready(Some(0));
+        let report_ready = ready(report_idx);
+        let streams_ready: Vec<bool> = stream_idx.iter().map(|i| ready(*i)).collect();
         drop(fds);
 
         if sig_ready {
@@ -262,23 +345,44 @@ fn relay(
                 }
             }
         }
-        if stdout_ready {
-            let fd = stdout.as_ref().unwrap();
-            match nix::unistd::read(fd, &mut buf) {
-                Ok(0) => stdout = None,
-                Ok(n) => {
-                    if let Some(h) = hasher.as_mut() {
-                        h.update(&buf[..n]);
-                    }
-                    outcome.stdout_bytes += n as u64;
-                    if out.write_all(&buf[..n]).and_then(|_| out.flush()).is_err() {
-                        // Our stdout is gone (a closed pipe): close the child's too, so it
-                        // sees EPIPE/SIGPIPE as it would have without cw-exec in between.
-                        stdout = None;
-                    }
+        for (stream, ready) in streams.iter_mut().zip(streams_ready) {
+            if !ready {
+                continue;
+            }
+            let fd = stream.fd.as_ref().unwrap();
+            let n = match nix::unistd::read(fd, &mut buf) {
+                Ok(0) => {
+                    stream.fd = None;
+                    continue;
                 }
-                Err(nix::errno::Errno::EINTR) | Err(nix::errno::Errno::EAGAIN) => {}
-                Err(_) => stdout = None,
+                Ok(n) => n,
+                Err(nix::errno::Errno::EINTR) | Err(nix::errno::Errno::EAGAIN) => continue,
+                Err(_) => {
+                    stream.fd = None;
+                    continue;
+                }
+            };
+            // Past the output limit, keep draining (so the command does not block) but drop.
+            let pass = (n as u64).min(output_budget) as usize;
+            output_budget -= pass as u64;
+            outcome.output_dropped += (n - pass) as u64;
+            if pass == 0 {
+                continue;
+            }
+            let written = if stream.is_stdout {
+                if let Some(h) = hasher.as_mut() {
+                    h.update(&buf[..pass]);
+                }
+                outcome.stdout_bytes += pass as u64;
+                let mut out = std::io::stdout().lock();
+                out.write_all(&buf[..pass]).and_then(|_| out.flush())
+            } else {
+                std::io::stderr().lock().write_all(&buf[..pass])
+            };
+            if written.is_err() {
+                // Our side is gone (a closed pipe): close the child's too, so it sees
+                // EPIPE/SIGPIPE as it would have without cw-exec in between.
+                stream.fd = None;
             }
         }
     }
@@ -296,10 +400,15 @@ fn relay(
     }
     outcome.exit_code = if outcome.timed_out {
         124
+    } else if outcome.cpu_exceeded {
+        // The tree was SIGKILLed for it, by cw-exec rather than by the kernel.
+        outcome.signal = Some(libc::SIGKILL);
+        outcome.child_code = None;
+        128 + libc::SIGKILL
     } else if outcome.refusal.is_some() {
         125
-    } else if let Some(code) = outcome.exec_error.as_ref().map(|_| outcome.exit_code) {
-        code
+    } else if outcome.exec_error.is_some() {
+        outcome.exit_code
     } else if let Some((code, signal)) = exit_message {
         code.unwrap_or_else(|| 128 + signal.unwrap_or(0))
     } else {
