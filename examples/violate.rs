@@ -373,6 +373,83 @@ fn main() {
                 left -= k;
             }
         }
+        "forkbomb" => {
+            // Forks children that wait on a pipe until a fork fails; prints the errno and
+            // how many children were made, then lets them all exit.
+            let mut fds = [0; 2];
+            unsafe { libc::pipe(fds.as_mut_ptr()) };
+            let mut made = 0;
+            let errno = loop {
+                match unsafe { libc::fork() } {
+                    -1 => break std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
+                    0 => unsafe {
+                        let mut b = 0u8;
+                        libc::close(fds[1]);
+                        libc::read(fds[0], &mut b as *mut u8 as *mut _, 1);
+                        libc::_exit(0);
+                    },
+                    _ => made += 1,
+                }
+                if made > 100_000 {
+                    break 0;
+                }
+            };
+            unsafe { libc::close(fds[1]) };
+            while unsafe { libc::wait(std::ptr::null_mut()) } > 0 {}
+            println!("{} {made}", errno_name(errno));
+        }
+        "alloc" => {
+            // Allocates and touches MiB of memory; prints ok, or the errno if refused.
+            let mib: usize = a(1).parse().unwrap();
+            let mut blocks: Vec<Vec<u8>> = vec![];
+            for _ in 0..mib {
+                let mut v: Vec<u8> = Vec::new();
+                if v.try_reserve_exact(1 << 20).is_err() {
+                    println!("ENOMEM");
+                    return;
+                }
+                v.resize(1 << 20, 1);
+                blocks.push(v);
+            }
+            println!("ok {}", blocks.len());
+        }
+        "spin" => {
+            let until = std::time::Instant::now()
+                + std::time::Duration::from_secs_f64(a(1).parse().unwrap());
+            let mut x = 0u64;
+            while std::time::Instant::now() < until {
+                x = x.wrapping_add(1);
+            }
+            println!("spun {}", x > 0);
+        }
+        "open-many" => {
+            let mut files = vec![];
+            let errno = loop {
+                match std::fs::File::open("/dev/null") {
+                    Ok(f) => files.push(f),
+                    Err(e) => break e.raw_os_error().unwrap_or(0),
+                }
+                if files.len() > 1_000_000 {
+                    break 0;
+                }
+            };
+            println!("{} {}", errno_name(errno), files.len());
+        }
+        "write-bytes" => {
+            use std::io::Write;
+            let n: usize = a(2).parse().unwrap();
+            let r = std::fs::File::create(a(1)).and_then(|mut f| f.write_all(&vec![b'x'; n]));
+            result(r);
+        }
+        "tiocsti-path" => report(unsafe {
+            let fd = libc::open(p(1).as_ptr(), libc::O_RDWR);
+            if fd < 0 {
+                -1
+            } else {
+                let ch: libc::c_char = b'x' as libc::c_char;
+                libc::ioctl(fd, libc::TIOCSTI, &ch as *const libc::c_char) as i64
+            }
+        }),
         other => {
             eprintln!("violate: unknown action {other:?}");
             std::process::exit(2);

@@ -267,3 +267,50 @@ pub fn skip_unless_root(what: &str) -> bool {
     eprintln!("SKIPPED {what}: needs root (it attacks root-owned state or creates the test user)");
     true
 }
+
+/// Runs `case` as the current user and, when that is root, again as the unprivileged test
+/// user: each limit and containment check must hold for both.
+pub fn as_each_identity(mut case: impl FnMut(Sandbox, &str)) {
+    case(
+        Sandbox::new(),
+        if is_root() { "root" } else { "current user" },
+    );
+    if is_root() {
+        match unprivileged_user() {
+            Ok(ids) => case(Sandbox::new().user(ids), TEST_USER),
+            Err(why) => eprintln!("SKIPPED unprivileged variant: {why}"),
+        }
+    }
+}
+
+/// cgroups of runs whose cw-exec has exited, in any hierarchy (there must be none). Runs
+/// still in progress (other tests, in parallel) have a live pid in their name.
+pub fn leftover_cgroups() -> Vec<std::path::PathBuf> {
+    let mut found = vec![];
+    let mut stack = vec![std::path::PathBuf::from("/sys/fs/cgroup")];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(ft) = e.file_type() else { continue };
+            if !ft.is_dir() {
+                continue;
+            }
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(rest) = name.strip_prefix("cw-exec-") {
+                let pid: i32 = rest
+                    .split('-')
+                    .next()
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or(0);
+                if unsafe { libc::kill(pid, 0) } != 0 {
+                    found.push(e.path());
+                }
+            } else if stack.len() < 10_000 {
+                stack.push(e.path());
+            }
+        }
+    }
+    found
+}
