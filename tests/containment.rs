@@ -1,0 +1,227 @@
+//! Process containment: nothing outlives the run (even when cw-exec is SIGKILLed), signals
+//! are forwarded, and the command cannot inject input into the terminal it was started from,
+//! while interactive programs keep working under a real pty.
+
+mod common;
+use common::*;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+/// Host processes whose command line contains `needle`.
+fn processes_with(needle: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter_map(|e| {
+            let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            cmd.contains(needle)
+                .then(|| format!("{}: {cmd}", e.file_name().to_string_lossy()))
+        })
+        .collect()
+}
+
+/// Waits (up to 5 s) for a condition the kernel brings about asynchronously.
+fn eventually(mut cond: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cond()
+}
+
+fn spawn_until_ready(sb: &Sandbox, script: &str) -> (Child, BufReader<std::process::ChildStdout>) {
+    let mut child = sb
+        .command("run", &["/bin/sh", "-c", script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready", "the sandboxed script did not start");
+    (child, out)
+}
+
+#[test]
+fn sigkill_of_cw_exec_kills_the_whole_tree() {
+    as_each_identity(|sb, who| {
+        let dir = workdir("sigkill");
+        let marker = dir.join("after");
+        // A unique sleep duration marks the sandbox's processes in the host's process list.
+        let tag = format!(
+            "{}.{}",
+            1000 + std::process::id() % 1000,
+            dir.to_string_lossy().len()
+        );
+        let script = format!(
+            "sleep {tag} & (setsid sh -c 'sleep 1; echo late > {m}' &); sleep {tag} & echo ready; wait",
+            m = marker.display()
+        );
+        let sb = sb.args(["--write", dir.to_str().unwrap()]);
+        let (mut child, _out) = spawn_until_ready(&sb, &script);
+        assert!(
+            !processes_with(&format!("sleep {tag}")).is_empty(),
+            "{who}: no sandboxed sleep seen"
+        );
+        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+        child.wait().unwrap();
+        assert!(
+            eventually(|| processes_with(&format!("sleep {tag}")).is_empty()),
+            "{who}: survivors: {:?}",
+            processes_with(&format!("sleep {tag}"))
+        );
+        std::thread::sleep(Duration::from_millis(1500));
+        assert!(
+            !marker.exists(),
+            "{who}: a daemonized descendant wrote after cw-exec was killed"
+        );
+        // A SIGKILLed cw-exec cannot remove its (now empty) cgroups; the next run sweeps them.
+        let _ = Sandbox::new().run(&["/bin/true"]);
+        assert_eq!(
+            leftover_cgroups(),
+            Vec::<std::path::PathBuf>::new(),
+            "{who}"
+        );
+    });
+}
+
+#[test]
+fn signals_are_forwarded_to_the_command() {
+    for (sig, name) in [
+        (libc::SIGINT, "INT"),
+        (libc::SIGTERM, "TERM"),
+        (libc::SIGHUP, "HUP"),
+    ] {
+        let script = format!(
+            "trap 'echo got-{name}; exit 7' {name}; echo ready; while :; do sleep 0.05; done"
+        );
+        let (mut child, mut out) = spawn_until_ready(&Sandbox::new(), &script);
+        unsafe { libc::kill(child.id() as i32, sig) };
+        let mut rest = String::new();
+        out.read_to_string(&mut rest).unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(rest.trim(), format!("got-{name}"));
+        assert_eq!(status.code(), Some(7), "SIG{name}");
+    }
+}
+
+/// A pty pair: (master, slave path).
+fn open_pty() -> (OwnedFd, String) {
+    unsafe {
+        let master = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+        assert!(master >= 0);
+        assert_eq!(libc::grantpt(master), 0);
+        assert_eq!(libc::unlockpt(master), 0);
+        let mut name = [0 as libc::c_char; 128];
+        assert_eq!(libc::ptsname_r(master, name.as_mut_ptr(), name.len()), 0);
+        let path = std::ffi::CStr::from_ptr(name.as_ptr())
+            .to_string_lossy()
+            .into_owned();
+        (OwnedFd::from_raw_fd(master), path)
+    }
+}
+
+/// Runs cw-exec with a pty as its controlling terminal and stdio, as an interactive shell
+/// would; returns everything the terminal showed.
+fn run_on_pty(sb: &Sandbox, cmd: &[&str], input: &[u8]) -> (Option<i32>, String) {
+    let (master, slave_path) = open_pty();
+    let slave = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&slave_path)
+        .unwrap();
+    let mut command = sb.command("run", cmd);
+    command
+        .stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave.try_clone().unwrap());
+    unsafe {
+        command.pre_exec(|| {
+            libc::setsid();
+            if libc::ioctl(0, libc::TIOCSCTTY, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().unwrap();
+    // Every slave descriptor on our side must go, or the master never reads EOF.
+    drop(command);
+    drop(slave);
+    let mut master_file = std::fs::File::from(master);
+    master_file.write_all(input).unwrap();
+    let reader = master_file.try_clone().unwrap();
+    let collected = std::thread::spawn(move || {
+        let mut reader = reader;
+        let mut all = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match reader.read(&mut buf) {
+                Ok(0) | Err(_) => break, // EIO once the last slave descriptor closes
+                Ok(n) => all.extend_from_slice(&buf[..n]),
+            }
+        }
+        String::from_utf8_lossy(&all).into_owned()
+    });
+    let status = child.wait().unwrap();
+    drop(master_file);
+    (status.code(), collected.join().unwrap())
+}
+
+#[test]
+fn terminal_injection_fails_under_a_real_pty() {
+    let f = fixture();
+    let v = f.violate.to_str().unwrap();
+    let script = format!(
+        "for fd in 0 1 2; do {v} tiocsti $fd plain; {v} tiocsti $fd high; done; {v} tiocsti-path /dev/tty"
+    );
+    let sb = Sandbox::new().args(["--read", f.bin.to_str().unwrap()]);
+    let (code, screen) = run_on_pty(&sb, &["/bin/sh", "-c", &script], b"");
+    assert_eq!(code, Some(0), "{screen}");
+    let answers: Vec<&str> = screen
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(answers[..6], ["EPERM"; 6], "{screen}");
+    // /dev/tty is not in the view, and the command has no controlling terminal anyway.
+    assert!(answers[6] == "ENOENT" || answers[6] == "ENXIO", "{screen}");
+}
+
+#[test]
+fn interactive_programs_work_under_a_pty() {
+    let sb = Sandbox::new();
+    let (code, screen) = run_on_pty(
+        &sb,
+        &["/bin/sh", "-i"],
+        b"test -t 0 && echo is-a-tty\necho $((6*7))\nexit 3\n",
+    );
+    assert_eq!(code, Some(3), "{screen}");
+    assert!(screen.contains("is-a-tty"), "{screen}");
+    assert!(screen.contains("42"), "{screen}");
+    if std::path::Path::new("/usr/bin/python3").exists() {
+        let (code, screen) = run_on_pty(
+            &sb,
+            &["/usr/bin/python3", "-i", "-q"],
+            b"print(6*7)\nimport sys; sys.exit(4)\n",
+        );
+        assert_eq!(code, Some(4), "{screen}");
+        assert!(screen.contains("42"), "{screen}");
+    } else {
+        eprintln!("SKIPPED python3 -i: /usr/bin/python3 is not installed");
+    }
+}
