@@ -88,7 +88,7 @@ impl Size {
             .parse()
             .map_err(|_| format!("{text:?} is not a size (examples: 1048576, 512M, 2G)"))?;
         let bytes = n * mult as f64;
-        if !(bytes >= 1.0 && bytes < 1.8e19) {
+        if !(1.0..1.8e19).contains(&bytes) {
             return Err(format!("{text:?} is not a positive size"));
         }
         Ok(Size(bytes as u64))
