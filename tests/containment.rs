@@ -101,22 +101,24 @@ fn sigkill_of_cw_exec_kills_the_whole_tree() {
 
 #[test]
 fn signals_are_forwarded_to_the_command() {
-    for (sig, name) in [
-        (libc::SIGINT, "INT"),
-        (libc::SIGTERM, "TERM"),
-        (libc::SIGHUP, "HUP"),
-    ] {
-        let script = format!(
-            "trap 'echo got-{name}; exit 7' {name}; echo ready; while :; do sleep 0.05; done"
-        );
-        let (mut child, mut out) = spawn_until_ready(&Sandbox::new(), &script);
-        unsafe { libc::kill(child.id() as i32, sig) };
-        let mut rest = String::new();
-        out.read_to_string(&mut rest).unwrap();
-        let status = child.wait().unwrap();
-        assert_eq!(rest.trim(), format!("got-{name}"));
-        assert_eq!(status.code(), Some(7), "SIG{name}");
-    }
+    as_each_identity(|sb, who| {
+        for (sig, name) in [
+            (libc::SIGINT, "INT"),
+            (libc::SIGTERM, "TERM"),
+            (libc::SIGHUP, "HUP"),
+        ] {
+            let script = format!(
+                "trap 'echo got-{name}; exit 7' {name}; echo ready; while :; do sleep 0.05; done"
+            );
+            let (mut child, mut out) = spawn_until_ready(&sb, &script);
+            unsafe { libc::kill(child.id() as i32, sig) };
+            let mut rest = String::new();
+            out.read_to_string(&mut rest).unwrap();
+            let status = child.wait().unwrap();
+            assert_eq!(rest.trim(), format!("got-{name}"), "{who}");
+            assert_eq!(status.code(), Some(7), "{who}: SIG{name}");
+        }
+    });
 }
 
 /// A pty pair: (master, slave path).
@@ -189,39 +191,39 @@ fn terminal_injection_fails_under_a_real_pty() {
     let script = format!(
         "for fd in 0 1 2; do {v} tiocsti $fd plain; {v} tiocsti $fd high; done; {v} tiocsti-path /dev/tty"
     );
-    let sb = Sandbox::new().args(["--read", f.bin.to_str().unwrap()]);
-    let (code, screen) = run_on_pty(&sb, &["/bin/sh", "-c", &script], b"");
-    assert_eq!(code, Some(0), "{screen}");
-    let answers: Vec<&str> = screen
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
-    assert_eq!(answers[..6], ["EPERM"; 6], "{screen}");
-    // /dev/tty is not in the view, and the command has no controlling terminal anyway.
-    assert!(answers[6] == "ENOENT" || answers[6] == "ENXIO", "{screen}");
+    as_each_identity(|sb, who| {
+        let sb = sb.args(["--read", f.bin.to_str().unwrap()]);
+        let (code, screen) = run_on_pty(&sb, &["/bin/sh", "-c", &script], b"");
+        assert_eq!(code, Some(0), "{who}: {screen}");
+        let answers: Vec<&str> = screen
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        assert_eq!(answers[..6], ["EPERM"; 6], "{who}: {screen}");
+        // /dev/tty is not in the view, and the command has no controlling terminal anyway.
+        assert!(
+            answers[6] == "ENOENT" || answers[6] == "ENXIO",
+            "{who}: {screen}"
+        );
+    });
 }
 
 #[test]
 fn interactive_programs_work_under_a_pty() {
-    let sb = Sandbox::new();
-    let (code, screen) = run_on_pty(
-        &sb,
-        &["/bin/sh", "-i"],
-        b"test -t 0 && echo is-a-tty\necho $((6*7))\nexit 3\n",
-    );
-    assert_eq!(code, Some(3), "{screen}");
-    assert!(screen.contains("is-a-tty"), "{screen}");
-    assert!(screen.contains("42"), "{screen}");
-    if std::path::Path::new("/usr/bin/python3").exists() {
-        let (code, screen) = run_on_pty(
-            &sb,
-            &["/usr/bin/python3", "-i", "-q"],
-            b"print(6*7)\nimport sys; sys.exit(4)\n",
-        );
-        assert_eq!(code, Some(4), "{screen}");
-        assert!(screen.contains("42"), "{screen}");
-    } else {
-        eprintln!("SKIPPED python3 -i: /usr/bin/python3 is not installed");
-    }
+    as_each_identity(|sb, who| {
+        let input = b"test -t 0 && echo is-a-tty\necho $((6*7))\nexit 3\n";
+        let (code, screen) = run_on_pty(&sb, &["/bin/sh", "-i"], input);
+        assert_eq!(code, Some(3), "{who}: {screen}");
+        assert!(screen.contains("is-a-tty"), "{who}: {screen}");
+        assert!(screen.contains("42"), "{who}: {screen}");
+        if std::path::Path::new("/usr/bin/python3").exists() {
+            let input = b"print(6*7)\nimport sys; sys.exit(4)\n";
+            let (code, screen) = run_on_pty(&sb, &["/usr/bin/python3", "-i", "-q"], input);
+            assert_eq!(code, Some(4), "{who}: {screen}");
+            assert!(screen.contains("42"), "{who}: {screen}");
+        } else {
+            eprintln!("SKIPPED python3 -i: /usr/bin/python3 is not installed");
+        }
+    });
 }
