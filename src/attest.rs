@@ -97,9 +97,13 @@ impl Verdict {
     }
 }
 
-/// Required dimensions: read, write and env always (cw-exec always builds the environment
-/// from scratch); command when an exec allowlist is in force; network unless `--net host`.
+/// Required dimensions: a cool-workflow policy's own (see `cw::SandboxPolicy::required`);
+/// otherwise read, write and env always (cw-exec always builds the environment from
+/// scratch), command when an exec allowlist is in force, network unless `--net host`.
 pub fn required(plan: &Plan) -> Vec<&'static str> {
+    if let Some(cw) = &plan.cw {
+        return cw.required.clone();
+    }
     DIMENSIONS
         .iter()
         .copied()
@@ -344,6 +348,7 @@ pub fn kernel_section(plan: &Plan, rb: Option<&KernelReadback>, verdict: &Verdic
         "readBackAt": "child, after every restriction, immediately before execve",
         "rules": rules,
         "runtimeAllowance": runtime,
+        "agentInstall": plan.agent_install.iter().map(|g| json!({"path": g.path, "access": g.access.describe()})).collect::<Vec<_>>(),
         "execAllowlist": plan.exec_allowlist,
         "network": plan.net.as_str(),
         "mountView": crate::kernel::mount_view::describe(plan),

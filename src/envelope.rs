@@ -14,6 +14,26 @@ pub const BACKEND_ID: &str = "cw-exec";
 /// The refusal code for a sandbox that cannot be built or proven.
 pub const UNENFORCEABLE: &str = "sandbox-unenforceable";
 
+/// How the envelope names cw-exec's role: `local` when it wraps a command itself
+/// (`cw-exec run`), `delegating` when CW delegates a request to it (`cw-exec exec`).
+#[derive(Clone, Copy)]
+pub enum Kind {
+    Local,
+    Delegating,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Local => "local",
+            Kind::Delegating => "delegating",
+        }
+    }
+}
+
+/// sha256 of nothing: the digest of a command that produced no stdout.
+pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
 pub fn evidence_completed(
     command_line: &str,
     exit_code: Option<i32>,
@@ -39,59 +59,113 @@ pub fn evidence_refused(code: &str, profile_id: &str) -> Vec<String> {
     ]
 }
 
-/// The attestation object, with the kernel section.
+/// The policy facts an attestation states, whether or not a plan was made.
+pub struct PolicyFacts {
+    pub profile_id: String,
+    pub required: Vec<&'static str>,
+    pub enforced_by_cw: Vec<String>,
+    pub host_required: Vec<String>,
+    pub notes: Vec<String>,
+}
+
+impl PolicyFacts {
+    pub fn of_plan(plan: &Plan) -> PolicyFacts {
+        match &plan.cw {
+            Some(cw) => PolicyFacts {
+                profile_id: cw.profile_id.clone(),
+                required: cw.required.clone(),
+                enforced_by_cw: cw.enforced_by_cw.clone(),
+                host_required: cw.host_required.clone(),
+                notes: cw.notes.clone(),
+            },
+            None => PolicyFacts {
+                profile_id: plan.profile_id.clone(),
+                required: attest::required(plan),
+                enforced_by_cw: vec![],
+                host_required: vec![],
+                notes: vec![],
+            },
+        }
+    }
+}
+
+/// The attestation object. As in cool-workflow, `enforced`, `attested` and `unenforceable`
+/// partition the *required* dimensions, and `guarantees` labels all five; the kernel
+/// section (when there is one) proves each dimension, required or not.
 pub fn attestation(
-    plan: &Plan,
-    verdict: &Verdict,
-    refused: bool,
-    kernel: Value,
-    notes: Vec<String>,
+    facts: &PolicyFacts,
+    enforced: &[&str],
+    unenforceable: &[&str],
+    kind: Kind,
+    kernel: Option<Value>,
+    mut notes: Vec<String>,
 ) -> Value {
-    let attested: Vec<&str> = DIMENSIONS
+    let enforced: Vec<&str> = facts
+        .required
         .iter()
         .copied()
-        .filter(|d| !verdict.enforced.contains(d) && !verdict.required.contains(d))
+        .filter(|d| enforced.contains(d))
         .collect();
-    let status = if refused {
+    let unenforceable: Vec<&str> = facts
+        .required
+        .iter()
+        .copied()
+        .filter(|d| unenforceable.contains(d))
+        .collect();
+    let guarantees: serde_json::Map<String, Value> = DIMENSIONS
+        .iter()
+        .map(|d| {
+            (
+                d.to_string(),
+                json!(if enforced.contains(d) {
+                    "enforced"
+                } else {
+                    "absent"
+                }),
+            )
+        })
+        .collect();
+    let status = if !unenforceable.is_empty() {
         "refused"
-    } else if !verdict.enforced.is_empty() {
+    } else if !enforced.is_empty() {
         "enforced"
     } else {
         "attested"
     };
-    json!({
+    notes.splice(0..0, facts.notes.iter().cloned());
+    let mut out = json!({
         "schemaVersion": 1,
         "backendId": BACKEND_ID,
         "locality": "local",
-        "kind": "local",
-        "sandboxProfileId": plan.profile_id,
-        "required": verdict.required,
-        "enforced": if refused { vec![] } else { verdict.enforced.clone() },
-        "attested": attested,
-        "unenforceable": verdict.unenforceable,
+        "kind": kind.as_str(),
+        "sandboxProfileId": facts.profile_id,
+        "required": facts.required,
+        "enforced": enforced,
+        "attested": [],
+        "unenforceable": unenforceable,
         "status": status,
-        "enforcedByCW": [],
-        "hostRequired": [],
+        "guarantees": guarantees,
+        "enforcedByCW": facts.enforced_by_cw,
+        "hostRequired": facts.host_required,
         "recordedAt": attest::now_iso8601(),
         "notes": notes,
-        "kernel": kernel,
-    })
+    });
+    if let Some(k) = kernel {
+        out["kernel"] = k;
+    }
+    out
 }
 
 /// The envelope for a run that got as far as a plan.
-pub fn for_run(plan: &Plan, outcome: &Outcome, label: &str) -> Value {
-    let mut verdict = match &outcome.readback {
+pub fn for_run(plan: &Plan, outcome: &Outcome, label: &str, kind: Kind) -> Value {
+    let facts = PolicyFacts::of_plan(plan);
+    let verdict = match &outcome.readback {
         Some(rb) => attest::verdict(plan, rb),
         None => Verdict {
             required: attest::required(plan),
             ..Default::default()
         },
     };
-    let refused = outcome.refusal.is_some();
-    if refused && verdict.unenforceable.is_empty() {
-        // Nothing was proven because the sandbox never got as far as the read-back.
-        verdict.unenforceable = verdict.required.clone();
-    }
     let kernel = attest::kernel_section(plan, outcome.readback.as_ref(), &verdict);
     let mut notes = vec![];
     if outcome.timed_out {
@@ -120,39 +194,92 @@ pub fn for_run(plan: &Plan, outcome: &Outcome, label: &str) -> Value {
             outcome.output_dropped, outcome.stdout_bytes
         ));
     }
-    let attestation = attestation(plan, &verdict, refused, kernel, notes);
-    let metadata = json!({
-        "exitCode": outcome.exit_code,
-        "childExitCode": outcome.child_code,
-        "signal": outcome.signal,
-        "timedOut": outcome.timed_out,
-        "cpuLimitExceeded": outcome.cpu_exceeded,
-        "oomKilled": outcome.oom_killed,
-        "outputTruncated": outcome.output_dropped > 0,
-        "outputDroppedBytes": outcome.output_dropped,
-        "durationMs": outcome.duration.as_millis() as u64,
-        "stdoutBytes": outcome.stdout_bytes,
+    // A refusal means nothing was run: nothing counts as enforced for it, and what was not
+    // proven (everything, if the sandbox was never built) is unenforceable.
+    let (enforced, unenforceable) = match &outcome.refusal {
+        None => {
+            let missing = facts
+                .required
+                .iter()
+                .copied()
+                .filter(|d| !verdict.enforced.contains(d))
+                .collect();
+            (verdict.enforced.clone(), missing)
+        }
+        Some(_) if !verdict.unenforceable.is_empty() => (vec![], verdict.unenforceable.clone()),
+        Some(_) => (vec![], facts.required.clone()),
+    };
+    let attestation = attestation(
+        &facts,
+        &enforced,
+        &unenforceable,
+        kind,
+        Some(kernel.clone()),
+        notes,
+    );
+    let handle = json!({
+        "kind": "process",
+        "ref": plan.command_line(),
+        "metadata": {
+            "command": plan.argv.first(),
+            "args": plan.argv.get(1..).unwrap_or(&[]),
+            "exitCode": outcome.exit_code,
+            "childExitCode": outcome.child_code,
+            "signal": outcome.signal,
+            "timedOut": outcome.timed_out,
+            "cpuLimitExceeded": outcome.cpu_exceeded,
+            "oomKilled": outcome.oom_killed,
+            "outputTruncated": outcome.output_dropped > 0,
+            "outputDroppedBytes": outcome.output_dropped,
+            "durationMs": outcome.duration.as_millis() as u64,
+            "stdoutBytes": outcome.stdout_bytes,
+            "kernel": kernel,
+        },
     });
     if let Some((step, message)) = &outcome.refusal {
         let reason = format!("{step}: {message}");
-        return refused_envelope(
-            &plan.profile_id,
+        return refused(
+            &facts.profile_id,
             label,
             UNENFORCEABLE,
             &reason,
             attestation,
-            Some(metadata),
+            Some(handle),
+            kind,
         );
     }
-    let sha = outcome.stdout_sha256.clone().unwrap_or_default();
-    let evidence = evidence_completed(&plan.command_line(), outcome.child_code, &sha);
-    let (status, summary) = if outcome.exit_code == 0 {
+    let sha = outcome
+        .stdout_sha256
+        .clone()
+        .unwrap_or_else(|| EMPTY_SHA256.into());
+    completed(
+        &plan.command_line(),
+        outcome.child_code,
+        &sha,
+        label,
+        attestation,
+        handle,
+        kind,
+    )
+}
+
+/// A completed or failed envelope.
+pub fn completed(
+    command_line: &str,
+    exit_code: Option<i32>,
+    stdout_sha256: &str,
+    label: &str,
+    attestation: Value,
+    handle: Value,
+    kind: Kind,
+) -> Value {
+    let evidence = evidence_completed(command_line, exit_code, stdout_sha256);
+    let (status, summary) = if exit_code == Some(0) {
         ("completed", format!("{label}: completed (exit 0)"))
     } else {
-        let shown = outcome
-            .child_code
+        let shown = exit_code
             .map(|c| c.to_string())
-            .unwrap_or_else(|| outcome.exit_code.to_string());
+            .unwrap_or_else(|| "null".into());
         ("failed", format!("{label}: failed (exit {shown})"))
     };
     json!({
@@ -164,32 +291,37 @@ pub fn for_run(plan: &Plan, outcome: &Outcome, label: &str) -> Value {
             "schemaVersion": 1,
             "backendId": BACKEND_ID,
             "locality": "local",
-            "kind": "local",
+            "kind": kind.as_str(),
             "attestation": attestation,
-            "handle": { "kind": "process", "metadata": metadata },
+            "handle": handle,
         },
     })
 }
 
 /// A refusal envelope: nothing was executed.
-pub fn refused_envelope(
+pub fn refused(
     profile_id: &str,
     label: &str,
     code: &str,
     reason: &str,
-    attestation: Value,
-    metadata: Option<Value>,
+    mut attestation: Value,
+    handle: Option<Value>,
+    kind: Kind,
 ) -> Value {
     let evidence = evidence_refused(code, profile_id);
+    attestation["status"] = json!("refused");
+    if let Some(notes) = attestation["notes"].as_array_mut() {
+        notes.push(json!(format!("refused: {code}")));
+    }
     let mut provenance = json!({
         "schemaVersion": 1,
         "backendId": BACKEND_ID,
         "locality": "local",
-        "kind": "local",
+        "kind": kind.as_str(),
         "attestation": attestation,
     });
-    if let Some(m) = metadata {
-        provenance["handle"] = json!({ "kind": "process", "metadata": m });
+    if let Some(h) = handle {
+        provenance["handle"] = h;
     }
     json!({
         "schemaVersion": 1,
@@ -197,25 +329,5 @@ pub fn refused_envelope(
         "result": { "summary": format!("{label}: refused ({code}) — {reason}"), "findings": [], "evidence": evidence },
         "evidence": evidence,
         "provenance": provenance,
-    })
-}
-
-/// An attestation for a request refused before a plan existed (bad input, no Landlock).
-pub fn bare_refusal_attestation(profile_id: &str, reason: &str, unenforceable: &[&str]) -> Value {
-    json!({
-        "schemaVersion": 1,
-        "backendId": BACKEND_ID,
-        "locality": "local",
-        "kind": "local",
-        "sandboxProfileId": profile_id,
-        "required": ["read", "write", "env"],
-        "enforced": [],
-        "attested": [],
-        "unenforceable": unenforceable,
-        "status": "refused",
-        "enforcedByCW": [],
-        "hostRequired": [],
-        "recordedAt": attest::now_iso8601(),
-        "notes": [reason],
     })
 }

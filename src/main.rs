@@ -2,6 +2,7 @@
 
 mod attest;
 mod child;
+mod cw;
 mod envelope;
 mod kernel;
 mod limits;
@@ -48,6 +49,25 @@ enum Command {
     /// Bundled profiles.
     #[command(subcommand)]
     Profile(ProfileCommand),
+    /// Run a cool-workflow run request (JSON) and print its result envelope (JSON).
+    Exec {
+        /// The request file, or - for stdin.
+        #[arg(long, value_name = "FILE|-")]
+        request: String,
+    },
+    /// cool-workflow's backend descriptor and probe payloads for cw-exec.
+    #[command(subcommand)]
+    Backend(BackendCommand),
+}
+
+#[derive(Subcommand)]
+enum BackendCommand {
+    /// The list payload: every backend cw-exec provides (just itself).
+    List,
+    /// The descriptor of one backend.
+    Show { id: String },
+    /// The readiness probe of one backend, or of all.
+    Probe { id: Option<String> },
 }
 
 #[derive(Subcommand)]
@@ -65,6 +85,9 @@ struct RunArgs {
     /// Bundled profile name or profile file (default: the `default` profile).
     #[arg(long, value_name = "NAME|FILE")]
     profile: Option<String>,
+    /// Derive the policy from a cool-workflow worker manifest.json (flags add to it).
+    #[arg(long, value_name = "FILE")]
+    manifest: Option<PathBuf>,
     /// Grant read (files and directory listing) beneath PATH.
     #[arg(long, value_name = "PATH")]
     read: Vec<String>,
@@ -134,6 +157,71 @@ impl RunArgs {
             fsize: self.fsize,
             output_limit: self.output_limit,
             command: self.command.clone(),
+            ..Default::default()
+        }
+    }
+
+    /// The request, lowered from `--manifest` when given (flags and `--profile` add to it;
+    /// `--net` replaces its network mode), with the manifest's policy.
+    fn lowered(&self) -> Result<(Request, Option<cw::SandboxPolicy>), Refusal> {
+        let flags = self.request();
+        let Some(path) = &self.manifest else {
+            return Ok((flags, None));
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Refusal::bad(format!("--manifest {}: {e}", path.display())))?;
+        let manifest: cw::Manifest = serde_json::from_str(&text).map_err(|e| {
+            Refusal::bad(format!(
+                "--manifest {}: not a cool-workflow manifest: {e}",
+                path.display()
+            ))
+        })?;
+        let policy = manifest.sandbox_policy;
+        let write_set = manifest
+            .allowed_paths
+            .clone()
+            .unwrap_or_else(|| policy.effective_write_set());
+        let mut req = cw::lower(&policy, &write_set, true).map_err(|e| Refusal {
+            code: envelope::UNENFORCEABLE,
+            message: e.message,
+            profile_id: policy.id.clone(),
+            unenforceable: vec![e.dimension],
+        })?;
+        req.profile = flags.profile;
+        req.read.extend(flags.read);
+        req.write.extend(flags.write);
+        req.exec.extend(flags.exec);
+        req.net = flags.net.or(req.net);
+        req.env.extend(flags.env);
+        req.setenv = flags.setenv;
+        req.cwd = flags.cwd;
+        req.timeout = flags.timeout;
+        req.memory = flags.memory;
+        req.pids = flags.pids;
+        req.cpu = flags.cpu;
+        req.nofile = flags.nofile;
+        req.fsize = flags.fsize;
+        req.output_limit = flags.output_limit;
+        req.command = flags.command;
+        Ok((req, Some(policy)))
+    }
+}
+
+/// A refusal before any plan exists.
+struct Refusal {
+    code: &'static str,
+    message: String,
+    profile_id: String,
+    unenforceable: Vec<&'static str>,
+}
+
+impl Refusal {
+    fn bad(message: String) -> Refusal {
+        Refusal {
+            code: "backend-not-runnable",
+            message,
+            profile_id: "default".into(),
+            unenforceable: vec![],
         }
     }
 }
@@ -155,6 +243,8 @@ fn main() {
         Command::Explain(args) => explain(&args),
         Command::Probe { json } => probe::main(json),
         Command::Profile(cmd) => profile(cmd),
+        Command::Exec { request } => exec(&request),
+        Command::Backend(cmd) => backend(cmd),
     };
     std::process::exit(code);
 }
@@ -198,21 +288,42 @@ impl EnvelopeSink {
 }
 
 fn run(args: &RunArgs) -> i32 {
-    let sink = match args.envelope.as_deref().map(EnvelopeSink::open).transpose() {
-        Ok(s) => s,
+    let mut sinks = match args.envelope.as_deref().map(EnvelopeSink::open).transpose() {
+        Ok(s) => s.into_iter().collect::<Vec<_>>(),
         Err(e) => return fail(e),
     };
-    let request = args.request();
-    let label = request.command.join(" ");
+    let label = args.command.join(" ");
+    let (request, policy) = match args.lowered() {
+        Ok(r) => r,
+        Err(refusal) => return refuse(&refusal, &label, sinks),
+    };
+    // A worker whose policy allows logs keeps its attestation there.
+    if let Some(dir) = policy.as_ref().and_then(cw::SandboxPolicy::logs_dir) {
+        match EnvelopeSink::open(&dir.join("cw-exec-attestation.json").to_string_lossy()) {
+            Ok(sink) => sinks.push(sink),
+            Err(e) => return fail(e),
+        }
+    }
     let plan = match Plan::build(&request) {
         Ok(plan) => plan,
-        Err(err) => return plan_failure(&request, &label, err, sink),
+        Err(err) => return plan_failure(&request, &label, err, sinks),
     };
     let capture = supervise::Capture {
-        stdout: sink.is_some() || plan.limits.output.is_some(),
+        stdout: !sinks.is_empty() || plan.limits.output.is_some(),
+        forward_stdout: true,
         stderr: plan.limits.output.is_some(),
     };
     let outcome = supervise::run(&plan, capture);
+    report(&outcome);
+    let envelope = envelope::for_run(&plan, &outcome, &label, envelope::Kind::Local);
+    for sink in sinks {
+        sink.write(&envelope);
+    }
+    outcome.exit_code
+}
+
+/// cw-exec's own diagnostics about how a run ended, on stderr.
+fn report(outcome: &supervise::Outcome) {
     if let Some((step, message)) = &outcome.refusal {
         eprintln!(
             "cw-exec: refused ({}): {step}: {message}",
@@ -237,26 +348,70 @@ fn run(args: &RunArgs) -> i32 {
             outcome.output_dropped
         );
     }
-    if let Some(sink) = sink {
-        sink.write(&envelope::for_run(&plan, &outcome, &label));
-    }
-    outcome.exit_code
 }
 
-fn plan_failure(request: &Request, label: &str, err: PlanError, sink: Option<EnvelopeSink>) -> i32 {
-    let profile_id = match &request.profile {
-        Some(name) => Profile::load(name)
+fn refuse(refusal: &Refusal, label: &str, sinks: Vec<EnvelopeSink>) -> i32 {
+    eprintln!("cw-exec: refused ({}): {}", refusal.code, refusal.message);
+    let envelope = refusal_envelope(refusal, label, &[], envelope::Kind::Local);
+    for sink in sinks {
+        sink.write(&envelope);
+    }
+    EXIT_REFUSED
+}
+
+fn refusal_envelope(
+    refusal: &Refusal,
+    label: &str,
+    required: &[&'static str],
+    kind: envelope::Kind,
+) -> serde_json::Value {
+    let mut required = required.to_vec();
+    for d in &refusal.unenforceable {
+        if !required.contains(d) {
+            required.push(d);
+        }
+    }
+    let facts = envelope::PolicyFacts {
+        profile_id: refusal.profile_id.clone(),
+        required,
+        enforced_by_cw: vec![],
+        host_required: vec![],
+        notes: vec![],
+    };
+    let att = envelope::attestation(
+        &facts,
+        &[],
+        &refusal.unenforceable,
+        kind,
+        None,
+        vec![refusal.message.clone()],
+    );
+    envelope::refused(
+        &refusal.profile_id,
+        label,
+        refusal.code,
+        &refusal.message,
+        att,
+        None,
+        kind,
+    )
+}
+
+fn plan_failure(request: &Request, label: &str, err: PlanError, sinks: Vec<EnvelopeSink>) -> i32 {
+    let profile_id = match (&request.cw, &request.profile) {
+        (Some(cw), _) => cw.profile_id.clone(),
+        (None, Some(name)) => Profile::load(name)
             .map(|(id, _)| id)
             .unwrap_or_else(|_| name.clone()),
-        None => "default".into(),
+        (None, None) => "default".into(),
     };
-    let (code, exit, unenforceable): (&str, i32, &[&str]) = match &err {
-        PlanError::BadInput(_) => ("backend-not-runnable", EXIT_REFUSED, &[]),
-        PlanError::CommandNotFound(_) => ("no-command", 127, &[]),
+    let (code, exit, unenforceable): (&'static str, i32, Vec<&'static str>) = match &err {
+        PlanError::BadInput(_) => ("backend-not-runnable", EXIT_REFUSED, vec![]),
+        PlanError::CommandNotFound(_) => ("no-command", 127, vec![]),
         PlanError::Unenforceable { .. } => (
             envelope::UNENFORCEABLE,
             EXIT_REFUSED,
-            &["read", "write", "command"],
+            vec!["read", "write", "command"],
         ),
     };
     match &err {
@@ -265,23 +420,208 @@ fn plan_failure(request: &Request, label: &str, err: PlanError, sink: Option<Env
         }
         other => eprintln!("cw-exec: {other}"),
     }
-    if let Some(sink) = sink {
-        let reason = err.to_string();
-        let att = envelope::bare_refusal_attestation(&profile_id, &reason, unenforceable);
-        sink.write(&envelope::refused_envelope(
-            &profile_id,
-            label,
-            code,
-            &reason,
-            att,
-            None,
-        ));
+    let refusal = Refusal {
+        code,
+        message: err.to_string(),
+        profile_id,
+        unenforceable,
+    };
+    let required = request
+        .cw
+        .as_ref()
+        .map(|c| c.required.clone())
+        .unwrap_or_default();
+    let envelope = refusal_envelope(&refusal, label, &required, envelope::Kind::Local);
+    for sink in sinks {
+        sink.write(&envelope);
     }
     exit
 }
 
+/// `cw-exec exec`: cool-workflow's backend contract. Gate order as in CW: the command
+/// allowlist (exact whole-string match), then enforceability, then a missing command.
+fn exec(source: &str) -> i32 {
+    let text = if source == "-" {
+        let mut t = String::new();
+        match std::io::Read::read_to_string(&mut std::io::stdin(), &mut t) {
+            Ok(_) => t,
+            Err(e) => return fail(format!("--request -: {e}")),
+        }
+    } else {
+        match std::fs::read_to_string(source) {
+            Ok(t) => t,
+            Err(e) => return fail(format!("--request {source}: {e}")),
+        }
+    };
+    let request: cw::RunRequest = match serde_json::from_str(&text) {
+        Ok(r) => r,
+        Err(e) => {
+            return fail(format!(
+                "--request {source}: not a cool-workflow run request: {e}"
+            ))
+        }
+    };
+    let kind = envelope::Kind::Delegating;
+    let policy = &request.sandbox_policy;
+    let label = request.label();
+    let argv = request.argv();
+    let required = policy.required();
+    let print =
+        |v: &serde_json::Value| println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    let refusal = |code: &'static str, message: String, unenforceable: Vec<&'static str>| Refusal {
+        code,
+        message,
+        profile_id: policy.id.clone(),
+        unenforceable,
+    };
+
+    if !argv.is_empty() {
+        if let Some(denied) = policy.command_denied(&argv.join(" ")) {
+            print(&refusal_envelope(
+                &refusal("sandbox-command-denied", denied, vec![]),
+                &label,
+                &required,
+                kind,
+            ));
+            return EXIT_REFUSED;
+        }
+    }
+    let mut req = match cw::lower(policy, &policy.effective_write_set(), false) {
+        Ok(r) => r,
+        Err(e) => {
+            let message = format!(
+                "Backend {} cannot enforce or attest required sandbox dimension(s): {} ({})",
+                cw::BACKEND_ID,
+                e.dimension,
+                e.message
+            );
+            print(&refusal_envelope(
+                &refusal(envelope::UNENFORCEABLE, message, vec![e.dimension]),
+                &label,
+                &required,
+                kind,
+            ));
+            return EXIT_REFUSED;
+        }
+    };
+    if argv.is_empty() {
+        let message = format!("Backend {} requires a command to execute", cw::BACKEND_ID);
+        print(&refusal_envelope(
+            &refusal("no-command", message, vec![]),
+            &label,
+            &required,
+            kind,
+        ));
+        return EXIT_REFUSED;
+    }
+    req.command = argv;
+    req.cwd = request
+        .cwd
+        .clone()
+        .or_else(|| policy.metadata.as_ref().and_then(|m| m.cwd.clone()));
+    req.timeout = request.timeout_ms.map(|ms| ms as f64 / 1000.0);
+    let plan = match Plan::build(&req) {
+        Ok(plan) => plan,
+        Err(PlanError::CommandNotFound(message)) => {
+            // CW's local drivers report a command that cannot be spawned as a failed run.
+            eprintln!("cw-exec: {message}");
+            let facts = envelope::PolicyFacts {
+                profile_id: policy.id.clone(),
+                required: required.clone(),
+                enforced_by_cw: policy.enforcement.enforced_by_cw.clone(),
+                host_required: policy.enforcement.host_required.clone(),
+                notes: vec![],
+            };
+            let att = envelope::attestation(
+                &facts,
+                &[],
+                &[],
+                kind,
+                None,
+                vec![format!("exec failed: {message}")],
+            );
+            let handle = serde_json::json!({"kind": "process", "ref": req.command.join(" "), "metadata": {"exitCode": 127}});
+            print(&envelope::completed(
+                &req.command.join(" "),
+                Some(127),
+                envelope::EMPTY_SHA256,
+                &label,
+                att,
+                handle,
+                kind,
+            ));
+            return 127;
+        }
+        Err(PlanError::Unenforceable { mechanism, message }) => {
+            let message = format!("{mechanism}: {message}");
+            print(&refusal_envelope(
+                &refusal(envelope::UNENFORCEABLE, message, required.clone()),
+                &label,
+                &required,
+                kind,
+            ));
+            return EXIT_REFUSED;
+        }
+        Err(PlanError::BadInput(message)) => {
+            print(&refusal_envelope(
+                &refusal("backend-not-runnable", message, vec![]),
+                &label,
+                &required,
+                kind,
+            ));
+            return EXIT_REFUSED;
+        }
+    };
+    let capture = supervise::Capture {
+        stdout: true,
+        forward_stdout: false,
+        stderr: false,
+    };
+    let outcome = supervise::run(&plan, capture);
+    report(&outcome);
+    print(&envelope::for_run(&plan, &outcome, &label, kind));
+    outcome.exit_code
+}
+
+fn backend(cmd: BackendCommand) -> i32 {
+    let print =
+        |v: &serde_json::Value| println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    let not_found = |id: &str| {
+        fail(format!(
+            "Execution backend not found: {id} (available: {})",
+            cw::BACKEND_ID
+        ))
+    };
+    match cmd {
+        BackendCommand::List => {
+            print(
+                &serde_json::json!({"schemaVersion": 1, "default": cw::BACKEND_ID, "backends": [cw::descriptor()]}),
+            );
+            0
+        }
+        BackendCommand::Show { id } if id == cw::BACKEND_ID => {
+            print(&cw::descriptor());
+            0
+        }
+        BackendCommand::Probe { id: Some(id) } if id == cw::BACKEND_ID => {
+            print(&cw::probe_result());
+            0
+        }
+        BackendCommand::Probe { id: None } => {
+            print(
+                &serde_json::json!({"schemaVersion": 1, "default": cw::BACKEND_ID, "probes": [cw::probe_result()]}),
+            );
+            0
+        }
+        BackendCommand::Show { id } | BackendCommand::Probe { id: Some(id) } => not_found(&id),
+    }
+}
+
 fn explain(args: &RunArgs) -> i32 {
-    let request = args.request();
+    let request = match args.lowered() {
+        Ok((request, _)) => request,
+        Err(refusal) => return fail(refusal.message),
+    };
     let plan = match Plan::build(&request) {
         Ok(plan) => plan,
         Err(err) => {

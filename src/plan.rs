@@ -43,7 +43,52 @@ pub struct Request {
     pub fsize: Option<Size>,
     pub output_limit: Option<Size>,
     pub command: Vec<String>,
+    /// How the environment starts.
+    pub env_base: EnvBase,
+    /// Names removed last, whatever added them (cool-workflow's `env.deny`: deny wins).
+    pub env_deny: Vec<String>,
+    /// Forward provider-key variables and USER, as cool-workflow does for agents.
+    pub forward_provider_keys: Option<bool>,
+    /// Grant the command's own installation (and its script interpreter's) as a separately
+    /// attested allowance: the directory of the resolved binary.
+    pub agent_install: bool,
+    /// The cool-workflow policy this request was lowered from, if any.
+    pub cw: Option<crate::cw::CwContext>,
 }
+
+/// Where the sandbox's environment starts from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EnvBase {
+    /// cw-exec's own: PATH (system directories), HOME, LANG, TERM if set, TMPDIR.
+    #[default]
+    Scratch,
+    /// cool-workflow's: with `inherit`, all of cw-exec's environment; without, PATH and
+    /// HOME as cw-exec has them.
+    CoolWorkflow { inherit: bool },
+}
+
+/// Prefixes of the provider-key variables cool-workflow forwards to agents.
+pub const PROVIDER_KEY_PREFIXES: &[&str] = &[
+    "CW_",
+    "ANTHROPIC_",
+    "OPENAI_",
+    "GEMINI_",
+    "DEEPSEEK_",
+    "CODEX_",
+    "GOOGLE_",
+    "COHERE_",
+    "MISTRAL_",
+    "OLLAMA_",
+    "AZURE_",
+    "AWS_",
+];
+
+/// cool-workflow's own secrets, which never reach any child whatever the policy says.
+pub const NEVER_FORWARD: &[&str] = &[
+    "CW_RELEASE_VERDICT_PRIVKEY",
+    "CW_WORKBENCH_TOKEN",
+    "CW_BENCH_TRACE_FILE",
+];
 
 /// Why no plan could be made.
 #[derive(Debug)]
@@ -179,6 +224,10 @@ pub struct Plan {
     pub tmp: PathBuf,
     pub grants: Vec<Grant>,
     pub runtime: Vec<Grant>,
+    /// The wrapped agent's own installation (and its interpreter's), attested apart.
+    pub agent_install: Vec<Grant>,
+    /// The cool-workflow policy this plan was lowered from, if any.
+    pub cw: Option<crate::cw::CwContext>,
     pub exec_allowlist: bool,
     pub net: NetMode,
     /// The child's whole environment, built from scratch.
@@ -197,9 +246,11 @@ pub struct Plan {
 impl Plan {
     /// Lowers a request. Every granted path must exist, except the private tmp.
     pub fn build(req: &Request) -> Result<Plan, PlanError> {
-        let (profile_id, profile) = match &req.profile {
-            Some(name) => Profile::load(name).map_err(bad)?,
-            None => Profile::load("default").map_err(bad)?,
+        // A cool-workflow policy stands in for the default profile; an explicit one adds to it.
+        let (profile_id, profile) = match (&req.profile, &req.cw) {
+            (Some(name), _) => Profile::load(name).map_err(bad)?,
+            (None, Some(cw)) => (cw.profile_id.clone(), Profile::default()),
+            (None, None) => Profile::load("default").map_err(bad)?,
         };
         if req.command.is_empty() {
             return Err(bad(
@@ -222,17 +273,55 @@ impl Plan {
         let gid = nix::unistd::getgid().as_raw();
 
         // The environment first: PATH decides where the command is found.
+        let parent = |name: &str| std::env::var_os(name).map(|v| v.to_string_lossy().into_owned());
         let mut env = BTreeMap::new();
-        env.insert("PATH".to_string(), DEFAULT_PATH.to_string());
-        env.insert("HOME".to_string(), home.to_string_lossy().into_owned());
-        env.insert(
-            "LANG".to_string(),
-            std::env::var("LANG").unwrap_or_else(|_| "C.UTF-8".to_string()),
-        );
-        if let Ok(term) = std::env::var("TERM") {
-            env.insert("TERM".to_string(), term);
+        match req.env_base {
+            EnvBase::Scratch => {
+                env.insert("PATH".to_string(), DEFAULT_PATH.to_string());
+                env.insert("HOME".to_string(), home.to_string_lossy().into_owned());
+                env.insert(
+                    "LANG".to_string(),
+                    parent("LANG").unwrap_or_else(|| "C.UTF-8".to_string()),
+                );
+                if let Some(term) = parent("TERM") {
+                    env.insert("TERM".to_string(), term);
+                }
+                env.insert("TMPDIR".to_string(), tmp.to_string_lossy().into_owned());
+            }
+            EnvBase::CoolWorkflow { inherit: true } => {
+                for (k, v) in std::env::vars_os() {
+                    env.insert(
+                        k.to_string_lossy().into_owned(),
+                        v.to_string_lossy().into_owned(),
+                    );
+                }
+            }
+            EnvBase::CoolWorkflow { inherit: false } => {
+                for name in ["PATH", "HOME"] {
+                    if let Some(v) = parent(name) {
+                        env.insert(name.to_string(), v);
+                    }
+                }
+            }
         }
-        env.insert("TMPDIR".to_string(), tmp.to_string_lossy().into_owned());
+        if req
+            .forward_provider_keys
+            .or(profile.env.forward_provider_keys)
+            .unwrap_or(false)
+        {
+            for (k, v) in std::env::vars_os() {
+                let k = k.to_string_lossy().into_owned();
+                if PROVIDER_KEY_PREFIXES
+                    .iter()
+                    .any(|p| k.to_ascii_uppercase().starts_with(p))
+                {
+                    env.insert(k, v.to_string_lossy().into_owned());
+                }
+            }
+            if let (Some(user), false) = (parent("USER"), env.contains_key("USER")) {
+                env.insert("USER".to_string(), user);
+            }
+        }
         for (field, name) in profile
             .env
             .expose
@@ -245,7 +334,19 @@ impl Plan {
                 env.insert(name.clone(), value.to_string_lossy().into_owned());
             }
         }
-        let command_path = resolve_command(&req.command[0], &cwd, &env["PATH"])?;
+        for name in req
+            .env_deny
+            .iter()
+            .map(String::as_str)
+            .chain(NEVER_FORWARD.iter().copied())
+        {
+            env.remove(name);
+        }
+        let search_path = env
+            .get("PATH")
+            .cloned()
+            .unwrap_or_else(|| DEFAULT_PATH.to_string());
+        let command_path = resolve_command(&req.command[0], &cwd, &search_path)?;
         let tokens = Tokens {
             cwd: &cwd,
             home: &home,
@@ -273,6 +374,9 @@ impl Plan {
                 return Err(bad(format!("{field} {name}: value contains a NUL byte")));
             }
             env.insert(name, value);
+        }
+        for name in &req.env_deny {
+            env.remove(name);
         }
 
         // Filesystem grants.
@@ -347,6 +451,11 @@ impl Plan {
         }
 
         let runtime = runtime_allowance(exec_allowlist);
+        let agent_install = if req.agent_install {
+            agent_install_grants(&command_path, &search_path, exec_allowlist)?
+        } else {
+            vec![]
+        };
 
         // Kernel: Landlock is the read/write/command mechanism; without it nothing is enforced.
         let abi = match crate::sys::landlock_abi() {
@@ -421,6 +530,8 @@ impl Plan {
             tmp,
             grants,
             runtime,
+            agent_install,
+            cw: req.cw.clone(),
             exec_allowlist,
             net,
             env,
@@ -441,7 +552,10 @@ impl Plan {
 
     /// Every grant the sandbox applies, user grants first.
     pub fn all_grants(&self) -> impl Iterator<Item = &Grant> {
-        self.grants.iter().chain(self.runtime.iter())
+        self.grants
+            .iter()
+            .chain(self.agent_install.iter())
+            .chain(self.runtime.iter())
     }
 
     /// The environment as execve wants it.
@@ -595,6 +709,83 @@ fn resolve_grant(
         is_dir: meta.is_dir(),
         per_run: false,
     }])
+}
+
+/// The interpreter a script names on its `#!` line (following `/usr/bin/env NAME` to NAME
+/// on the sandbox's PATH), or None for a binary.
+fn interpreter_of(script: &Path, search_path: &str) -> Option<PathBuf> {
+    use std::io::Read;
+    let mut head = [0u8; 256];
+    let n = std::fs::File::open(script)
+        .and_then(|mut f| f.read(&mut head))
+        .ok()?;
+    let line = head[..n].strip_prefix(b"#!")?;
+    let line = String::from_utf8_lossy(line.split(|b| *b == b'\n').next()?).into_owned();
+    let mut words = line.split_whitespace();
+    let interp = PathBuf::from(words.next()?);
+    if interp.file_name().map(|f| f == "env").unwrap_or(false) {
+        let name = words.find(|w| !w.starts_with('-'))?;
+        return search_path
+            .split(':')
+            .map(|d| Path::new(d).join(name))
+            .find(|p| p.is_file());
+    }
+    Some(interp)
+}
+
+/// The agent's own installation: the directory of the resolved binary (symlinks followed)
+/// and, for a script, of its interpreter. Readable (and executable without an allowlist);
+/// under an allowlist the two files themselves are executable.
+fn agent_install_grants(
+    command: &Path,
+    search_path: &str,
+    exec_allowlist: bool,
+) -> Result<Vec<Grant>, PlanError> {
+    let real =
+        std::fs::canonicalize(command).map_err(|e| bad(format!("{}: {e}", command.display())))?;
+    let mut files = vec![real.clone()];
+    if let Some(interp) =
+        interpreter_of(&real, search_path).and_then(|i| std::fs::canonicalize(i).ok())
+    {
+        files.push(interp);
+    }
+    let mut out: Vec<Grant> = vec![];
+    for file in files {
+        let dir = file.parent().unwrap_or(Path::new("/")).to_path_buf();
+        let requested = dir.to_string_lossy().into_owned();
+        merge_grant(
+            &mut out,
+            Grant {
+                path: dir,
+                requested,
+                access: Access {
+                    read: true,
+                    write: false,
+                    exec: !exec_allowlist,
+                },
+                is_dir: true,
+                per_run: false,
+            },
+        );
+        if exec_allowlist {
+            let requested = file.to_string_lossy().into_owned();
+            merge_grant(
+                &mut out,
+                Grant {
+                    path: file,
+                    requested,
+                    access: Access {
+                        read: true,
+                        write: false,
+                        exec: true,
+                    },
+                    is_dir: false,
+                    per_run: false,
+                },
+            );
+        }
+    }
+    Ok(out)
 }
 
 /// Lexically normalizes an absolute path (drops `.` and resolves `..`) for per-run paths,

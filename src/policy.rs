@@ -59,6 +59,10 @@ pub struct EnvPolicy {
     /// Variables set to a fixed value (path tokens are expanded in values).
     #[serde(default)]
     pub set: BTreeMap<String, String>,
+    /// Forward provider-key variables (CW_, ANTHROPIC_, OPENAI_, ... prefixes) and USER, as
+    /// cool-workflow does for agents. Default: off, except with `--manifest`.
+    #[serde(default)]
+    pub forward_provider_keys: Option<bool>,
 }
 
 /// A size: bytes as an integer, or a string with a binary suffix ("512M", "2G", "64k").

@@ -9,10 +9,10 @@ use crate::policy::NetMode;
 use crate::supervise::write_id_maps;
 use crate::sys;
 
-struct Check {
-    name: &'static str,
-    ok: bool,
-    detail: String,
+pub struct Check {
+    pub name: &'static str,
+    pub ok: bool,
+    pub detail: String,
 }
 
 /// Runs `body` in a child created with `flags` (after writing its id maps when it has a new
@@ -118,7 +118,8 @@ fn seccomp_filter() -> i32 {
     0
 }
 
-pub fn main(as_json: bool) -> i32 {
+/// Tries each mechanism for real and reports what happened.
+pub fn checks() -> Vec<Check> {
     let mut checks = Vec::new();
     let abi = sys::landlock_abi();
     let abi_n = *abi.as_ref().unwrap_or(&0);
@@ -162,10 +163,16 @@ pub fn main(as_json: bool) -> i32 {
             Err(e) => e,
         },
     });
+    checks
+}
+
+/// Per dimension: whether it can be enforced here, and by what.
+pub fn dimensions(checks: &[Check]) -> Vec<(&'static str, bool, String)> {
     let ok = |name: &str| checks.iter().any(|c| c.name == name && c.ok);
+    let abi_n = sys::landlock_abi().unwrap_or(0);
     let ll = LandlockAbi(abi_n);
     let fs = ok("landlock") && ok("namespaces");
-    let dims: Vec<(&str, bool, String)> = vec![
+    vec![
         ("read", fs, "Landlock filesystem rules + mount view".into()),
         (
             "write",
@@ -202,7 +209,13 @@ pub fn main(as_json: bool) -> i32 {
             true,
             "environment built from scratch for execve".into(),
         ),
-    ];
+    ]
+}
+
+pub fn main(as_json: bool) -> i32 {
+    let checks = checks();
+    let dims = dimensions(&checks);
+    let abi_n = sys::landlock_abi().unwrap_or(0);
     let ready = dims.iter().all(|(_, ok, _)| *ok);
     if as_json {
         let out: Value = json!({

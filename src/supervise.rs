@@ -55,6 +55,9 @@ pub struct Outcome {
 #[derive(Clone, Copy)]
 pub struct Capture {
     pub stdout: bool,
+    /// Pass captured stdout on to cw-exec's own (false: hash it and drop it, as `exec`
+    /// does, whose own stdout carries the envelope).
+    pub forward_stdout: bool,
     pub stderr: bool,
 }
 
@@ -190,6 +193,7 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
         stdout_read,
         stderr_read,
         cgroups.as_ref(),
+        capture.forward_stdout,
     );
     if let Some(c) = cgroups {
         outcome.oom_killed = c.oom_killed();
@@ -231,6 +235,7 @@ fn relay(
     stdout: Option<OwnedFd>,
     stderr: Option<OwnedFd>,
     cgroups: Option<&RunCgroups>,
+    forward_stdout: bool,
 ) -> Outcome {
     let mut outcome = Outcome::default();
     let mut report_file = Some(std::fs::File::from(report));
@@ -374,8 +379,12 @@ fn relay(
                     h.update(&buf[..pass]);
                 }
                 outcome.stdout_bytes += pass as u64;
-                let mut out = std::io::stdout().lock();
-                out.write_all(&buf[..pass]).and_then(|_| out.flush())
+                if forward_stdout {
+                    let mut out = std::io::stdout().lock();
+                    out.write_all(&buf[..pass]).and_then(|_| out.flush())
+                } else {
+                    Ok(())
+                }
             } else {
                 std::io::stderr().lock().write_all(&buf[..pass])
             };

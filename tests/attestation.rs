@@ -56,12 +56,18 @@ fn envelope_evidence_triple_and_summary_are_exact() {
     ] {
         assert_eq!(a[k], v, "{k}");
     }
-    let dims = serde_json::json!(["read", "write", "command", "network", "env"]);
-    assert_eq!(a["enforced"], dims);
-    assert_eq!(
-        a["required"],
-        serde_json::json!(["read", "write", "network", "env"])
-    );
+    // As in cool-workflow, enforced/attested/unenforceable partition the required
+    // dimensions; command (no allowlist) is not required, but the kernel section proves it.
+    let required = serde_json::json!(["read", "write", "network", "env"]);
+    assert_eq!(a["required"], required);
+    assert_eq!(a["enforced"], required);
+    assert_eq!(a["attested"], serde_json::json!([]));
+    assert_eq!(a["guarantees"]["read"], "enforced");
+    assert_eq!(a["guarantees"]["command"], "absent");
+    for dim in ["read", "write", "command", "network", "env"] {
+        let why = a["kernel"]["dimensions"][dim].as_str().unwrap();
+        assert!(!why.starts_with("not proven"), "{dim}: {why}");
+    }
     assert_eq!(a["unenforceable"], serde_json::json!([]));
     assert!(a["recordedAt"].as_str().unwrap().ends_with('Z'));
 }

@@ -1,0 +1,442 @@
+//! cool-workflow (CW) integration: its sandbox policy, worker manifest and run request,
+//! lowered onto a cw-exec request; its command gate; and its backend descriptor and probe
+//! payloads. Shapes and strings follow ../shared/contracts/cool-workflow.md exactly.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::plan::{EnvBase, Request};
+use crate::policy::NetMode;
+
+/// The backend id cw-exec registers under in CW.
+pub const BACKEND_ID: &str = "cw-exec";
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerOutput {
+    #[serde(default)]
+    pub result: bool,
+    #[serde(default)]
+    pub artifacts: bool,
+    #[serde(default)]
+    pub logs: bool,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Execute {
+    pub mode: String,
+    #[serde(default)]
+    pub allow: Vec<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Network {
+    pub mode: String,
+    #[serde(default)]
+    pub allow: Vec<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Env {
+    pub inherit: bool,
+    #[serde(default)]
+    pub expose: Vec<String>,
+    #[serde(default)]
+    pub deny: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Enforcement {
+    #[serde(default, rename = "enforcedByCW")]
+    pub enforced_by_cw: Vec<String>,
+    #[serde(default)]
+    pub host_required: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyMetadata {
+    pub cwd: Option<PathBuf>,
+    pub result_path: Option<PathBuf>,
+    pub artifacts_dir: Option<PathBuf>,
+    pub logs_dir: Option<PathBuf>,
+}
+
+/// CW's resolved sandbox policy (`request.sandboxPolicy`, `manifest.json`'s `sandboxPolicy`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SandboxPolicy {
+    pub id: String,
+    #[serde(default)]
+    pub read_paths: Vec<PathBuf>,
+    #[serde(default)]
+    pub write_paths: Vec<PathBuf>,
+    pub worker_output: WorkerOutput,
+    pub execute: Execute,
+    pub network: Network,
+    pub env: Env,
+    #[serde(default)]
+    pub enforcement: Enforcement,
+    #[serde(default)]
+    pub metadata: Option<PolicyMetadata>,
+}
+
+impl SandboxPolicy {
+    /// CW's required dimensions: read and write always; command unless execute.mode is
+    /// "any"; network unless network.mode is "any"; env when env.inherit is false.
+    pub fn required(&self) -> Vec<&'static str> {
+        let mut r = vec!["read", "write"];
+        if self.execute.mode != "any" {
+            r.push("command");
+        }
+        if self.network.mode != "any" {
+            r.push("network");
+        }
+        if !self.env.inherit {
+            r.push("env");
+        }
+        r
+    }
+
+    /// The effective write set: writePaths + resultPath/artifactsDir/logsDir as workerOutput
+    /// allows them.
+    pub fn effective_write_set(&self) -> Vec<PathBuf> {
+        let mut out = self.write_paths.clone();
+        if let Some(m) = &self.metadata {
+            let wo = &self.worker_output;
+            for (allowed, path) in [
+                (wo.result, &m.result_path),
+                (wo.artifacts, &m.artifacts_dir),
+                (wo.logs, &m.logs_dir),
+            ] {
+                if let (true, Some(p)) = (allowed, path) {
+                    out.push(p.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// Where the attestation goes when the policy allows the worker's logs.
+    pub fn logs_dir(&self) -> Option<PathBuf> {
+        self.worker_output
+            .logs
+            .then(|| self.metadata.as_ref()?.logs_dir.clone())
+            .flatten()
+    }
+
+    /// CW's command gate: None if `command` may run, else why not. Exact whole-string match
+    /// against execute.allow; mode "none" denies everything; an empty command is denied.
+    pub fn command_denied(&self, command_line: &str) -> Option<String> {
+        let normalized = command_line.trim();
+        if normalized.is_empty() {
+            return Some("empty command".into());
+        }
+        match self.execute.mode.as_str() {
+            "none" => Some(format!(
+                "command execution is denied by sandbox profile {}",
+                self.id
+            )),
+            "allowlist" if !self.execute.allow.iter().any(|a| a == normalized) => Some(format!(
+                "command is outside sandbox profile {} allowlist",
+                self.id
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// A worker's `manifest.json`: its policy and effective write set.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Manifest {
+    pub sandbox_policy: SandboxPolicy,
+    #[serde(default)]
+    pub allowed_paths: Option<Vec<PathBuf>>,
+}
+
+/// CW's run request (`runBackend(request)`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunRequest {
+    #[serde(default)]
+    pub command: Option<String>,
+    #[serde(default)]
+    pub args: Option<Vec<String>>,
+    #[serde(default)]
+    pub cwd: Option<PathBuf>,
+    pub sandbox_policy: SandboxPolicy,
+    #[serde(default)]
+    pub label: Option<String>,
+    #[serde(default)]
+    pub delegation: Option<Delegation>,
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Delegation {
+    #[serde(default)]
+    pub command: Option<String>,
+    #[serde(default)]
+    pub args: Option<Vec<String>>,
+}
+
+impl RunRequest {
+    /// The command and arguments, from `command`/`args` or (agent hops) `delegation`; a
+    /// command string with spaces and no args is split on whitespace, as CW does.
+    pub fn argv(&self) -> Vec<String> {
+        let d = self.delegation.clone().unwrap_or_default();
+        let command = self
+            .command
+            .clone()
+            .filter(|c| !c.trim().is_empty())
+            .or(d.command.filter(|c| !c.trim().is_empty()));
+        let Some(command) = command else {
+            return vec![];
+        };
+        let args = if self.command.is_some() {
+            self.args.clone()
+        } else {
+            d.args.or(self.args.clone())
+        };
+        match args {
+            Some(args) => std::iter::once(command).chain(args).collect(),
+            None => command.split_whitespace().map(str::to_string).collect(),
+        }
+    }
+
+    pub fn label(&self) -> String {
+        self.label
+            .clone()
+            .or_else(|| self.command.clone())
+            .unwrap_or_else(|| format!("{BACKEND_ID}-execution"))
+    }
+}
+
+/// What the attestation needs from the CW policy.
+#[derive(Clone, Debug)]
+pub struct CwContext {
+    pub profile_id: String,
+    pub required: Vec<&'static str>,
+    pub enforced_by_cw: Vec<String>,
+    pub host_required: Vec<String>,
+    pub notes: Vec<String>,
+}
+
+/// A policy cw-exec cannot express: refuse rather than guess.
+pub struct Inexpressible {
+    pub dimension: &'static str,
+    pub message: String,
+}
+
+/// Lowers a CW policy onto a cw-exec request. `write_set` is the effective write set
+/// (a manifest's `allowedPaths`, or computed from the policy). `wrapped_agent`: the command
+/// is the agent itself (the `--manifest` seam), so its own installation is an allowance and
+/// execute "none" means "nothing but itself".
+pub fn lower(
+    policy: &SandboxPolicy,
+    write_set: &[PathBuf],
+    wrapped_agent: bool,
+) -> Result<Request, Inexpressible> {
+    let net = match policy.network.mode.as_str() {
+        "none" => NetMode::None,
+        "any" => NetMode::Host,
+        "allowlist" => {
+            return Err(Inexpressible {
+                dimension: "network",
+                message: format!(
+                    "network.mode \"allowlist\" ({}) is not expressible: cw-exec enforces none, a private loopback, or the host network, and cannot restrict to named destinations; use network.mode \"none\" or \"any\"",
+                    if policy.network.allow.is_empty() { "no entries".to_string() } else { policy.network.allow.join(", ") }
+                ),
+            })
+        }
+        other => {
+            return Err(Inexpressible { dimension: "network", message: format!("unknown network.mode {other:?}") })
+        }
+    };
+    let mut notes = vec![];
+    let exec = match policy.execute.mode.as_str() {
+        "any" => vec![],
+        "none" if wrapped_agent => vec!["$command".to_string()],
+        "none" => vec![], // the gate refuses every command before anything runs
+        "allowlist" => {
+            notes.push("execute.allowlist: checked as an exact match of the top-level command line; programs it starts are not restricted further".to_string());
+            vec![]
+        }
+        other => {
+            return Err(Inexpressible {
+                dimension: "command",
+                message: format!("unknown execute.mode {other:?}"),
+            })
+        }
+    };
+    let text = |p: &PathBuf| p.to_string_lossy().into_owned();
+    prepare_outputs(policy, write_set);
+    Ok(Request {
+        read: policy.read_paths.iter().map(text).collect(),
+        write: write_set.iter().map(text).collect(),
+        exec,
+        net: Some(net),
+        env: policy.env.expose.clone(),
+        env_base: EnvBase::CoolWorkflow {
+            inherit: policy.env.inherit,
+        },
+        env_deny: policy.env.deny.clone(),
+        forward_provider_keys: wrapped_agent.then_some(true),
+        agent_install: wrapped_agent,
+        cw: Some(CwContext {
+            profile_id: policy.id.clone(),
+            required: policy.required(),
+            enforced_by_cw: policy.enforcement.enforced_by_cw.clone(),
+            host_required: policy.enforcement.host_required.clone(),
+            notes,
+        }),
+        ..Default::default()
+    })
+}
+
+/// CW's worker outputs may not exist yet when the worker starts (result.md is written by
+/// the agent). A path must exist to be granted, so create the ones the policy names, as the
+/// caller: the result file empty, the artifacts and logs directories empty. Nothing else is
+/// created; any other missing path stays an error.
+fn prepare_outputs(policy: &SandboxPolicy, write_set: &[PathBuf]) {
+    let Some(m) = &policy.metadata else { return };
+    fn wanted<'a>(p: &'a Option<PathBuf>, write_set: &[PathBuf]) -> Option<&'a PathBuf> {
+        p.as_ref().filter(|p| write_set.contains(p) && !p.exists())
+    }
+    if let Some(result) = wanted(&m.result_path, write_set) {
+        if result.parent().map(Path::is_dir).unwrap_or(false) {
+            let _ = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(result);
+        }
+    }
+    for dir in [
+        wanted(&m.artifacts_dir, write_set),
+        wanted(&m.logs_dir, write_set),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if dir.parent().map(Path::is_dir).unwrap_or(false) {
+            let _ = std::fs::create_dir(dir);
+        }
+    }
+}
+
+/// The dimensions this kernel can enforce, from `cw-exec probe`'s checks.
+pub fn enforceable() -> Vec<(&'static str, bool, String)> {
+    crate::probe::dimensions(&crate::probe::checks())
+}
+
+/// CW's BackendDescriptor for cw-exec, with capabilities from this kernel's probe.
+pub fn descriptor() -> Value {
+    let dims = enforceable();
+    let ready = dims.iter().all(|(_, ok, _)| *ok);
+    let capabilities: Vec<Value> = dims
+        .iter()
+        .map(|(d, ok, how)| json!({"dimension": d, "support": if *ok { "enforce" } else { "unsupported" }, "detail": how}))
+        .collect();
+    let enforces: Vec<&str> = dims
+        .iter()
+        .filter(|(_, ok, _)| *ok)
+        .map(|(d, _, _)| *d)
+        .collect();
+    json!({
+        "schemaVersion": 1,
+        "id": BACKEND_ID,
+        "title": "cw-exec (kernel-enforced sandbox)",
+        "description": "Runs each command under Landlock, seccomp and namespaces, enforcing read, write, command, network and env with kernel primitives before exec; refuses when the kernel cannot enforce a required dimension; attests what the kernel reported from inside the sandbox.",
+        "kind": "delegating",
+        "locality": "local",
+        "default": false,
+        "capabilities": capabilities,
+        "enforces": enforces,
+        "attests": [],
+        "delegate": BACKEND_ID,
+        "readiness": if ready { "ready" } else { "unavailable" },
+    })
+}
+
+/// CW's BackendProbeResult for cw-exec.
+pub fn probe_result() -> Value {
+    let checks = crate::probe::checks();
+    let dims = crate::probe::dimensions(&checks);
+    let ready = dims.iter().all(|(_, ok, _)| *ok);
+    let enforces: Vec<&str> = dims
+        .iter()
+        .filter(|(_, ok, _)| *ok)
+        .map(|(d, _, _)| *d)
+        .collect();
+    let mut out = json!({
+        "schemaVersion": 1,
+        "backendId": BACKEND_ID,
+        "locality": "local",
+        "kind": "delegating",
+        "readiness": if ready { "ready" } else { "unavailable" },
+        "ready": ready,
+        "enforces": enforces,
+        "attests": [],
+        "checks": checks.iter().map(|c| json!({"name": c.name, "ok": c.ok, "detail": c.detail})).collect::<Vec<_>>(),
+    });
+    if !ready {
+        let missing: Vec<String> = checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| format!("{}: {}", c.name, c.detail))
+            .collect();
+        out["reason"] = json!(format!(
+            "cannot enforce every dimension here ({})",
+            missing.join("; ")
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(execute: &str, allow: &[&str]) -> SandboxPolicy {
+        serde_json::from_value(json!({
+            "schemaVersion": 1, "id": "p", "title": "t", "readPaths": [], "writePaths": [],
+            "workerOutput": {"result": true, "artifacts": false, "logs": true},
+            "execute": {"mode": execute, "allow": allow},
+            "network": {"mode": "none"}, "env": {"inherit": false, "expose": []},
+            "enforcement": {"enforcedByCW": [], "hostRequired": []}, "hostInstructions": [],
+            "resolvedAt": "2026-01-01T00:00:00.000Z",
+            "metadata": {"resultPath": "/w/result.md", "logsDir": "/w/logs", "artifactsDir": "/w/artifacts"}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn gate_is_an_exact_whole_string_match() {
+        let p = policy("allowlist", &["npm test"]);
+        assert!(p.command_denied("npm test").is_none());
+        assert!(p.command_denied("  npm test ").is_none());
+        assert!(p.command_denied("npm test --x").is_some());
+        assert!(p.command_denied("").is_some());
+        assert_eq!(
+            policy("none", &[]).command_denied("true").unwrap(),
+            "command execution is denied by sandbox profile p"
+        );
+        assert!(policy("any", &[]).command_denied("anything").is_none());
+    }
+
+    #[test]
+    fn effective_write_set_follows_worker_output() {
+        let p = policy("any", &[]);
+        assert_eq!(
+            p.effective_write_set(),
+            vec![PathBuf::from("/w/result.md"), PathBuf::from("/w/logs")]
+        );
+        assert_eq!(p.logs_dir(), Some(PathBuf::from("/w/logs")));
+        assert_eq!(p.required(), ["read", "write", "network", "env"]);
+    }
+}
