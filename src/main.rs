@@ -186,6 +186,7 @@ impl RunArgs {
             message: e.message,
             profile_id: policy.id.clone(),
             unenforceable: vec![e.dimension],
+            logs_dir: policy.logs_dir(),
         })?;
         req.profile = flags.profile;
         req.read.extend(flags.read);
@@ -213,6 +214,8 @@ struct Refusal {
     message: String,
     profile_id: String,
     unenforceable: Vec<&'static str>,
+    /// A worker's logs directory, where its attestation goes even when refused.
+    logs_dir: Option<PathBuf>,
 }
 
 impl Refusal {
@@ -222,6 +225,7 @@ impl Refusal {
             message,
             profile_id: "default".into(),
             unenforceable: vec![],
+            logs_dir: None,
         }
     }
 }
@@ -254,22 +258,59 @@ fn fail(message: impl std::fmt::Display) -> i32 {
     EXIT_REFUSED
 }
 
-/// Where the envelope goes, opened before anything runs so an unwritable path is a refusal,
-/// not a lost attestation after the fact.
+/// Where an envelope goes. Checked before anything runs (an unwritable destination is a
+/// refusal, not a lost attestation), written after the sandbox has ended.
 enum EnvelopeSink {
     Stderr,
-    File(PathBuf, std::fs::File),
+    /// A special file the caller named (a pipe, a terminal, /dev/fd/N): written in place.
+    Special(PathBuf, std::fs::File),
+    /// A regular file: written to a new temporary sibling, then renamed over the target, so
+    /// nothing left at that path during the run (a symlink, a fifo) is followed or written.
+    File(PathBuf),
 }
 
 impl EnvelopeSink {
+    /// `--envelope FILE|-`: the caller's choice; an existing symlink is followed.
     fn open(target: &str) -> Result<EnvelopeSink, String> {
         if target == "-" {
             return Ok(EnvelopeSink::Stderr);
         }
-        let path = PathBuf::from(target);
-        std::fs::File::create(&path)
-            .map(|f| EnvelopeSink::File(path, f))
-            .map_err(|e| format!("--envelope {target}: {e}"))
+        let named = PathBuf::from(target);
+        match std::fs::metadata(&named) {
+            Ok(m) if m.is_dir() => Err(format!("--envelope {target}: is a directory")),
+            Ok(m) if !m.is_file() => std::fs::OpenOptions::new()
+                .write(true)
+                .open(&named)
+                .map(|f| EnvelopeSink::Special(named.clone(), f))
+                .map_err(|e| format!("--envelope {target}: {e}")),
+            Ok(_) => EnvelopeSink::replacing(std::fs::canonicalize(&named).unwrap_or(named)),
+            Err(_) => EnvelopeSink::replacing(named),
+        }
+        .map_err(|e| {
+            if e.starts_with("--envelope") {
+                e
+            } else {
+                format!("--envelope {e}")
+            }
+        })
+    }
+
+    /// A file in a directory the sandbox may write (a worker's logs): always replaced.
+    fn replacing(path: PathBuf) -> Result<EnvelopeSink, String> {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        use nix::unistd::{access, AccessFlags};
+        access(&dir, AccessFlags::W_OK | AccessFlags::X_OK).map_err(|e| {
+            format!(
+                "{}: cannot write in {}: {}",
+                path.display(),
+                dir.display(),
+                e.desc()
+            )
+        })?;
+        Ok(EnvelopeSink::File(path))
     }
 
     fn write(self, envelope: &serde_json::Value) {
@@ -277,14 +318,37 @@ impl EnvelopeSink {
         text.push('\n');
         let result = match self {
             EnvelopeSink::Stderr => std::io::stderr().write_all(text.as_bytes()),
-            EnvelopeSink::File(path, mut f) => f
+            EnvelopeSink::Special(path, mut f) => f
                 .write_all(text.as_bytes())
                 .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
+            EnvelopeSink::File(path) => {
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&tmp)
+                    .and_then(|mut f| f.write_all(text.as_bytes()))
+                    .and_then(|()| std::fs::rename(&tmp, &path))
+                    .map_err(|e| {
+                        let _ = std::fs::remove_file(&tmp);
+                        std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+                    })
+            }
         };
         if let Err(e) = result {
             eprintln!("cw-exec: writing the envelope: {e}");
         }
     }
+}
+
+/// A worker's attestation file in its logs directory (created if the policy names it).
+fn logs_sink(dir: &std::path::Path) -> Result<EnvelopeSink, String> {
+    let _ = std::fs::create_dir(dir);
+    EnvelopeSink::replacing(dir.join("cw-exec-attestation.json"))
 }
 
 fn run(args: &RunArgs) -> i32 {
@@ -299,7 +363,7 @@ fn run(args: &RunArgs) -> i32 {
     };
     // A worker whose policy allows logs keeps its attestation there.
     if let Some(dir) = policy.as_ref().and_then(cw::SandboxPolicy::logs_dir) {
-        match EnvelopeSink::open(&dir.join("cw-exec-attestation.json").to_string_lossy()) {
+        match logs_sink(&dir) {
             Ok(sink) => sinks.push(sink),
             Err(e) => return fail(e),
         }
@@ -350,8 +414,13 @@ fn report(outcome: &supervise::Outcome) {
     }
 }
 
-fn refuse(refusal: &Refusal, label: &str, sinks: Vec<EnvelopeSink>) -> i32 {
+fn refuse(refusal: &Refusal, label: &str, mut sinks: Vec<EnvelopeSink>) -> i32 {
     eprintln!("cw-exec: refused ({}): {}", refusal.code, refusal.message);
+    if let Some(dir) = &refusal.logs_dir {
+        if let Ok(sink) = logs_sink(dir) {
+            sinks.push(sink);
+        }
+    }
     let envelope = refusal_envelope(refusal, label, &[], envelope::Kind::Local);
     for sink in sinks {
         sink.write(&envelope);
@@ -425,6 +494,7 @@ fn plan_failure(request: &Request, label: &str, err: PlanError, sinks: Vec<Envel
         message: err.to_string(),
         profile_id,
         unenforceable,
+        logs_dir: None,
     };
     let required = request
         .cw
@@ -473,6 +543,7 @@ fn exec(source: &str) -> i32 {
         message,
         profile_id: policy.id.clone(),
         unenforceable,
+        logs_dir: None,
     };
 
     if !argv.is_empty() {

@@ -688,7 +688,9 @@ fn resolve_grant(
     if access.write {
         need |= AccessFlags::W_OK;
     }
-    if access.exec && !meta.is_dir() {
+    // Only an exec grant must name something executable; read and write grants merely
+    // allow execution of what is executable beneath them.
+    if field.ends_with("exec") && !meta.is_dir() {
         need |= AccessFlags::X_OK;
     }
     nix::unistd::access(&path, need).map_err(|e| {

@@ -28,7 +28,10 @@ fn runs_and_attests_every_dimension() {
     let e = envelope(&env);
     let a = &e["provenance"]["attestation"];
     assert_eq!(a["status"], "enforced");
-    assert_eq!(a["enforced"], serde_json::json!(["read", "write", "network", "env"]));
+    assert_eq!(
+        a["enforced"],
+        serde_json::json!(["read", "write", "network", "env"])
+    );
     for dim in ["read", "write", "command", "network", "env"] {
         let why = a["kernel"]["dimensions"][dim].as_str().unwrap();
         assert!(!why.starts_with("not proven"), "{dim}: {why}");

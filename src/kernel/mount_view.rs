@@ -69,6 +69,7 @@ fn binds(plan: &Plan) -> Vec<Bind> {
     let mut wanted: Vec<Bind> = plan
         .grants
         .iter()
+        .chain(plan.agent_install.iter())
         .filter(|g| !g.per_run)
         .map(|g| bind(g, false))
         .chain(
