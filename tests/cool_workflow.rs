@@ -488,11 +488,20 @@ fn a_planted_symlink_in_the_logs_does_not_redirect_the_attestation() {
     write_file(&victim, "untouched");
     let target = w.dir.join("logs/cw-exec-attestation.json");
     // The agent may write its logs directory: it replaces the attestation with a symlink.
-    let script = format!("rm -f '{t}'; ln -s '{v}' '{t}'", t = target.display(), v = victim.display());
-    let out = wrapper(&w, &m, &["/bin/sh", "-c", &script]).output().unwrap();
+    let script = format!(
+        "rm -f '{t}'; ln -s '{v}' '{t}'",
+        t = target.display(),
+        v = victim.display()
+    );
+    let out = wrapper(&w, &m, &["/bin/sh", "-c", &script])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
-    assert!(!std::fs::symlink_metadata(&target).unwrap().file_type().is_symlink());
+    assert!(!std::fs::symlink_metadata(&target)
+        .unwrap()
+        .file_type()
+        .is_symlink());
     assert_eq!(envelope(&target)["status"], "completed");
 }
 
