@@ -46,6 +46,8 @@ pub enum Message {
         code: Option<i32>,
         signal: Option<i32>,
     },
+    /// Phase marks of init and the command's process (`--timings`).
+    Timings { marks: Vec<(String, u64)> },
 }
 
 /// Signals cw-exec forwards to the command, and the one that means "timeout: TERM the tree".
@@ -114,8 +116,10 @@ fn init(
         return Ok(125);
     }
     drop(go);
+    crate::timings::mark("init: released by cw-exec");
     step("hostname", nix::unistd::sethostname("cw-exec"))?;
     step("mount view", mount_view::enter(plan))?;
+    crate::timings::mark("init: mount view built and entered");
     // Landlock does not mediate exec of a memfd (it lives on an internal mount Landlock
     // exempts), so forbid executable memfds for the whole PID namespace (Linux 6.3); the
     // value cannot be lowered from inside. Only the host's root may write it; for everyone
@@ -130,6 +134,7 @@ fn init(
         step("loopback interface", sys::loopback_up())?;
     }
 
+    crate::timings::mark("init: memfd sysctl, loopback");
     let command = match step("fork", sys::clone_into_namespaces(0))? {
         None => command_main(plan, host_ns, reporter),
         Some(pid) => pid,
@@ -215,6 +220,12 @@ fn command_main(plan: &Plan, host_ns: &BTreeMap<String, u64>, reporter: &mut Rep
     reporter.send(&Message::Readback {
         readback: Box::new(readback),
     });
+    if plan.timings {
+        crate::timings::mark("command: read-back sent; execve next");
+        reporter.send(&Message::Timings {
+            marks: crate::timings::take(),
+        });
+    }
 
     sys::reset_signals_for_exec();
     let err = nix::unistd::execve(&command, &argv, &envp).unwrap_err();
@@ -238,6 +249,7 @@ fn contain(
     host_ns: &BTreeMap<String, u64>,
     envp: &[std::ffi::CString],
 ) -> Result<KernelReadback, StepError> {
+    crate::timings::mark("command: forked");
     // 1. A new session: no controlling terminal, so TIOCSTI cannot reach the caller's.
     step("setsid", nix::unistd::setsid())?;
     // 2. The working directory, inside the view.
@@ -256,6 +268,7 @@ fn contain(
         "landlock",
         landlock::restrict(plan.landlock, &grants, plan.net),
     )?;
+    crate::timings::mark("command: session, cwd, fds, no_new_privs, landlock");
     let mut probes = Vec::new();
     if plan.net == NetMode::None && plan.landlock.has_tcp() {
         // Before seccomp, which would refuse the socket itself: Landlock alone must deny it.
@@ -275,6 +288,7 @@ fn contain(
     step("dropping capabilities", drop_capabilities())?;
     // 8. seccomp, last: after it, only the read-back and execve run.
     step("seccomp", plan.seccomp.install())?;
+    crate::timings::mark("command: rlimits, capabilities, seccomp");
 
     // Read-back.
     let proc_status =
@@ -316,13 +330,27 @@ fn contain(
             nix::sys::stat::FchmodatFlags::FollowSymlink,
         )),
     ));
-    let memfd_expect = if plan.memfd_sysctl { "EACCES" } else { "EPERM" };
-    probes.push(probe(
-        "memfd-exec",
-        "memfd_create(MFD_EXEC)",
-        memfd_expect,
-        memfd_exec_errno(),
-    ));
+    // Executable memfds: where the sysctl is in force, read its value back in this PID
+    // namespace (attempting memfd_create(MFD_EXEC) would be refused the same way, but makes
+    // the kernel log a warning, which costs a millisecond); otherwise seccomp must refuse it.
+    if plan.memfd_sysctl {
+        let got = std::fs::read_to_string("/proc/sys/vm/memfd_noexec")
+            .map(|v| format!("vm.memfd_noexec={}", v.trim()))
+            .unwrap_or_else(|e| e.to_string());
+        probes.push(probe(
+            "memfd-exec",
+            "read /proc/sys/vm/memfd_noexec",
+            "vm.memfd_noexec=2",
+            got,
+        ));
+    } else {
+        probes.push(probe(
+            "memfd-exec",
+            "memfd_create(MFD_EXEC)",
+            "EPERM",
+            memfd_exec_errno(),
+        ));
+    }
     probes.push(probe(
         "io-uring",
         "io_uring_setup(0, NULL)",

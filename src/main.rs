@@ -11,6 +11,7 @@ mod policy;
 mod probe;
 mod supervise;
 mod sys;
+mod timings;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -130,6 +131,9 @@ struct RunArgs {
     /// Total stdout+stderr passed through; the rest is dropped and the envelope says so.
     #[arg(long, value_name = "SIZE", value_parser = Size::parse)]
     output_limit: Option<Size>,
+    /// Print where the time of the run went (phase by phase) on stderr.
+    #[arg(long)]
+    timings: bool,
     /// Write the cool-workflow result envelope with the kernel attestation to FILE (- for stderr).
     #[arg(long, value_name = "FILE|-")]
     envelope: Option<String>,
@@ -157,6 +161,7 @@ impl RunArgs {
             fsize: self.fsize,
             output_limit: self.output_limit,
             command: self.command.clone(),
+            timings: self.timings,
             ..Default::default()
         }
     }
@@ -204,6 +209,7 @@ impl RunArgs {
         req.fsize = flags.fsize;
         req.output_limit = flags.output_limit;
         req.command = flags.command;
+        req.timings = flags.timings;
         Ok((req, Some(policy)))
     }
 }
@@ -352,6 +358,7 @@ fn logs_sink(dir: &std::path::Path) -> Result<EnvelopeSink, String> {
 }
 
 fn run(args: &RunArgs) -> i32 {
+    timings::mark("cw-exec started");
     let mut sinks = match args.envelope.as_deref().map(EnvelopeSink::open).transpose() {
         Ok(s) => s.into_iter().collect::<Vec<_>>(),
         Err(e) => return fail(e),
@@ -372,6 +379,7 @@ fn run(args: &RunArgs) -> i32 {
         Ok(plan) => plan,
         Err(err) => return plan_failure(&request, &label, err, sinks),
     };
+    timings::mark("plan: policy, paths, seccomp program");
     let capture = supervise::Capture {
         stdout: !sinks.is_empty() || plan.limits.output.is_some(),
         forward_stdout: true,
@@ -382,6 +390,12 @@ fn run(args: &RunArgs) -> i32 {
     let envelope = envelope::for_run(&plan, &outcome, &label, envelope::Kind::Local);
     for sink in sinks {
         sink.write(&envelope);
+    }
+    if plan.timings {
+        timings::mark("envelope written");
+        let mut marks = timings::take();
+        marks.extend(outcome.marks.iter().cloned());
+        timings::print(marks);
     }
     outcome.exit_code
 }

@@ -54,6 +54,8 @@ pub struct Request {
     pub agent_install: bool,
     /// The cool-workflow policy this request was lowered from, if any.
     pub cw: Option<crate::cw::CwContext>,
+    /// Record and print phase timings.
+    pub timings: bool,
 }
 
 /// Where the sandbox's environment starts from.
@@ -228,6 +230,8 @@ pub struct Plan {
     pub agent_install: Vec<Grant>,
     /// The cool-workflow policy this plan was lowered from, if any.
     pub cw: Option<crate::cw::CwContext>,
+    /// Send phase timings back from the sandbox.
+    pub timings: bool,
     pub exec_allowlist: bool,
     pub net: NetMode,
     /// The child's whole environment, built from scratch.
@@ -532,6 +536,7 @@ impl Plan {
             runtime,
             agent_install,
             cw: req.cw.clone(),
+            timings: req.timings,
             exec_allowlist,
             net,
             env,

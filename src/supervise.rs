@@ -49,6 +49,8 @@ pub struct Outcome {
     pub stdout_bytes: u64,
     /// Bytes of stdout and stderr the command produced past the output limit, dropped.
     pub output_dropped: u64,
+    /// Phase marks from inside the sandbox (`--timings`).
+    pub marks: Vec<(String, u64)>,
 }
 
 /// What cw-exec relays instead of handing the child its own descriptors.
@@ -128,6 +130,7 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
     } else {
         None
     };
+    crate::timings::mark("cgroups created");
 
     let mut flags = libc::CLONE_NEWUSER
         | libc::CLONE_NEWNS
@@ -169,6 +172,7 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
             )
         }
     };
+    crate::timings::mark("namespaces created (clone)");
     drop((go_read, report_write));
     let stdout_read = stdout_pipe.map(|(read, _write)| read);
     let stderr_read = stderr_pipe.map(|(read, _write)| read);
@@ -182,6 +186,7 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
         let _ = waitpid(init, None);
         return refused("sandbox set-up", e);
     }
+    crate::timings::mark("identity mapped, cgroups joined");
     let _ = nix::unistd::write(&go_write, b"g");
     drop(go_write);
 
@@ -402,6 +407,7 @@ fn relay(
             other => break other,
         }
     };
+    crate::timings::mark("command ran; init reaped");
     outcome.stdout_sha256 = hasher.map(|h| crate::kernel::seccomp::hex(&h.finalize()));
     if let Some((code, signal)) = exit_message {
         outcome.child_code = code;
@@ -458,5 +464,6 @@ fn apply(outcome: &mut Outcome, exit: &mut Option<(Option<i32>, Option<i32>)>, m
             outcome.exec_error = Some(message);
         }
         Message::Exit { code, signal } => *exit = Some((code, signal)),
+        Message::Timings { marks } => outcome.marks = marks,
     }
 }

@@ -34,16 +34,17 @@ struct Bind {
 }
 
 impl Bind {
+    /// Flags to set and clear on top of what every bind inherits from the old root, which
+    /// is made read-only, nosuid and nodev before any bind (see `enter`): one call fewer per
+    /// read-only bind, and a bind can never come out looser than that baseline by mistake.
     fn attrs(&self) -> (u64, u64) {
-        let mut set = MOUNT_ATTR_NOSUID;
+        let mut set = 0;
         let mut clear = 0;
         if self.writable {
             clear |= MOUNT_ATTR_RDONLY;
-        } else {
-            set |= MOUNT_ATTR_RDONLY;
         }
-        if !self.device {
-            set |= MOUNT_ATTR_NODEV;
+        if self.device {
+            clear |= MOUNT_ATTR_NODEV;
         }
         if !self.exec {
             set |= MOUNT_ATTR_NOEXEC;
@@ -147,34 +148,43 @@ pub fn enter(plan: &Plan) -> Result<(), String> {
     mkdir(&old_root_in_staging).map_err(|e| step(OLD_ROOT, &e))?;
     nix::unistd::pivot_root(STAGING, &old_root_in_staging).map_err(|e| step("pivot_root", &e))?;
     std::env::set_current_dir("/").map_err(|e| step("chdir /", &e))?;
+    // The baseline every bind inherits (bind mounts copy their source's flags).
+    sys::mount_setattr(
+        Path::new(OLD_ROOT),
+        true,
+        MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+        0,
+    )
+    .map_err(|e| step("making the host tree read-only in this namespace", &e))?;
 
     // The private /tmp, before the binds so that granted host paths beneath /tmp land on it.
-    let tmp = Bind {
-        path: PRIVATE_TMP.into(),
-        writable: true,
-        exec: plan.tmp_exec(),
-        device: false,
-    };
+    let mut tmp_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    if !plan.tmp_exec() {
+        tmp_flags |= MsFlags::MS_NOEXEC;
+    }
     mkdir(Path::new(PRIVATE_TMP)).map_err(|e| step(PRIVATE_TMP, &e))?;
     mount(
         Some("tmpfs"),
         PRIVATE_TMP,
         Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        tmp_flags,
         Some("mode=1777"),
     )
     .map_err(|e| step("private /tmp", &e))?;
-    sys::mount_setattr(Path::new(PRIVATE_TMP), false, tmp.attrs().0, 0)
-        .map_err(|e| step("flags on /tmp", &e))?;
 
+    let mut mirror = Mirror::default();
     for grant in plan
         .all_grants()
         .filter(|g| !g.per_run && g.path != Path::new("/proc"))
     {
-        mirror(Path::new(&grant.requested), 0).map_err(|e| step(&grant.requested, &e))?;
+        mirror
+            .path(Path::new(&grant.requested))
+            .map_err(|e| step(&grant.requested, &e))?;
     }
     for bind in binds(plan) {
-        mirror(&bind.path, 0).map_err(|e| step(&bind.path.display().to_string(), &e))?;
+        mirror
+            .path(&bind.path)
+            .map_err(|e| step(&bind.path.display().to_string(), &e))?;
         mount(
             Some(&host(&bind.path)),
             &bind.path,
@@ -184,6 +194,9 @@ pub fn enter(plan: &Plan) -> Result<(), String> {
         )
         .map_err(|e| step(&format!("bind {}", bind.path.display()), &e))?;
         let (set, clear) = bind.attrs();
+        if (set, clear) == (0, 0) {
+            continue;
+        }
         // Recursive first, so submounts get the same flags; a submount the host locked
         // read-only refuses to be made writable, in which case only the top stays
         // writable (stricter than asked, never looser).
@@ -230,7 +243,9 @@ pub fn enter(plan: &Plan) -> Result<(), String> {
         .open(CANARY)
         .map_err(|e| step("canary", &e))?;
     if std::fs::symlink_metadata(&plan.cwd).is_err() {
-        mirror(&plan.cwd, 0).map_err(|e| step(&format!("cwd {}", plan.cwd.display()), &e))?;
+        mirror
+            .path(&plan.cwd)
+            .map_err(|e| step(&format!("cwd {}", plan.cwd.display()), &e))?;
     }
 
     // Drop the host's tree from this namespace entirely, then freeze the skeleton.
@@ -253,44 +268,62 @@ fn mkdir(path: &Path) -> io::Result<()> {
     }
 }
 
-/// Recreates `path` inside the view as it appears on the host (seen through OLD_ROOT):
-/// directories as directories, symlinks as the same symlinks (then following them), and a
-/// final non-directory as an empty file to bind onto.
-fn mirror(path: &Path, depth: u32) -> io::Result<()> {
-    if depth > 40 {
-        return Err(io::Error::from_raw_os_error(libc::ELOOP));
+/// Recreates host paths inside the view, remembering what it already made: the grants
+/// share most of their parents, and each lstat and mkdir saved is a syscall per run.
+#[derive(Default)]
+struct Mirror {
+    done: std::collections::HashSet<PathBuf>,
+}
+
+impl Mirror {
+    /// Recreates `path` inside the view as it appears on the host (seen through OLD_ROOT):
+    /// directories as directories, symlinks as the same symlinks (then following them), and
+    /// a final non-directory as an empty file to bind onto.
+    fn path(&mut self, path: &Path) -> io::Result<()> {
+        self.walk(path, 0)
     }
-    let mut inside = PathBuf::from("/");
-    let comps: Vec<Component> = path.components().collect();
-    for (i, comp) in comps.iter().enumerate() {
-        let Component::Normal(name) = comp else {
-            continue;
-        };
-        inside.push(name);
-        let on_host = Path::new(OLD_ROOT).join(inside.strip_prefix("/").unwrap());
-        let meta = std::fs::symlink_metadata(&on_host)?;
-        if meta.file_type().is_symlink() {
-            let target = std::fs::read_link(&on_host)?;
-            if std::fs::symlink_metadata(&inside).is_err() {
-                std::os::unix::fs::symlink(&target, &inside)?;
-            }
-            let mut resolved = inside.parent().unwrap_or(Path::new("/")).join(&target);
-            for rest in &comps[i + 1..] {
-                resolved.push(rest);
-            }
-            return mirror(&normalize(&resolved), depth + 1);
-        } else if meta.is_dir() {
-            mkdir(&inside)?;
-        } else if std::fs::symlink_metadata(&inside).is_err() {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o644)
-                .open(&inside)?;
+
+    fn walk(&mut self, path: &Path, depth: u32) -> io::Result<()> {
+        if depth > 40 {
+            return Err(io::Error::from_raw_os_error(libc::ELOOP));
         }
+        let mut inside = PathBuf::from("/");
+        let comps: Vec<Component> = path.components().collect();
+        for (i, comp) in comps.iter().enumerate() {
+            let Component::Normal(name) = comp else {
+                continue;
+            };
+            inside.push(name);
+            if self.done.contains(&inside) {
+                continue;
+            }
+            let on_host = Path::new(OLD_ROOT).join(inside.strip_prefix("/").unwrap());
+            let meta = std::fs::symlink_metadata(&on_host)?;
+            if meta.file_type().is_symlink() {
+                let target = std::fs::read_link(&on_host)?;
+                if std::fs::symlink_metadata(&inside).is_err() {
+                    std::os::unix::fs::symlink(&target, &inside)?;
+                }
+                let mut resolved = inside.parent().unwrap_or(Path::new("/")).join(&target);
+                for rest in &comps[i + 1..] {
+                    resolved.push(rest);
+                }
+                // Not remembered: what lies beyond a symlink depends on the rest of the path.
+                return self.walk(&normalize(&resolved), depth + 1);
+            } else if meta.is_dir() {
+                mkdir(&inside)?;
+            } else if std::fs::symlink_metadata(&inside).is_err() {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .mode(0o644)
+                    .open(&inside)?;
+            }
+            self.done.insert(inside.clone());
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 fn normalize(path: &Path) -> PathBuf {
