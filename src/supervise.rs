@@ -82,13 +82,22 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))
 }
 
+/// A pipe for relayed output. Enlarged to 1 MiB where the system allows (best effort: the
+/// default 64 KiB is correct, just slower), so the relay makes fewer, larger reads.
 fn optional_pipe(wanted: bool) -> Result<Option<(OwnedFd, OwnedFd)>, String> {
-    if wanted {
-        pipe().map(Some)
-    } else {
-        Ok(None)
+    if !wanted {
+        return Ok(None);
     }
+    let (read, write) = pipe()?;
+    let _ = nix::fcntl::fcntl(
+        &write,
+        nix::fcntl::FcntlArg::F_SETPIPE_SZ(RELAY_BUFFER as i32),
+    );
+    Ok(Some((read, write)))
 }
+
+/// Bytes read from a relayed stream at once.
+const RELAY_BUFFER: usize = 1 << 20;
 
 fn supervise(plan: &Plan, capture: Capture) -> Outcome {
     let host_ns = namespace_inodes("self");
@@ -225,6 +234,48 @@ pub fn write_id_maps(pid: Pid, uid: u32, gid: u32) -> Result<(), String> {
     Ok(())
 }
 
+/// Hashes stdout on a second thread, so hashing overlaps with relaying (SHA-256 is the
+/// slowest part of pass-through). Buffers travel back on a second channel, so after the
+/// first few chunks none is allocated. Started after the sandbox was cloned: cw-exec is
+/// single-threaded whenever it forks.
+struct BackgroundHasher {
+    chunks: std::sync::mpsc::SyncSender<Vec<u8>>,
+    spare: std::sync::mpsc::Receiver<Vec<u8>>,
+    thread: std::thread::JoinHandle<String>,
+}
+
+impl BackgroundHasher {
+    fn start() -> BackgroundHasher {
+        let (chunks, incoming) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+        let (give_back, spare) = std::sync::mpsc::sync_channel::<Vec<u8>>(8);
+        let thread = std::thread::spawn(move || {
+            let mut hasher = Sha256::new();
+            for chunk in incoming {
+                hasher.update(&chunk);
+                let _ = give_back.try_send(chunk);
+            }
+            crate::kernel::seccomp::hex(&hasher.finalize())
+        });
+        BackgroundHasher {
+            chunks,
+            spare,
+            thread,
+        }
+    }
+
+    fn feed(&self, data: &[u8]) {
+        let mut chunk = self.spare.try_recv().unwrap_or_default();
+        chunk.clear();
+        chunk.extend_from_slice(data);
+        let _ = self.chunks.send(chunk);
+    }
+
+    fn finish(self) -> String {
+        drop(self.chunks);
+        self.thread.join().unwrap_or_default()
+    }
+}
+
 /// One captured output stream.
 struct Stream {
     fd: Option<OwnedFd>,
@@ -245,7 +296,7 @@ fn relay(
     let mut outcome = Outcome::default();
     let mut report_file = Some(std::fs::File::from(report));
     let mut report_buf: Vec<u8> = Vec::new();
-    let mut hasher = stdout.as_ref().map(|_| Sha256::new());
+    let hasher = stdout.as_ref().map(|_| BackgroundHasher::start());
     let mut streams = [
         Stream {
             fd: stdout,
@@ -257,7 +308,7 @@ fn relay(
         },
     ];
     let mut output_budget = plan.limits.output.unwrap_or(u64::MAX);
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = vec![0u8; RELAY_BUFFER];
     let deadline = plan.timeout.map(|t| Instant::now() + t);
     let cpu_limit = plan.limits.cpu_total.filter(|_| cgroups.is_some());
     let mut kill_at: Option<Instant> = None;
@@ -380,8 +431,8 @@ fn relay(
                 continue;
             }
             let written = if stream.is_stdout {
-                if let Some(h) = hasher.as_mut() {
-                    h.update(&buf[..pass]);
+                if let Some(h) = hasher.as_ref() {
+                    h.feed(&buf[..pass]);
                 }
                 outcome.stdout_bytes += pass as u64;
                 if forward_stdout {
@@ -408,7 +459,7 @@ fn relay(
         }
     };
     crate::timings::mark("command ran; init reaped");
-    outcome.stdout_sha256 = hasher.map(|h| crate::kernel::seccomp::hex(&h.finalize()));
+    outcome.stdout_sha256 = hasher.map(BackgroundHasher::finish);
     if let Some((code, signal)) = exit_message {
         outcome.child_code = code;
         outcome.signal = signal;
