@@ -91,13 +91,17 @@ fn optional_pipe(wanted: bool) -> Result<Option<(OwnedFd, OwnedFd)>, String> {
     let (read, write) = pipe()?;
     let _ = nix::fcntl::fcntl(
         &write,
-        nix::fcntl::FcntlArg::F_SETPIPE_SZ(RELAY_BUFFER as i32),
+        nix::fcntl::FcntlArg::F_SETPIPE_SZ(RELAY_PIPE as i32),
     );
     Ok(Some((read, write)))
 }
 
-/// Bytes read from a relayed stream at once.
-const RELAY_BUFFER: usize = 1 << 20;
+/// Bytes read from a relayed stream at once. With the chunks queued for the hasher this
+/// bounds the relay's memory to about 2 MiB, keeping cw-exec's RSS under 8 MiB.
+const RELAY_BUFFER: usize = 256 << 10;
+
+/// The pipe size requested for relayed output.
+const RELAY_PIPE: usize = 1 << 20;
 
 fn supervise(plan: &Plan, capture: Capture) -> Outcome {
     let host_ns = namespace_inodes("self");
@@ -247,7 +251,7 @@ struct BackgroundHasher {
 impl BackgroundHasher {
     fn start() -> BackgroundHasher {
         let (chunks, incoming) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
-        let (give_back, spare) = std::sync::mpsc::sync_channel::<Vec<u8>>(8);
+        let (give_back, spare) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
         let thread = std::thread::spawn(move || {
             let mut hasher = Sha256::new();
             for chunk in incoming {
