@@ -221,3 +221,20 @@ fn probe_reports_this_kernel() {
         Some(if v["ready"] == true { 0 } else { 1 })
     );
 }
+
+#[test]
+fn timings_show_where_the_time_goes() {
+    let out = Sandbox::new().arg("--timings").run(&["/bin/true"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    for phase in [
+        "plan:",
+        "namespaces created",
+        "init: mount view",
+        "command: rlimits, capabilities, seccomp",
+        "command ran",
+    ] {
+        assert!(err.contains(phase), "--timings lacks {phase}:\n{err}");
+    }
+    assert!(stdout(&out).is_empty(), "timings must not touch stdout");
+}
