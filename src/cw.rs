@@ -275,7 +275,6 @@ pub fn lower(
         }
     };
     let text = |p: &PathBuf| p.to_string_lossy().into_owned();
-    prepare_outputs(policy, write_set);
     Ok(Request {
         read: policy.read_paths.iter().map(text).collect(),
         write: write_set.iter().map(text).collect(),
@@ -299,11 +298,12 @@ pub fn lower(
     })
 }
 
+/// Called before a run (never by `explain`, which has no side effects).
 /// CW's worker outputs may not exist yet when the worker starts (result.md is written by
 /// the agent). A path must exist to be granted, so create the ones the policy names, as the
 /// caller: the result file empty, the artifacts and logs directories empty. Nothing else is
 /// created; any other missing path stays an error.
-fn prepare_outputs(policy: &SandboxPolicy, write_set: &[PathBuf]) {
+pub fn prepare_outputs(policy: &SandboxPolicy, write_set: &[PathBuf]) {
     let Some(m) = &policy.metadata else { return };
     fn wanted<'a>(p: &'a Option<PathBuf>, write_set: &[PathBuf]) -> Option<&'a PathBuf> {
         p.as_ref().filter(|p| write_set.contains(p) && !p.exists())

@@ -332,7 +332,12 @@ impl EnvelopeSink {
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.subsec_nanos())
+                    .unwrap_or(0);
+                let tmp =
+                    path.with_file_name(format!(".{name}.{}.{nanos:08x}.tmp", std::process::id()));
                 std::fs::OpenOptions::new()
                     .write(true)
                     .create_new(true)
@@ -368,6 +373,10 @@ fn run(args: &RunArgs) -> i32 {
         Ok(r) => r,
         Err(refusal) => return refuse(&refusal, &label, sinks),
     };
+    if let Some(policy) = &policy {
+        let write_set: Vec<PathBuf> = request.write.iter().map(PathBuf::from).collect();
+        cw::prepare_outputs(policy, &write_set);
+    }
     // A worker whose policy allows logs keeps its attestation there.
     if let Some(dir) = policy.as_ref().and_then(cw::SandboxPolicy::logs_dir) {
         match logs_sink(&dir) {
@@ -599,6 +608,7 @@ fn exec(source: &str) -> i32 {
         ));
         return EXIT_REFUSED;
     }
+    cw::prepare_outputs(policy, &policy.effective_write_set());
     req.command = argv;
     req.cwd = request
         .cwd

@@ -636,8 +636,8 @@ fn resolve_command(name: &str, cwd: &Path, path_var: &str) -> Result<PathBuf, Pl
 }
 
 /// Resolves one grant to the paths it covers: usually one; a grant of `/` becomes one grant
-/// per top-level entry (except /proc, /dev and /tmp, which the sandbox has its own of), so
-/// the view can still be assembled from separate binds.
+/// per top-level entry (except /proc, /dev and /tmp, which the sandbox has its own of, and
+/// /root and /home, which must be granted by name), so the view is still separate binds.
 fn resolve_grant(
     field: &str,
     text: &str,
@@ -673,7 +673,9 @@ fn resolve_grant(
         }];
         for entry in entries.flatten() {
             let child = entry.path();
-            if ["/proc", "/dev", "/tmp"]
+            // The sandbox has its own /proc, /dev and /tmp; /root and /home hold credentials
+            // and are granted only by name.
+            if ["/proc", "/dev", "/tmp", "/root", "/home"]
                 .iter()
                 .any(|skip| child == Path::new(skip))
             {

@@ -267,3 +267,30 @@ fn devices_in_the_runtime_allowance_work() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), "4");
 }
+
+#[test]
+fn credentials_stay_unreadable_when_a_grant_covers_them() {
+    // --read /etc brings /etc/shadow into the view; it is masked unless named itself.
+    let sb = Sandbox::new().args(["--read", "/etc"]);
+    assert_eq!(sb.attempt(&["read", "/etc/passwd"]), "ok");
+    for cred in ["/etc/shadow", "/etc/gshadow", "/etc/sudoers", "/etc/ssh"] {
+        if std::path::Path::new(cred).exists() {
+            let action = if std::path::Path::new(cred).is_dir() {
+                "list"
+            } else {
+                "read"
+            };
+            assert_eq!(sb.attempt(&[action, cred]), "EACCES", "{cred}");
+        }
+    }
+    // Running from / reads "$cwd" = /: everything but /root and /home, credentials masked.
+    let sb = Sandbox::new().cwd(std::path::Path::new("/"));
+    assert_eq!(sb.attempt(&["read", "/etc/shadow"]), "EACCES");
+    assert_eq!(sb.attempt(&["list", "/root"]), "ENOENT");
+    assert_eq!(sb.attempt(&["list", "/home"]), "ENOENT");
+    // Named explicitly, a credential is granted like any path.
+    if is_root() {
+        let sb = Sandbox::new().args(["--read", "/etc", "--read", "/etc/shadow"]);
+        assert_eq!(sb.attempt(&["read", "/etc/shadow"]), "ok");
+    }
+}

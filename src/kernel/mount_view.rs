@@ -24,6 +24,22 @@ use crate::sys::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, M
 /// from inside the sandbox to prove the Landlock and read-only layers are live.
 pub const CANARY: &str = "/.cw-exec-canary";
 
+/// Host credentials. When a grant covers one of these (`--read /`, or a working directory of
+/// `/etc`) but no grant names it or something beneath it, it is masked in the view by an
+/// empty, mode-000 file or directory: reading it fails (EACCES), whoever the caller is.
+pub const CREDENTIALS: &[&str] = &[
+    "/etc/shadow",
+    "/etc/shadow-",
+    "/etc/gshadow",
+    "/etc/gshadow-",
+    "/etc/sudoers",
+    "/etc/sudoers.d",
+    "/etc/ssh",
+    "/etc/ssl/private",
+    "/root",
+    "/home",
+];
+
 /// One bind mount of the view.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Bind {
@@ -236,6 +252,8 @@ pub fn enter(plan: &Plan) -> Result<(), String> {
         }
     }
 
+    mask_credentials(plan).map_err(|e| step("masking host credentials", &e))?;
+
     std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -258,6 +276,53 @@ pub fn enter(plan: &Plan) -> Result<(), String> {
         0,
     )
     .map_err(|e| step("making the view's root read-only", &e))?;
+    Ok(())
+}
+
+/// Covers every credential path a grant brought into the view without naming it.
+fn mask_credentials(plan: &Plan) -> io::Result<()> {
+    const MASK: &str = "/.cw-exec-mask";
+    for cred in CREDENTIALS.iter().map(Path::new) {
+        let named = plan.all_grants().any(|g| g.path.starts_with(cred));
+        let Ok(meta) = std::fs::symlink_metadata(cred) else {
+            continue;
+        };
+        if named || meta.file_type().is_symlink() {
+            continue;
+        }
+        if meta.is_dir() {
+            mount(
+                Some("tmpfs"),
+                cred,
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                Some("size=4k,mode=000"),
+            )
+            .map_err(|e| io::Error::other(format!("{}: {e}", cred.display())))?;
+        } else {
+            if std::fs::symlink_metadata(MASK).is_err() {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o000)
+                    .open(MASK)?;
+            }
+            mount(
+                Some(MASK),
+                cred,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(|e| io::Error::other(format!("{}: {e}", cred.display())))?;
+            sys::mount_setattr(
+                cred,
+                false,
+                MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+                0,
+            )?;
+        }
+    }
     Ok(())
 }
 
