@@ -797,9 +797,9 @@ fn agent_install_grants(
     Ok(out)
 }
 
-/// Lexically normalizes an absolute path (drops `.` and resolves `..`) for per-run paths,
-/// which cannot be canonicalized before they exist.
-fn normalize(path: &Path) -> PathBuf {
+/// Lexically normalizes an absolute path (drops `.` and resolves `..`), for paths that must
+/// not or cannot be canonicalized: the private tmp, and symlink targets in the mount view.
+pub fn normalize(path: &Path) -> PathBuf {
     let mut out = PathBuf::from("/");
     for comp in path.components() {
         match comp {

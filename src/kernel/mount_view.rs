@@ -17,7 +17,7 @@ use std::path::{Component, Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
-use crate::plan::{Grant, Plan, PRIVATE_TMP};
+use crate::plan::{normalize, Grant, Plan, PRIVATE_TMP};
 use crate::sys::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 
 /// A file in the view's root that no grant covers. The read-back tries to read and write it
@@ -389,20 +389,6 @@ impl Mirror {
         }
         Ok(())
     }
-}
-
-fn normalize(path: &Path) -> PathBuf {
-    let mut out = PathBuf::from("/");
-    for comp in path.components() {
-        match comp {
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::Normal(c) => out.push(c),
-            _ => {}
-        }
-    }
-    out
 }
 
 /// Descriptions of the view's mounts, for `explain` and the attestation.
