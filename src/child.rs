@@ -135,16 +135,18 @@ fn init(
     }
 
     crate::timings::mark("init: memfd sysctl, loopback");
+    // Init must not expose cw-exec's environment through /proc/1/environ. Both before the
+    // fork, so there is no moment at which the command runs while init is readable: init
+    // is non-dumpable from here on (the command becomes dumpable again at its own execve),
+    // and the environment block is zeroed in both copies (nothing reads it any more).
+    step("init: not dumpable", nix::sys::prctl::set_dumpable(false))?;
+    sys::scrub_initial_environment();
     let command = match step("fork", sys::clone_into_namespaces(0))? {
         None => command_main(plan, host_ns, reporter),
         Some(pid) => pid,
     };
-
-    // Init needs no privilege from here on, and must not expose cw-exec's environment
-    // through /proc/1/environ.
+    // Init needs no privilege from here on (the command's process drops its own).
     step("init: dropping capabilities", drop_capabilities())?;
-    step("init: not dumpable", nix::sys::prctl::set_dumpable(false))?;
-    sys::scrub_initial_environment();
 
     loop {
         let sig = match wanted.wait() {
