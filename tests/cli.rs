@@ -31,19 +31,30 @@ fn exit_codes_follow_the_convention() {
 
 #[test]
 fn timeout_terms_the_tree_and_exits_124() {
-    let out = Sandbox::new()
-        .args(["--timeout", "0.5"])
-        .run(&["/bin/sleep", "30"]);
-    assert_eq!(out.status.code(), Some(124));
-    assert!(stderr(&out).contains("timed out"));
-    // The command sees SIGTERM first (a chance to clean up), not only the final SIGKILL.
-    let out = Sandbox::new().args(["--timeout", "0.5"]).run(&[
-        "/bin/sh",
-        "-c",
-        "trap 'echo got-term; exit 3' TERM; sleep 30 & wait",
-    ]);
-    assert_eq!(out.status.code(), Some(124));
-    assert_eq!(stdout(&out).trim(), "got-term", "{}", stderr(&out));
+    as_each_identity(|sb, who| {
+        let env = workdir("timeout").join("e.json");
+        let out = sb
+            .clone()
+            .args(["--timeout", "0.5", "--envelope", env.to_str().unwrap()])
+            .run(&["/bin/sleep", "30"]);
+        assert_eq!(out.status.code(), Some(124), "{who}");
+        assert!(stderr(&out).contains("timed out"), "{who}");
+        let e = envelope(&env);
+        assert_eq!(
+            e["provenance"]["handle"]["metadata"]["timedOut"], true,
+            "{who}"
+        );
+        let notes = e["provenance"]["attestation"]["notes"].to_string();
+        assert!(notes.contains("timeout: killed after"), "{who}: {notes}");
+        // The command sees SIGTERM first (a chance to clean up), not only the final SIGKILL.
+        let out = sb.args(["--timeout", "0.5"]).run(&[
+            "/bin/sh",
+            "-c",
+            "trap 'echo got-term; exit 3' TERM; sleep 30 & wait",
+        ]);
+        assert_eq!(out.status.code(), Some(124), "{who}");
+        assert_eq!(stdout(&out).trim(), "got-term", "{who}: {}", stderr(&out));
+    });
 }
 
 #[test]
