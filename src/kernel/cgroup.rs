@@ -3,8 +3,9 @@
 //!
 //! Both hierarchies are supported, per controller:
 //! - cgroup v2, when the controller is already enabled in the `cgroup.subtree_control` of the
-//!   cgroup cw-exec runs in (a delegated subtree) — cw-exec never reorganises the caller's
-//!   cgroups to enable one. `cpu.stat` exists in every v2 cgroup, so v2 always accounts CPU.
+//!   cgroup cw-exec runs in (a delegated subtree) or of the hierarchy's root (where root may
+//!   create cgroups on a systemd host) — cw-exec never reorganises the caller's cgroups to
+//!   enable one. `cpu.stat` exists in every v2 cgroup, so v2 always accounts CPU.
 //! - cgroup v1, when the controller has its own hierarchy (memory, pids, cpuacct) and cw-exec
 //!   may create a cgroup beneath its own there (usually root only).
 //!
@@ -134,15 +135,20 @@ pub fn locate(controller: Controller) -> Option<Hierarchy> {
         mounts.iter().find(|m| m.v2),
         own.iter().find(|(c, _)| c.is_empty()),
     ) {
-        let parent = join(&m.mount_point, rel);
-        let enabled =
-            std::fs::read_to_string(parent.join("cgroup.subtree_control")).unwrap_or_default();
-        let usable = match controller.v2_name() {
-            Some(name) => enabled.split_whitespace().any(|c| c == name),
-            None => true,
-        };
-        if usable && writable_dir(&parent) {
-            return Some(Hierarchy::V2(parent));
+        // cw-exec's own cgroup (a delegated subtree, or the root), then the hierarchy's root:
+        // the root cgroup may hold processes and enabled controllers at once, so a caller who
+        // may write there (root, usually) gets whole-sandbox limits on a systemd host, where
+        // its own cgroup is a leaf with no controllers enabled below it.
+        for parent in [join(&m.mount_point, rel), m.mount_point.clone()] {
+            let enabled =
+                std::fs::read_to_string(parent.join("cgroup.subtree_control")).unwrap_or_default();
+            let usable = match controller.v2_name() {
+                Some(name) => enabled.split_whitespace().any(|c| c == name),
+                None => true,
+            };
+            if usable && writable_dir(&parent) {
+                return Some(Hierarchy::V2(parent));
+            }
         }
     }
     let name = controller.v1_name();
