@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::plan::{Plan, PlanError, Request};
-use crate::policy::{NetMode, Profile, Size, BUNDLED};
+use crate::policy::{LimitsPolicy, NetMode, Profile, Size, BUNDLED};
 
 /// Exit code when cw-exec refuses or fails before exec.
 const EXIT_REFUSED: i32 = 125;
@@ -153,13 +153,15 @@ impl RunArgs {
             env: self.env.clone(),
             setenv: self.setenv.clone(),
             cwd: self.cwd.clone(),
-            timeout: self.timeout,
-            memory: self.memory,
-            pids: self.pids,
-            cpu: self.cpu,
-            nofile: self.nofile,
-            fsize: self.fsize,
-            output_limit: self.output_limit,
+            limits: LimitsPolicy {
+                timeout: self.timeout,
+                memory: self.memory,
+                pids: self.pids,
+                cpu: self.cpu,
+                nofile: self.nofile,
+                fsize: self.fsize,
+                output_limit: self.output_limit,
+            },
             command: self.command.clone(),
             timings: self.timings,
             ..Default::default()
@@ -201,13 +203,7 @@ impl RunArgs {
         req.env.extend(flags.env);
         req.setenv = flags.setenv;
         req.cwd = flags.cwd;
-        req.timeout = flags.timeout;
-        req.memory = flags.memory;
-        req.pids = flags.pids;
-        req.cpu = flags.cpu;
-        req.nofile = flags.nofile;
-        req.fsize = flags.fsize;
-        req.output_limit = flags.output_limit;
+        req.limits = flags.limits;
         req.command = flags.command;
         req.timings = flags.timings;
         Ok((req, Some(policy)))
@@ -561,23 +557,22 @@ fn exec(source: &str) -> i32 {
     let required = policy.required();
     let print =
         |v: &serde_json::Value| println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
-    let refusal = |code: &'static str, message: String, unenforceable: Vec<&'static str>| Refusal {
-        code,
-        message,
-        profile_id: policy.id.clone(),
-        unenforceable,
-        logs_dir: None,
+    // Every refusal here prints its envelope and ends the request.
+    let refused = |code: &'static str, message: String, unenforceable: Vec<&'static str>| {
+        let refusal = Refusal {
+            code,
+            message,
+            profile_id: policy.id.clone(),
+            unenforceable,
+            logs_dir: None,
+        };
+        print(&refusal_envelope(&refusal, &label, &required, kind));
+        EXIT_REFUSED
     };
 
     if !argv.is_empty() {
         if let Some(denied) = policy.command_denied(&argv.join(" ")) {
-            print(&refusal_envelope(
-                &refusal("sandbox-command-denied", denied, vec![]),
-                &label,
-                &required,
-                kind,
-            ));
-            return EXIT_REFUSED;
+            return refused("sandbox-command-denied", denied, vec![]);
         }
     }
     let mut req = match cw::lower(policy, &policy.effective_write_set(), false) {
@@ -589,24 +584,12 @@ fn exec(source: &str) -> i32 {
                 e.dimension,
                 e.message
             );
-            print(&refusal_envelope(
-                &refusal(envelope::UNENFORCEABLE, message, vec![e.dimension]),
-                &label,
-                &required,
-                kind,
-            ));
-            return EXIT_REFUSED;
+            return refused(envelope::UNENFORCEABLE, message, vec![e.dimension]);
         }
     };
     if argv.is_empty() {
         let message = format!("Backend {} requires a command to execute", cw::BACKEND_ID);
-        print(&refusal_envelope(
-            &refusal("no-command", message, vec![]),
-            &label,
-            &required,
-            kind,
-        ));
-        return EXIT_REFUSED;
+        return refused("no-command", message, vec![]);
     }
     cw::prepare_outputs(policy, &policy.effective_write_set());
     req.command = argv;
@@ -614,7 +597,7 @@ fn exec(source: &str) -> i32 {
         .cwd
         .clone()
         .or_else(|| policy.metadata.as_ref().and_then(|m| m.cwd.clone()));
-    req.timeout = request.timeout_ms.map(|ms| ms as f64 / 1000.0);
+    req.limits.timeout = request.timeout_ms.map(|ms| ms as f64 / 1000.0);
     let plan = match Plan::build(&req) {
         Ok(plan) => plan,
         Err(PlanError::CommandNotFound(message)) => {
@@ -649,22 +632,10 @@ fn exec(source: &str) -> i32 {
         }
         Err(PlanError::Unenforceable { mechanism, message }) => {
             let message = format!("{mechanism}: {message}");
-            print(&refusal_envelope(
-                &refusal(envelope::UNENFORCEABLE, message, required.clone()),
-                &label,
-                &required,
-                kind,
-            ));
-            return EXIT_REFUSED;
+            return refused(envelope::UNENFORCEABLE, message, required.clone());
         }
         Err(PlanError::BadInput(message)) => {
-            print(&refusal_envelope(
-                &refusal("backend-not-runnable", message, vec![]),
-                &label,
-                &required,
-                kind,
-            ));
-            return EXIT_REFUSED;
+            return refused("backend-not-runnable", message, vec![]);
         }
     };
     let capture = supervise::Capture {

@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::kernel::landlock::LandlockAbi;
 use crate::kernel::seccomp::SeccompProgram;
 use crate::limits::{Limits, LimitsPlan};
-use crate::policy::{check_env_name, check_timeout, NetMode, Profile, Size, Tokens};
+use crate::policy::{check_env_name, check_timeout, LimitsPolicy, NetMode, Profile, Tokens};
 
 /// The sandbox's /tmp: always a private tmpfs, never the host's (`$tmp` names it). Host paths
 /// beneath /tmp can still be granted; they are bound on top of it.
@@ -35,13 +35,8 @@ pub struct Request {
     pub env: Vec<String>,
     pub setenv: Vec<String>,
     pub cwd: Option<PathBuf>,
-    pub timeout: Option<f64>,
-    pub memory: Option<Size>,
-    pub pids: Option<u64>,
-    pub cpu: Option<f64>,
-    pub nofile: Option<u64>,
-    pub fsize: Option<Size>,
-    pub output_limit: Option<Size>,
+    /// Limits from flags; each overrides the profile's `[limits]` value.
+    pub limits: LimitsPolicy,
     pub command: Vec<String>,
     /// How the environment starts.
     pub env_base: EnvBase,
@@ -489,7 +484,8 @@ impl Plan {
             }
         }
         let net = req.net.or(profile.net).unwrap_or(NetMode::None);
-        let timeout = match req.timeout.or(profile.limits.timeout) {
+        let rl = &req.limits;
+        let timeout = match rl.timeout.or(profile.limits.timeout) {
             Some(t) => {
                 check_timeout(t).map_err(|e| bad(format!("--timeout: {e}")))?;
                 Some(Duration::from_secs_f64(t))
@@ -497,12 +493,12 @@ impl Plan {
             None => None,
         };
         let pl = &profile.limits;
-        for (flag, v) in [("--pids", req.pids), ("--nofile", req.nofile)] {
+        for (flag, v) in [("--pids", rl.pids), ("--nofile", rl.nofile)] {
             if v == Some(0) {
                 return Err(bad(format!("{flag}: must be at least 1")));
             }
         }
-        let cpu = match req.cpu.or(pl.cpu) {
+        let cpu = match rl.cpu.or(pl.cpu) {
             Some(c) => {
                 check_timeout(c).map_err(|e| bad(format!("--cpu: {e}")))?;
                 Some(Duration::from_secs_f64(c))
@@ -510,12 +506,12 @@ impl Plan {
             None => None,
         };
         let wanted = Limits {
-            memory: req.memory.or(pl.memory).map(|s| s.0),
-            pids: req.pids.or(pl.pids),
+            memory: rl.memory.or(pl.memory).map(|s| s.0),
+            pids: rl.pids.or(pl.pids),
             cpu,
-            nofile: req.nofile.or(pl.nofile),
-            fsize: req.fsize.or(pl.fsize).map(|s| s.0),
-            output: req.output_limit.or(pl.output_limit).map(|s| s.0),
+            nofile: rl.nofile.or(pl.nofile),
+            fsize: rl.fsize.or(pl.fsize).map(|s| s.0),
+            output: rl.output_limit.or(pl.output_limit).map(|s| s.0),
         };
         let limits = crate::limits::plan(&wanted, uid).map_err(|(limit, message)| {
             PlanError::Unenforceable {
