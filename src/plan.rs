@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::kernel::landlock::LandlockAbi;
 use crate::kernel::seccomp::SeccompProgram;
 use crate::limits::{Limits, LimitsPlan};
-use crate::policy::{check_env_name, check_timeout, LimitsPolicy, NetMode, Profile, Tokens};
+use crate::policy::{check_env_name, LimitsPolicy, NetMode, Profile, Tokens};
 
 /// The sandbox's /tmp: always a private tmpfs, never the host's (`$tmp` names it). Host paths
 /// beneath /tmp can still be granted; they are bound on top of it.
@@ -484,27 +484,12 @@ impl Plan {
             }
         }
         let net = req.net.or(profile.net).unwrap_or(NetMode::None);
+        // Profile values were checked when the profile was parsed; the flags are checked here.
         let rl = &req.limits;
-        let timeout = match rl.timeout.or(profile.limits.timeout) {
-            Some(t) => {
-                check_timeout(t).map_err(|e| bad(format!("--timeout: {e}")))?;
-                Some(Duration::from_secs_f64(t))
-            }
-            None => None,
-        };
+        rl.check(|key| format!("--{key}")).map_err(bad)?;
         let pl = &profile.limits;
-        for (flag, v) in [("--pids", rl.pids), ("--nofile", rl.nofile)] {
-            if v == Some(0) {
-                return Err(bad(format!("{flag}: must be at least 1")));
-            }
-        }
-        let cpu = match rl.cpu.or(pl.cpu) {
-            Some(c) => {
-                check_timeout(c).map_err(|e| bad(format!("--cpu: {e}")))?;
-                Some(Duration::from_secs_f64(c))
-            }
-            None => None,
-        };
+        let timeout = rl.timeout.or(pl.timeout).map(Duration::from_secs_f64);
+        let cpu = rl.cpu.or(pl.cpu).map(Duration::from_secs_f64);
         let wanted = Limits {
             memory: rl.memory.or(pl.memory).map(|s| s.0),
             pids: rl.pids.or(pl.pids),

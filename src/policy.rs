@@ -136,6 +136,24 @@ pub struct LimitsPolicy {
     pub output_limit: Option<Size>,
 }
 
+impl LimitsPolicy {
+    /// Checks every value set; `name` turns a key into how the caller spells it (a profile's
+    /// `limits.pids`, a flag's `--pids`), so the error names the culprit either way.
+    pub fn check(&self, name: impl Fn(&str) -> String) -> Result<(), String> {
+        for (key, seconds) in [("timeout", self.timeout), ("cpu", self.cpu)] {
+            if let Some(t) = seconds {
+                check_timeout(t).map_err(|e| format!("{}: {e}", name(key)))?;
+            }
+        }
+        for (key, count) in [("pids", self.pids), ("nofile", self.nofile)] {
+            if count == Some(0) {
+                return Err(format!("{}: must be at least 1", name(key)));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A sandbox profile: what a bundled `policies/*.toml` or a user's profile file contains.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -185,20 +203,9 @@ impl Profile {
     pub fn parse(text: &str, origin: &str) -> Result<Profile, String> {
         let profile: Profile = toml::from_str(text)
             .map_err(|e| format!("profile {origin}: {}", e.to_string().trim()))?;
-        let l = &profile.limits;
-        if let Some(t) = l.timeout {
-            check_timeout(t).map_err(|e| format!("profile {origin}: limits.timeout: {e}"))?;
-        }
-        if let Some(t) = l.cpu {
-            check_timeout(t).map_err(|e| format!("profile {origin}: limits.cpu: {e}"))?;
-        }
-        for (key, v) in [("pids", l.pids), ("nofile", l.nofile)] {
-            if v == Some(0) {
-                return Err(format!(
-                    "profile {origin}: limits.{key}: must be at least 1"
-                ));
-            }
-        }
+        profile
+            .limits
+            .check(|key| format!("profile {origin}: limits.{key}"))?;
         for name in &profile.env.expose {
             check_env_name(name).map_err(|e| format!("profile {origin}: env.expose: {e}"))?;
         }
