@@ -67,6 +67,9 @@ pub fn plan(limits: &Limits, uid: u32) -> Result<LimitsPlan, (String, String)> {
         cpu_total: None,
         reports: vec![],
     };
+    // Read only if a limit needs a cgroup.
+    let host = std::cell::OnceCell::new();
+    let locate = |c| host.get_or_init(cgroup::CgroupHost::read).locate(c);
     let mut report = |limit, requested: String, mechanism: String, whole| {
         p.reports.push(LimitReport {
             limit,
@@ -76,7 +79,7 @@ pub fn plan(limits: &Limits, uid: u32) -> Result<LimitsPlan, (String, String)> {
         })
     };
     if let Some(bytes) = limits.memory {
-        match cgroup::locate(Controller::Memory) {
+        match locate(Controller::Memory) {
             Some(h) => {
                 report(
                     "memory",
@@ -93,7 +96,7 @@ pub fn plan(limits: &Limits, uid: u32) -> Result<LimitsPlan, (String, String)> {
         }
     }
     if let Some(n) = limits.pids {
-        match cgroup::locate(Controller::Pids) {
+        match locate(Controller::Pids) {
             Some(h) => {
                 report("pids", n.to_string(), format!("{} pids", h.describe()), true);
                 p.cgroups.pids = Some((n, h));
@@ -115,7 +118,7 @@ pub fn plan(limits: &Limits, uid: u32) -> Result<LimitsPlan, (String, String)> {
         let secs = cpu.as_secs_f64().ceil().max(1.0) as u64;
         // SIGXCPU at the soft limit, SIGKILL a second later.
         p.rlimits.push((Resource::RLIMIT_CPU, secs, secs + 1));
-        match cgroup::locate(Controller::CpuAccounting) {
+        match locate(Controller::CpuAccounting) {
             Some(h) => {
                 report(
                     "cpu",

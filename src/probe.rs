@@ -163,6 +163,7 @@ pub fn checks() -> Vec<Check> {
             Err(e) => e,
         },
     });
+    let host = crate::kernel::cgroup::CgroupHost::read();
     let located: Vec<String> = [
         ("memory", crate::kernel::cgroup::Controller::Memory),
         ("pids", crate::kernel::cgroup::Controller::Pids),
@@ -172,7 +173,7 @@ pub fn checks() -> Vec<Check> {
         ),
     ]
     .iter()
-    .map(|(name, c)| match crate::kernel::cgroup::locate(*c) {
+    .map(|(name, c)| match host.locate(*c) {
         Some(h) => format!("{name}: {}", h.describe()),
         None => format!("{name}: none (rlimit fallback)"),
     })

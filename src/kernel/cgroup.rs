@@ -126,38 +126,53 @@ fn writable_dir(path: &Path) -> bool {
         .is_ok()
 }
 
-/// Finds where `controller` can be used by this process, preferring cgroup v2.
-pub fn locate(controller: Controller) -> Option<Hierarchy> {
-    let mounts = cgroup_mounts();
-    let own = own_paths();
-    let join = |mount: &Path, rel: &str| mount.join(rel.trim_start_matches('/'));
-    if let (Some(m), Some((_, rel))) = (
-        mounts.iter().find(|m| m.v2),
-        own.iter().find(|(c, _)| c.is_empty()),
-    ) {
-        // cw-exec's own cgroup (a delegated subtree, or the root), then the hierarchy's root:
-        // the root cgroup may hold processes and enabled controllers at once, so a caller who
-        // may write there (root, usually) gets whole-sandbox limits on a systemd host, where
-        // its own cgroup is a leaf with no controllers enabled below it.
-        for parent in [join(&m.mount_point, rel), m.mount_point.clone()] {
-            let enabled =
-                std::fs::read_to_string(parent.join("cgroup.subtree_control")).unwrap_or_default();
-            let usable = match controller.v2_name() {
-                Some(name) => enabled.split_whitespace().any(|c| c == name),
-                None => true,
-            };
-            if usable && writable_dir(&parent) {
-                return Some(Hierarchy::V2(parent));
-            }
+/// This process's view of the cgroup hierarchies, read once per run (two /proc files) and
+/// asked about each controller.
+pub struct CgroupHost {
+    mounts: Vec<CgroupMount>,
+    own: Vec<(String, String)>,
+}
+
+impl CgroupHost {
+    pub fn read() -> CgroupHost {
+        CgroupHost {
+            mounts: cgroup_mounts(),
+            own: own_paths(),
         }
     }
-    let name = controller.v1_name();
-    let m = mounts
-        .iter()
-        .find(|m| !m.v2 && m.controllers.iter().any(|c| c == name))?;
-    let (_, rel) = own.iter().find(|(c, _)| c.split(',').any(|c| c == name))?;
-    let parent = join(&m.mount_point, rel);
-    writable_dir(&parent).then_some(Hierarchy::V1(parent))
+
+    /// Finds where `controller` can be used by this process, preferring cgroup v2.
+    pub fn locate(&self, controller: Controller) -> Option<Hierarchy> {
+        let (mounts, own) = (&self.mounts, &self.own);
+        let join = |mount: &Path, rel: &str| mount.join(rel.trim_start_matches('/'));
+        if let (Some(m), Some((_, rel))) = (
+            mounts.iter().find(|m| m.v2),
+            own.iter().find(|(c, _)| c.is_empty()),
+        ) {
+            // cw-exec's own cgroup (a delegated subtree, or the root), then the hierarchy's root:
+            // the root cgroup may hold processes and enabled controllers at once, so a caller who
+            // may write there (root, usually) gets whole-sandbox limits on a systemd host, where
+            // its own cgroup is a leaf with no controllers enabled below it.
+            for parent in [join(&m.mount_point, rel), m.mount_point.clone()] {
+                let enabled = std::fs::read_to_string(parent.join("cgroup.subtree_control"))
+                    .unwrap_or_default();
+                let usable = match controller.v2_name() {
+                    Some(name) => enabled.split_whitespace().any(|c| c == name),
+                    None => true,
+                };
+                if usable && writable_dir(&parent) {
+                    return Some(Hierarchy::V2(parent));
+                }
+            }
+        }
+        let name = controller.v1_name();
+        let m = mounts
+            .iter()
+            .find(|m| !m.v2 && m.controllers.iter().any(|c| c == name))?;
+        let (_, rel) = own.iter().find(|(c, _)| c.split(',').any(|c| c == name))?;
+        let parent = join(&m.mount_point, rel);
+        writable_dir(&parent).then_some(Hierarchy::V1(parent))
+    }
 }
 
 /// The cgroups made for one run.
