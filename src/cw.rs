@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::envelope::PolicyFacts;
 use crate::plan::{EnvBase, Request};
 use crate::policy::NetMode;
 
@@ -99,6 +100,17 @@ impl SandboxPolicy {
             r.push("env");
         }
         r
+    }
+
+    /// What the attestation states about this policy.
+    pub fn facts(&self, notes: Vec<String>) -> PolicyFacts {
+        PolicyFacts {
+            profile_id: self.id.clone(),
+            required: self.required(),
+            enforced_by_cw: self.enforcement.enforced_by_cw.clone(),
+            host_required: self.enforcement.host_required.clone(),
+            notes,
+        }
     }
 
     /// The effective write set: writePaths + resultPath/artifactsDir/logsDir as workerOutput
@@ -217,16 +229,6 @@ impl RunRequest {
     }
 }
 
-/// What the attestation needs from the CW policy.
-#[derive(Clone, Debug)]
-pub struct CwContext {
-    pub profile_id: String,
-    pub required: Vec<&'static str>,
-    pub enforced_by_cw: Vec<String>,
-    pub host_required: Vec<String>,
-    pub notes: Vec<String>,
-}
-
 /// A policy cw-exec cannot express: refuse rather than guess.
 pub struct Inexpressible {
     pub dimension: &'static str,
@@ -287,13 +289,7 @@ pub fn lower(
         env_deny: policy.env.deny.clone(),
         forward_provider_keys: wrapped_agent.then_some(true),
         agent_install: wrapped_agent,
-        cw: Some(CwContext {
-            profile_id: policy.id.clone(),
-            required: policy.required(),
-            enforced_by_cw: policy.enforcement.enforced_by_cw.clone(),
-            host_required: policy.enforcement.host_required.clone(),
-            notes,
-        }),
+        cw: Some(policy.facts(notes)),
         ..Default::default()
     })
 }

@@ -59,7 +59,9 @@ pub fn evidence_refused(code: &str, profile_id: &str) -> Vec<String> {
     ]
 }
 
-/// The policy facts an attestation states, whether or not a plan was made.
+/// The policy facts an attestation states, whether or not a plan was made. A plan lowered
+/// from a cool-workflow policy carries them (`Plan::cw`); otherwise they follow from the plan.
+#[derive(Clone, Debug)]
 pub struct PolicyFacts {
     pub profile_id: String,
     pub required: Vec<&'static str>,
@@ -71,13 +73,7 @@ pub struct PolicyFacts {
 impl PolicyFacts {
     pub fn of_plan(plan: &Plan) -> PolicyFacts {
         match &plan.cw {
-            Some(cw) => PolicyFacts {
-                profile_id: cw.profile_id.clone(),
-                required: cw.required.clone(),
-                enforced_by_cw: cw.enforced_by_cw.clone(),
-                host_required: cw.host_required.clone(),
-                notes: cw.notes.clone(),
-            },
+            Some(facts) => facts.clone(),
             None => PolicyFacts {
                 profile_id: plan.profile_id.clone(),
                 required: attest::required(plan),

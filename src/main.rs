@@ -603,13 +603,7 @@ fn exec(source: &str) -> i32 {
         Err(PlanError::CommandNotFound(message)) => {
             // CW's local drivers report a command that cannot be spawned as a failed run.
             eprintln!("cw-exec: {message}");
-            let facts = envelope::PolicyFacts {
-                profile_id: policy.id.clone(),
-                required: required.clone(),
-                enforced_by_cw: policy.enforcement.enforced_by_cw.clone(),
-                host_required: policy.enforcement.host_required.clone(),
-                notes: vec![],
-            };
+            let facts = policy.facts(vec![]);
             let att = envelope::attestation(
                 &facts,
                 &[],

@@ -48,7 +48,7 @@ pub struct Request {
     /// attested allowance: the directory of the resolved binary.
     pub agent_install: bool,
     /// The cool-workflow policy this request was lowered from, if any.
-    pub cw: Option<crate::cw::CwContext>,
+    pub cw: Option<crate::envelope::PolicyFacts>,
     /// Record and print phase timings.
     pub timings: bool,
 }
@@ -224,7 +224,7 @@ pub struct Plan {
     /// The wrapped agent's own installation (and its interpreter's), attested apart.
     pub agent_install: Vec<Grant>,
     /// The cool-workflow policy this plan was lowered from, if any.
-    pub cw: Option<crate::cw::CwContext>,
+    pub cw: Option<crate::envelope::PolicyFacts>,
     /// Send phase timings back from the sandbox.
     pub timings: bool,
     pub exec_allowlist: bool,
