@@ -441,6 +441,15 @@ fn main() {
             let r = std::fs::File::create(a(1)).and_then(|mut f| f.write_all(&vec![b'x'; n]));
             result(r);
         }
+        "ioctl-tcgets" => report(unsafe {
+            let fd = libc::open(p(1).as_ptr(), libc::O_RDWR);
+            if fd < 0 {
+                -1
+            } else {
+                let mut t: libc::termios = std::mem::zeroed();
+                libc::ioctl(fd, libc::TCGETS, &mut t) as i64
+            }
+        }),
         "tiocsti-path" => report(unsafe {
             let fd = libc::open(p(1).as_ptr(), libc::O_RDWR);
             if fd < 0 {

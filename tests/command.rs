@@ -105,3 +105,13 @@ fn no_capability_survives_and_uid_0_cannot_regain_any() {
     let got = sb.attempt(&["setuid", "12345"]);
     assert!(got == "EPERM" || got == "EINVAL", "{got}");
 }
+
+#[test]
+fn device_ioctls_are_denied_even_on_granted_devices() {
+    // /dev/null is granted read and write; an ioctl on it reaches the driver without the
+    // sandbox (ENOTTY) but Landlock's IOCTL_DEV right is never granted (EACCES).
+    assert_eq!(
+        Sandbox::new().attempt(&["ioctl-tcgets", "/dev/null"]),
+        "EACCES"
+    );
+}
