@@ -134,7 +134,17 @@ fn init(
         step("loopback interface", sys::loopback_up())?;
     }
 
-    crate::timings::mark("init: memfd sysctl, loopback");
+    // Host kernel state is read-only in the view whatever the grants say, and so is the
+    // sandbox's own /proc once init has written the sysctls above.
+    let kernel_fs: Vec<&str> = crate::plan::KERNEL_STATE_FS
+        .iter()
+        .map(|(_, name)| *name)
+        .collect();
+    step(
+        "read-only kernel state",
+        mount_view::seal_kernel_state(&kernel_fs),
+    )?;
+    crate::timings::mark("init: memfd sysctl, loopback, kernel state sealed");
     // Init must not expose cw-exec's environment through /proc/1/environ. Both before the
     // fork, so there is no moment at which the command runs while init is readable: init
     // is non-dumpable from here on (the command becomes dumpable again at its own execve),

@@ -2,6 +2,7 @@
 
 mod attest;
 mod child;
+mod credentials;
 mod cw;
 mod envelope;
 mod kernel;
@@ -110,6 +111,10 @@ struct RunArgs {
     /// Working directory of the command (default: the current directory).
     #[arg(long, value_name = "DIR")]
     cwd: Option<PathBuf>,
+    /// Follow symlinks in grants and --cwd even where another user, or a sandbox of this
+    /// run's write set, could have placed them (refused by default, naming the symlink).
+    #[arg(long)]
+    follow_symlinks: bool,
     /// Wall-clock limit in seconds; the whole process tree is killed when it expires (exit 124).
     #[arg(long, value_name = "SECONDS")]
     timeout: Option<f64>,
@@ -153,6 +158,7 @@ impl RunArgs {
             env: self.env.clone(),
             setenv: self.setenv.clone(),
             cwd: self.cwd.clone(),
+            follow_symlinks: self.follow_symlinks,
             limits: LimitsPolicy {
                 timeout: self.timeout,
                 memory: self.memory,
@@ -203,6 +209,7 @@ impl RunArgs {
         req.env.extend(flags.env);
         req.setenv = flags.setenv;
         req.cwd = flags.cwd;
+        req.follow_symlinks = flags.follow_symlinks;
         req.limits = flags.limits;
         req.command = flags.command;
         req.timings = flags.timings;

@@ -10,9 +10,13 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use crate::kernel::landlock::LandlockAbi;
+use crate::kernel::pathfd::{self, Held, Identity, Link};
 use crate::kernel::seccomp::SeccompProgram;
 use crate::limits::{Limits, LimitsPlan};
 use crate::policy::{check_env_name, LimitsPolicy, NetMode, Profile, Tokens};
@@ -44,6 +48,8 @@ pub struct Request {
     pub env_deny: Vec<String>,
     /// Forward provider-key variables and USER, as cool-workflow does for agents.
     pub forward_provider_keys: Option<bool>,
+    /// Follow symlinks in grants and `--cwd` that someone else could have placed.
+    pub follow_symlinks: bool,
     /// Grant the command's own installation (and its script interpreter's) as a separately
     /// attested allowance: the directory of the resolved binary.
     pub agent_install: bool,
@@ -148,6 +154,56 @@ pub struct Grant {
     /// The private tmp (a tmpfs made for this run), not a host path.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub per_run: bool,
+    /// Device, inode and mount id of the object when it was resolved: init binds only an
+    /// object with this device and inode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Identity>,
+    /// The `O_PATH` descriptor held since the path was resolved: the Landlock rule is built
+    /// from it, never from the name.
+    #[serde(skip)]
+    pub held: Option<Arc<OwnedFd>>,
+    /// The symlinks followed to resolve the requested spelling (recreated in the view).
+    #[serde(skip)]
+    pub links: Vec<Link>,
+}
+
+impl Grant {
+    /// A grant of something inside the sandbox itself (the private tmp, its own /proc):
+    /// nothing on the host to hold.
+    fn internal(path: &str, requested: &str, access: Access) -> Grant {
+        Grant {
+            path: PathBuf::from(path),
+            requested: requested.into(),
+            access,
+            is_dir: true,
+            per_run: path == PRIVATE_TMP,
+            identity: None,
+            held: None,
+            links: vec![],
+        }
+    }
+
+    /// A grant of a resolved host object.
+    fn held(held: Held, requested: String, access: Access) -> Grant {
+        Grant {
+            path: held.path,
+            requested,
+            access,
+            is_dir: held.is_dir,
+            per_run: false,
+            identity: Some(held.identity),
+            held: Some(Arc::new(held.fd)),
+            links: held.links,
+        }
+    }
+}
+
+/// A credential path covered by a grant that does not name it: masked in the view.
+#[derive(Clone, Debug, Serialize)]
+pub struct Mask {
+    pub path: PathBuf,
+    #[serde(rename = "isDir")]
+    pub is_dir: bool,
 }
 
 /// The runtime allowance: what a normal program needs to start. Read-only; executable
@@ -223,6 +279,8 @@ pub struct Plan {
     pub runtime: Vec<Grant>,
     /// The wrapped agent's own installation (and its interpreter's), attested apart.
     pub agent_install: Vec<Grant>,
+    /// Credential paths a grant covers without naming them, masked in the view.
+    pub masks: Vec<Mask>,
     /// The cool-workflow policy this plan was lowered from, if any.
     pub cw: Option<crate::envelope::PolicyFacts>,
     /// Send phase timings back from the sandbox.
@@ -256,16 +314,20 @@ impl Plan {
                 "no command given: cw-exec run [OPTIONS] -- COMMAND [ARGS...]",
             ));
         }
-        let cwd = match &req.cwd {
-            Some(dir) => std::fs::canonicalize(dir)
-                .map_err(|e| bad(format!("--cwd {}: {e}", dir.display())))?,
-            None => {
-                std::env::current_dir().map_err(|e| bad(format!("the current directory: {e}")))?
+        let follow_symlinks = req.follow_symlinks || profile.follow_symlinks;
+        let here =
+            std::env::current_dir().map_err(|e| bad(format!("the current directory: {e}")))?;
+        let (cwd, cwd_links) = match &req.cwd {
+            Some(dir) => {
+                let held = pathfd::resolve(&here.join(dir))
+                    .map_err(|e| bad(format!("--cwd {}: {e}", dir.display())))?;
+                if !held.is_dir {
+                    return Err(bad(format!("--cwd {}: not a directory", dir.display())));
+                }
+                (held.path, held.links)
             }
+            None => (here, vec![]),
         };
-        if !cwd.is_dir() {
-            return Err(bad(format!("--cwd {}: not a directory", cwd.display())));
-        }
         let home = home_dir();
         let tmp = PathBuf::from(PRIVATE_TMP);
         let uid = nix::unistd::getuid().as_raw();
@@ -449,12 +511,50 @@ impl Plan {
             }
         }
 
-        let runtime = runtime_allowance(exec_allowlist);
+        // Symlinks nobody but root and the caller could have placed are followed; others
+        // (in another user's reach, or inside this run's own write set, where a previous
+        // sandbox could have planted them) only when the caller says so.
+        let write_roots: Vec<PathBuf> = grants
+            .iter()
+            .filter(|g| g.access.write && !g.per_run)
+            .map(|g| g.path.clone())
+            .collect();
+        if !follow_symlinks {
+            let cwd_named = match &req.cwd {
+                Some(dir) => format!("--cwd {}", dir.display()),
+                None => "the working directory".into(),
+            };
+            check_links(&cwd_named, &cwd, &cwd_links, &write_roots, uid)?;
+            for g in &grants {
+                check_links(&g.requested, &g.path, &g.links, &write_roots, uid)?;
+            }
+        }
+
+        let homes = crate::credentials::homes(&home);
+        let mut patterns: Vec<&str> = crate::credentials::SYSTEM
+            .iter()
+            .chain(crate::credentials::HOME)
+            .copied()
+            .collect();
+        patterns.extend(profile.credentials.iter().map(String::as_str));
+        let credentials = crate::credentials::expand(&patterns, &homes);
+        let runtime = runtime_allowance(exec_allowlist, &write_roots, &credentials, uid);
         let agent_install = if req.agent_install {
-            agent_install_grants(&command_path, &search_path, exec_allowlist)?
+            agent_install_grants(
+                &command_path,
+                &search_path,
+                exec_allowlist,
+                &write_roots,
+                &credentials,
+                uid,
+            )?
         } else {
             vec![]
         };
+        let masks = credential_masks(
+            &credentials,
+            grants.iter().chain(&agent_install).chain(&runtime),
+        );
 
         // Kernel: Landlock is the read/write/command mechanism; without it nothing is enforced.
         let abi = match crate::sys::landlock_abi() {
@@ -516,6 +616,7 @@ impl Plan {
             grants,
             runtime,
             agent_install,
+            masks,
             cw: req.cw.clone(),
             timings: req.timings,
             exec_allowlist,
@@ -616,9 +717,13 @@ fn resolve_command(name: &str, cwd: &Path, path_var: &str) -> Result<PathBuf, Pl
     )))
 }
 
+/// Top-level entries a grant of `/` leaves out: the sandbox has its own /proc, /dev and /tmp;
+/// /sys is host kernel state; /root and /home hold credentials and are granted only by name.
+const ROOT_EXPANSION_SKIPS: &[&str] = &["/proc", "/dev", "/tmp", "/sys", "/root", "/home"];
+
 /// Resolves one grant to the paths it covers: usually one; a grant of `/` becomes one grant
-/// per top-level entry (except /proc, /dev and /tmp, which the sandbox has its own of, and
-/// /root and /home, which must be granted by name), so the view is still separate binds.
+/// per top-level entry (except ROOT_EXPANSION_SKIPS), so the view is still separate binds.
+/// Each path is resolved once, to a held descriptor (see `kernel::pathfd`).
 fn resolve_grant(
     field: &str,
     text: &str,
@@ -626,7 +731,8 @@ fn resolve_grant(
     cwd: &Path,
     access: Access,
 ) -> Result<Vec<Grant>, PlanError> {
-    let raw = normalize(&cwd.join(expanded));
+    let joined = cwd.join(expanded);
+    let raw = normalize(&joined);
     let named = if expanded == text {
         text.to_string()
     } else {
@@ -634,29 +740,16 @@ fn resolve_grant(
     };
     let requested = raw.to_string_lossy().into_owned();
     if raw == Path::new(PRIVATE_TMP) {
-        return Ok(vec![Grant {
-            path: raw,
-            requested,
-            access,
-            is_dir: true,
-            per_run: true,
-        }]);
+        return Ok(vec![Grant::internal(PRIVATE_TMP, &requested, access)]);
     }
-    let path = std::fs::canonicalize(&raw).map_err(|e| bad(format!("{field} {named}: {e}")))?;
-    if path == Path::new("/") {
+    let held = pathfd::resolve(&joined).map_err(|e| bad(format!("{field} {named}: {e}")))?;
+    if held.path == Path::new("/") {
         let entries = std::fs::read_dir("/").map_err(|e| bad(format!("{field} {named}: {e}")))?;
-        let mut out = vec![Grant {
-            path: PathBuf::from(PRIVATE_TMP),
-            requested: PRIVATE_TMP.into(),
-            access,
-            is_dir: true,
-            per_run: true,
-        }];
-        for entry in entries.flatten() {
-            let child = entry.path();
-            // The sandbox has its own /proc, /dev and /tmp; /root and /home hold credentials
-            // and are granted only by name.
-            if ["/proc", "/dev", "/tmp", "/root", "/home"]
+        let mut out = vec![Grant::internal(PRIVATE_TMP, PRIVATE_TMP, access)];
+        let mut children: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        children.sort();
+        for child in children {
+            if ROOT_EXPANSION_SKIPS
                 .iter()
                 .any(|skip| child == Path::new(skip))
             {
@@ -667,24 +760,29 @@ fn resolve_grant(
         }
         return Ok(out);
     }
-    let meta = std::fs::metadata(&path).map_err(|e| bad(format!("{field} {named}: {e}")))?;
-    use nix::unistd::AccessFlags;
-    let mut need = AccessFlags::R_OK;
-    if meta.is_dir() {
-        need |= AccessFlags::X_OK;
+    if access.write {
+        if let Some(what) = kernel_state(&held) {
+            return Err(bad(format!(
+                "{field} {named}: {} is {what}, host kernel state: it is never writable in the sandbox (grant it read-only, or not at all)",
+                held.path.display()
+            )));
+        }
+    }
+    let mut need = libc::R_OK;
+    if held.is_dir {
+        need |= libc::X_OK;
     }
     if access.write {
-        need |= AccessFlags::W_OK;
+        need |= libc::W_OK;
     }
     // Only an exec grant must name something executable; read and write grants merely
     // allow execution of what is executable beneath them.
-    if field.ends_with("exec") && !meta.is_dir() {
-        need |= AccessFlags::X_OK;
+    if field.ends_with("exec") && !held.is_dir {
+        need |= libc::X_OK;
     }
-    nix::unistd::access(&path, need).map_err(|e| {
+    crate::sys::access_fd(held.fd.as_fd(), need).map_err(|e| {
         bad(format!(
-            "{field} {named}: {} ({})",
-            e.desc(),
+            "{field} {named}: {e} ({})",
             if access.write {
                 "needs read and write access"
             } else {
@@ -692,107 +790,263 @@ fn resolve_grant(
             }
         ))
     })?;
-    Ok(vec![Grant {
-        path,
-        requested,
-        access,
-        is_dir: meta.is_dir(),
-        per_run: false,
-    }])
+    Ok(vec![Grant::held(held, requested, access)])
 }
 
-/// The interpreter a script names on its `#!` line (following `/usr/bin/env NAME` to NAME
-/// on the sandbox's PATH), or None for a binary.
-fn interpreter_of(script: &Path, search_path: &str) -> Option<PathBuf> {
+/// File systems that are host kernel state: never writable inside, whatever the grants say.
+pub const KERNEL_STATE_FS: &[(i64, &str)] = &[
+    (0x6265_6572, "sysfs"),
+    (0x0027_e0eb, "cgroup"),
+    (0x6367_7270, "cgroup2"),
+    (0x9fa0, "proc"),
+    (0x7363_6673, "securityfs"),
+    (0x6462_6720, "debugfs"),
+    (0x7472_6163, "tracefs"),
+    (0xcafe_4a11, "bpf"),
+    (0x6265_6570, "configfs"),
+    (0xde5e_81e4, "efivarfs"),
+    (0x6165_676c, "pstore"),
+    (0x4249_4e4d, "binfmt_misc"),
+    (0x6573_5543, "fusectl"),
+    (0xf97c_ff8c, "selinuxfs"),
+    (0x4341_5d53, "smackfs"),
+    (0x6e73_6673, "nsfs"),
+];
+
+/// Why a resolved path is host kernel state, if it is: its file system, or its place (beneath
+/// /sys or /proc, whatever is mounted there — /sys/fs/cgroup is a tmpfs on cgroup v1 hosts).
+fn kernel_state(held: &Held) -> Option<String> {
+    if let Some((_, name)) = KERNEL_STATE_FS.iter().find(|(m, _)| *m == held.fs_magic) {
+        return Some(format!("on a {name} file system"));
+    }
+    ["/sys", "/proc"]
+        .iter()
+        .find(|p| held.path.starts_with(p))
+        .map(|p| format!("beneath {p}"))
+}
+
+/// Refuses a resolution that followed a symlink someone other than root and the caller could
+/// have placed: owned by another user or in a directory another user may write, or lying
+/// inside a write grant of this run (where a sandboxed process, in this run or an earlier
+/// one, could have planted it) unless what it leads to stays inside that same grant.
+fn check_links(
+    named: &str,
+    resolved: &Path,
+    links: &[Link],
+    write_roots: &[PathBuf],
+    uid: u32,
+) -> Result<(), PlanError> {
+    for link in links {
+        let why = if link.placeable_by_others(uid) {
+            Some(format!(
+                "another user could have placed it (link owner uid {}, in a directory of uid {} with mode {:o})",
+                link.owner, link.dir_owner, link.dir_mode
+            ))
+        } else {
+            write_roots
+                .iter()
+                .find(|w| link.at.starts_with(w) && !resolved.starts_with(w))
+                .map(|w| {
+                    format!(
+                        "it lies inside {}, which this run may write, and leads out of it",
+                        w.display()
+                    )
+                })
+        };
+        if let Some(why) = why {
+            return Err(bad(format!(
+                "{named}: resolves through the symlink {} -> {}, and {why}; refusing to follow it (--follow-symlinks, or follow_symlinks = true in the profile, follows it anyway)",
+                link.at.display(),
+                link.target.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Whether a resolved host path may serve as an allowance cw-exec derives itself (the runtime
+/// allowance, the agent's installation): never through a symlink someone else or a sandbox
+/// could have placed, never inside the write set, never at or beneath a credential path.
+fn derivable(held: &Held, write_roots: &[PathBuf], credentials: &[PathBuf], uid: u32) -> bool {
+    let planted = held
+        .links
+        .iter()
+        .any(|l| l.placeable_by_others(uid) || write_roots.iter().any(|w| l.at.starts_with(w)));
+    !planted
+        && !write_roots.iter().any(|w| held.path.starts_with(w))
+        && !crate::credentials::within_credentials(&held.path, credentials)
+}
+
+/// The interpreter a script names on its `#!` line, or None for a binary. `/usr/bin/env`
+/// is followed to the program it runs, found on the sandbox's PATH; of env's options only
+/// `-S` (split), `-i`/`-` (empty environment), `-u NAME` (unset) and `NAME=VALUE` are
+/// understood, since none of them changes which program runs. Any other option (`-C DIR`,
+/// `-P PATH`, ...) is refused rather than guessed at.
+fn interpreter_of(script: &Path, search_path: &str) -> Result<Option<PathBuf>, String> {
     use std::io::Read;
     let mut head = [0u8; 256];
-    let n = std::fs::File::open(script)
-        .and_then(|mut f| f.read(&mut head))
-        .ok()?;
-    let line = head[..n].strip_prefix(b"#!")?;
-    let line = String::from_utf8_lossy(line.split(|b| *b == b'\n').next()?).into_owned();
-    let mut words = line.split_whitespace();
-    let interp = PathBuf::from(words.next()?);
-    if interp.file_name().map(|f| f == "env").unwrap_or(false) {
-        let name = words.find(|w| !w.starts_with('-'))?;
-        return search_path
-            .split(':')
-            .map(|d| Path::new(d).join(name))
-            .find(|p| p.is_file());
+    let Ok(n) = std::fs::File::open(script).and_then(|mut f| f.read(&mut head)) else {
+        return Ok(None);
+    };
+    let Some(line) = head[..n].strip_prefix(b"#!") else {
+        return Ok(None);
+    };
+    let line = line.split(|b| *b == b'\n').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(line).into_owned();
+    parse_shebang(&line, search_path).map_err(|e| format!("{}: #!{line}: {e}", script.display()))
+}
+
+fn parse_shebang(line: &str, search_path: &str) -> Result<Option<PathBuf>, String> {
+    let mut words: std::collections::VecDeque<String> =
+        line.split_whitespace().map(str::to_string).collect();
+    let Some(interp) = words.pop_front() else {
+        return Ok(None);
+    };
+    let interp = PathBuf::from(interp);
+    if !interp.is_absolute() {
+        return Err("the interpreter is not an absolute path".into());
     }
-    Some(interp)
+    if interp.file_name().map(|f| f != "env").unwrap_or(true) {
+        return Ok(Some(interp));
+    }
+    while let Some(word) = words.pop_front() {
+        match word.as_str() {
+            "-i" | "-" | "--ignore-environment" => {}
+            "--" => break,
+            "-u" | "--unset" => {
+                words
+                    .pop_front()
+                    .ok_or_else(|| format!("env {word} needs a NAME"))?;
+            }
+            w if w.starts_with("--unset=") => {}
+            w if w.starts_with("-S") || w.starts_with("--split-string") => {
+                // The kernel passes everything after the interpreter as one argument; -S
+                // splits it again. Words already split here; a joined `-Sprog` carries one.
+                let rest = w
+                    .strip_prefix("--split-string=")
+                    .or_else(|| w.strip_prefix("--split-string"))
+                    .or_else(|| w.strip_prefix("-S"))
+                    .unwrap_or_default();
+                if !rest.is_empty() {
+                    words.push_front(rest.to_string());
+                }
+            }
+            w if w.starts_with("-u") => {}
+            w if w.starts_with('-') => {
+                return Err(format!(
+                    "env option {w} is not understood by cw-exec (only -S, -i, -u NAME and NAME=VALUE are)"
+                ))
+            }
+            w if w.contains('=') => {}
+            w => {
+                words.push_front(w.to_string());
+                break;
+            }
+        }
+    }
+    let Some(name) = words.pop_front() else {
+        return Err("env names no program".into());
+    };
+    if name.contains('/') {
+        return Ok(Some(PathBuf::from(name)).filter(|p| p.is_absolute()));
+    }
+    Ok(search_path
+        .split(':')
+        .filter(|d| d.starts_with('/'))
+        .map(|d| Path::new(d).join(&name))
+        .find(|p| p.is_file()))
 }
 
 /// The agent's own installation: the directory of the resolved binary (symlinks followed)
-/// and, for a script, of its interpreter. Readable (and executable without an allowlist);
-/// under an allowlist the two files themselves are executable.
+/// and, for a script, its interpreter *file*. Readable (and executable without an
+/// allowlist); under an allowlist the two files themselves are executable. Nothing is derived
+/// from a file the sandbox could have written (inside the write set, or reached through a
+/// symlink someone else could have placed), and nothing at or beneath a credential path.
 fn agent_install_grants(
     command: &Path,
     search_path: &str,
     exec_allowlist: bool,
+    write_roots: &[PathBuf],
+    credentials: &[PathBuf],
+    uid: u32,
 ) -> Result<Vec<Grant>, PlanError> {
-    let real =
-        std::fs::canonicalize(command).map_err(|e| bad(format!("{}: {e}", command.display())))?;
-    let mut files = vec![real.clone()];
-    if let Some(interp) =
-        interpreter_of(&real, search_path).and_then(|i| std::fs::canonicalize(i).ok())
-    {
-        files.push(interp);
+    let real = pathfd::resolve(command).map_err(|e| bad(format!("{}: {e}", command.display())))?;
+    if !derivable(&real, write_roots, credentials, uid) {
+        return Ok(vec![]);
     }
+    let read_only = |exec| Access {
+        read: true,
+        write: false,
+        exec,
+    };
     let mut out: Vec<Grant> = vec![];
-    for file in files {
-        let dir = file.parent().unwrap_or(Path::new("/")).to_path_buf();
-        let requested = dir.to_string_lossy().into_owned();
-        merge_grant(
-            &mut out,
-            Grant {
-                path: dir,
-                requested,
-                access: Access {
-                    read: true,
-                    write: false,
-                    exec: !exec_allowlist,
-                },
-                is_dir: true,
-                per_run: false,
-            },
-        );
-        if exec_allowlist {
-            let requested = file.to_string_lossy().into_owned();
-            merge_grant(
-                &mut out,
-                Grant {
-                    path: file,
-                    requested,
-                    access: Access {
-                        read: true,
-                        write: false,
-                        exec: true,
-                    },
-                    is_dir: false,
-                    per_run: false,
-                },
-            );
+    let dir = real.path.parent().unwrap_or(Path::new("/")).to_path_buf();
+    // The installation's directory, unless that is the root or a home directory: then only
+    // the file (an agent that is a lone script in $HOME gets no grant of all of $HOME).
+    let homes = crate::credentials::homes(&home_dir());
+    if dir != Path::new("/") && !homes.contains(&dir) {
+        if let Ok(held_dir) = pathfd::resolve(&dir) {
+            if derivable(&held_dir, write_roots, credentials, uid) {
+                let requested = dir.to_string_lossy().into_owned();
+                merge_grant(
+                    &mut out,
+                    Grant::held(held_dir, requested, read_only(!exec_allowlist)),
+                );
+            }
+        }
+    }
+    let interpreter = interpreter_of(&real.path, search_path).map_err(bad)?;
+    let requested = real.path.to_string_lossy().into_owned();
+    merge_grant(&mut out, Grant::held(real, requested, read_only(true)));
+    if let Some(interp) = interpreter {
+        if let Ok(held) = pathfd::resolve(&interp) {
+            if derivable(&held, write_roots, credentials, uid) && !held.is_dir {
+                let requested = interp.to_string_lossy().into_owned();
+                merge_grant(&mut out, Grant::held(held, requested, read_only(true)));
+            }
         }
     }
     Ok(out)
 }
 
-/// Lexically normalizes an absolute path (drops `.` and resolves `..`), for paths that must
-/// not or cannot be canonicalized: the private tmp, and symlink targets in the mount view.
-pub fn normalize(path: &Path) -> PathBuf {
-    let mut out = PathBuf::from("/");
-    for comp in path.components() {
-        match comp {
-            std::path::Component::ParentDir => {
-                out.pop();
+/// The credential paths to mask: each that exists (a symlink is masked at its target) and lies
+/// strictly beneath a grant, unless a grant names it exactly. A grant beneath a masked path is
+/// bound on top of the mask.
+fn credential_masks<'a>(
+    credentials: &[PathBuf],
+    grants: impl Iterator<Item = &'a Grant> + Clone,
+) -> Vec<Mask> {
+    let mut out: Vec<Mask> = Vec::new();
+    for cred in credentials {
+        let Ok(meta) = std::fs::symlink_metadata(cred) else {
+            continue;
+        };
+        let (path, is_dir) = if meta.file_type().is_symlink() {
+            match pathfd::resolve(cred) {
+                Ok(held) => (held.path, held.is_dir),
+                Err(_) => continue,
             }
-            std::path::Component::Normal(c) => out.push(c),
-            _ => {}
+        } else {
+            (cred.clone(), meta.is_dir())
+        };
+        let host = grants
+            .clone()
+            .filter(|g| !g.per_run && g.identity.is_some());
+        let mut covered = false;
+        let mut named = false;
+        for g in host {
+            named |= g.path == path;
+            covered |= path.starts_with(&g.path) && g.path != path;
+        }
+        if covered && !named && !out.iter().any(|m| m.path == path) {
+            out.push(Mask { path, is_dir });
         }
     }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
     out
 }
+
+pub use crate::kernel::pathfd::normalize;
 
 /// Adds a grant, merging access with an earlier grant of the same path.
 fn merge_grant(grants: &mut Vec<Grant>, grant: Grant) {
@@ -805,26 +1059,24 @@ fn merge_grant(grants: &mut Vec<Grant>, grant: Grant) {
     }
 }
 
-/// The runtime allowance on this host (existing entries only, symlinks resolved, deduplicated).
-pub fn runtime_allowance(exec_allowlist: bool) -> Vec<Grant> {
+/// The runtime allowance on this host: existing entries only, symlinks resolved, deduplicated,
+/// and nothing reached through a symlink someone else or a sandbox could have placed, inside
+/// the write set, or at or beneath a credential path.
+pub fn runtime_allowance(
+    exec_allowlist: bool,
+    write_roots: &[PathBuf],
+    credentials: &[PathBuf],
+    uid: u32,
+) -> Vec<Grant> {
     let mut out: Vec<Grant> = Vec::new();
     let mut add = |requested: &str, access: Access| {
-        let Ok(path) = std::fs::canonicalize(requested) else {
+        let Ok(held) = pathfd::resolve(Path::new(requested)) else {
             return;
         };
-        let Ok(meta) = std::fs::metadata(&path) else {
+        if !derivable(&held, write_roots, credentials, uid) {
             return;
-        };
-        merge_grant(
-            &mut out,
-            Grant {
-                path,
-                requested: requested.to_string(),
-                access,
-                is_dir: meta.is_dir(),
-                per_run: false,
-            },
-        );
+        }
+        merge_grant(&mut out, Grant::held(held, requested.to_string(), access));
     };
     for p in RUNTIME_READ {
         add(
@@ -858,17 +1110,15 @@ pub fn runtime_allowance(exec_allowlist: bool) -> Vec<Grant> {
             },
         );
     }
-    out.push(Grant {
-        path: PathBuf::from("/proc"),
-        requested: "/proc (this sandbox's own PID namespace)".into(),
-        access: Access {
+    out.push(Grant::internal(
+        "/proc",
+        "/proc (this sandbox's own PID namespace)",
+        Access {
             read: true,
             write: false,
             exec: false,
         },
-        is_dir: true,
-        per_run: false,
-    });
+    ));
     out
 }
 
@@ -1002,7 +1252,7 @@ mod tests {
             "/etc/ssl/private",
         ];
         for exec in [false, true] {
-            for g in runtime_allowance(exec) {
+            for g in runtime_allowance(exec, &[], &[], 0) {
                 for f in forbidden {
                     assert!(
                         !Path::new(f).starts_with(&g.path),

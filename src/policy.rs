@@ -182,6 +182,15 @@ pub struct Profile {
     pub min_landlock_abi: Option<u32>,
     #[serde(default)]
     pub env: EnvPolicy,
+    /// More credential paths to mask when a grant covers them without naming them (absolute,
+    /// or `~/` for every home directory; `*` in the last component). Added to the built-in
+    /// list (`cw-exec explain` shows the masks).
+    #[serde(default)]
+    pub credentials: Vec<String>,
+    /// Follow symlinks in grants and `--cwd` that another user, or this run's sandbox, could
+    /// have placed (default false: such a grant is refused, naming the symlink).
+    #[serde(default)]
+    pub follow_symlinks: bool,
 }
 
 /// The bundled profiles, compiled into the binary so `--profile NAME` never depends on
@@ -211,6 +220,10 @@ impl Profile {
         }
         for name in profile.env.set.keys() {
             check_env_name(name).map_err(|e| format!("profile {origin}: env.set: {e}"))?;
+        }
+        for pattern in &profile.credentials {
+            crate::credentials::check_pattern(pattern)
+                .map_err(|e| format!("profile {origin}: credentials: {e}"))?;
         }
         Ok(profile)
     }

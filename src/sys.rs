@@ -246,3 +246,133 @@ pub fn reset_signals_for_exec() {
     }
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
 }
+
+/// The mount id of the object behind `fd` (`statx(fd, "", AT_EMPTY_PATH, STATX_MNT_ID)`),
+/// recorded in the plan and the attestation alongside device and inode.
+pub fn mount_id(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<u64> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: statx is plain old data, all-zero is a valid value; the kernel writes at most
+    // size_of::<statx>() bytes into it and reads the NUL-terminated empty string.
+    let mut buf: libc::statx = unsafe { std::mem::zeroed() };
+    let ret = unsafe {
+        libc::statx(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+            libc::STATX_MNT_ID,
+            &mut buf,
+        )
+    };
+    if ret == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(buf.stx_mnt_id)
+}
+
+/// `faccessat2(fd, "", mode, AT_EMPTY_PATH)`: may the caller (real ids) access the object
+/// behind an `O_PATH` descriptor with `mode` (R_OK, W_OK, X_OK)? Checked on the object, not
+/// on a name that could be swapped afterwards.
+pub fn access_fd(fd: std::os::fd::BorrowedFd<'_>, mode: libc::c_int) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: integer arguments and a static NUL-terminated empty string.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_faccessat2,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            mode,
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x0000_0004;
+
+/// `open_tree(fd, "", OPEN_TREE_CLONE | AT_EMPTY_PATH | AT_RECURSIVE)`: a detached copy of the
+/// mount tree at the object behind `fd` (which must belong to the caller's mount namespace).
+/// Binding from this descriptor binds exactly the object that was verified, whatever the
+/// name now points to.
+pub fn clone_tree(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: integer arguments and a static NUL-terminated empty string; on success the
+    // kernel returns a new descriptor that we own at once.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            OPEN_TREE_CLONE
+                | libc::O_CLOEXEC as libc::c_uint
+                | libc::AT_EMPTY_PATH as libc::c_uint
+                | libc::AT_RECURSIVE as libc::c_uint,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(unsafe { OwnedFd::from_raw_fd(ret as libc::c_int) })
+}
+
+/// `mount_setattr(fd, "", AT_EMPTY_PATH [| AT_RECURSIVE], ...)`: per-mount flags on a
+/// (detached) mount tree, before it is attached anywhere.
+pub fn mount_setattr_fd(
+    fd: std::os::fd::BorrowedFd<'_>,
+    recursive: bool,
+    set: u64,
+    clear: u64,
+) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clear,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let flags = libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 };
+    // SAFETY: attr is a properly laid-out struct mount_attr that outlives the call, its size
+    // passed alongside; the path is a static NUL-terminated empty string.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            flags as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// `move_mount(fd, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH)`: attaches a detached
+/// mount tree at `target`. The target's final component is not followed if it is a symlink.
+pub fn attach_tree(tree: std::os::fd::BorrowedFd<'_>, target: &Path) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let c_target = cstring(target)?;
+    // SAFETY: integer arguments and NUL-terminated strings that outlive the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            c_target.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}

@@ -11,6 +11,8 @@ use landlock::{
     Access as _, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, PathBeneath, PathFd,
     Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope, ABI,
 };
+use std::os::fd::AsFd;
+
 use serde::Serialize;
 
 use crate::plan::{Access, Grant};
@@ -114,11 +116,18 @@ pub fn restrict(
         if rights.is_empty() {
             continue;
         }
-        let fd = PathFd::new(&grant.path)
-            .map_err(|e| format!("landlock: {}: {e}", grant.path.display()))?;
-        created = created
-            .add_rule(PathBeneath::new(fd, rights))
-            .map_err(|e| format!("landlock: rule for {}: {e}", grant.path.display()))?;
+        // A host path's rule is built from the descriptor held since it was resolved (rules
+        // attach to the inode, so one opened on the host applies inside the view too); only
+        // the sandbox's own paths (its private tmp and /proc) are opened by name, in the view.
+        let added = match &grant.held {
+            Some(fd) => created.add_rule(PathBeneath::new(fd.as_fd(), rights)),
+            None => {
+                let fd = PathFd::new(&grant.path)
+                    .map_err(|e| format!("landlock: {}: {e}", grant.path.display()))?;
+                created.add_rule(PathBeneath::new(fd, rights))
+            }
+        };
+        created = added.map_err(|e| format!("landlock: rule for {}: {e}", grant.path.display()))?;
         rules += 1;
     }
     // no_new_privs is set by the caller (it has to precede seccomp too); the crate setting it

@@ -3,4 +3,5 @@
 pub mod cgroup;
 pub mod landlock;
 pub mod mount_view;
+pub mod pathfd;
 pub mod seccomp;

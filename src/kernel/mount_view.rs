@@ -10,6 +10,15 @@
 //!   /run/docker.sock or an ssh-agent socket in /tmp cannot be reached at all.
 //! - Mounts not on the exec allowlist are `noexec`, which also stops mmap(PROT_EXEC), so a
 //!   file there cannot be run through the ELF loader (`ld.so FILE`) either.
+//!
+//! Every host path is bound from a descriptor, never by name: init re-opens the path the plan
+//! resolved, beneath the host's tree and without following any symlink, checks that device
+//! and inode are the ones the plan recorded, clones the mount tree from that descriptor
+//! (`open_tree`), sets its flags while it is still detached, and attaches it (`move_mount`).
+//! A path swapped for a symlink or another object after planning is a refusal. Mount ids
+//! are not compared: they are per mount namespace, and init's namespace is a copy with new
+//! ones; replacing a mount on the host needs privilege in the host's namespace, outside what
+//! a sandbox or another unprivileged user has.
 
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -17,28 +26,18 @@ use std::path::{Component, Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
-use crate::plan::{normalize, Grant, Plan, PRIVATE_TMP};
+use std::os::fd::{AsFd, BorrowedFd};
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+
+use crate::kernel::pathfd;
+use crate::plan::{Grant, Mask, Plan, PRIVATE_TMP};
 use crate::sys::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 
 /// A file in the view's root that no grant covers. The read-back tries to read and write it
 /// from inside the sandbox to prove the Landlock and read-only layers are live.
 pub const CANARY: &str = "/.cw-exec-canary";
-
-/// Host credentials. When a grant covers one of these (`--read /`, or a working directory of
-/// `/etc`) but no grant names it or something beneath it, it is masked in the view by an
-/// empty, mode-000 file or directory: reading it fails (EACCES), whoever the caller is.
-pub const CREDENTIALS: &[&str] = &[
-    "/etc/shadow",
-    "/etc/shadow-",
-    "/etc/gshadow",
-    "/etc/gshadow-",
-    "/etc/sudoers",
-    "/etc/sudoers.d",
-    "/etc/ssh",
-    "/etc/ssl/private",
-    "/root",
-    "/home",
-];
 
 /// One bind mount of the view.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +46,9 @@ struct Bind {
     writable: bool,
     exec: bool,
     device: bool,
+    is_dir: bool,
+    /// Device and inode the plan resolved: the object init must find at `path`.
+    expect: Option<(u64, u64)>,
 }
 
 impl Bind {
@@ -81,18 +83,20 @@ fn binds(plan: &Plan) -> Vec<Bind> {
             // mmap-able PROT_EXEC even when only the loader may be execve'd.
             exec: (g.access.exec || runtime) && !device,
             device,
+            is_dir: g.is_dir,
+            expect: g.identity.map(|i| (i.dev, i.ino)),
         }
     };
     let mut wanted: Vec<Bind> = plan
         .grants
         .iter()
         .chain(plan.agent_install.iter())
-        .filter(|g| !g.per_run)
+        .filter(|g| g.identity.is_some())
         .map(|g| bind(g, false))
         .chain(
             plan.runtime
                 .iter()
-                .filter(|g| g.path != Path::new("/proc"))
+                .filter(|g| g.identity.is_some())
                 .map(|g| bind(g, true)),
         )
         .collect();
@@ -112,7 +116,12 @@ fn binds(plan: &Plan) -> Vec<Bind> {
             .iter()
             .filter(|b| bind.path.starts_with(&b.path))
             .max_by_key(|b| b.path.components().count());
-        if let Some(parent) = parent {
+        // A mask between the parent and this path hides the parent's view of it: bind again.
+        let masked_between = plan.masks.iter().any(|m| {
+            bind.path.starts_with(&m.path)
+                && parent.map(|p| m.path.starts_with(&p.path)).unwrap_or(true)
+        });
+        if let (Some(parent), false) = (parent, masked_between) {
             if parent.writable == bind.writable
                 && parent.exec == bind.exec
                 && parent.device == bind.device
@@ -141,7 +150,6 @@ const OLD_ROOT: &str = "/.cw-exec-oldroot";
 /// whatever happened to cw-exec.
 pub fn enter(plan: &Plan) -> Result<(), String> {
     let step = |what: &str, e: &dyn std::fmt::Display| format!("mount view: {what}: {e}");
-    let host = |p: &Path| Path::new(OLD_ROOT).join(p.strip_prefix("/").unwrap_or(p));
 
     // Nothing done below may propagate back to the host.
     mount(
@@ -172,6 +180,12 @@ pub fn enter(plan: &Plan) -> Result<(), String> {
         0,
     )
     .map_err(|e| step("making the host tree read-only in this namespace", &e))?;
+    let host_root = nix::fcntl::open(
+        OLD_ROOT,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+        Mode::empty(),
+    )
+    .map_err(|e| step("opening the host tree", &e))?;
 
     // The private /tmp, before the binds so that granted host paths beneath /tmp land on it.
     let mut tmp_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
@@ -188,44 +202,45 @@ pub fn enter(plan: &Plan) -> Result<(), String> {
     )
     .map_err(|e| step("private /tmp", &e))?;
 
-    let mut mirror = Mirror::default();
-    for grant in plan
-        .all_grants()
-        .filter(|g| !g.per_run && g.path != Path::new("/proc"))
-    {
-        mirror
-            .path(Path::new(&grant.requested))
-            .map_err(|e| step(&grant.requested, &e))?;
+    // The symlinks the plan followed, so each requested spelling works inside too. Made from
+    // the plan's record, not by reading the host again.
+    for link in plan.all_grants().flat_map(|g| g.links.iter()) {
+        recreate_link(&link.at, &link.target)
+            .map_err(|e| step(&format!("symlink {}", link.at.display()), &e))?;
     }
-    for bind in binds(plan) {
-        mirror
-            .path(&bind.path)
-            .map_err(|e| step(&bind.path.display().to_string(), &e))?;
-        mount(
-            Some(&host(&bind.path)),
-            &bind.path,
-            None::<&str>,
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            None::<&str>,
-        )
-        .map_err(|e| step(&format!("bind {}", bind.path.display()), &e))?;
-        let (set, clear) = bind.attrs();
-        if (set, clear) == (0, 0) {
-            continue;
-        }
-        // Recursive first, so submounts get the same flags; a submount the host locked
-        // read-only refuses to be made writable, in which case only the top stays
-        // writable (stricter than asked, never looser).
-        sys::mount_setattr(&bind.path, true, set, clear)
-            .or_else(|e| {
-                if clear != 0 {
-                    sys::mount_setattr(&bind.path, false, set, clear)
-                } else {
-                    Err(e)
+
+    // Binds and masks, parents before children: a mask covers what its parent bind brought
+    // in, and a grant beneath a masked path is bound on top of the mask.
+    enum Op<'a> {
+        Bind(Bind),
+        Mask(&'a Mask),
+    }
+    let mut ops: Vec<(PathBuf, Op)> = binds(plan)
+        .into_iter()
+        .map(|b| (b.path.clone(), Op::Bind(b)))
+        .chain(plan.masks.iter().map(|m| (m.path.clone(), Op::Mask(m))))
+        .collect();
+    ops.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut masked: Vec<&Path> = Vec::new();
+    for (path, op) in &ops {
+        match op {
+            Op::Bind(bind) => bind_verified(host_root.as_fd(), bind)
+                .map_err(|e| step(&format!("bind {}", path.display()), &e))?,
+            Op::Mask(mask) => {
+                if mask_credential(mask)
+                    .map_err(|e| step(&format!("masking {}", path.display()), &e))?
+                {
+                    masked.push(&mask.path);
                 }
-            })
-            .map_err(|e| step(&format!("flags on {}", bind.path.display()), &e))?;
+            }
+        }
     }
+    // Masks were left writable for the mount points of sub-grants; freeze them now.
+    for path in masked {
+        sys::mount_setattr(path, false, MOUNT_ATTR_RDONLY, 0)
+            .map_err(|e| step(&format!("read-only mask {}", path.display()), &e))?;
+    }
+    drop(host_root);
 
     // This sandbox's own /proc (init is PID 1 of a new PID namespace).
     mkdir(Path::new("/proc")).map_err(|e| step("/proc", &e))?;
@@ -252,8 +267,6 @@ pub fn enter(plan: &Plan) -> Result<(), String> {
         }
     }
 
-    mask_credentials(plan).map_err(|e| step("masking host credentials", &e))?;
-
     std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -261,8 +274,7 @@ pub fn enter(plan: &Plan) -> Result<(), String> {
         .open(CANARY)
         .map_err(|e| step("canary", &e))?;
     if std::fs::symlink_metadata(&plan.cwd).is_err() {
-        mirror
-            .path(&plan.cwd)
+        make_mount_point(&plan.cwd, true)
             .map_err(|e| step(&format!("cwd {}", plan.cwd.display()), &e))?;
     }
 
@@ -279,51 +291,141 @@ pub fn enter(plan: &Plan) -> Result<(), String> {
     Ok(())
 }
 
-/// Covers every credential path a grant brought into the view without naming it.
-fn mask_credentials(plan: &Plan) -> io::Result<()> {
-    const MASK: &str = "/.cw-exec-mask";
-    for cred in CREDENTIALS.iter().map(Path::new) {
-        let named = plan.all_grants().any(|g| g.path.starts_with(cred));
-        let Ok(meta) = std::fs::symlink_metadata(cred) else {
-            continue;
-        };
-        if named || meta.file_type().is_symlink() {
-            continue;
-        }
-        if meta.is_dir() {
-            mount(
-                Some("tmpfs"),
-                cred,
-                Some("tmpfs"),
-                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-                Some("size=4k,mode=000"),
+/// Binds one host path from a descriptor: re-open it beneath the host's tree without following
+/// symlinks, check it is the object the plan resolved, clone its mount tree, set the flags on
+/// the detached clone, attach it.
+fn bind_verified(host_root: BorrowedFd<'_>, bind: &Bind) -> io::Result<()> {
+    let fd = pathfd::reopen_beneath(host_root, &bind.path).map_err(|e| {
+        if e.raw_os_error() == Some(libc::ELOOP) {
+            io::Error::other(
+                "a symlink now stands where the plan resolved a directory or file: refusing to follow it",
             )
-            .map_err(|e| io::Error::other(format!("{}: {e}", cred.display())))?;
         } else {
-            if std::fs::symlink_metadata(MASK).is_err() {
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o000)
-                    .open(MASK)?;
-            }
-            mount(
-                Some(MASK),
-                cred,
-                None::<&str>,
-                MsFlags::MS_BIND,
-                None::<&str>,
-            )
-            .map_err(|e| io::Error::other(format!("{}: {e}", cred.display())))?;
-            sys::mount_setattr(
-                cred,
-                false,
-                MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
-                0,
-            )?;
+            e
+        }
+    })?;
+    if let Some((dev, ino)) = bind.expect {
+        let found = pathfd::identity(fd.as_fd())?;
+        if (found.dev, found.ino) != (dev, ino) {
+            return Err(io::Error::other(format!(
+                "replaced since it was resolved (device {dev}, inode {ino} expected; found device {}, inode {}): refusing to bind another object",
+                found.dev, found.ino
+            )));
         }
     }
+    make_mount_point(&bind.path, bind.is_dir)?;
+    let tree = sys::clone_tree(fd.as_fd())?;
+    let (set, clear) = bind.attrs();
+    if (set, clear) != (0, 0) {
+        // Recursive first, so submounts get the same flags; a submount the host locked
+        // read-only refuses to be made writable, in which case only the top is writable
+        // (stricter than asked, never looser).
+        sys::mount_setattr_fd(tree.as_fd(), true, set, clear).or_else(|e| {
+            if clear != 0 {
+                sys::mount_setattr_fd(tree.as_fd(), false, set, clear)
+            } else {
+                Err(e)
+            }
+        })?;
+    }
+    sys::attach_tree(tree.as_fd(), &bind.path)
+}
+
+/// Covers a credential path with an empty, read-only directory or file. Returns true when the
+/// mask is a directory left writable for the mount points of grants beneath it (made
+/// read-only once they are bound). A mask directory has mode 0111: it can be passed through
+/// to a granted sub-path, but not listed or read.
+fn mask_credential(mask: &Mask) -> io::Result<bool> {
+    const MASK_FILE: &str = "/.cw-exec-mask";
+    let Ok(meta) = std::fs::symlink_metadata(&mask.path) else {
+        // Not in the view after all (the covering grant changed beneath it): nothing to hide.
+        return Ok(false);
+    };
+    if meta.is_dir() {
+        mount(
+            Some("tmpfs"),
+            &mask.path,
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            Some("size=64k,nr_inodes=1024,mode=0111"),
+        )
+        .map_err(io::Error::from)?;
+        return Ok(true);
+    }
+    if std::fs::symlink_metadata(MASK_FILE).is_err() {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o000)
+            .open(MASK_FILE)?;
+    }
+    mount(
+        Some(MASK_FILE),
+        &mask.path,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(io::Error::from)?;
+    sys::mount_setattr(
+        &mask.path,
+        false,
+        MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+        0,
+    )?;
+    Ok(false)
+}
+
+/// Makes every host kernel-state mount in the view read-only, whatever the grants say: each
+/// sysfs, cgroup, proc, securityfs, debugfs, tracefs, bpf, configfs, efivarfs, pstore (...)
+/// mount, and anything mounted beneath /sys or /proc. Runs after init's own writes to the
+/// sandbox's /proc/sys, and reads this namespace's mount table, so submounts a recursive bind
+/// brought in are covered too.
+pub fn seal_kernel_state(kernel_fs: &[&str]) -> Result<(), String> {
+    let table = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| format!("reading /proc/self/mountinfo: {e}"))?;
+    for line in table.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let point = left.split(' ').nth(4).map(unescape_mountinfo);
+        let fstype = right.split(' ').next().unwrap_or("");
+        let (Some(point), opts) = (point, left.split(' ').nth(5).unwrap_or("")) else {
+            continue;
+        };
+        let path = PathBuf::from(&point);
+        let state =
+            kernel_fs.contains(&fstype) || path.starts_with("/sys") || path.starts_with("/proc");
+        if !state || opts.split(',').any(|o| o == "ro") {
+            continue;
+        }
+        sys::mount_setattr(&path, false, MOUNT_ATTR_RDONLY, 0)
+            .map_err(|e| format!("making {point} ({fstype}) read-only: {e}"))?;
+    }
     Ok(())
+}
+
+/// Mount points print spaces, tabs, newlines and backslashes as octal escapes.
+fn unescape_mountinfo(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\'
+            && i + 3 < bytes.len()
+            && bytes[i + 1..i + 4]
+                .iter()
+                .all(|b| (b'0'..=b'7').contains(b))
+        {
+            let v = (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
+            out.push(v);
+            i += 4;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn mkdir(path: &Path) -> io::Result<()> {
@@ -333,51 +435,23 @@ fn mkdir(path: &Path) -> io::Result<()> {
     }
 }
 
-/// Recreates host paths inside the view, remembering what it already made: the grants
-/// share most of their parents, and each lstat and mkdir saved is a syscall per run.
-#[derive(Default)]
-struct Mirror {
-    done: std::collections::HashSet<PathBuf>,
-}
-
-impl Mirror {
-    /// Recreates `path` inside the view as it appears on the host (seen through OLD_ROOT):
-    /// directories as directories, symlinks as the same symlinks (then following them), and
-    /// a final non-directory as an empty file to bind onto.
-    fn path(&mut self, path: &Path) -> io::Result<()> {
-        self.walk(path, 0)
+/// Creates `path` inside the view (parents as directories, the last as a directory or an
+/// empty file) unless something is there already. Only names the plan resolved reach here,
+/// and the view's own skeleton holds no host symlinks but those the plan recorded.
+fn make_mount_point(path: &Path, is_dir: bool) -> io::Result<()> {
+    if std::fs::symlink_metadata(path).is_ok() {
+        return Ok(());
     }
-
-    fn walk(&mut self, path: &Path, depth: u32) -> io::Result<()> {
-        if depth > 40 {
-            return Err(io::Error::from_raw_os_error(libc::ELOOP));
-        }
-        let mut inside = PathBuf::from("/");
-        let comps: Vec<Component> = path.components().collect();
-        for (i, comp) in comps.iter().enumerate() {
-            let Component::Normal(name) = comp else {
-                continue;
-            };
-            inside.push(name);
-            if self.done.contains(&inside) {
-                continue;
-            }
-            let on_host = Path::new(OLD_ROOT).join(inside.strip_prefix("/").unwrap());
-            let meta = std::fs::symlink_metadata(&on_host)?;
-            if meta.file_type().is_symlink() {
-                let target = std::fs::read_link(&on_host)?;
-                if std::fs::symlink_metadata(&inside).is_err() {
-                    std::os::unix::fs::symlink(&target, &inside)?;
-                }
-                let mut resolved = inside.parent().unwrap_or(Path::new("/")).join(&target);
-                for rest in &comps[i + 1..] {
-                    resolved.push(rest);
-                }
-                // Not remembered: what lies beyond a symlink depends on the rest of the path.
-                return self.walk(&normalize(&resolved), depth + 1);
-            } else if meta.is_dir() {
-                mkdir(&inside)?;
-            } else if std::fs::symlink_metadata(&inside).is_err() {
+    let mut inside = PathBuf::from("/");
+    let comps: Vec<Component> = path.components().collect();
+    for (i, comp) in comps.iter().enumerate() {
+        let Component::Normal(name) = comp else {
+            continue;
+        };
+        inside.push(name);
+        let last = i + 1 == comps.len();
+        if last && !is_dir {
+            if std::fs::symlink_metadata(&inside).is_err() {
                 std::fs::OpenOptions::new()
                     .write(true)
                     .create(true)
@@ -385,9 +459,24 @@ impl Mirror {
                     .mode(0o644)
                     .open(&inside)?;
             }
-            self.done.insert(inside.clone());
+        } else {
+            mkdir(&inside)?;
         }
-        Ok(())
+    }
+    Ok(())
+}
+
+/// Recreates a symlink the plan followed at its physical place in the view.
+fn recreate_link(at: &Path, target: &Path) -> io::Result<()> {
+    if std::fs::symlink_metadata(at).is_ok() {
+        return Ok(());
+    }
+    if let Some(parent) = at.parent() {
+        make_mount_point(parent, true)?;
+    }
+    match std::os::unix::fs::symlink(target, at) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        other => other,
     }
 }
 
@@ -408,6 +497,13 @@ pub fn describe(plan: &Plan) -> Vec<String> {
         "{PRIVATE_TMP} tmpfs rw{} (private, gone with the sandbox)",
         if plan.tmp_exec() { "" } else { ",noexec" }
     ));
+    for m in &plan.masks {
+        out.push(format!(
+            "{} masked (credentials: an empty, read-only {}; named sub-paths bound on top)",
+            m.path.display(),
+            if m.is_dir { "directory" } else { "file" }
+        ));
+    }
     out.push("/proc proc (own PID namespace)".into());
     out.push("/ tmpfs ro (everything not listed is absent)".into());
     out
