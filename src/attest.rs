@@ -336,6 +336,7 @@ pub fn kernel_section(plan: &Plan, rb: Option<&KernelReadback>, verdict: &Verdic
                 "requested": g.requested,
                 "access": g.access.describe(),
                 "landlock": plan.landlock.rights(g.access, g.is_dir).names(),
+                "identity": g.identity,
             })
         })
         .collect();
@@ -349,6 +350,7 @@ pub fn kernel_section(plan: &Plan, rb: Option<&KernelReadback>, verdict: &Verdic
         "rules": rules,
         "runtimeAllowance": runtime,
         "agentInstall": plan.agent_install.iter().map(|g| json!({"path": g.path, "access": g.access.describe()})).collect::<Vec<_>>(),
+        "credentialMasks": plan.masks,
         "execAllowlist": plan.exec_allowlist,
         "network": plan.net.as_str(),
         "mountView": crate::kernel::mount_view::describe(plan),

@@ -171,9 +171,6 @@ impl Sandbox {
             .args(cmd)
             .current_dir(&self.cwd);
         c.env("HOME", "/root");
-        for (k, v) in &self.env {
-            c.env(k, v);
-        }
         if let Some((uid, gid)) = self.user {
             c.uid(uid).gid(gid);
             c.env("HOME", "/nonexistent");
@@ -186,6 +183,10 @@ impl Sandbox {
                     Ok(())
                 });
             }
+        }
+        // The test's own variables last: they win over the defaults above.
+        for (k, v) in &self.env {
+            c.env(k, v);
         }
         c.stdin(Stdio::null());
         c
