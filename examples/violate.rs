@@ -414,11 +414,19 @@ fn main() {
             println!("ok {}", blocks.len());
         }
         "spin" => {
-            let until = std::time::Instant::now()
-                + std::time::Duration::from_secs_f64(a(1).parse().unwrap());
+            // Burns SECONDS of this process's own CPU time (not wall-clock time, which on a
+            // loaded machine may hold much less CPU), then prints "spun true".
+            let want = std::time::Duration::from_secs_f64(a(1).parse().unwrap());
+            let cpu_time = || {
+                nix::time::clock_gettime(nix::time::ClockId::CLOCK_PROCESS_CPUTIME_ID)
+                    .map(std::time::Duration::from)
+                    .unwrap_or_default()
+            };
             let mut x = 0u64;
-            while std::time::Instant::now() < until {
-                x = x.wrapping_add(1);
+            while cpu_time() < want {
+                for _ in 0..10_000 {
+                    x = std::hint::black_box(x.wrapping_add(1));
+                }
             }
             println!("spun {}", x > 0);
         }
@@ -440,6 +448,93 @@ fn main() {
             let n: usize = a(2).parse().unwrap();
             let r = std::fs::File::create(a(1)).and_then(|mut f| f.write_all(&vec![b'x'; n]));
             result(r);
+        }
+        "fill" => {
+            // Writes MIB mebibytes into PATH, or into a memfd for "memfd", and keeps them;
+            // prints "ok MIB", or the errno and how many whole MiB went in first.
+            use std::io::Write;
+            use std::os::fd::FromRawFd;
+            let mib: usize = a(2).parse().unwrap();
+            let file = if a(1) == "memfd" {
+                const MFD_NOEXEC_SEAL: libc::c_uint = 0x8;
+                let fd = unsafe {
+                    libc::memfd_create(
+                        c"violate-fill".as_ptr(),
+                        libc::MFD_CLOEXEC | MFD_NOEXEC_SEAL,
+                    )
+                };
+                if fd < 0 {
+                    Err(std::io::Error::last_os_error())
+                } else {
+                    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+                }
+            } else {
+                std::fs::File::create(a(1))
+            };
+            let mut file = match file {
+                Ok(f) => f,
+                Err(e) => return result::<()>(Err(e)),
+            };
+            let chunk = vec![0x5au8; 1 << 20];
+            for done in 0..mib {
+                if let Err(e) = file.write_all(&chunk) {
+                    println!("{} {done}", errno_name(e.raw_os_error().unwrap_or(0)));
+                    return;
+                }
+            }
+            println!("ok {mib}");
+        }
+        "proc-grep" => {
+            // proc-grep PIDS FILES HEX...: PIDS is "1" or "all", FILES a comma-separated list
+            // of /proc/PID files; the needles come hex-encoded so this process's own command
+            // line does not contain them. Prints /proc/1/cmdline (NULs as spaces), then every
+            // PID/FILE holding a needle, or "none".
+            let needles: Vec<Vec<u8>> = args[3..]
+                .iter()
+                .map(|h| {
+                    (0..h.len())
+                        .step_by(2)
+                        .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+                        .collect()
+                })
+                .collect();
+            let pids: Vec<String> = if a(1) == "all" {
+                std::fs::read_dir("/proc")
+                    .unwrap()
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+                    .collect()
+            } else {
+                vec![a(1)]
+            };
+            let init = std::fs::read("/proc/1/cmdline").unwrap_or_default();
+            println!(
+                "{}",
+                String::from_utf8_lossy(&init).replace('\0', " ").trim()
+            );
+            let mut hits = vec![];
+            for pid in &pids {
+                for file in a(2).split(',') {
+                    let Ok(bytes) = std::fs::read(format!("/proc/{pid}/{file}")) else {
+                        continue;
+                    };
+                    if needles
+                        .iter()
+                        .any(|n| bytes.windows(n.len()).any(|w| w == n.as_slice()))
+                    {
+                        hits.push(format!("{pid}/{file}"));
+                    }
+                }
+            }
+            println!(
+                "{}",
+                if hits.is_empty() {
+                    "none".to_string()
+                } else {
+                    hits.join(",")
+                }
+            );
         }
         "ioctl-tcgets" => report(unsafe {
             let fd = libc::open(p(1).as_ptr(), libc::O_RDWR);

@@ -269,6 +269,9 @@ fn contain(
         &format!("chdir {}", plan.cwd.display()),
         std::env::set_current_dir(&plan.cwd),
     )?;
+    // 2b. The OOM killer's first choice in the sandbox is the command, not init (before
+    //     Landlock, which makes /proc read-only).
+    step("oom_score_adj", prefer_for_oom_kill())?;
     // 3. No descriptor but 0, 1, 2 crosses execve (the report pipe is already CLOEXEC).
     step("close-on-exec for fds >= 3", sys::cloexec_from(3))?;
     // 4. no_new_privs: setuid bits and file capabilities grant nothing from here on; it is
@@ -399,6 +402,20 @@ fn contain(
         probes,
         env_names,
     })
+}
+
+/// Makes the command's processes the OOM killer's first choice, before init: pages of the
+/// private /tmp or of a memfd belong to no process, so when the sandbox's memory cgroup is
+/// full the kernel would otherwise often kill init (the largest process), ending the run as
+/// a crash instead of the command's OOM kill. Raising oom_score_adj needs no privilege; init
+/// keeps cw-exec's value. /proc/self of a non-dumpable process belongs to the namespace's
+/// root, which an unprivileged caller's namespace does not map, so the process is dumpable
+/// for the write (nothing else runs in the sandbox yet) and not again until execve.
+fn prefer_for_oom_kill() -> Result<(), String> {
+    nix::sys::prctl::set_dumpable(true).map_err(|e| format!("dumpable: {e}"))?;
+    let written = std::fs::write("/proc/self/oom_score_adj", "1000");
+    nix::sys::prctl::set_dumpable(false).map_err(|e| format!("not dumpable: {e}"))?;
+    written.map_err(|e| format!("/proc/self/oom_score_adj: {e}"))
 }
 
 /// Clears every capability set. Securebits first (they need CAP_SETPCAP), so uid 0 in the

@@ -1,21 +1,33 @@
 //! Resource limits: which mechanism enforces each requested limit on this host, decided
-//! when planning, so that a limit nothing here can enforce is a refusal before anything runs.
+//! when planning, so that a limit that cannot bind as asked is a refusal before anything runs.
 //!
-//! | limit  | preferred                         | otherwise                                  |
-//! |--------|-----------------------------------|--------------------------------------------|
-//! | memory | cgroup memory (whole sandbox)     | RLIMIT_DATA (per process)                  |
-//! | pids   | cgroup pids (whole sandbox)       | RLIMIT_NPROC (per sandbox user namespace; never binds root: refused) |
-//! | cpu    | cgroup CPU accounting, polled by cw-exec (whole sandbox) + RLIMIT_CPU | RLIMIT_CPU (per process) |
-//! | nofile | RLIMIT_NOFILE (per process)       |                                            |
-//! | fsize  | RLIMIT_FSIZE (per process)        |                                            |
-//! | output | cw-exec's relay (stdout+stderr)   |                                            |
+//! Two kinds of limit:
+//! - **explicit**: a flag (`--memory`), or a profile key listed in `[limits] required`. It
+//!   binds as asked — the whole sandbox, root included — or the run is refused (exit 125)
+//!   with the limit, the missing mechanism and why it is missing.
+//! - **default**: any other profile key (the bundled profiles' limits). Defence in depth:
+//!   applied with the best mechanism this host offers, attested exactly (what it covers and
+//!   what it does not), never a reason to refuse.
+//!
+//! | limit  | whole sandbox (explicit needs this)              | otherwise (defaults only)                  |
+//! |--------|--------------------------------------------------|--------------------------------------------|
+//! | memory | cgroup memory                                    | RLIMIT_DATA (per process; tmpfs, shm, memfd not covered) |
+//! | pids   | cgroup pids; RLIMIT_NPROC for a non-root caller (counted per user namespace: this sandbox) | none for root (RLIMIT_NPROC never binds root) |
+//! | cpu    | cgroup CPU accounting polled by cw-exec + RLIMIT_CPU | RLIMIT_CPU (per process)               |
+//! | nofile | RLIMIT_NOFILE: per process, which is what the limit means |                                   |
+//! | fsize  | RLIMIT_FSIZE: per process, which is what the limit means  |                                   |
+//! | output | cw-exec's relay (stdout+stderr; stdin a pipe it feeds)    |                                   |
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use nix::sys::resource::{setrlimit, Resource};
 use serde::Serialize;
 
 use crate::kernel::cgroup::{self, CgroupLimits, Controller};
+
+/// How often cw-exec checks the whole-sandbox CPU time against `--cpu`.
+pub const CPU_POLL: Duration = Duration::from_millis(100);
 
 /// The limits a run asks for.
 #[derive(Clone, Debug, Default)]
@@ -26,6 +38,10 @@ pub struct Limits {
     pub nofile: Option<u64>,
     pub fsize: Option<u64>,
     pub output: Option<u64>,
+    /// The limits asked for explicitly, by report name ("memory", "pids", "cpu", ...), each
+    /// with how the caller asked ("--memory", "profile p.toml: limits.memory (required)").
+    /// Every other limit set is a default.
+    pub explicit: BTreeMap<&'static str, String>,
 }
 
 /// How one limit is enforced, for `explain` and the attestation.
@@ -33,10 +49,16 @@ pub struct Limits {
 pub struct LimitReport {
     pub limit: &'static str,
     pub requested: String,
+    /// Asked for explicitly (a flag, or a profile key in `limits.required`): it binds as
+    /// asked, or the run was refused. False: a profile default, applied as `coverage` says.
+    pub explicit: bool,
+    /// The mechanism ("none" for a default nothing here can apply).
     pub mechanism: String,
     /// Whether the mechanism bounds the sandbox as a whole (false: each process separately).
     #[serde(rename = "wholeSandbox")]
     pub whole_sandbox: bool,
+    /// Exactly what the mechanism bounds, and what it does not.
+    pub coverage: String,
 }
 
 /// The lowered limits.
@@ -46,6 +68,8 @@ pub struct LimitsPlan {
     pub output: Option<u64>,
     pub cpu_total: Option<Duration>,
     pub reports: Vec<LimitReport>,
+    /// `size=` of each private tmpfs of the sandbox (see `private_tmpfs_size`).
+    pub tmpfs_size: u64,
 }
 
 impl LimitsPlan {
@@ -54,8 +78,41 @@ impl LimitsPlan {
     }
 }
 
-/// Decides a mechanism for every requested limit; Err((limit, why)) if one has none here.
+/// The host's RAM in bytes (`MemTotal`), or 4 GiB if /proc/meminfo cannot say.
+fn host_ram() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map(|kib| kib * 1024)
+        .unwrap_or(4 << 30)
+}
+
+/// The `size=` of a private tmpfs of the sandbox (its /tmp, and any other it is given, such
+/// as a private /dev/shm): the memory limit when one is set, capped at a quarter of the
+/// host's RAM; a quarter of the host's RAM without one. Rounded down to whole pages.
+///
+/// A tmpfs is memory: without a size it may grow to half of RAM, and its pages are charged
+/// to no process, so RLIMIT_DATA never sees them. With this size a sandbox cannot fill the
+/// host's memory through one; when a memory cgroup binds, the tmpfs pages are charged to it
+/// as well, so the sandbox's tmpfs and processes together stay within the limit.
+pub fn private_tmpfs_size(memory: Option<u64>) -> u64 {
+    private_tmpfs_size_of(memory, host_ram())
+}
+
+fn private_tmpfs_size_of(memory: Option<u64>, ram: u64) -> u64 {
+    let quarter = ram / 4;
+    let size = memory.map_or(quarter, |m| m.min(quarter));
+    (size & !4095).max(4096)
+}
+
+/// Decides a mechanism for every requested limit; Err((limit, why)) if an explicit one cannot
+/// bind as asked here.
 pub fn plan(limits: &Limits, uid: u32) -> Result<LimitsPlan, (String, String)> {
+    let tmpfs_size = private_tmpfs_size(limits.memory);
     let mut p = LimitsPlan {
         cgroups: CgroupLimits {
             memory: None,
@@ -66,60 +123,112 @@ pub fn plan(limits: &Limits, uid: u32) -> Result<LimitsPlan, (String, String)> {
         output: limits.output,
         cpu_total: None,
         reports: vec![],
+        tmpfs_size,
     };
     // Read only if a limit needs a cgroup.
     let host = std::cell::OnceCell::new();
-    let locate = |c| host.get_or_init(cgroup::CgroupHost::read).locate(c);
-    let mut report = |limit, requested: String, mechanism: String, whole| {
+    let find = |c| host.get_or_init(cgroup::CgroupHost::read).find(c);
+    let asked = |limit: &str| limits.explicit.get(limit).cloned();
+    let mut report = |limit, requested: String, mechanism: String, whole, coverage: String| {
         p.reports.push(LimitReport {
             limit,
             requested,
+            explicit: limits.explicit.contains_key(limit),
             mechanism,
             whole_sandbox: whole,
+            coverage,
         })
     };
+    let refuse = |limit: &str, message: String| Err((limit.to_string(), message));
     if let Some(bytes) = limits.memory {
-        match locate(Controller::Memory) {
-            Some(h) => {
+        match find(Controller::Memory) {
+            Ok(h) => {
+                let swap = if !cgroup::host_has_swap() {
+                    "there is no swap on this host"
+                } else if h.bounds_swap() {
+                    "swap included"
+                } else {
+                    "swap NOT included: this kernel does not account swap to cgroups"
+                };
+                if swap.starts_with("swap NOT") {
+                    if let Some(how) = asked("memory") {
+                        return refuse(
+                            "memory",
+                            format!("{how} = {bytes} bytes must bind the whole sandbox, but this kernel does not account swap to the {} memory cgroup, so the sandbox could swap out past the limit", h.describe()),
+                        );
+                    }
+                }
                 report(
                     "memory",
                     bytes.to_string(),
-                    format!("{} memory (swap included)", h.describe()),
+                    format!("{} memory", h.describe()),
                     true,
+                    format!("every page charged to the sandbox's memory cgroup: anonymous memory, page cache, tmpfs (the private /tmp included), shared memory and memfd, of all its processes, init included; {swap}; past it the kernel reclaims, then OOM-kills inside the sandbox"),
                 );
                 p.cgroups.memory = Some((bytes, h));
             }
-            None => {
-                report("memory", bytes.to_string(), "RLIMIT_DATA".into(), false);
+            Err(why) => {
+                if let Some(how) = asked("memory") {
+                    return refuse(
+                        "memory",
+                        format!("{how} = {bytes} bytes must bind the whole sandbox, but no memory cgroup is usable here ({why}); RLIMIT_DATA would bound each process's heap separately and not tmpfs, shared memory or memfd at all. Run as root, or delegate a cgroup with the memory controller to this user"),
+                    );
+                }
+                report(
+                    "memory",
+                    bytes.to_string(),
+                    "RLIMIT_DATA".into(),
+                    false,
+                    format!("RLIMIT_DATA per process (heap and private writable mappings of each process); tmpfs, shared memory and memfd not covered (the private /tmp is bounded by its own size of {} bytes instead); the sandbox as a whole is not bounded: no memory cgroup is usable here ({why})", tmpfs_size),
+                );
                 p.rlimits.push((Resource::RLIMIT_DATA, bytes, bytes));
             }
         }
     }
     if let Some(n) = limits.pids {
-        match locate(Controller::Pids) {
-            Some(h) => {
-                report("pids", n.to_string(), format!("{} pids", h.describe()), true);
+        match find(Controller::Pids) {
+            Ok(h) => {
+                report(
+                    "pids",
+                    n.to_string(),
+                    format!("{} pids", h.describe()),
+                    true,
+                    "every process and thread of the sandbox, init included (fork and clone fail with EAGAIN past it)".into(),
+                );
                 p.cgroups.pids = Some((n, h));
             }
-            None if uid != 0 => {
+            Err(_) if uid != 0 => {
                 // Counted per (user namespace, uid) since Linux 5.14: this sandbox's processes.
-                report("pids", n.to_string(), "RLIMIT_NPROC (this sandbox's user namespace)".into(), true);
+                report(
+                    "pids",
+                    n.to_string(),
+                    "RLIMIT_NPROC (this sandbox's user namespace)".into(),
+                    true,
+                    "RLIMIT_NPROC, which the kernel counts per user namespace and uid: every process and thread of this sandbox (it has its own user namespace), init included (fork and clone fail with EAGAIN past it)".into(),
+                );
                 p.rlimits.push((Resource::RLIMIT_NPROC, n, n));
             }
-            None => {
-                return Err((
-                    "pids".into(),
-                    "no usable cgroup pids controller, and RLIMIT_NPROC does not bind root: the process limit cannot be enforced".into(),
-                ))
+            Err(why) => {
+                if let Some(how) = asked("pids") {
+                    return refuse(
+                        "pids",
+                        format!("{how} = {n} must bind the whole sandbox, but no pids cgroup is usable here ({why}), and RLIMIT_NPROC does not bind root: the process limit cannot be enforced"),
+                    );
+                }
+                report(
+                    "pids",
+                    n.to_string(),
+                    "none".into(),
+                    false,
+                    format!("not applied: no pids cgroup is usable here ({why}), and RLIMIT_NPROC does not bind root; the number of processes is not bounded"),
+                );
             }
         }
     }
     if let Some(cpu) = limits.cpu {
         let secs = cpu.as_secs_f64().ceil().max(1.0) as u64;
-        // SIGXCPU at the soft limit, SIGKILL a second later.
-        p.rlimits.push((Resource::RLIMIT_CPU, secs, secs + 1));
-        match locate(Controller::CpuAccounting) {
-            Some(h) => {
+        match find(Controller::CpuAccounting) {
+            Ok(h) => {
                 report(
                     "cpu",
                     format!("{:.3}s", cpu.as_secs_f64()),
@@ -128,19 +237,48 @@ pub fn plan(limits: &Limits, uid: u32) -> Result<LimitsPlan, (String, String)> {
                         h.describe()
                     ),
                     true,
+                    format!("CPU time of every process of the sandbox, init included, read from the cgroup every {} ms: the tree is SIGKILLed once past it (it may overshoot by up to that much per CPU); RLIMIT_CPU of {secs}s per process as well", CPU_POLL.as_millis()),
                 );
                 p.cgroups.cpu = Some(h);
                 p.cpu_total = Some(cpu);
             }
-            None => report("cpu", format!("{secs}s"), "RLIMIT_CPU".into(), false),
+            Err(why) => {
+                if let Some(how) = asked("cpu") {
+                    return refuse(
+                        "cpu",
+                        format!("{how} = {:.3}s must bind the whole sandbox, but no cgroup accounts CPU time here ({why}); RLIMIT_CPU bounds each process separately, so N processes could use N times the limit", cpu.as_secs_f64()),
+                    );
+                }
+                report(
+                    "cpu",
+                    format!("{secs}s"),
+                    "RLIMIT_CPU".into(),
+                    false,
+                    format!("RLIMIT_CPU per process: each process may use {secs}s of CPU (SIGXCPU, then SIGKILL); a tree of processes is not bounded as a whole: no cgroup accounts CPU time here ({why})"),
+                );
+            }
         }
+        // SIGXCPU at the soft limit, SIGKILL a second later.
+        p.rlimits.push((Resource::RLIMIT_CPU, secs, secs + 1));
     }
     if let Some(n) = limits.nofile {
-        report("nofile", n.to_string(), "RLIMIT_NOFILE".into(), false);
+        report(
+            "nofile",
+            n.to_string(),
+            "RLIMIT_NOFILE".into(),
+            false,
+            format!("RLIMIT_NOFILE per process, which is what this limit means: each process may hold at most {n} open descriptors (EMFILE past it)"),
+        );
         p.rlimits.push((Resource::RLIMIT_NOFILE, n, n));
     }
     if let Some(bytes) = limits.fsize {
-        report("fsize", bytes.to_string(), "RLIMIT_FSIZE".into(), false);
+        report(
+            "fsize",
+            bytes.to_string(),
+            "RLIMIT_FSIZE".into(),
+            false,
+            format!("RLIMIT_FSIZE per process, which is what this limit means: no process may write a file past {bytes} bytes (SIGXFSZ, or EFBIG where it is ignored), the private /tmp included"),
+        );
         p.rlimits.push((Resource::RLIMIT_FSIZE, bytes, bytes));
     }
     if let Some(bytes) = limits.output {
@@ -149,6 +287,7 @@ pub fn plan(limits: &Limits, uid: u32) -> Result<LimitsPlan, (String, String)> {
             bytes.to_string(),
             "cw-exec relay (stdout+stderr, dropped past the limit)".into(),
             true,
+            format!("stdout and stderr of the whole sandbox pass through cw-exec, which drops what passes {bytes} bytes; the command's stdin is a pipe cw-exec feeds from its own (or /dev/null), so descriptor 0 cannot carry output to the caller"),
         );
     }
     Ok(p)
@@ -161,4 +300,19 @@ pub fn apply_rlimits(rlimits: &[(Resource, u64, u64)]) -> Result<(), String> {
             .map_err(|e| format!("setrlimit {resource:?}={soft}: {e}"))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tmpfs_size_is_the_memory_limit_capped_at_a_quarter_of_ram() {
+        let ram = 16u64 << 30;
+        assert_eq!(private_tmpfs_size_of(None, ram), 4 << 30);
+        assert_eq!(private_tmpfs_size_of(Some(64 << 20), ram), 64 << 20);
+        assert_eq!(private_tmpfs_size_of(Some(64 << 30), ram), 4 << 30);
+        assert_eq!(private_tmpfs_size_of(Some(10_000), ram), 8192);
+        assert_eq!(private_tmpfs_size_of(Some(1), ram), 4096);
+    }
 }

@@ -167,6 +167,7 @@ impl RunArgs {
                 nofile: self.nofile,
                 fsize: self.fsize,
                 output_limit: self.output_limit,
+                required: vec![],
             },
             command: self.command.clone(),
             timings: self.timings,

@@ -590,6 +590,26 @@ impl Plan {
         let pl = &profile.limits;
         let timeout = rl.timeout.or(pl.timeout).map(Duration::from_secs_f64);
         let cpu = rl.cpu.or(pl.cpu).map(Duration::from_secs_f64);
+        // A limit is explicit when a flag sets it or the profile lists it in limits.required:
+        // then it binds as asked or the run is refused. Otherwise it is a profile default.
+        let mut explicit = BTreeMap::new();
+        for (report, key) in [
+            ("memory", "memory"),
+            ("pids", "pids"),
+            ("cpu", "cpu"),
+            ("nofile", "nofile"),
+            ("fsize", "fsize"),
+            ("output", "output-limit"),
+        ] {
+            if rl.is_set(key) {
+                explicit.insert(report, format!("--{key}"));
+            } else if pl.is_set(key) && pl.requires(key) {
+                explicit.insert(
+                    report,
+                    format!("profile {profile_id}: limits.{key} (required)"),
+                );
+            }
+        }
         let wanted = Limits {
             memory: rl.memory.or(pl.memory).map(|s| s.0),
             pids: rl.pids.or(pl.pids),
@@ -597,6 +617,7 @@ impl Plan {
             nofile: rl.nofile.or(pl.nofile),
             fsize: rl.fsize.or(pl.fsize).map(|s| s.0),
             output: rl.output_limit.or(pl.output_limit).map(|s| s.0),
+            explicit,
         };
         let limits = crate::limits::plan(&wanted, uid).map_err(|(limit, message)| {
             PlanError::Unenforceable {
@@ -1154,8 +1175,9 @@ impl Plan {
         let _ = writeln!(s, "cwd          {}", self.cwd.display());
         let _ = writeln!(
             s,
-            "private tmp  {} (a tmpfs of this sandbox, gone when it ends)",
-            self.tmp.display()
+            "private tmp  {} (a tmpfs of this sandbox, gone when it ends; at most {} bytes)",
+            self.tmp.display(),
+            self.limits.tmpfs_size
         );
         let _ = writeln!(s, "network      {}", self.net);
         let _ = writeln!(
@@ -1173,7 +1195,7 @@ impl Plan {
         for r in &self.limits.reports {
             let _ = writeln!(
                 s,
-                "limit        {} = {} by {}{}",
+                "limit        {} = {} by {}{} [{}]\n               covers: {}",
                 r.limit,
                 r.requested,
                 r.mechanism,
@@ -1181,7 +1203,13 @@ impl Plan {
                     ""
                 } else {
                     " (per process)"
-                }
+                },
+                if r.explicit {
+                    "explicit: binds as asked"
+                } else {
+                    "profile default: best available"
+                },
+                r.coverage
             );
         }
         let _ = writeln!(s, "\ngrants (Landlock ABI {}):", self.landlock.0);

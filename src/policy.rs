@@ -134,7 +134,23 @@ pub struct LimitsPolicy {
     /// Total stdout+stderr relayed; past it output is dropped and the envelope says so.
     #[serde(rename = "output-limit")]
     pub output_limit: Option<Size>,
+    /// Keys of this table that must bind as asked (whole sandbox for memory, pids and cpu),
+    /// or the run is refused. A key not listed is defence in depth: applied with the best
+    /// mechanism this host offers and attested as exactly that. Flags are always required.
+    #[serde(default)]
+    pub required: Vec<String>,
 }
+
+/// The keys of `[limits]` (as a profile spells them) that `limits.required` may name.
+pub const LIMIT_KEYS: &[&str] = &[
+    "timeout",
+    "memory",
+    "pids",
+    "cpu",
+    "nofile",
+    "fsize",
+    "output-limit",
+];
 
 impl LimitsPolicy {
     /// Checks every value set; `name` turns a key into how the caller spells it (a profile's
@@ -150,7 +166,43 @@ impl LimitsPolicy {
                 return Err(format!("{}: must be at least 1", name(key)));
             }
         }
+        for key in &self.required {
+            if !LIMIT_KEYS.contains(&key.as_str()) {
+                return Err(format!(
+                    "{}: {key:?} is not a limit (limits are {})",
+                    name("required"),
+                    LIMIT_KEYS.join(", ")
+                ));
+            }
+            if !self.is_set(key) {
+                return Err(format!(
+                    "{}: names {key:?}, but {} is not set",
+                    name("required"),
+                    name(key)
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// Whether the limit `key` (a `LIMIT_KEYS` entry) has a value here.
+    pub fn is_set(&self, key: &str) -> bool {
+        match key {
+            "timeout" => self.timeout.is_some(),
+            "memory" => self.memory.is_some(),
+            "pids" => self.pids.is_some(),
+            "cpu" => self.cpu.is_some(),
+            "nofile" => self.nofile.is_some(),
+            "fsize" => self.fsize.is_some(),
+            "output-limit" => self.output_limit.is_some(),
+            _ => false,
+        }
+    }
+
+    /// Whether `key` must bind as asked: listed in `required` (for a profile; flags are
+    /// required by nature and the caller says so).
+    pub fn requires(&self, key: &str) -> bool {
+        self.required.iter().any(|k| k == key)
     }
 }
 
@@ -367,6 +419,24 @@ mod tests {
         assert!(Profile::parse("[limits]\nmemroy = 1\n", "t")
             .unwrap_err()
             .contains("memroy"));
+    }
+
+    #[test]
+    fn required_limits_must_be_known_and_set() {
+        let p = Profile::parse(
+            "[limits]\nmemory = \"2G\"\npids = 10\nrequired = [\"memory\"]\n",
+            "t",
+        )
+        .unwrap();
+        assert!(p.limits.requires("memory") && !p.limits.requires("pids"));
+        let err = Profile::parse("[limits]\nrequired = [\"memroy\"]\n", "t").unwrap_err();
+        assert!(
+            err.contains("limits.required") && err.contains("memroy"),
+            "{err}"
+        );
+        let err = Profile::parse("[limits]\nrequired = [\"cpu\"]\n", "t").unwrap_err();
+        assert!(err.contains("limits.cpu is not set"), "{err}");
+        assert!(Profile::parse("[limits]\nrequired = \"memory\"\n", "t").is_err());
     }
 
     #[test]

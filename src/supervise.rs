@@ -23,8 +23,7 @@ use crate::sys;
 /// After a timeout, how long the tree gets between SIGTERM and SIGKILL.
 pub const KILL_GRACE: Duration = Duration::from_secs(2);
 
-/// How often the whole-sandbox CPU time is checked against `--cpu`.
-const CPU_POLL: Duration = Duration::from_millis(100);
+use crate::limits::CPU_POLL;
 
 /// How a run ended, as cw-exec observed it.
 #[derive(Debug, Default)]

@@ -46,6 +46,10 @@ fn allocating_past_the_memory_limit_fails() {
         let out = sb
             .args(["--memory", "64M", "--envelope", env.to_str().unwrap()])
             .violate(&["alloc", "512"]);
+        if out.status.code() == Some(125) {
+            // An explicit limit that no cgroup can bind is refused, never downgraded.
+            return assert_refused_for(&out, "memory", who);
+        }
         let text = stdout(&out);
         let e = envelope(&env);
         let mech = limit_mechanism(&e, "memory");
@@ -57,10 +61,301 @@ fn allocating_past_the_memory_limit_fails() {
                 "{who}"
             );
         } else {
-            assert_eq!(mech, "RLIMIT_DATA", "{who}");
-            assert_eq!(text.trim(), "ENOMEM", "{who}: {}", stderr(&out));
+            panic!("{who}: an explicit --memory ran under {mech}: {text}");
         }
     });
+}
+
+/// A refusal of the run for the explicit limit `limit`: exit 125, nothing executed, and the
+/// message names the limit and the missing mechanism.
+fn assert_refused_for(out: &std::process::Output, limit: &str, who: &str) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(125), "{who}: {err}");
+    assert!(
+        err.contains(&format!("limit {limit}")) && err.contains("cgroup"),
+        "{who}: the refusal must name the limit and the missing cgroup: {err}"
+    );
+    assert!(
+        stdout(out).is_empty(),
+        "{who}: nothing may run: {}",
+        stdout(out)
+    );
+}
+
+/// The limit entry of an envelope's attestation.
+fn limit_entry(env: &serde_json::Value, limit: &str) -> serde_json::Value {
+    env["provenance"]["attestation"]["kernel"]["limits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["limit"] == limit)
+        .cloned()
+        .unwrap_or_else(|| {
+            panic!(
+                "no {limit} entry in {}",
+                env["provenance"]["attestation"]["kernel"]["limits"]
+            )
+        })
+}
+
+#[test]
+fn explicit_limits_without_a_whole_sandbox_mechanism_are_refused() {
+    // Unprivileged, with no cgroup delegated: --memory and --cpu cannot bind the whole
+    // sandbox (RLIMIT_DATA ignores tmpfs, shared memory and memfd; RLIMIT_CPU is per
+    // process), and a profile key listed in limits.required is as explicit as a flag.
+    let Ok(ids) = unprivileged_user() else {
+        eprintln!("SKIPPED explicit-limit refusals: no unprivileged user");
+        return;
+    };
+    let dir = workdir("explicit");
+    let marker = dir.join("ran");
+    let required = dir.join("required.toml");
+    write_file(
+        &required,
+        "write = [\"$tmp\"]\n[limits]\nmemory = \"64M\"\nrequired = [\"memory\"]\n",
+    );
+    let cases: [(&[&str], &str, &str); 3] = [
+        (&["--memory", "64M"], "memory", "--memory"),
+        (&["--cpu", "1"], "cpu", "--cpu"),
+        (
+            &["--profile", required.to_str().unwrap()],
+            "memory",
+            "limits.memory (required)",
+        ),
+    ];
+    for (args, limit, asked) in cases {
+        let env = dir.join(format!("{limit}.json"));
+        let sb = Sandbox::new().user(ids).args(args).args([
+            "--write",
+            dir.to_str().unwrap(),
+            "--envelope",
+            env.to_str().unwrap(),
+        ]);
+        let out = sb.run(&["/bin/sh", "-c", &format!("touch {}", marker.display())]);
+        if out.status.code() == Some(0) {
+            let entry = limit_entry(&envelope(&env), limit);
+            assert!(
+                entry["wholeSandbox"] == true && entry["explicit"] == true,
+                "an explicit {limit} ran without binding the whole sandbox: {entry}"
+            );
+            eprintln!("SKIPPED {limit} refusal: a cgroup is delegated to {TEST_USER} here");
+            continue;
+        }
+        assert_refused_for(&out, limit, TEST_USER);
+        assert!(stderr(&out).contains(asked), "{asked}: {}", stderr(&out));
+        assert!(!marker.exists(), "{args:?}: the command ran");
+        assert_eq!(envelope(&env)["status"], "refused");
+    }
+}
+
+#[test]
+fn explicit_memory_limit_binds_tmpfs_and_memfd() {
+    // RLIMIT_DATA never saw these: a run under --memory 64M held 1 GiB in /tmp or a memfd.
+    // With the limit bound by a cgroup, 200 MiB cannot be held: the writer is OOM-killed,
+    // or the write fails.
+    as_each_identity(|sb, who| {
+        let dir = workdir("memfill");
+        let name = format!("cwx-fill-{}", std::process::id());
+        for target in [format!("/tmp/{name}"), "memfd".to_string()] {
+            let env = dir.join("e.json");
+            let out = sb
+                .clone()
+                .args(["--memory", "64M", "--envelope", env.to_str().unwrap()])
+                .violate(&["fill", &target, "200"]);
+            if out.status.code() == Some(125) {
+                assert_refused_for(&out, "memory", who);
+                continue;
+            }
+            let e = envelope(&env);
+            let entry = limit_entry(&e, "memory");
+            assert_eq!(entry["wholeSandbox"], true, "{who}: {entry}");
+            assert_eq!(entry["explicit"], true, "{who}: {entry}");
+            let coverage = entry["coverage"].as_str().unwrap();
+            assert!(
+                coverage.contains("tmpfs") && coverage.contains("memfd"),
+                "{who}: {coverage}"
+            );
+            let text = stdout(&out);
+            if out.status.code() == Some(137) {
+                assert_eq!(
+                    e["provenance"]["handle"]["metadata"]["oomKilled"], true,
+                    "{who} {target}"
+                );
+            } else {
+                // Stopped at the /tmp size (the memory limit): ENOSPC before 64 MiB.
+                let mut parts = text.split_whitespace();
+                let errno = parts.next().unwrap_or_default();
+                let mib: u32 = parts.next().and_then(|n| n.parse().ok()).unwrap_or(999);
+                assert!(
+                    (errno == "ENOSPC" || errno == "ENOMEM") && mib <= 64,
+                    "{who} {target}: {text} (exit {:?}) {}",
+                    out.status.code(),
+                    stderr(&out)
+                );
+            }
+            // The host saw nothing: the file lived in the sandbox's own /tmp.
+            assert!(
+                !std::path::Path::new("/tmp").join(&name).exists(),
+                "{who}: the sandbox's /tmp reached the host's"
+            );
+        }
+        assert_eq!(
+            leftover_cgroups(),
+            Vec::<std::path::PathBuf>::new(),
+            "{who}"
+        );
+    });
+}
+
+#[test]
+fn profile_default_limits_run_and_are_attested_exactly() {
+    // The default profile's memory limit is defence in depth: it never refuses a run, and
+    // where no cgroup binds it the attestation says it is per process and what it misses.
+    as_each_identity(|sb, who| {
+        let env = workdir("default-limits").join("e.json");
+        let out = sb
+            .args(["--envelope", env.to_str().unwrap()])
+            .run(&["/bin/true"]);
+        assert_eq!(out.status.code(), Some(0), "{who}: {}", stderr(&out));
+        let e = envelope(&env);
+        let memory = limit_entry(&e, "memory");
+        assert_eq!(memory["explicit"], false, "{who}: {memory}");
+        let coverage = memory["coverage"].as_str().unwrap();
+        if memory["mechanism"] == "RLIMIT_DATA" {
+            assert_eq!(memory["wholeSandbox"], false, "{who}");
+            assert!(
+                coverage.contains("RLIMIT_DATA per process")
+                    && coverage.contains("tmpfs, shared memory and memfd not covered"),
+                "{who}: {coverage}"
+            );
+        } else {
+            assert!(
+                memory["mechanism"].as_str().unwrap().starts_with("cgroup"),
+                "{who}: {memory}"
+            );
+            assert_eq!(memory["wholeSandbox"], true, "{who}");
+        }
+        for l in e["provenance"]["attestation"]["kernel"]["limits"]
+            .as_array()
+            .unwrap()
+        {
+            assert!(
+                !l["coverage"].as_str().unwrap_or_default().is_empty(),
+                "{who}: {l}"
+            );
+        }
+    });
+}
+
+#[test]
+fn profile_default_memory_applies_per_process_where_no_cgroup_binds() {
+    // Not listed in limits.required: applied with RLIMIT_DATA instead of refusing.
+    as_each_identity(|sb, who| {
+        let dir = workdir("mem-default");
+        let p = dir.join("p.toml");
+        write_file(&p, "[limits]\nmemory = \"64M\"\n");
+        let env = dir.join("e.json");
+        let out = sb
+            .args([
+                "--profile",
+                p.to_str().unwrap(),
+                "--envelope",
+                env.to_str().unwrap(),
+            ])
+            .violate(&["alloc", "512"]);
+        let e = envelope(&env);
+        if limit_mechanism(&e, "memory").starts_with("cgroup") {
+            assert_eq!(out.status.code(), Some(137), "{who}");
+        } else {
+            assert_eq!(limit_mechanism(&e, "memory"), "RLIMIT_DATA", "{who}");
+            assert_eq!(stdout(&out).trim(), "ENOMEM", "{who}: {}", stderr(&out));
+        }
+    });
+}
+
+#[test]
+fn the_private_tmp_is_sized() {
+    // A tmpfs without size= may take half of the host's RAM; the sandbox's /tmp holds at
+    // most the memory limit (here a profile default of 32M): ENOSPC past it.
+    as_each_identity(|sb, who| {
+        let dir = workdir("tmpsize");
+        let p = dir.join("p.toml");
+        write_file(&p, "write = [\"$tmp\"]\n[limits]\nmemory = \"32M\"\n");
+        let env = dir.join("e.json");
+        let out = sb
+            .args([
+                "--profile",
+                p.to_str().unwrap(),
+                "--envelope",
+                env.to_str().unwrap(),
+            ])
+            .violate(&["fill", "/tmp/big", "64"]);
+        let e = envelope(&env);
+        let views = e["provenance"]["attestation"]["kernel"]["mountView"].to_string();
+        assert!(views.contains("size=33554432"), "{who}: {views}");
+        let text = stdout(&out);
+        if out.status.code() == Some(137) {
+            // Root: the 32M cgroup also holds the writer's own pages, so it may be OOM-killed
+            // before the tmpfs is full.
+            assert!(
+                limit_mechanism(&e, "memory").starts_with("cgroup"),
+                "{who}: {text}"
+            );
+        } else {
+            assert_eq!(text.trim(), "ENOSPC 32", "{who}: {}", stderr(&out));
+        }
+    });
+    // Without a memory limit: a quarter of the host's RAM.
+    let dir = workdir("tmpsize-nolimit");
+    let p = dir.join("p.toml");
+    write_file(&p, "write = [\"$tmp\"]\n");
+    let out = Sandbox::new()
+        .args(["--profile", p.to_str().unwrap()])
+        .run(&["/bin/sh", "-c", "grep ' /tmp ' /proc/self/mountinfo"]);
+    let ram_kib: u64 = std::fs::read_to_string("/proc/meminfo")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .unwrap()
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .unwrap();
+    let want_kib = ((ram_kib * 1024 / 4) & !4095) / 1024;
+    assert!(
+        stdout(&out).contains(&format!("size={want_kib}k")),
+        "{}: want size={want_kib}k",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn required_limits_are_checked_by_profile_check() {
+    let dir = workdir("required-check");
+    for (text, ok, needle) in [
+        (
+            "[limits]\nmemory = \"2G\"\nrequired = [\"memory\"]\n",
+            true,
+            "",
+        ),
+        (
+            "[limits]\nrequired = [\"memory\"]\n",
+            false,
+            "limits.memory is not set",
+        ),
+        (
+            "[limits]\nmemory = 1\nrequired = [\"memroy\"]\n",
+            false,
+            "memroy",
+        ),
+    ] {
+        let p = dir.join("p.toml");
+        write_file(&p, text);
+        let out = cw(&["profile", "check", p.to_str().unwrap()]);
+        assert_eq!(out.status.success(), ok, "{text}: {}", stderr(&out));
+        assert!(stderr(&out).contains(needle), "{text}: {}", stderr(&out));
+    }
 }
 
 #[test]
@@ -70,17 +365,60 @@ fn spinning_past_the_cpu_limit_is_stopped() {
         let out = sb
             .args(["--cpu", "1", "--envelope", env.to_str().unwrap()])
             .violate(&["spin", "20"]);
-        // SIGXCPU from RLIMIT_CPU (152), or SIGKILL from cw-exec's whole-sandbox accounting (137).
+        if out.status.code() == Some(125) {
+            // Explicit: no cgroup accounts this user's CPU time, and RLIMIT_CPU is per process.
+            assert_refused_for(&out, "cpu", who);
+            return;
+        }
+        // SIGKILL from cw-exec's whole-sandbox accounting (137), or SIGXCPU from RLIMIT_CPU
+        // (152) when that comes first.
         let code = out.status.code();
         assert!(
             code == Some(152) || code == Some(137),
             "{who}: exit {code:?}"
         );
         assert!(!stdout(&out).contains("spun"), "{who}: the spin finished");
+        let entry = limit_entry(&envelope(&env), "cpu");
+        assert_eq!(entry["wholeSandbox"], true, "{who}: {entry}");
         assert!(
-            limit_mechanism(&envelope(&env), "cpu").contains("RLIMIT_CPU"),
+            entry["mechanism"].as_str().unwrap().contains("RLIMIT_CPU"),
             "{who}"
         );
+    });
+}
+
+#[test]
+fn profile_default_cpu_applies_per_process_where_no_cgroup_accounts_it() {
+    as_each_identity(|sb, who| {
+        let dir = workdir("cpu-default");
+        let p = dir.join("p.toml");
+        write_file(&p, "[limits]\ncpu = 1\n");
+        let env = dir.join("e.json");
+        let out = sb
+            .args([
+                "--profile",
+                p.to_str().unwrap(),
+                "--envelope",
+                env.to_str().unwrap(),
+            ])
+            .violate(&["spin", "20"]);
+        let code = out.status.code();
+        assert!(
+            code == Some(152) || code == Some(137),
+            "{who}: exit {code:?} {}",
+            stderr(&out)
+        );
+        let entry = limit_entry(&envelope(&env), "cpu");
+        assert_eq!(entry["explicit"], false, "{who}");
+        if entry["wholeSandbox"] == false {
+            assert!(
+                entry["coverage"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("RLIMIT_CPU per process"),
+                "{who}: {entry}"
+            );
+        }
     });
 }
 

@@ -63,6 +63,28 @@ impl Hierarchy {
             Hierarchy::V2(p) | Hierarchy::V1(p) => p,
         }
     }
+
+    /// Whether a memory cgroup made here bounds swap as well: v1 has `memory.memsw.*` only
+    /// when the kernel accounts swap; v2 accounts it unless booted with `swapaccount=0` or
+    /// `cgroup.memory=noswap`.
+    pub fn bounds_swap(&self) -> bool {
+        match self {
+            Hierarchy::V1(p) => p.join("memory.memsw.limit_in_bytes").exists(),
+            Hierarchy::V2(_) => {
+                let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+                !cmdline
+                    .split_whitespace()
+                    .any(|w| w == "swapaccount=0" || w == "cgroup.memory=noswap")
+            }
+        }
+    }
+}
+
+/// Whether the host has swap in use (`/proc/swaps` lists a device or file).
+pub fn host_has_swap() -> bool {
+    std::fs::read_to_string("/proc/swaps")
+        .map(|t| t.lines().skip(1).any(|l| !l.trim().is_empty()))
+        .unwrap_or(false)
 }
 
 /// One line of /proc/self/mountinfo that mounts a cgroup hierarchy.
@@ -143,35 +165,81 @@ impl CgroupHost {
 
     /// Finds where `controller` can be used by this process, preferring cgroup v2.
     pub fn locate(&self, controller: Controller) -> Option<Hierarchy> {
+        self.find(controller).ok()
+    }
+
+    /// Where `controller` can be used by this process, preferring cgroup v2; or why it
+    /// cannot be, naming every place looked at.
+    pub fn find(&self, controller: Controller) -> Result<Hierarchy, String> {
         let (mounts, own) = (&self.mounts, &self.own);
-        let join = |mount: &Path, rel: &str| mount.join(rel.trim_start_matches('/'));
-        if let (Some(m), Some((_, rel))) = (
+        let join = |mount: &Path, rel: &str| match rel.trim_start_matches('/') {
+            "" => mount.to_path_buf(),
+            rel => mount.join(rel),
+        };
+        let uid = nix::unistd::geteuid();
+        let mut why: Vec<String> = vec![];
+        match (
             mounts.iter().find(|m| m.v2),
             own.iter().find(|(c, _)| c.is_empty()),
         ) {
-            // cw-exec's own cgroup (a delegated subtree, or the root), then the hierarchy's root:
-            // the root cgroup may hold processes and enabled controllers at once, so a caller who
-            // may write there (root, usually) gets whole-sandbox limits on a systemd host, where
-            // its own cgroup is a leaf with no controllers enabled below it.
-            for parent in [join(&m.mount_point, rel), m.mount_point.clone()] {
-                let enabled = std::fs::read_to_string(parent.join("cgroup.subtree_control"))
-                    .unwrap_or_default();
-                let usable = match controller.v2_name() {
-                    Some(name) => enabled.split_whitespace().any(|c| c == name),
-                    None => true,
-                };
-                if usable && writable_dir(&parent) {
-                    return Some(Hierarchy::V2(parent));
+            (Some(m), Some((_, rel))) => {
+                // cw-exec's own cgroup (a delegated subtree, or the root), then the hierarchy's
+                // root: the root cgroup may hold processes and enabled controllers at once, so a
+                // caller who may write there (root, usually) gets whole-sandbox limits on a
+                // systemd host, where its own cgroup is a leaf with no controllers enabled below it.
+                let mut candidates = vec![join(&m.mount_point, rel)];
+                if candidates[0] != m.mount_point {
+                    candidates.push(m.mount_point.clone());
+                }
+                for parent in candidates {
+                    let enabled = std::fs::read_to_string(parent.join("cgroup.subtree_control"))
+                        .unwrap_or_default();
+                    let usable = match controller.v2_name() {
+                        Some(name) => enabled.split_whitespace().any(|c| c == name),
+                        None => true,
+                    };
+                    if !usable {
+                        why.push(format!(
+                            "cgroup v2 {}: {} is not enabled in its cgroup.subtree_control",
+                            parent.display(),
+                            controller.v2_name().unwrap_or_default()
+                        ));
+                    } else if !writable_dir(&parent) {
+                        why.push(format!(
+                            "cgroup v2 {}: not writable by uid {uid}",
+                            parent.display()
+                        ));
+                    } else {
+                        return Ok(Hierarchy::V2(parent));
+                    }
                 }
             }
+            (None, _) => why.push("no cgroup v2 hierarchy is mounted".into()),
+            (Some(_), None) => why.push("/proc/self/cgroup names no cgroup v2 cgroup".into()),
         }
         let name = controller.v1_name();
-        let m = mounts
+        let Some(m) = mounts
             .iter()
-            .find(|m| !m.v2 && m.controllers.iter().any(|c| c == name))?;
-        let (_, rel) = own.iter().find(|(c, _)| c.split(',').any(|c| c == name))?;
+            .find(|m| !m.v2 && m.controllers.iter().any(|c| c == name))
+        else {
+            why.push(format!("no cgroup v1 {name} hierarchy is mounted"));
+            return Err(why.join("; "));
+        };
+        let Some((_, rel)) = own.iter().find(|(c, _)| c.split(',').any(|c| c == name)) else {
+            why.push(format!(
+                "/proc/self/cgroup names no cgroup v1 {name} cgroup"
+            ));
+            return Err(why.join("; "));
+        };
         let parent = join(&m.mount_point, rel);
-        writable_dir(&parent).then_some(Hierarchy::V1(parent))
+        if writable_dir(&parent) {
+            return Ok(Hierarchy::V1(parent));
+        }
+        why.push(format!(
+            "cgroup v1 {}: not writable by uid {uid}",
+            parent.display()
+        ));
+        Err(why.join("; "))
     }
 }
 

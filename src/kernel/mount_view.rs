@@ -193,12 +193,14 @@ pub fn enter(plan: &Plan) -> Result<(), String> {
         tmp_flags |= MsFlags::MS_NOEXEC;
     }
     mkdir(Path::new(PRIVATE_TMP)).map_err(|e| step(PRIVATE_TMP, &e))?;
+    // Sized (see limits::private_tmpfs_size), so the sandbox cannot fill the host's memory
+    // through it: ENOSPC past the size.
     mount(
         Some("tmpfs"),
         PRIVATE_TMP,
         Some("tmpfs"),
         tmp_flags,
-        Some("mode=1777"),
+        Some(format!("mode=1777,size={}", plan.limits.tmpfs_size).as_str()),
     )
     .map_err(|e| step("private /tmp", &e))?;
 
@@ -494,8 +496,9 @@ pub fn describe(plan: &Plan) -> Vec<String> {
         })
         .collect();
     out.push(format!(
-        "{PRIVATE_TMP} tmpfs rw{} (private, gone with the sandbox)",
-        if plan.tmp_exec() { "" } else { ",noexec" }
+        "{PRIVATE_TMP} tmpfs rw{},size={} (private, gone with the sandbox)",
+        if plan.tmp_exec() { "" } else { ",noexec" },
+        plan.limits.tmpfs_size
     ));
     for m in &plan.masks {
         out.push(format!(
