@@ -145,12 +145,17 @@ fn init(
         mount_view::seal_kernel_state(&kernel_fs),
     )?;
     crate::timings::mark("init: memfd sysctl, loopback, kernel state sealed");
-    // Init must not expose cw-exec's environment through /proc/1/environ. Both before the
+    // Init must not expose cw-exec's environment through /proc/1/environ. All before the
     // fork, so there is no moment at which the command runs while init is readable: init
     // is non-dumpable from here on (the command becomes dumpable again at its own execve),
     // and the environment block is zeroed in both copies (nothing reads it any more).
     step("init: not dumpable", nix::sys::prctl::set_dumpable(false))?;
     sys::scrub_initial_environment();
+    // Nor cw-exec's arguments through /proc/1/cmdline, which any process may read.
+    step(
+        "init: scrubbing cw-exec's arguments",
+        sys::scrub_initial_arguments(c"cw-exec-init"),
+    )?;
     let command = match step("fork", sys::clone_into_namespaces(0))? {
         None => command_main(plan, host_ns, reporter),
         Some(pid) => pid,

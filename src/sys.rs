@@ -207,6 +207,83 @@ pub fn scrub_initial_environment() {
     }
 }
 
+/// The address ranges the kernel serves as `/proc/PID/cmdline` (argument strings) and
+/// `/proc/PID/environ` (environment strings) of this process: fields 48–51 of
+/// `/proc/self/stat` (arg_start, arg_end, env_start, env_end).
+fn arg_env_ranges() -> Option<[(usize, usize); 2]> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let f: Vec<usize> = rest
+        .split_whitespace()
+        .skip(45) // field 3 (state) is the first after ')'; field 48 is the 46th
+        .take(4)
+        .map(|v| v.parse().ok())
+        .collect::<Option<_>>()?;
+    if f.len() != 4 {
+        return None;
+    }
+    Some([(f[0], f[1]), (f[2], f[3])])
+}
+
+/// Whether [start, end) lies within one writable private mapping of this process.
+fn writable_mapping_holds(start: usize, end: usize) -> bool {
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return false;
+    };
+    maps.lines().any(|line| {
+        let mut parts = line.split_whitespace();
+        let (Some(range), Some(perms)) = (parts.next(), parts.next()) else {
+            return false;
+        };
+        let Some((lo, hi)) = range.split_once('-') else {
+            return false;
+        };
+        let (Ok(lo), Ok(hi)) = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16))
+        else {
+            return false;
+        };
+        perms.starts_with("rw") && perms.ends_with('p') && lo <= start && end <= hi
+    })
+}
+
+/// Overwrites the argument strings this process was started with (what the kernel serves
+/// as `/proc/PID/cmdline`, readable by every process that can see this one) with `name`
+/// and zeros, the environment strings (`/proc/PID/environ`) with zeros, and sets the
+/// command name (`comm`, `/proc/PID/status`) to `name`. Init, a fork of cw-exec that never
+/// execs, would otherwise show the sandbox cw-exec's whole command line: every flag, with
+/// `--setenv` values. Returns an error (and changes nothing) if the kernel's ranges are not
+/// in writable memory of this process.
+pub fn scrub_initial_arguments(name: &std::ffi::CStr) -> io::Result<()> {
+    let ranges = arg_env_ranges().ok_or_else(|| {
+        io::Error::other("/proc/self/stat has no argument and environment ranges")
+    })?;
+    for (start, end) in ranges {
+        if start > end || (start < end && !writable_mapping_holds(start, end)) {
+            return Err(io::Error::other(format!(
+                "the range {start:#x}-{end:#x} of /proc/self/stat is not writable memory of this process"
+            )));
+        }
+    }
+    let [(arg_start, arg_end), (env_start, env_end)] = ranges;
+    let bytes = name.to_bytes_with_nul();
+    // SAFETY: both ranges were just checked to lie inside a writable private mapping of this
+    // process (the initial stack, where the kernel placed argv and envp). This process is
+    // single-threaded here (init of the sandbox, just forked), and nothing holds a Rust
+    // reference into those bytes: std keeps only raw pointers to the argument strings, which
+    // read as empty (or as `name`) afterwards. Only bytes inside the ranges are written.
+    unsafe {
+        std::ptr::write_bytes(arg_start as *mut u8, 0, arg_end - arg_start);
+        std::ptr::write_bytes(env_start as *mut u8, 0, env_end - env_start);
+        // The name, its terminator left in place (the range was zeroed), if it fits.
+        let keep = bytes.len().min(arg_end - arg_start);
+        if keep > 1 {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), arg_start as *mut u8, keep - 1);
+        }
+    }
+    nix::sys::prctl::set_name(name).map_err(io::Error::from)
+}
+
 /// The Landlock ABI version the running kernel offers: `landlock_create_ruleset(NULL, 0,
 /// LANDLOCK_CREATE_RULESET_VERSION)`. 0 when Landlock is not built in or not enabled at boot;
 /// the error says which.

@@ -139,3 +139,58 @@ fn terminal_injection_is_denied() {
         }
     }
 }
+
+/// Hex of a needle, so the sandboxed helper's own command line does not contain it.
+fn hex(s: &str) -> String {
+    s.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn init_shows_neither_cw_exec_arguments_nor_its_environment() {
+    // Init is a fork of cw-exec that never execs: /proc/1/cmdline, which any process may
+    // read, showed cw-exec's whole command line, --setenv values included.
+    let f = fixture();
+    as_each_identity(|sb, who| {
+        let tag = format!("{}x{}", std::process::id(), who.len());
+        let set_secret = format!("topsecret-{tag}");
+        let removed_secret = format!("removed-secret-{tag}");
+        let dir = workdir(&format!("argv-marker-{tag}"));
+        let argv_marker = dir.to_string_lossy().into_owned();
+        let v = f.violate.to_str().unwrap();
+        let files = "cmdline,environ,comm,status";
+        let script = format!(
+            "{v} proc-grep all {files} {} {}; {v} proc-grep 1 {files} {}; cat /proc/1/comm",
+            hex(&argv_marker),
+            hex(&removed_secret),
+            hex(&set_secret),
+        );
+        let out = sb
+            .env("CW_TEST_REMOVED", &removed_secret)
+            .args([
+                "--setenv",
+                &format!("SECRET_X={set_secret}"),
+                "--read",
+                f.bin.to_str().unwrap(),
+                "--read",
+                &argv_marker,
+                "--env",
+                "CW_TEST_UNSET",
+            ])
+            .run(&["/bin/sh", "-c", &script]);
+        let text = stdout(&out);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{who}: {text}\n{}",
+            stderr(&out)
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        // What /proc/1/cmdline says, then any process file holding cw-exec's argument or the
+        // caller's removed variable; then init's files holding the --setenv value.
+        assert_eq!(lines[0], "cw-exec-init", "{who}: {text}");
+        assert_eq!(lines[1], "none", "{who}: {text}");
+        assert_eq!(lines[2], "cw-exec-init", "{who}: {text}");
+        assert_eq!(lines[3], "none", "{who}: {text}");
+        assert_eq!(lines[4], "cw-exec-init", "{who}: /proc/1/comm: {text}");
+    });
+}
