@@ -229,6 +229,7 @@ pub fn for_run(plan: &Plan, outcome: &Outcome, label: &str, kind: Kind) -> Value
             "outputDroppedBytes": outcome.output_dropped,
             "durationMs": outcome.duration.as_millis() as u64,
             "stdoutBytes": outcome.stdout_bytes,
+            "stdin": outcome.stdin,
             "kernel": kernel,
         },
     });

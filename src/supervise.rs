@@ -50,9 +50,12 @@ pub struct Outcome {
     pub output_dropped: u64,
     /// Phase marks from inside the sandbox (`--timings`).
     pub marks: Vec<(String, u64)>,
+    /// What the command's descriptor 0 was (`StdinPlan::describe`).
+    pub stdin: &'static str,
 }
 
-/// What cw-exec relays instead of handing the child its own descriptors.
+/// What cw-exec relays instead of handing the child its own descriptors. Whenever output is
+/// captured (limited or hashed), stdin is not the caller's descriptor either (see `StdinPlan`).
 #[derive(Clone, Copy)]
 pub struct Capture {
     pub stdout: bool,
@@ -95,6 +98,151 @@ fn optional_pipe(wanted: bool) -> Result<Option<(OwnedFd, OwnedFd)>, String> {
     Ok(Some((read, write)))
 }
 
+/// What the command gets as descriptor 0.
+///
+/// When output is captured, the caller's stdin must not reach the command as it is: a
+/// socketpair (how node wires a child's stdio) or a terminal is writable, so the command
+/// could write to descriptor 0 past the output limit and outside the stdout hash. It gets a
+/// pipe cw-exec feeds from its own stdin instead (writes to it fail with EBADF), or
+/// /dev/null when there is nothing to read.
+enum StdinPlan {
+    /// Nothing is captured: the caller's descriptor 0, untouched.
+    Inherit,
+    /// /dev/null, read-only: cw-exec's stdin is /dev/null, closed, or not readable.
+    Null(OwnedFd),
+    /// A pipe: the command reads `child`; cw-exec copies its own stdin into `feed`.
+    Relay { child: OwnedFd, feed: OwnedFd },
+}
+
+impl StdinPlan {
+    fn new(capture: Capture) -> Result<StdinPlan, String> {
+        if !(capture.stdout || capture.stderr) {
+            return Ok(StdinPlan::Inherit);
+        }
+        let null = || {
+            nix::fcntl::open(
+                "/dev/null",
+                nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map(StdinPlan::Null)
+            .map_err(|e| format!("/dev/null: {e}"))
+        };
+        let stdin = std::io::stdin();
+        let Ok(st) = nix::sys::stat::fstat(stdin.as_fd()) else {
+            return null();
+        };
+        let is_null =
+            st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == libc::makedev(1, 3);
+        let readable = nix::fcntl::fcntl(stdin.as_fd(), nix::fcntl::FcntlArg::F_GETFL)
+            .map(|fl| fl & libc::O_ACCMODE != libc::O_WRONLY)
+            .unwrap_or(false);
+        if is_null || !readable {
+            return null();
+        }
+        let (child, feed) = pipe()?;
+        // Only our own end is non-blocking: the relay never waits on the command. The
+        // caller's descriptor keeps its flags (its file description may be shared).
+        nix::fcntl::fcntl(
+            &feed,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        )
+        .map_err(|e| format!("stdin pipe: {e}"))?;
+        Ok(StdinPlan::Relay { child, feed })
+    }
+
+    fn describe(&self) -> &'static str {
+        match self {
+            StdinPlan::Inherit => "inherited",
+            StdinPlan::Null(_) => "/dev/null",
+            StdinPlan::Relay { .. } => "relayed through a pipe",
+        }
+    }
+}
+
+/// cw-exec's side of the stdin relay: reads its own stdin only when the pipe has room
+/// (backpressure), never blocks on the pipe, and closes it at EOF so the command sees EOF.
+struct StdinRelay {
+    /// Still reading cw-exec's stdin (false after EOF, an error, or the command's side closing).
+    reading: bool,
+    /// The pipe's write end, until the relay is done.
+    feed: Option<OwnedFd>,
+    buf: Vec<u8>,
+    /// Bytes of `buf` already written.
+    done: usize,
+}
+
+impl StdinRelay {
+    fn new(feed: Option<OwnedFd>) -> StdinRelay {
+        StdinRelay {
+            reading: feed.is_some(),
+            feed,
+            buf: Vec::new(),
+            done: 0,
+        }
+    }
+
+    fn pending(&self) -> bool {
+        self.done < self.buf.len()
+    }
+
+    /// Whether to poll cw-exec's stdin for input now.
+    fn wants_input(&self) -> bool {
+        self.reading && self.feed.is_some() && !self.pending()
+    }
+
+    /// Reads what cw-exec's stdin has (it reported readable).
+    fn read_input(&mut self) {
+        self.buf.resize(STDIN_BUFFER, 0);
+        self.done = 0;
+        match nix::unistd::read(std::io::stdin().as_fd(), &mut self.buf) {
+            Ok(0) => {
+                self.buf.clear();
+                self.reading = false;
+            }
+            Ok(n) => self.buf.truncate(n),
+            Err(nix::errno::Errno::EINTR) | Err(nix::errno::Errno::EAGAIN) => self.buf.clear(),
+            Err(_) => {
+                self.buf.clear();
+                self.reading = false;
+            }
+        }
+        self.flush();
+    }
+
+    /// Writes what is pending, as far as the pipe takes it; at the end of input, closes it.
+    fn flush(&mut self) {
+        let Some(feed) = self.feed.as_ref() else {
+            return;
+        };
+        while self.pending() {
+            match nix::unistd::write(feed, &self.buf[self.done..]) {
+                Ok(n) => self.done += n,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(nix::errno::Errno::EAGAIN) => return,
+                Err(_) => {
+                    // The command's side is closed (EPIPE): stop taking the caller's input.
+                    self.close();
+                    return;
+                }
+            }
+        }
+        if !self.reading {
+            self.close();
+        }
+    }
+
+    fn close(&mut self) {
+        self.feed = None;
+        self.reading = false;
+        self.buf = Vec::new();
+        self.done = 0;
+    }
+}
+
+/// Bytes of cw-exec's stdin read at once for the relay (the pipe holds 64 KiB).
+const STDIN_BUFFER: usize = 64 << 10;
+
 /// Bytes read from a relayed stream at once. With the chunks queued for the hasher this
 /// bounds the relay's memory to about 2 MiB, keeping cw-exec's RSS under 8 MiB.
 const RELAY_BUFFER: usize = 256 << 10;
@@ -132,6 +280,11 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
         Ok(p) => p,
         Err(e) => return refused("pipes", e),
     };
+    let stdin = match StdinPlan::new(capture) {
+        Ok(s) => s,
+        Err(e) => return refused("stdin", e),
+    };
+    let stdin_described = stdin.describe();
 
     // Limits that bind the sandbox as a whole are in place before init runs anything.
     let cgroups = if plan.limits.needs_cgroups() {
@@ -167,6 +320,20 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
             };
             redirect(stdout_pipe, |fd| nix::unistd::dup2_stdout(fd));
             redirect(stderr_pipe, |fd| nix::unistd::dup2_stderr(fd));
+            let stdin_fd = match stdin {
+                StdinPlan::Inherit => None,
+                StdinPlan::Null(fd) => Some(fd),
+                // The write end goes, or the command would never see EOF.
+                StdinPlan::Relay { child, feed } => {
+                    drop(feed);
+                    Some(child)
+                }
+            };
+            if let Some(fd) = stdin_fd {
+                if nix::unistd::dup2_stdin(&fd).is_err() {
+                    std::process::exit(125);
+                }
+            }
             std::mem::forget(cgroups); // the parent's to remove, not ours
             child::init_main(plan, &host_ns, go_read, report_write)
         }
@@ -188,6 +355,10 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
     drop((go_read, report_write));
     let stdout_read = stdout_pipe.map(|(read, _write)| read);
     let stderr_read = stderr_pipe.map(|(read, _write)| read);
+    let stdin_feed = match stdin {
+        StdinPlan::Relay { feed, .. } => Some(feed),
+        _ => None,
+    };
 
     let setup = write_id_maps(init, plan.uid, plan.gid).and_then(|()| match &cgroups {
         Some(c) => c.enter(init.as_raw()),
@@ -207,11 +378,12 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
         init,
         signals,
         report_read,
-        stdout_read,
-        stderr_read,
+        (stdout_read, stderr_read),
+        StdinRelay::new(stdin_feed),
         cgroups.as_ref(),
         capture.forward_stdout,
     );
+    outcome.stdin = stdin_described;
     if let Some(c) = cgroups {
         outcome.oom_killed = c.oom_killed();
     }
@@ -291,8 +463,8 @@ fn relay(
     init: Pid,
     signals: SignalFd,
     report: OwnedFd,
-    stdout: Option<OwnedFd>,
-    stderr: Option<OwnedFd>,
+    (stdout, stderr): (Option<OwnedFd>, Option<OwnedFd>),
+    mut stdin: StdinRelay,
     cgroups: Option<&RunCgroups>,
     forward_stdout: bool,
 ) -> Outcome {
@@ -365,6 +537,22 @@ fn relay(
                 })
             })
             .collect();
+        let caller_stdin = std::io::stdin();
+        let input_idx = stdin.wants_input().then(|| {
+            fds.push(PollFd::new(caller_stdin.as_fd(), PollFlags::POLLIN));
+            fds.len() - 1
+        });
+        // With bytes pending, wait for room; otherwise still watch for the command's side
+        // closing (POLLERR), so the relay stops taking the caller's input.
+        let feed_idx = stdin.feed.as_ref().map(|f| {
+            let events = if stdin.pending() {
+                PollFlags::POLLOUT
+            } else {
+                PollFlags::empty()
+            };
+            fds.push(PollFd::new(f.as_fd(), events));
+            fds.len() - 1
+        });
         match poll(&mut fds, timeout) {
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => continue,
@@ -378,7 +566,24 @@ fn relay(
         let sig_ready = ready(Some(0));
         let report_ready = ready(report_idx);
         let streams_ready: Vec<bool> = stream_idx.iter().map(|i| ready(*i)).collect();
+        let input_ready = ready(input_idx);
+        let feed_ready = feed_idx
+            .and_then(|i| fds[i].revents())
+            .map(|r| r.intersects(PollFlags::POLLOUT | PollFlags::POLLERR | PollFlags::POLLHUP))
+            .unwrap_or(false);
         drop(fds);
+
+        if feed_ready {
+            if stdin.pending() {
+                stdin.flush();
+            } else {
+                // Readable-side closed: nothing more can reach the command.
+                stdin.close();
+            }
+        }
+        if input_ready {
+            stdin.read_input();
+        }
 
         if sig_ready {
             while let Ok(Some(info)) = signals.read_signal() {

@@ -227,3 +227,19 @@ fn interactive_programs_work_under_a_pty() {
         }
     });
 }
+
+#[test]
+fn output_limit_holds_when_stdin_is_a_terminal() {
+    // A terminal on descriptor 0 is writable: under --output-limit the command must not be
+    // able to print past the limit through it.
+    as_each_identity(|sb, who| {
+        let sb = sb.args(["--output-limit", "1K"]);
+        // Descriptor 0 kept as 3, since in a pipeline 0 is the pipe.
+        let script = "exec 3<&0; yes | head -c 1048576 >&3; echo rc=$?";
+        let (code, screen) = run_on_pty(&sb, &["/bin/sh", "-c", script], b"");
+        assert_eq!(code, Some(0), "{who}: {}", &screen[..screen.len().min(300)]);
+        let ys = screen.bytes().filter(|b| *b == b'y').count();
+        assert!(ys <= 1024, "{who}: {ys} bytes reached the terminal");
+        assert!(screen.contains("rc=1"), "{who}: {screen}");
+    });
+}
