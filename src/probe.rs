@@ -175,7 +175,17 @@ pub fn checks() -> Vec<Check> {
     .iter()
     .map(|(name, c)| match host.locate(*c) {
         Some(h) => format!("{name}: {}", h.describe()),
-        None => format!("{name}: none (rlimit fallback)"),
+        None if *c == crate::kernel::cgroup::Controller::Pids
+            && !nix::unistd::getuid().is_root() =>
+        {
+            format!("{name}: none (RLIMIT_NPROC binds this sandbox's user namespace)")
+        }
+        None if *c == crate::kernel::cgroup::Controller::Pids => {
+            format!("{name}: none (an explicit limit is refused; a profile default is not applied)")
+        }
+        None => {
+            format!("{name}: none (an explicit limit is refused; a profile default is per process)")
+        }
     })
     .collect();
     checks.push(Check {
