@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
 use nix::errno::Errno;
@@ -134,6 +134,11 @@ fn init(
         step("loopback interface", sys::loopback_up())?;
     }
 
+    // The command raises its own oom_score_adj (`prefer_for_oom_kill`) after /proc is sealed
+    // read-only: a detached, still writable copy of the /proc mount, made before the seal,
+    // lets it. Reachable by no path; init drops it after the fork, the command before
+    // Landlock.
+    let proc_handle = step("init: /proc handle for oom_score_adj", writable_proc_copy())?;
     // Host kernel state is read-only in the view whatever the grants say, and so is the
     // sandbox's own /proc once init has written the sysctls above.
     let kernel_fs: Vec<&str> = crate::plan::KERNEL_STATE_FS
@@ -157,9 +162,10 @@ fn init(
         sys::scrub_initial_arguments(c"cw-exec-init"),
     )?;
     let command = match step("fork", sys::clone_into_namespaces(0))? {
-        None => command_main(plan, host_ns, reporter),
+        None => command_main(plan, host_ns, reporter, proc_handle),
         Some(pid) => pid,
     };
+    drop(proc_handle);
     // Init needs no privilege from here on (the command's process drops its own).
     step("init: dropping capabilities", drop_capabilities())?;
 
@@ -201,7 +207,12 @@ fn init(
 }
 
 /// The command's process: restrict, read back, exec. Never returns.
-fn command_main(plan: &Plan, host_ns: &BTreeMap<String, u64>, reporter: &mut Reporter) -> ! {
+fn command_main(
+    plan: &Plan,
+    host_ns: &BTreeMap<String, u64>,
+    reporter: &mut Reporter,
+    proc_handle: OwnedFd,
+) -> ! {
     let argv = match plan.argv_c() {
         Ok(a) => a,
         Err(e) => {
@@ -215,7 +226,7 @@ fn command_main(plan: &Plan, host_ns: &BTreeMap<String, u64>, reporter: &mut Rep
     let envp = plan.envp();
     let command = crate::plan::c_path(&plan.command_path);
 
-    let readback = match contain(plan, host_ns, &envp) {
+    let readback = match contain(plan, host_ns, &envp, proc_handle) {
         Ok(rb) => rb,
         Err((step, message)) => {
             reporter.send(&Message::SetupError { step, message });
@@ -265,6 +276,7 @@ fn contain(
     plan: &Plan,
     host_ns: &BTreeMap<String, u64>,
     envp: &[std::ffi::CString],
+    proc_handle: OwnedFd,
 ) -> Result<KernelReadback, StepError> {
     crate::timings::mark("command: forked");
     // 1. A new session: no controlling terminal, so TIOCSTI cannot reach the caller's.
@@ -276,7 +288,7 @@ fn contain(
     )?;
     // 2b. The OOM killer's first choice in the sandbox is the command, not init (before
     //     Landlock, which makes /proc read-only).
-    step("oom_score_adj", prefer_for_oom_kill())?;
+    step("oom_score_adj", prefer_for_oom_kill(proc_handle))?;
     // 3. No descriptor but 0, 1, 2 crosses execve (the report pipe is already CLOEXEC).
     step("close-on-exec for fds >= 3", sys::cloexec_from(3))?;
     // 4. no_new_privs: setuid bits and file capabilities grant nothing from here on; it is
@@ -409,18 +421,42 @@ fn contain(
     })
 }
 
+/// A detached copy of the sandbox's /proc mount (`open_tree` clone), writable whatever later
+/// happens to the mount at /proc.
+fn writable_proc_copy() -> Result<OwnedFd, String> {
+    use nix::fcntl::OFlag;
+    let proc = nix::fcntl::open(
+        "/proc",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| format!("/proc: {e}"))?;
+    sys::clone_tree(proc.as_fd()).map_err(|e| format!("cloning /proc: {e}"))
+}
+
 /// Makes the command's processes the OOM killer's first choice, before init: pages of the
 /// private /tmp or of a memfd belong to no process, so when the sandbox's memory cgroup is
 /// full the kernel would otherwise often kill init (the largest process), ending the run as
 /// a crash instead of the command's OOM kill. Raising oom_score_adj needs no privilege; init
-/// keeps cw-exec's value. /proc/self of a non-dumpable process belongs to the namespace's
-/// root, which an unprivileged caller's namespace does not map, so the process is dumpable
-/// for the write (nothing else runs in the sandbox yet) and not again until execve.
-fn prefer_for_oom_kill() -> Result<(), String> {
+/// keeps cw-exec's value. Written through `proc` (see `writable_proc_copy`), which is then
+/// closed. /proc/self of a non-dumpable process belongs to the namespace's root, which an
+/// unprivileged caller's namespace does not map, so the process is dumpable for the write
+/// (nothing else runs in the sandbox yet) and not again until execve.
+fn prefer_for_oom_kill(proc: OwnedFd) -> Result<(), String> {
+    use nix::fcntl::OFlag;
     nix::sys::prctl::set_dumpable(true).map_err(|e| format!("dumpable: {e}"))?;
-    let written = std::fs::write("/proc/self/oom_score_adj", "1000");
+    let written = nix::fcntl::openat(
+        &proc,
+        "self/oom_score_adj",
+        OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .and_then(|fd| nix::unistd::write(&fd, b"1000"));
+    drop(proc);
     nix::sys::prctl::set_dumpable(false).map_err(|e| format!("not dumpable: {e}"))?;
-    written.map_err(|e| format!("/proc/self/oom_score_adj: {e}"))
+    written
+        .map(drop)
+        .map_err(|e| format!("/proc/self/oom_score_adj: {e}"))
 }
 
 /// Clears every capability set. Securebits first (they need CAP_SETPCAP), so uid 0 in the
