@@ -42,6 +42,15 @@ fn result<T>(r: std::io::Result<T>) {
     }
 }
 
+/// mmap's answer as `report` wants it.
+fn mmap_ret(m: *mut libc::c_void) -> i64 {
+    if m == libc::MAP_FAILED {
+        -1
+    } else {
+        0
+    }
+}
+
 fn family(name: &str) -> i32 {
     match name {
         "unix" => libc::AF_UNIX,
@@ -97,6 +106,87 @@ fn exec(path: &str, args: &[String]) {
     report(-1);
 }
 
+/// One raw system call that sets or creates with a mode (never through libc's wrappers, which
+/// may route one call to another): `mode_call NAME PATH OCTAL`. For `tmpfile`, PATH is the
+/// directory; a file made with O_TMPFILE is linked in as PATH/tmpfile so the host can see it.
+fn mode_call(name: &str, path: &str, mode: &str) -> i64 {
+    let mode = u32::from_str_radix(mode, 8).expect("an octal mode");
+    let p = c(path);
+    let at = libc::AT_FDCWD as i64;
+    let creating = (libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC) as i64;
+    let m = mode as i64;
+    // SAFETY (test helper): every pointer is a live NUL-terminated string or a local struct.
+    unsafe {
+        match name {
+            "chmod" => libc::syscall(libc::SYS_chmod, p.as_ptr(), m),
+            "fchmodat" => libc::syscall(libc::SYS_fchmodat, at, p.as_ptr(), m),
+            "fchmodat2" => libc::syscall(libc::SYS_fchmodat2, at, p.as_ptr(), m, 0),
+            "fchmod" => {
+                let fd = libc::open(p.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+                if fd < 0 {
+                    return -1;
+                }
+                libc::syscall(libc::SYS_fchmod, fd, m)
+            }
+            "open" => libc::syscall(libc::SYS_open, p.as_ptr(), creating, m),
+            "openat" => libc::syscall(libc::SYS_openat, at, p.as_ptr(), creating, m),
+            "creat" => libc::syscall(libc::SYS_creat, p.as_ptr(), m),
+            "mkdir" => libc::syscall(libc::SYS_mkdir, p.as_ptr(), m),
+            "mkdirat" => libc::syscall(libc::SYS_mkdirat, at, p.as_ptr(), m),
+            "mknod" => libc::syscall(libc::SYS_mknod, p.as_ptr(), libc::S_IFREG as i64 | m, 0),
+            "mknodat" => libc::syscall(
+                libc::SYS_mknodat,
+                at,
+                p.as_ptr(),
+                libc::S_IFREG as i64 | m,
+                0,
+            ),
+            "openat2" => {
+                #[repr(C)]
+                struct OpenHow {
+                    flags: u64,
+                    mode: u64,
+                    resolve: u64,
+                }
+                let how = OpenHow {
+                    flags: creating as u64,
+                    mode: m as u64,
+                    resolve: 0,
+                };
+                libc::syscall(
+                    libc::SYS_openat2,
+                    at,
+                    p.as_ptr(),
+                    &how as *const OpenHow,
+                    std::mem::size_of::<OpenHow>(),
+                )
+            }
+            "tmpfile" => {
+                let fd = libc::syscall(
+                    libc::SYS_openat,
+                    at,
+                    p.as_ptr(),
+                    (libc::O_TMPFILE | libc::O_WRONLY | libc::O_CLOEXEC) as i64,
+                    m,
+                );
+                if fd < 0 {
+                    return -1;
+                }
+                let from = c(&format!("/proc/self/fd/{fd}"));
+                let to = c(&format!("{path}/tmpfile"));
+                libc::linkat(
+                    libc::AT_FDCWD,
+                    from.as_ptr(),
+                    libc::AT_FDCWD,
+                    to.as_ptr(),
+                    libc::AT_SYMLINK_FOLLOW,
+                ) as i64
+            }
+            other => panic!("unknown mode call {other}"),
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let a = |i: usize| args.get(i).cloned().unwrap_or_default();
@@ -138,6 +228,180 @@ fn main() {
             )
         }
         "mkfifo" => report(unsafe { libc::mkfifo(p(1).as_ptr(), 0o644) } as i64),
+        "mode-call" => report(mode_call(&a(1), &a(2), &a(3))),
+        "setxattr-cap" => {
+            // A version-2 file capability granting CAP_SETUID, effective on execve.
+            let mut blob = [0u8; 20];
+            blob[..4].copy_from_slice(&(0x0200_0000u32 | 1).to_le_bytes());
+            blob[4..8].copy_from_slice(&(1u32 << 7/* CAP_SETUID */).to_le_bytes());
+            report(unsafe {
+                libc::setxattr(
+                    p(1).as_ptr(),
+                    c("security.capability").as_ptr(),
+                    blob.as_ptr() as *const _,
+                    blob.len(),
+                    0,
+                )
+            } as i64)
+        }
+        "exec-memory" => {
+            // Ways to executable memory with contents of one's own choosing: prints ok or the
+            // errno of the one named.
+            const PAGE: usize = 4096;
+            let anon = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+            let rw = libc::PROT_READ | libc::PROT_WRITE;
+            report(unsafe {
+                match a(1).as_str() {
+                    "mmap-anon-rx" => mmap_ret(libc::mmap(
+                        std::ptr::null_mut(),
+                        PAGE,
+                        libc::PROT_READ | libc::PROT_EXEC,
+                        anon,
+                        -1,
+                        0,
+                    )),
+                    "mmap-anon-rwx" => mmap_ret(libc::mmap(
+                        std::ptr::null_mut(),
+                        PAGE,
+                        rw | libc::PROT_EXEC,
+                        anon,
+                        -1,
+                        0,
+                    )),
+                    "mprotect-rx" => {
+                        let m = libc::mmap(std::ptr::null_mut(), PAGE, rw, anon, -1, 0);
+                        libc::mprotect(m, PAGE, libc::PROT_READ | libc::PROT_EXEC) as i64
+                    }
+                    "pkey-mprotect-rx" => {
+                        let m = libc::mmap(std::ptr::null_mut(), PAGE, rw, anon, -1, 0);
+                        libc::syscall(
+                            libc::SYS_pkey_mprotect,
+                            m,
+                            PAGE,
+                            libc::PROT_READ | libc::PROT_EXEC,
+                            -1,
+                        )
+                    }
+                    "mmap-file-rwx" => {
+                        // A private writable and executable mapping of the loader itself.
+                        let fd = libc::open(
+                            c("/lib64/ld-linux-x86-64.so.2").as_ptr(),
+                            libc::O_RDONLY | libc::O_CLOEXEC,
+                        );
+                        mmap_ret(libc::mmap(
+                            std::ptr::null_mut(),
+                            PAGE,
+                            rw | libc::PROT_EXEC,
+                            libc::MAP_PRIVATE,
+                            fd,
+                            0,
+                        ))
+                    }
+                    "mmap-memfd-rx" => {
+                        let fd = libc::memfd_create(c("x").as_ptr(), libc::MFD_CLOEXEC | 8);
+                        if fd < 0 {
+                            -1
+                        } else {
+                            libc::ftruncate(fd, PAGE as i64);
+                            mmap_ret(libc::mmap(
+                                std::ptr::null_mut(),
+                                PAGE,
+                                libc::PROT_READ | libc::PROT_EXEC,
+                                libc::MAP_SHARED,
+                                fd,
+                                0,
+                            ))
+                        }
+                    }
+                    "mmap-dev-zero-rx" => {
+                        let fd = libc::open(c("/dev/zero").as_ptr(), libc::O_RDONLY);
+                        if fd < 0 {
+                            -1
+                        } else {
+                            mmap_ret(libc::mmap(
+                                std::ptr::null_mut(),
+                                PAGE,
+                                libc::PROT_READ | libc::PROT_EXEC,
+                                libc::MAP_PRIVATE,
+                                fd,
+                                0,
+                            ))
+                        }
+                    }
+                    "shmat-exec" => {
+                        let id = libc::shmget(libc::IPC_PRIVATE, PAGE, libc::IPC_CREAT | 0o700);
+                        if id < 0 {
+                            -1
+                        } else {
+                            let m = libc::shmat(id, std::ptr::null(), libc::SHM_EXEC);
+                            let errno = std::io::Error::last_os_error();
+                            libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut());
+                            if m as isize == -1 {
+                                *libc::__errno_location() = errno.raw_os_error().unwrap_or(0);
+                                -1
+                            } else {
+                                0
+                            }
+                        }
+                    }
+                    "read-implies-exec" => libc::syscall(libc::SYS_personality, 0x040_0000i64),
+                    "proc-self-mem" => {
+                        libc::open(c("/proc/self/mem").as_ptr(), libc::O_RDWR | libc::O_CLOEXEC)
+                            as i64
+                    }
+                    other => panic!("unknown exec-memory route {other}"),
+                }
+            })
+        }
+        "run-jit" => {
+            // Writes `mov eax, 42; ret` into anonymous memory, makes it executable and calls
+            // it: prints "ran 42" if native code from memory ran, else the failing errno.
+            const PAGE: usize = 4096;
+            unsafe {
+                let m = libc::mmap(
+                    std::ptr::null_mut(),
+                    PAGE,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                );
+                if m == libc::MAP_FAILED {
+                    return report(-1);
+                }
+                let code: [u8; 6] = [0xb8, 42, 0, 0, 0, 0xc3];
+                std::ptr::copy_nonoverlapping(code.as_ptr(), m as *mut u8, code.len());
+                if libc::mprotect(m, PAGE, libc::PROT_READ | libc::PROT_EXEC) != 0 {
+                    return report(-1);
+                }
+                let f: extern "C" fn() -> i32 = std::mem::transmute(m);
+                println!("ran {}", f());
+            }
+        }
+        "inotify-fill" => {
+            // Opens inotify instances until the kernel refuses; prints the errno and how many
+            // it got, then holds them until stdin closes.
+            let mut n = 0;
+            let errno = loop {
+                if unsafe { libc::inotify_init1(libc::IN_CLOEXEC) } < 0 {
+                    break std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+                }
+                n += 1;
+                if n > 1_000_000 {
+                    break 0;
+                }
+            };
+            println!("{} {n}", errno_name(errno));
+            use std::io::Write;
+            let _ = std::io::stdout().flush();
+            let mut sink = Vec::new();
+            let _ = std::io::stdin().read_to_end(&mut sink);
+        }
+        "inotify-once" => report(unsafe { libc::inotify_init1(libc::IN_CLOEXEC) } as i64),
+        "sysctl" => match std::fs::read_to_string(a(1)) {
+            Ok(v) => println!("{}", v.trim()),
+            Err(e) => result::<()>(Err(e)),
+        },
         "exec" => exec(&a(1), &args[2..]),
         "ldso-exec" => exec("/lib64/ld-linux-x86-64.so.2", &args[1..]),
         "memfd-exec" => unsafe {

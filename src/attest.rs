@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::kernel::landlock::{FlagNames, LandlockOutcome};
+use crate::kernel::quotas::QuotaReadback;
+use crate::limits::LimitReport;
 use crate::plan::Plan;
 use crate::policy::NetMode;
 
@@ -44,6 +46,9 @@ pub struct KernelReadback {
     pub probes: Vec<Probe>,
     /// Names (never values) of the environment passed to execve.
     pub env_names: Vec<String>,
+    /// The per-user kernel quotas as read back (see `kernel::quotas`).
+    #[serde(default)]
+    pub quotas: Vec<QuotaReadback>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -199,8 +204,23 @@ pub fn verdict(plan: &Plan, rb: &KernelReadback) -> Verdict {
                 probe_ok(rb, "write-outside-grants").unwrap_or(false),
             ),
             ("no capabilities", no_caps),
+            (
+                "seccomp refuses set-id bits on chmod (probe)",
+                probe_ok(rb, "setid-chmod").unwrap_or(false),
+            ),
+            (
+                "seccomp refuses set-id bits on creation (probe)",
+                probe_ok(rb, "setid-create").unwrap_or(false),
+            ),
         ],
     );
+    let mut native_code = vec![];
+    if !plan.native_code {
+        native_code.push((
+            "executable anonymous memory refused (probe)",
+            probe_ok(rb, "native-code").unwrap_or(false),
+        ));
+    }
     let command = proven(
         "command",
         vec![
@@ -219,7 +239,10 @@ pub fn verdict(plan: &Plan, rb: &KernelReadback) -> Verdict {
             ),
             ("no_new_privs", nnp),
             ("no capabilities", no_caps),
-        ],
+        ]
+        .into_iter()
+        .chain(native_code)
+        .collect(),
     );
     let network = match plan.net {
         NetMode::Host => proven("network", vec![("host network (not restricted)", false)]),
@@ -304,7 +327,16 @@ pub fn gaps(plan: &Plan) -> BTreeMap<&'static str, Vec<String>> {
         push(&mut g, "network", "Landlock ABI < 9: connecting to a pathname Unix socket that lies inside a granted path is not mediated (sockets outside granted paths are absent from the mount view)");
     }
     if plan.exec_allowlist {
-        push(&mut g, "command", "a file readable through the runtime allowance but not on the exec allowlist can still be loaded by the dynamic loader (ld.so FILE) or run by an allowed interpreter; granted paths outside the allowlist are mounted noexec, which stops this for them");
+        push(&mut g, "command", "noexec, on every mount off the allowlist (granted paths, and the runtime allowance outside its shared-library directories), stops execve and the loader trick (ld.so FILE) for files there; it does not stop an allowed interpreter from reading a script from any readable path (python3 FILE, sh FILE)");
+        let libs: Vec<String> = plan
+            .library_dirs
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect();
+        push(&mut g, "command", &format!("shared-library directories stay mounted exec so libraries can be mapped: an executable inside them (for example under /usr/lib/git-core or /usr/lib/jvm) cannot be execve'd but can be run as ld.so FILE; here: {}", libs.join(", ")));
+        if plan.native_code {
+            push(&mut g, "command", "exec.native_code is true: an allowed program can make executable memory it wrote (anonymous mappings, memfds, mprotect) and run any native code in it");
+        }
     } else {
         push(
             &mut g,
@@ -312,6 +344,13 @@ pub fn gaps(plan: &Plan) -> BTreeMap<&'static str, Vec<String>> {
             "no exec allowlist: any readable file may be executed, including by an interpreter",
         );
     }
+    if !plan.native_code {
+        push(&mut g, "command", "exec.native_code = false refuses executable memory the program writes; files mounted exec (allowed programs, shared libraries) can still be mapped PROT_EXEC as they are, and a program whose ELF header asks for an executable stack (PT_GNU_STACK RWX) is given one by execve");
+    }
+    push(&mut g, "write", "set-id bits are refused by seccomp (chmod family, creating opens, mkdir, mknod; openat2 answers ENOSYS), file capabilities by the command having no CAP_SETFCAP; set-id files that already are in the write set keep their bits, and a directory created beneath a host set-gid directory inherits set-gid from it (the kernel sets it, not the mode)");
+    g.insert("limits", vec![]);
+    push(&mut g, "limits", "per-user quotas lowered in the sandbox's user namespace (inotify, message-queue bytes, queued signals) are still charged to the caller's uid on the host: while the sandbox uses its share, the caller's other processes have that much less");
+    push(&mut g, "limits", "counts kept per uid with no per-namespace maximum are shared with the caller's other processes whole: epoll watches (fs.epoll.max_user_watches), pipe buffer pages (fs.pipe-user-pages-soft/hard), descriptors in flight over Unix sockets; processes count toward the caller's RLIMIT_NPROC (the pids limit bounds the sandbox's)");
     if !abi.has_scopes() {
         push(&mut g, "network", "Landlock ABI < 6: abstract Unix sockets are not scoped (the private network namespace still separates them unless --net host)");
     }
@@ -323,6 +362,37 @@ pub fn gaps(plan: &Plan) -> BTreeMap<&'static str, Vec<String>> {
         );
     }
     g
+}
+
+/// The per-user quotas as limits, stated as read back inside the sandbox: a quota the
+/// read-back does not show in force is reported as not lowered, with what was read.
+fn quota_reports(plan: &Plan, rb: Option<&KernelReadback>) -> Vec<LimitReport> {
+    plan.quotas
+        .iter()
+        .map(|q| {
+            let got = rb.and_then(|rb| rb.quotas.iter().find(|r| r.limit == q.limit));
+            let mechanism = match got {
+                Some(r) if q.holds(r) => format!("{}; read back {}", q.mechanism(), q.value),
+                Some(r) => format!(
+                    "not lowered: {} was asked for, read back {}",
+                    q.mechanism(),
+                    r.values.join(", ")
+                ),
+                None => format!(
+                    "{} (not read back: the sandbox did not start)",
+                    q.mechanism()
+                ),
+            };
+            LimitReport {
+                limit: q.limit,
+                requested: q.value.to_string(),
+                explicit: false,
+                mechanism,
+                whole_sandbox: true,
+                coverage: q.coverage(),
+            }
+        })
+        .collect()
 }
 
 /// The `kernel` section of the attestation.
@@ -352,6 +422,7 @@ pub fn kernel_section(plan: &Plan, rb: Option<&KernelReadback>, verdict: &Verdic
         "agentInstall": plan.agent_install.iter().map(|g| json!({"path": g.path, "access": g.access.describe()})).collect::<Vec<_>>(),
         "credentialMasks": plan.masks,
         "execAllowlist": plan.exec_allowlist,
+        "nativeCode": plan.native_code,
         "network": plan.net.as_str(),
         "mountView": crate::kernel::mount_view::describe(plan),
         "seccomp": {
@@ -359,7 +430,7 @@ pub fn kernel_section(plan: &Plan, rb: Option<&KernelReadback>, verdict: &Verdic
             "filters": plan.seccomp.filters.len(),
             "denies": plan.seccomp.denies,
         },
-        "limits": plan.limits.reports,
+        "limits": plan.limits.reports.iter().cloned().chain(quota_reports(plan, rb)).collect::<Vec<_>>(),
         "dimensions": verdict.reasons,
         "gaps": gaps(plan),
     });

@@ -139,6 +139,11 @@ fn init(
     // lets it. Reachable by no path; init drops it after the fork, the command before
     // Landlock.
     let proc_handle = step("init: /proc handle for oom_score_adj", writable_proc_copy())?;
+    // Per-user quotas (inotify, fanotify, namespaces) of this user namespace, lowered so the
+    // sandbox cannot use up the caller's share on the host. After every namespace init
+    // creates — a detached mount (`open_tree` clone) counts as a mount namespace too, and
+    // this forbids creating more — and before /proc is sealed read-only.
+    crate::kernel::quotas::lower_in_namespace(&plan.quotas);
     // Host kernel state is read-only in the view whatever the grants say, and so is the
     // sandbox's own /proc once init has written the sysctls above.
     let kernel_fs: Vec<&str> = crate::plan::KERNEL_STATE_FS
@@ -311,15 +316,24 @@ fn contain(
             tcp_connect_errno(),
         ));
     }
+    // The set-id probe's memfd, made before the rlimits so that a low RLIMIT_NOFILE cannot
+    // refuse it; it is closed again right after seccomp, before the read-back opens files.
+    let setid_memfd = setid_probe_memfd();
     // 6. Resource limits a process carries itself (the cgroup ones were applied by cw-exec).
     step(
         "rlimits",
         crate::limits::apply_rlimits(&plan.limits.rlimits),
     )?;
+    //    And the rlimit-backed per-user quotas (message-queue bytes, queued signals).
+    crate::kernel::quotas::lower_rlimits(&plan.quotas);
     // 7. Capabilities: none, in any set, and uid 0 cannot regain them on execve.
     step("dropping capabilities", drop_capabilities())?;
+    // The set-id probe's control, just before seccomp: S_ISUID on a memfd this process owns
+    // is accepted here, so an EPERM for the same call after seccomp is seccomp's.
+    let setid_control = setid_probe_control(setid_memfd);
     // 8. seccomp, last: after it, only the read-back and execve run.
     step("seccomp", plan.seccomp.install())?;
+    let setid_chmod = setid_probe(setid_control);
     crate::timings::mark("command: rlimits, capabilities, seccomp");
 
     // Read-back.
@@ -362,6 +376,30 @@ fn contain(
             nix::sys::stat::FchmodatFlags::FollowSymlink,
         )),
     ));
+    // Set-id bits: a mode change on a descriptor the process owns, and a creating open whose
+    // target lies on the read-only root (without seccomp: EROFS, and nothing is created).
+    probes.push(setid_chmod);
+    probes.push(probe(
+        "setid-create",
+        "open(/.cw-exec-setid-probe, O_WRONLY|O_CREAT|O_EXCL, 06600)",
+        "EPERM",
+        errno_of(nix::fcntl::open(
+            Path::new("/.cw-exec-setid-probe"),
+            nix::fcntl::OFlag::O_WRONLY
+                | nix::fcntl::OFlag::O_CREAT
+                | nix::fcntl::OFlag::O_EXCL
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::from_bits_truncate(0o6600),
+        )),
+    ));
+    if !plan.native_code {
+        probes.push(probe(
+            "native-code",
+            "mmap(NULL, 4096, PROT_READ|PROT_EXEC, MAP_PRIVATE|MAP_ANONYMOUS)",
+            "EPERM",
+            name_of(sys::exec_anonymous_mmap_errno()),
+        ));
+    }
     // Executable memfds: where the sysctl is in force, read its value back in this PID
     // namespace (attempting memfd_create(MFD_EXEC) would be refused the same way, but makes
     // the kernel log a warning, which costs a millisecond); otherwise seccomp must refuse it.
@@ -412,7 +450,9 @@ fn contain(
                 .unwrap_or_else(|| s.into_owned())
         })
         .collect();
+    let quotas = crate::kernel::quotas::read_back(&plan.quotas);
     Ok(KernelReadback {
+        quotas,
         landlock: outcome.into(),
         proc_status,
         namespaces,
@@ -514,6 +554,56 @@ fn memfd_exec_errno() -> String {
         c"cw-exec-probe",
         nix::sys::memfd::MFdFlags::from_bits_retain(MFD_EXEC | libc::MFD_CLOEXEC),
     ))
+}
+
+type SetidProbe = Result<(OwnedFd, nix::sys::stat::Mode), String>;
+
+/// A fresh memfd (sealed against exec where the kernel has MFD_NOEXEC_SEAL) and its mode.
+fn setid_probe_memfd() -> SetidProbe {
+    use nix::sys::memfd::{memfd_create, MFdFlags};
+    use nix::sys::stat::{fstat, Mode};
+    const MFD_NOEXEC_SEAL: u32 = 0x8;
+    let fd = memfd_create(
+        c"cw-exec-setid-probe",
+        MFdFlags::from_bits_retain(MFD_NOEXEC_SEAL | libc::MFD_CLOEXEC),
+    )
+    .or_else(|_| memfd_create(c"cw-exec-setid-probe", MFdFlags::MFD_CLOEXEC))
+    .map_err(|e| format!("control: memfd_create: {e:?}"))?;
+    let mode = Mode::from_bits_truncate(
+        fstat(&fd)
+            .map_err(|e| format!("control: fstat: {e:?}"))?
+            .st_mode
+            & 0o7777,
+    );
+    Ok((fd, mode))
+}
+
+/// Checks that adding S_ISUID to the memfd's mode is accepted before seccomp, and undoes it:
+/// Err says what failed, so the probe cannot pass for a reason other than seccomp.
+fn setid_probe_control(memfd: SetidProbe) -> SetidProbe {
+    use nix::sys::stat::{fchmod, Mode};
+    let (fd, mode) = memfd?;
+    fchmod(&fd, mode | Mode::S_ISUID)
+        .map_err(|e| format!("control: fchmod(memfd, S_ISUID) before seccomp: {e:?}"))?;
+    fchmod(&fd, mode).map_err(|e| format!("control: fchmod(memfd) back: {e:?}"))?;
+    Ok((fd, mode))
+}
+
+/// The same call after seccomp, which must refuse it; the memfd is closed here.
+fn setid_probe(control: SetidProbe) -> Probe {
+    let got = match control {
+        Err(e) => e,
+        Ok((fd, mode)) => errno_of(nix::sys::stat::fchmod(
+            &fd,
+            mode | nix::sys::stat::Mode::S_ISUID,
+        )),
+    };
+    probe(
+        "setid-chmod",
+        "fchmod(memfd, mode|S_ISUID): accepted before seccomp, then again after it",
+        "EPERM",
+        got,
+    )
 }
 
 fn socket_errno(family: libc::c_int) -> String {

@@ -266,6 +266,25 @@ const DYNAMIC_LOADERS: &[&str] = &[
     "/lib/ld-musl-x86_64.so.1",
 ];
 
+/// Shared-library directories: under an exec allowlist, the only part of the runtime
+/// allowance mounted exec, because the loader maps libraries with mmap(PROT_EXEC), which
+/// `noexec` refuses. Everything else there (/usr/bin, /usr/sbin, /usr/libexec, /usr/local/bin,
+/// ...) is mounted noexec, so `ld.so FILE` cannot map a program from it either. Whatever
+/// executables lie inside these directories (/usr/lib/git-core/*, /usr/lib/jvm/*/bin/*, ...)
+/// stay mappable: a gap the attestation names.
+pub const LIBRARY_DIRS: &[&str] = &[
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/usr/lib",
+    "/usr/lib32",
+    "/usr/lib64",
+    "/usr/libx32",
+    "/usr/local/lib",
+    "/usr/local/lib64",
+];
+
 /// A fully lowered policy.
 pub struct Plan {
     pub profile_id: String,
@@ -295,6 +314,12 @@ pub struct Plan {
     pub seccomp: SeccompProgram,
     /// Executable memfds are refused through vm.memfd_noexec=2 (else through seccomp).
     pub memfd_sysctl: bool,
+    /// `exec.native_code`: false when seccomp refuses executable memory the program wrote.
+    pub native_code: bool,
+    /// LIBRARY_DIRS as they resolve on this host (existing ones only).
+    pub library_dirs: Vec<PathBuf>,
+    /// Per-user kernel quotas lowered for the sandbox (see `kernel::quotas`).
+    pub quotas: Vec<crate::kernel::quotas::Quota>,
     /// The caller's identity, kept inside the user namespace.
     pub uid: u32,
     pub gid: u32,
@@ -441,7 +466,7 @@ impl Plan {
         }
 
         // Filesystem grants.
-        let exec_allowlist = profile.exec.is_some() || !req.exec.is_empty();
+        let exec_allowlist = profile.exec.allow.is_some() || !req.exec.is_empty();
         let mut grants: Vec<Grant> = Vec::new();
         let no_exec_list = Vec::new();
         let lists: [(&str, &Vec<String>, Access); 6] = [
@@ -483,7 +508,7 @@ impl Plan {
             ),
             (
                 "exec",
-                profile.exec.as_ref().unwrap_or(&no_exec_list),
+                profile.exec.allow.as_ref().unwrap_or(&no_exec_list),
                 Access {
                     read: true,
                     write: false,
@@ -626,7 +651,8 @@ impl Plan {
             }
         })?;
         let memfd_sysctl = can_set_memfd_sysctl(uid);
-        let seccomp = SeccompProgram::compile(net, !memfd_sysctl).map_err(bad)?;
+        let native_code = profile.exec.native_code();
+        let seccomp = SeccompProgram::compile(net, !memfd_sysctl, native_code).map_err(bad)?;
 
         Ok(Plan {
             profile_id,
@@ -648,9 +674,19 @@ impl Plan {
             landlock: LandlockAbi(abi),
             seccomp,
             memfd_sysctl,
+            native_code,
+            library_dirs: library_dirs(),
+            quotas: crate::kernel::quotas::plan(),
             uid,
             gid,
         })
+    }
+
+    /// Whether a runtime-allowance path is mounted exec in the view: always without an
+    /// exec allowlist; under one, only shared-library directories (and what lies beneath
+    /// them). Exec grants are mounted exec whatever this says.
+    pub fn runtime_mount_exec(&self, path: &Path) -> bool {
+        !self.exec_allowlist || self.library_dirs.iter().any(|d| path.starts_with(d))
     }
 
     /// Whether programs may be executed from the private tmp.
@@ -1110,6 +1146,17 @@ pub fn runtime_allowance(
         );
     }
     if exec_allowlist {
+        // Their own binds, so that they stay exec while the rest of /usr is noexec.
+        for p in LIBRARY_DIRS {
+            add(
+                p,
+                Access {
+                    read: true,
+                    write: false,
+                    exec: false,
+                },
+            );
+        }
         for p in DYNAMIC_LOADERS {
             add(
                 p,
@@ -1140,6 +1187,18 @@ pub fn runtime_allowance(
             exec: false,
         },
     ));
+    out
+}
+
+/// LIBRARY_DIRS resolved on this host: existing directories, symlinks followed, no repeats.
+fn library_dirs() -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = LIBRARY_DIRS
+        .iter()
+        .filter_map(|d| std::fs::canonicalize(d).ok())
+        .filter(|d| d.is_dir())
+        .collect();
+    out.sort();
+    out.dedup();
     out
 }
 
@@ -1189,6 +1248,12 @@ impl Plan {
                 "any readable file"
             }
         );
+        if !self.native_code {
+            let _ = writeln!(
+                s,
+                "native code  refused: no executable memory the program writes (exec.native_code = false)"
+            );
+        }
         if let Some(t) = self.timeout {
             let _ = writeln!(s, "timeout      {:.3}s", t.as_secs_f64());
         }
@@ -1210,6 +1275,16 @@ impl Plan {
                     "profile default: best available"
                 },
                 r.coverage
+            );
+        }
+        for q in &self.quotas {
+            let _ = writeln!(
+                s,
+                "quota        {} = {} by {} ({})",
+                q.limit,
+                q.value,
+                q.mechanism(),
+                q.coverage()
             );
         }
         let _ = writeln!(s, "\ngrants (Landlock ABI {}):", self.landlock.0);

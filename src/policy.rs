@@ -219,10 +219,10 @@ pub struct Profile {
     /// Paths readable and writable (create, delete, rename, truncate) beneath.
     #[serde(default)]
     pub write: Vec<String>,
-    /// Exec allowlist. Absent: any readable file may be executed. Present (even empty):
-    /// only these files, or files beneath these directories, may be executed.
+    /// Exec policy: the allowlist as a list (`exec = ["$command"]`), or a table
+    /// (`[exec]` with `allow = [...]` and `native_code = false`).
     #[serde(default)]
-    pub exec: Option<Vec<String>>,
+    pub exec: ExecPolicy,
     /// Network mode; `none` when absent.
     #[serde(default)]
     pub net: Option<NetMode>,
@@ -243,6 +243,73 @@ pub struct Profile {
     /// have placed (default false: such a grant is refused, naming the symlink).
     #[serde(default)]
     pub follow_symlinks: bool,
+}
+
+/// The `exec` key of a profile. Two spellings, the same meaning:
+///
+/// ```toml
+/// exec = ["$command"]            # the allowlist alone
+///
+/// [exec]                         # or a table
+/// allow = ["$command"]
+/// native_code = false
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExecPolicy {
+    /// Exec allowlist. Absent: any readable file may be executed. Present (even empty):
+    /// only these files, or files beneath these directories, may be executed.
+    pub allow: Option<Vec<String>>,
+    /// Whether a program may make executable memory it wrote itself (anonymous executable
+    /// mappings, writable+executable mappings, mprotect to PROT_EXEC, executable memfds):
+    /// what JITs (node, Java, PyPy) need, and what lets an allowed interpreter run native
+    /// code that is on no allowlist. Absent: true.
+    pub native_code: Option<bool>,
+}
+
+impl ExecPolicy {
+    pub fn native_code(&self) -> bool {
+        self.native_code.unwrap_or(true)
+    }
+}
+
+impl<'de> Deserialize<'de> for ExecPolicy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Table {
+            allow: Option<Vec<String>>,
+            native_code: Option<bool>,
+        }
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = ExecPolicy;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of paths, or a table with `allow` (a list of paths) and `native_code` (true or false)")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> Result<ExecPolicy, A::Error> {
+                let allow =
+                    Vec::<String>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))?;
+                Ok(ExecPolicy {
+                    allow: Some(allow),
+                    native_code: None,
+                })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<ExecPolicy, A::Error> {
+                let t = Table::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(ExecPolicy {
+                    allow: t.allow,
+                    native_code: t.native_code,
+                })
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 /// The bundled profiles, compiled into the binary so `--profile NAME` never depends on
@@ -400,6 +467,29 @@ mod tests {
     #[test]
     fn bad_net_mode_is_an_error() {
         assert!(Profile::parse("net = \"lan\"\n", "t.toml").is_err());
+    }
+
+    #[test]
+    fn exec_is_a_list_or_a_table() {
+        let list = Profile::parse("exec = [\"/bin/sh\"]\n", "t").unwrap();
+        assert_eq!(list.exec.allow, Some(vec!["/bin/sh".to_string()]));
+        assert!(list.exec.native_code());
+        let table =
+            Profile::parse("[exec]\nallow = [\"/bin/sh\"]\nnative_code = false\n", "t").unwrap();
+        assert_eq!(table.exec.allow, Some(vec!["/bin/sh".to_string()]));
+        assert!(!table.exec.native_code());
+        let dotted = Profile::parse("exec.native_code = false\n", "t").unwrap();
+        assert_eq!(dotted.exec.allow, None);
+        assert!(!dotted.exec.native_code());
+        assert!(Profile::parse("", "t").unwrap().exec.native_code());
+        let err = Profile::parse("[exec]\nnative-code = false\n", "t.toml").unwrap_err();
+        assert!(
+            err.contains("native-code") && err.contains("native_code"),
+            "{err}"
+        );
+        let err = Profile::parse("[exec]\nnative_code = \"no\"\n", "t.toml").unwrap_err();
+        assert!(err.contains("native_code") || err.contains("bool"), "{err}");
+        assert!(Profile::parse("exec = \"/bin/sh\"\n", "t").is_err());
     }
 
     #[test]

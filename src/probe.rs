@@ -106,7 +106,7 @@ fn seccomp_filter() -> i32 {
     if nix::sys::prctl::set_no_new_privs().is_err() {
         return 2;
     }
-    let Ok(program) = SeccompProgram::compile(NetMode::None, true) else {
+    let Ok(program) = SeccompProgram::compile(NetMode::None, true, true) else {
         return 3;
     };
     if program.install().is_err() {

@@ -164,6 +164,29 @@ pub fn loopback_up() -> io::Result<()> {
 /// Calls `io_uring_setup(2)` with invalid arguments and returns the errno. With the
 /// seccomp filter installed this is EPERM; without it the kernel answers EFAULT (or
 /// ENOSYS where io_uring is compiled out). Used as a read-back probe of the live filter.
+/// Tries to map one page of anonymous memory readable and executable, unmapping it again if
+/// that worked: 0, or the errno. The read-back's proof that `exec.native_code = false` holds.
+pub fn exec_anonymous_mmap_errno() -> i32 {
+    const LEN: usize = 4096;
+    // SAFETY: a fresh anonymous private mapping at an address the kernel chooses overlaps
+    // nothing of ours; nothing is read or written through it, and it is unmapped at once.
+    unsafe {
+        let addr = libc::mmap(
+            std::ptr::null_mut(),
+            LEN,
+            libc::PROT_READ | libc::PROT_EXEC,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        if addr == libc::MAP_FAILED {
+            return io::Error::last_os_error().raw_os_error().unwrap_or(0);
+        }
+        libc::munmap(addr, LEN);
+    }
+    0
+}
+
 pub fn io_uring_setup_errno() -> i32 {
     // SAFETY: entries=0 and a NULL params pointer: the kernel rejects the call without
     // writing anywhere (or seccomp rejects it before the kernel looks at it).

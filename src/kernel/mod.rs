@@ -4,4 +4,5 @@ pub mod cgroup;
 pub mod landlock;
 pub mod mount_view;
 pub mod pathfd;
+pub mod quotas;
 pub mod seccomp;

@@ -9,7 +9,9 @@
 //! - A path that is not in the view does not exist for the sandbox: host sockets such as
 //!   /run/docker.sock or an ssh-agent socket in /tmp cannot be reached at all.
 //! - Mounts not on the exec allowlist are `noexec`, which also stops mmap(PROT_EXEC), so a
-//!   file there cannot be run through the ELF loader (`ld.so FILE`) either.
+//!   file there cannot be run through the ELF loader (`ld.so FILE`) either. Under an exec
+//!   allowlist that includes the runtime allowance, except its shared-library directories
+//!   (see `Plan::runtime_mount_exec`).
 //!
 //! Every host path is bound from a descriptor, never by name: init re-opens the path the plan
 //! resolved, beneath the host's tree and without following any symlink, checks that device
@@ -79,9 +81,10 @@ fn binds(plan: &Plan) -> Vec<Bind> {
         Bind {
             path: g.path.clone(),
             writable: g.access.write && !device,
-            // Runtime entries keep exec at the mount level: shared libraries must be
-            // mmap-able PROT_EXEC even when only the loader may be execve'd.
-            exec: (g.access.exec || runtime) && !device,
+            // Runtime entries keep exec at the mount level only where shared libraries
+            // live (they must be mmap-able PROT_EXEC); under an exec allowlist the rest is
+            // noexec, so `ld.so FILE` cannot map a program from there.
+            exec: (g.access.exec || (runtime && plan.runtime_mount_exec(&g.path))) && !device,
             device,
             is_dir: g.is_dir,
             expect: g.identity.map(|i| (i.dev, i.ino)),

@@ -2,8 +2,19 @@
 //! `--net none` every socket family but AF_UNIX.
 //!
 //! Denials return an errno rather than killing, so programs fail cleanly and report why:
-//! EPERM for everything, except `clone3`, which gets ENOSYS so that glibc falls back to
-//! `clone`, whose flags (unlike clone3's, behind a pointer) the filter can inspect.
+//! EPERM for everything, except `clone3` and `openat2`, which get ENOSYS so that libc falls
+//! back to `clone` and `openat`, whose flags and mode (unlike theirs, behind a pointer) the
+//! filter can inspect.
+//!
+//! Two groups of argument rules matter beyond attack surface:
+//! - set-id bits: for a root caller, root inside is root on the host, so a set-user-ID file
+//!   the sandbox left in its write set would make any local user root after the run
+//!   (`nosuid` inside the view does not help: the file persists on the host). Every call
+//!   that sets a mode (the chmod family) or creates a file with one (open/openat with
+//!   O_CREAT or O_TMPFILE, creat, mkdir*, mknod*) is refused when the mode has S_ISUID or
+//!   S_ISGID. File capabilities need CAP_SETFCAP, which the command never holds.
+//! - native code (policy `exec.native_code = false`): no executable memory that the
+//!   program could have written, so an allowed interpreter cannot run native code it made.
 //!
 //! The program is compiled once, before the sandbox is built (the plan holds it), and
 //! installed as the very last step before the read-back and `execve`.
@@ -121,6 +132,35 @@ const NAMESPACE_FLAGS: &[u64] = &[
 #[allow(clippy::unnecessary_cast)] // the ioctl request type differs between libc targets
 const TERMINAL_INJECTION: &[u64] = &[libc::TIOCSTI as u64, 0x541C /* TIOCLINUX */];
 
+/// Set-user-ID and set-group-ID: either bit in a mode argument is refused.
+const SETID_BITS: [u64; 2] = [libc::S_ISUID as u64, libc::S_ISGID as u64];
+
+/// `__O_TMPFILE`, the bit that makes `O_TMPFILE` (which is `__O_TMPFILE | O_DIRECTORY`): an
+/// unnamed file that `linkat` can give a name later, so its mode counts like O_CREAT's.
+const O_TMPFILE_BIT: u64 = 0o20_000_000;
+
+/// Calls that take a mode, with the index of the mode argument and, for the open family,
+/// of the flags argument (the mode only counts when the flags create a file).
+const MODE_CALLS: &[(&str, libc::c_long, u8, Option<u8>)] = &[
+    ("chmod", libc::SYS_chmod, 1, None),
+    ("fchmod", libc::SYS_fchmod, 1, None),
+    ("fchmodat", libc::SYS_fchmodat, 2, None),
+    ("fchmodat2", libc::SYS_fchmodat2, 2, None),
+    ("creat", libc::SYS_creat, 1, None),
+    ("mkdir", libc::SYS_mkdir, 1, None),
+    ("mkdirat", libc::SYS_mkdirat, 2, None),
+    ("mknod", libc::SYS_mknod, 1, None),
+    ("mknodat", libc::SYS_mknodat, 2, None),
+    ("open", libc::SYS_open, 2, Some(1)),
+    ("openat", libc::SYS_openat, 3, Some(2)),
+];
+
+/// `personality(2)`'s READ_IMPLIES_EXEC: every later PROT_READ mapping becomes executable
+/// without PROT_EXEC ever appearing in an argument.
+const READ_IMPLIES_EXEC: u64 = 0x040_0000;
+/// `shmat(2)`'s SHM_EXEC: an executable mapping of a System V segment the program wrote.
+const SHM_EXEC: u64 = 0o100_000;
+
 /// The compiled seccomp programs (one per action), ready to install.
 #[derive(Clone)]
 pub struct SeccompProgram {
@@ -135,7 +175,14 @@ impl SeccompProgram {
     /// `forbid_exec_memfd`: refuse memfd_create without MFD_NOEXEC_SEAL. Landlock does not
     /// mediate exec of a memfd; where cw-exec cannot set vm.memfd_noexec=2 for the sandbox's
     /// PID namespace (only the host's root may write that sysctl), this is the fallback.
-    pub fn compile(net: NetMode, forbid_exec_memfd: bool) -> Result<SeccompProgram, String> {
+    ///
+    /// `native_code`: false refuses every way to executable memory the program could have
+    /// written (see `native_code_rules`).
+    pub fn compile(
+        net: NetMode,
+        forbid_exec_memfd: bool,
+        native_code: bool,
+    ) -> Result<SeccompProgram, String> {
         let arch = TargetArch::try_from(std::env::consts::ARCH)
             .map_err(|e| format!("seccomp: unsupported architecture: {e}"))?;
         let mut eperm: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
@@ -176,6 +223,28 @@ impl SeccompProgram {
             );
             denies.push("memfd_create without MFD_NOEXEC_SEAL (executable memfds)".into());
         }
+        for (nr, rules) in setid_rules()? {
+            eperm.insert(nr, rules);
+        }
+        denies.push(format!(
+            "set-user-ID and set-group-ID mode bits on {} (a set-id file left in the write set would carry the caller's host identity); {}",
+            MODE_CALLS
+                .iter()
+                .map(|(name, _, _, flags)| if flags.is_some() {
+                    format!("{name} with O_CREAT or O_TMPFILE")
+                } else {
+                    name.to_string()
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            "openat2 answers ENOSYS (its mode is behind a pointer; libc falls back to openat)"
+        ));
+        if !native_code {
+            for (nr, rules) in native_code_rules()? {
+                eperm.insert(nr, rules);
+            }
+            denies.push("executable memory the program could have written (exec.native_code = false): mmap with PROT_EXEC of anonymous memory or with PROT_WRITE, mprotect and pkey_mprotect with PROT_EXEC, shmat with SHM_EXEC, personality(READ_IMPLIES_EXEC), memfd_create and memfd_secret".into());
+        }
         let allowed_families: &[u64] = match net {
             NetMode::None => &[libc::AF_UNIX as u64],
             NetMode::Loopback => &[
@@ -204,6 +273,7 @@ impl SeccompProgram {
 
         let mut enosys: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
         enosys.insert(libc::SYS_clone3, vec![]);
+        enosys.insert(libc::SYS_openat2, vec![]);
 
         let build = |rules, errno: i32| -> Result<BpfProgram, String> {
             let filter = SeccompFilter::new(
@@ -242,6 +312,70 @@ impl SeccompProgram {
         }
         Ok(())
     }
+}
+
+/// For every call in MODE_CALLS: refuse a mode with S_ISUID or S_ISGID, and for the open
+/// family only when the flags create a file (O_CREAT, or O_TMPFILE). Conditions of one rule
+/// are ANDed, rules ORed, so each (creating flag, set-id bit) pair is one rule.
+fn setid_rules() -> Result<Vec<(libc::c_long, Vec<SeccompRule>)>, String> {
+    let bit = |arg: u8, bit: u64| cond(arg, Len::Dword, Op::MaskedEq(bit), bit);
+    let mut out = Vec::new();
+    for (_, nr, mode_arg, flags_arg) in MODE_CALLS {
+        let mut rules = Vec::new();
+        for setid in SETID_BITS {
+            match flags_arg {
+                None => rules.push(rule(vec![bit(*mode_arg, setid)?])?),
+                Some(flags) => {
+                    for creating in [libc::O_CREAT as u64, O_TMPFILE_BIT] {
+                        rules.push(rule(vec![bit(*flags, creating)?, bit(*mode_arg, setid)?])?);
+                    }
+                }
+            }
+        }
+        out.push((*nr, rules));
+    }
+    Ok(out)
+}
+
+/// Under `exec.native_code = false`, every way to executable memory whose contents the
+/// program chose:
+/// - mmap with PROT_EXEC of anonymous memory, and any mmap asking for PROT_WRITE and
+///   PROT_EXEC together (a private writable executable mapping of a file is the same thing);
+///   a file mapped PROT_EXEC read-only is what the dynamic loader does, and what the mount
+///   view's `noexec` governs;
+/// - mprotect and pkey_mprotect with PROT_EXEC at all (the filter cannot tell "adding" from
+///   "keeping"; the loader maps code with mmap and never mprotects to PROT_EXEC unless a
+///   library has text relocations or asks for an executable stack);
+/// - shmat with SHM_EXEC;
+/// - personality with READ_IMPLIES_EXEC (then PROT_READ means PROT_EXEC); the query
+///   `personality(0xffffffff)` stays allowed;
+/// - memfd_create and memfd_secret: a memfd can be written, then mapped PROT_EXEC (even one
+///   sealed F_SEAL_EXEC: that seal governs the mode bits, not mmap).
+fn native_code_rules() -> Result<Vec<(libc::c_long, Vec<SeccompRule>)>, String> {
+    let has = |arg: u8, bits: u64| cond(arg, Len::Dword, Op::MaskedEq(bits), bits);
+    let exec = libc::PROT_EXEC as u64;
+    let write_exec = (libc::PROT_WRITE | libc::PROT_EXEC) as u64;
+    Ok(vec![
+        (
+            libc::SYS_mmap,
+            vec![
+                rule(vec![has(2, exec)?, has(3, libc::MAP_ANONYMOUS as u64)?])?,
+                rule(vec![has(2, write_exec)?])?,
+            ],
+        ),
+        (libc::SYS_mprotect, vec![rule(vec![has(2, exec)?])?]),
+        (libc::SYS_pkey_mprotect, vec![rule(vec![has(2, exec)?])?]),
+        (libc::SYS_shmat, vec![rule(vec![has(2, SHM_EXEC)?])?]),
+        (
+            libc::SYS_personality,
+            vec![rule(vec![
+                cond(0, Len::Dword, Op::Ne, 0xffff_ffff)?,
+                has(0, READ_IMPLIES_EXEC)?,
+            ])?],
+        ),
+        (libc::SYS_memfd_create, vec![]),
+        (libc::SYS_memfd_secret, vec![]),
+    ])
 }
 
 fn rule(conditions: Vec<Cond>) -> Result<SeccompRule, String> {
@@ -298,12 +432,20 @@ mod tests {
 
     #[test]
     fn compiles_for_every_net_mode_with_distinct_hashes() {
-        let none = SeccompProgram::compile(NetMode::None, false).unwrap();
-        let lo = SeccompProgram::compile(NetMode::Loopback, false).unwrap();
-        let host = SeccompProgram::compile(NetMode::Host, false).unwrap();
+        let none = SeccompProgram::compile(NetMode::None, false, true).unwrap();
+        let lo = SeccompProgram::compile(NetMode::Loopback, false, true).unwrap();
+        let host = SeccompProgram::compile(NetMode::Host, false, true).unwrap();
         assert_ne!(
             none.sha256,
-            SeccompProgram::compile(NetMode::None, true).unwrap().sha256
+            SeccompProgram::compile(NetMode::None, true, true)
+                .unwrap()
+                .sha256
+        );
+        assert_ne!(
+            none.sha256,
+            SeccompProgram::compile(NetMode::None, false, false)
+                .unwrap()
+                .sha256
         );
         assert_eq!(none.filters.len(), 2);
         assert_ne!(none.sha256, lo.sha256);

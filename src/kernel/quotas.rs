@@ -1,0 +1,218 @@
+//! Per-user kernel quotas the sandbox would otherwise share with the caller's other processes.
+//!
+//! Some kernel counts are kept per user, and a user namespace does not make them private:
+//! inotify instances and watches (and fanotify groups and marks, and namespaces) are
+//! "ucounts", charged to the (user namespace, uid) that asks *and to every ancestor*, where
+//! the sandbox's user namespace counts as its owner, the caller's uid. A sandbox holding 128
+//! inotify instances left every other process of the caller's uid on the host — root's too
+//! — unable to create one (EMFILE) for the rest of the run.
+//!
+//! Each user namespace has its own maxima (`/proc/sys/user/*`, writable with
+//! CAP_SYS_RESOURCE in that namespace, which the sandbox's init holds), checked at every
+//! level on the way up. So a lower maximum in the sandbox's namespace caps the sandbox's
+//! share, while the host's maximum still bounds the sum. The same holds for the rlimit-backed
+//! ucounts (RLIMIT_MSGQUEUE bytes, RLIMIT_SIGPENDING signals): the limit each sandboxed
+//! process carries is compared with the count of the whole (sandbox namespace, uid), so
+//! lowering it in the command's process (inherited by everything it starts) caps the sandbox.
+//!
+//! What stays shared (named in the attestation's gaps): the caller's uid keeps only what the
+//! sandbox does not use; counts kept in the uid's `user_struct` rather than in ucounts are
+//! global per uid and have no per-namespace maximum (epoll watches, pipe buffer pages,
+//! SCM_RIGHTS descriptors in flight).
+//!
+//! These are defence in depth: applied where possible, read back, and attested exactly as
+//! read back. A value that could not be lowered is reported as such, never a refusal.
+
+use nix::sys::resource::{getrlimit, setrlimit, Resource, RLIM_INFINITY};
+use serde::{Deserialize, Serialize};
+
+/// The fraction of the caller's own maximum the sandbox gets for counts it may need.
+pub const SHARE_DIVISOR: u64 = 4;
+
+/// Where a quota lives.
+#[derive(Clone, Debug)]
+pub enum Mechanism {
+    /// Files under /proc/sys/user/ of the sandbox's user namespace, all set to the value.
+    UserSysctls(Vec<&'static str>),
+    /// An rlimit of the command's process (and so of everything it starts).
+    Rlimit(Resource),
+}
+
+/// One quota lowered for the sandbox.
+#[derive(Clone, Debug)]
+pub struct Quota {
+    /// The name the attestation's `limits` uses.
+    pub limit: &'static str,
+    pub mechanism: Mechanism,
+    /// The value set inside the sandbox.
+    pub value: u64,
+    /// The caller's own value the sandbox's was derived from (None: a fixed value).
+    pub caller: Option<u64>,
+}
+
+/// What the command's process read back for one quota.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct QuotaReadback {
+    pub limit: String,
+    /// The value read back (one per sysctl file, or the rlimit's soft and hard values);
+    /// an error text where reading failed.
+    pub values: Vec<String>,
+}
+
+const NAMESPACE_SYSCTLS: &[&str] = &[
+    "max_user_namespaces",
+    "max_mnt_namespaces",
+    "max_pid_namespaces",
+    "max_net_namespaces",
+    "max_ipc_namespaces",
+    "max_uts_namespaces",
+    "max_cgroup_namespaces",
+    "max_time_namespaces",
+];
+
+/// The quotas for this run: a quarter of the caller's own maximum for counts a program may
+/// legitimately need (inotify, message-queue bytes, queued signals), zero for what the
+/// seccomp filter already refuses (fanotify groups and marks, new namespaces: defence in
+/// depth). Reads the caller's values from /proc/sys/user and its own rlimits; a value that
+/// cannot be read is left out (and so neither lowered nor claimed).
+pub fn plan() -> Vec<Quota> {
+    let mut out = Vec::new();
+    let share = |caller: u64| (caller / SHARE_DIVISOR).max(1);
+    for (limit, file) in [
+        ("inotify-instances", &["max_inotify_instances"]),
+        ("inotify-watches", &["max_inotify_watches"]),
+    ] {
+        if let Some(caller) = read_user_sysctl(file[0]).ok().and_then(|v| v.parse().ok()) {
+            out.push(Quota {
+                limit,
+                mechanism: Mechanism::UserSysctls(file.to_vec()),
+                value: share(caller),
+                caller: Some(caller),
+            });
+        }
+    }
+    for (limit, files) in [
+        (
+            "fanotify",
+            &["max_fanotify_groups", "max_fanotify_marks"] as &'static [&'static str],
+        ),
+        ("namespaces", NAMESPACE_SYSCTLS),
+    ] {
+        let present: Vec<&'static str> = files
+            .iter()
+            .copied()
+            .filter(|f| read_user_sysctl(f).is_ok())
+            .collect();
+        if !present.is_empty() {
+            out.push(Quota {
+                limit,
+                mechanism: Mechanism::UserSysctls(present),
+                value: 0,
+                caller: None,
+            });
+        }
+    }
+    for (limit, resource) in [
+        ("msgqueue-bytes", Resource::RLIMIT_MSGQUEUE),
+        ("sigpending", Resource::RLIMIT_SIGPENDING),
+    ] {
+        if let Ok((soft, _)) = getrlimit(resource) {
+            if soft != RLIM_INFINITY {
+                out.push(Quota {
+                    limit,
+                    mechanism: Mechanism::Rlimit(resource),
+                    value: share(soft),
+                    caller: Some(soft),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Writes the sysctl quotas in the calling process's user namespace (init of the sandbox,
+/// with /proc of the sandbox mounted). Best effort: what could not be written shows in the
+/// read-back. Must come after every namespace init creates, since it forbids new ones —
+/// detached mounts (`open_tree` with OPEN_TREE_CLONE, `fsmount`) included: each is an
+/// anonymous mount namespace, counted against `user.max_mnt_namespaces`.
+pub fn lower_in_namespace(quotas: &[Quota]) {
+    for q in quotas {
+        if let Mechanism::UserSysctls(files) = &q.mechanism {
+            for f in files {
+                let _ = std::fs::write(format!("/proc/sys/user/{f}"), q.value.to_string());
+            }
+        }
+    }
+}
+
+/// Lowers the rlimit quotas of the calling process (soft and hard: the command cannot raise
+/// them again, having no CAP_SYS_RESOURCE). Best effort, like `lower_in_namespace`.
+pub fn lower_rlimits(quotas: &[Quota]) {
+    for q in quotas {
+        if let Mechanism::Rlimit(resource) = q.mechanism {
+            let _ = setrlimit(resource, q.value, q.value);
+        }
+    }
+}
+
+/// Reads every quota back in the calling process.
+pub fn read_back(quotas: &[Quota]) -> Vec<QuotaReadback> {
+    quotas
+        .iter()
+        .map(|q| QuotaReadback {
+            limit: q.limit.to_string(),
+            values: match &q.mechanism {
+                Mechanism::UserSysctls(files) => files
+                    .iter()
+                    .map(|f| read_user_sysctl(f).unwrap_or_else(|e| e.to_string()))
+                    .collect(),
+                Mechanism::Rlimit(resource) => match getrlimit(*resource) {
+                    Ok((soft, hard)) => vec![soft.to_string(), hard.to_string()],
+                    Err(e) => vec![e.to_string()],
+                },
+            },
+        })
+        .collect()
+}
+
+impl Quota {
+    /// Whether the read-back shows the value in force.
+    pub fn holds(&self, rb: &QuotaReadback) -> bool {
+        !rb.values.is_empty() && rb.values.iter().all(|v| *v == self.value.to_string())
+    }
+
+    /// How the quota is set, in words, for `explain` and the attestation.
+    pub fn mechanism(&self) -> String {
+        match &self.mechanism {
+            Mechanism::UserSysctls(files) => format!(
+                "{} in the sandbox's user namespace",
+                files
+                    .iter()
+                    .map(|f| format!("user.{f}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Mechanism::Rlimit(resource) => format!("{resource:?} of every sandboxed process"),
+        }
+    }
+
+    /// What the quota bounds and what it leaves shared.
+    pub fn coverage(&self) -> String {
+        let whole = match &self.mechanism {
+            Mechanism::UserSysctls(_) => "the whole sandbox's count (its user namespace)",
+            Mechanism::Rlimit(_) => "the whole sandbox's count (its user namespace and uid)",
+        };
+        match self.caller {
+            Some(c) => format!(
+                "bounds {whole} at 1/{SHARE_DIVISOR} of the caller's {c}; what the sandbox uses is charged to the caller's uid on the host as well, whose other processes keep the rest"
+            ),
+            None => format!(
+                "bounds {whole} at zero; defence in depth: the seccomp filter refuses the calls that would use them"
+            ),
+        }
+    }
+}
+
+fn read_user_sysctl(name: &str) -> std::io::Result<String> {
+    std::fs::read_to_string(format!("/proc/sys/user/{name}")).map(|v| v.trim().to_string())
+}
