@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use crate::kernel::landlock::{FlagNames, LandlockOutcome};
 use crate::kernel::quotas::QuotaReadback;
 use crate::limits::LimitReport;
-use crate::plan::Plan;
+use crate::plan::{EnvRule, Plan};
 use crate::policy::NetMode;
 
 pub const DIMENSIONS: [&str; 5] = ["read", "write", "command", "network", "env"];
@@ -109,15 +109,40 @@ pub fn required(plan: &Plan) -> Vec<&'static str> {
     if let Some(cw) = &plan.cw {
         return cw.required.clone();
     }
+    required_native(plan.exec_allowlist, plan.net)
+}
+
+/// The native rule, from the two facts it depends on (known before any kernel is asked, so
+/// a refusal before a plan exists states the same required set a run would).
+pub fn required_native(exec_allowlist: bool, net: NetMode) -> Vec<&'static str> {
     DIMENSIONS
         .iter()
         .copied()
         .filter(|d| match *d {
-            "command" => plan.exec_allowlist,
-            "network" => plan.net != NetMode::Host,
+            "command" => exec_allowlist,
+            "network" => net != NetMode::Host,
             _ => true,
         })
         .collect()
+}
+
+/// Checks the names execve receives against the policy's rule: every name allowed by the
+/// rule, none twice. Err names the offenders.
+pub fn env_check(rule: &EnvRule, names: &[String]) -> Result<(), String> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut bad = vec![];
+    for name in names {
+        if !seen.insert(name.as_str()) {
+            bad.push(format!("{name} (twice)"));
+        } else if !rule.allows(name) {
+            bad.push(name.clone());
+        }
+    }
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(bad.join(", "))
+    }
 }
 
 fn status_is(rb: &KernelReadback, key: &str, want: &str) -> bool {
@@ -203,6 +228,10 @@ pub fn verdict(plan: &Plan, rb: &KernelReadback) -> Verdict {
                 "read-only mount view (probe)",
                 probe_ok(rb, "write-outside-grants").unwrap_or(false),
             ),
+            (
+                "landlock denies writing a read-only grant (probe)",
+                probe_ok(rb, "write-landlock").unwrap_or(false),
+            ),
             ("no capabilities", no_caps),
             (
                 "seccomp refuses set-id bits on chmod (probe)",
@@ -224,9 +253,14 @@ pub fn verdict(plan: &Plan, rb: &KernelReadback) -> Verdict {
     let command = proven(
         "command",
         vec![
+            ("exec allowlist in force", plan.exec_allowlist),
             (
                 "landlock handles Execute",
                 landlock_full && handles("Execute"),
+            ),
+            (
+                "a file off the allowlist is not executable (probe)",
+                probe_ok(rb, "exec-outside-allowlist").unwrap_or(false),
             ),
             ("seccomp filter installed", seccomp_on),
             (
@@ -269,17 +303,12 @@ pub fn verdict(plan: &Plan, rb: &KernelReadback) -> Verdict {
             proven("network", checks)
         }
     };
-    let env_ok = {
-        let mut passed: Vec<String> = plan.env.keys().cloned().collect();
-        passed.sort();
-        let mut seen = rb.env_names.clone();
-        seen.sort();
-        passed == seen
+    let env_checked = env_check(&plan.env_rule, &rb.env_names);
+    let env_label = match &env_checked {
+        Ok(()) => "every name execve receives is allowed by the policy".to_string(),
+        Err(bad) => format!("execve would receive names the policy does not allow: {bad}"),
     };
-    let env = proven(
-        "env",
-        vec![("environment built from scratch for execve", env_ok)],
-    );
+    let env = proven("env", vec![(env_label.as_str(), env_checked.is_ok())]);
 
     let outcome = [
         ("read", read),
@@ -306,6 +335,10 @@ pub fn verdict(plan: &Plan, rb: &KernelReadback) -> Verdict {
         reasons,
     }
 }
+
+/// An allowlist given as command lines (cool-workflow's `execute.allow`): the kernel part is
+/// the program set; the arguments are only cool-workflow's gate's.
+pub const COMMAND_GAP_ARGUMENTS: &str = "execute.allow: the kernel enforces the set of programs (each entry's first word, resolved, with its interpreter chain), not their arguments: a program on the allowlist started from inside the sandbox runs with any arguments; the exact match of the whole command line is cool-workflow's gate, applied by `cw-exec exec` to the top-level command only (not applied by `cw-exec run --manifest`, where the command is the agent itself)";
 
 /// Known bypasses per dimension that this kernel could not close, for the attestation.
 pub fn gaps(plan: &Plan) -> BTreeMap<&'static str, Vec<String>> {
@@ -336,6 +369,9 @@ pub fn gaps(plan: &Plan) -> BTreeMap<&'static str, Vec<String>> {
         push(&mut g, "command", &format!("shared-library directories stay mounted exec so libraries can be mapped: an executable inside them (for example under /usr/lib/git-core or /usr/lib/jvm) cannot be execve'd but can be run as ld.so FILE; here: {}", libs.join(", ")));
         if plan.native_code {
             push(&mut g, "command", "exec.native_code is true: an allowed program can make executable memory it wrote (anonymous mappings, memfds, mprotect) and run any native code in it");
+        }
+        if !plan.exec_programs.is_empty() {
+            push(&mut g, "command", COMMAND_GAP_ARGUMENTS);
         }
     } else {
         push(
@@ -423,6 +459,9 @@ pub fn kernel_section(plan: &Plan, rb: Option<&KernelReadback>, verdict: &Verdic
         "credentialMasks": plan.masks,
         "execAllowlist": plan.exec_allowlist,
         "nativeCode": plan.native_code,
+        "execPrograms": plan.exec_programs,
+        "execProbe": plan.exec_probe,
+        "envRule": plan.env_rule,
         "network": plan.net.as_str(),
         "mountView": crate::kernel::mount_view::describe(plan),
         "seccomp": {
@@ -476,6 +515,169 @@ pub fn now_iso8601() -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::plan::{EnvBase, Request};
+
+    fn plan(req: Request) -> Plan {
+        Plan::build(&Request {
+            command: vec!["/bin/true".into()],
+            ..req
+        })
+        .unwrap()
+    }
+
+    /// A read-back in which every mechanism is live, as the child would report it.
+    fn live(plan: &Plan) -> KernelReadback {
+        let probe = |name: &str, expect: &str| Probe {
+            name: name.into(),
+            attempt: String::new(),
+            expect: expect.into(),
+            got: expect.into(),
+        };
+        let mut probes = vec![
+            probe("read-outside-grants", "EACCES"),
+            probe("write-outside-grants", "EROFS"),
+            probe("write-landlock", "EACCES"),
+            probe("memfd-exec", "EPERM"),
+            probe("io-uring", "EPERM"),
+            probe("socket-inet", "EPERM"),
+            probe("tcp-connect", "EACCES"),
+            probe("setid-chmod", "EPERM"),
+            probe("setid-create", "EPERM"),
+            probe("native-code", "EPERM"),
+        ];
+        if plan.exec_allowlist {
+            probes.push(probe("exec-outside-allowlist", "EACCES"));
+        }
+        let status = [
+            ("NoNewPrivs", "1".to_string()),
+            ("Seccomp", "2".to_string()),
+            ("Seccomp_filters", plan.seccomp.filters.len().to_string()),
+            ("CapEff", "0000000000000000".to_string()),
+            ("CapBnd", "0000000000000000".to_string()),
+        ];
+        let ns = |a, b| NamespacePair {
+            sandbox: a,
+            host: b,
+        };
+        KernelReadback {
+            landlock: LandlockReadback {
+                abi: plan.landlock.0,
+                status: "fully_enforced".into(),
+                handled_fs: plan.landlock.handled_fs().names(),
+                handled_net: vec![],
+                scopes: vec![],
+                rules: 1,
+            },
+            proc_status: status
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            namespaces: [("mnt".to_string(), ns(1, 2)), ("net".to_string(), ns(3, 4))]
+                .into_iter()
+                .collect(),
+            probes,
+            env_names: plan.env.keys().cloned().collect(),
+            quotas: vec![],
+        }
+    }
+
+    fn with_probe(mut rb: KernelReadback, name: &str, got: &str) -> KernelReadback {
+        rb.probes.iter_mut().find(|p| p.name == name).unwrap().got = got.into();
+        rb
+    }
+
+    #[test]
+    fn a_live_read_back_proves_every_dimension() {
+        let p = plan(Request {
+            exec: vec!["/usr/bin/true".into()],
+            ..Default::default()
+        });
+        assert!(p.exec_probe.is_some(), "no exec probe target on this host");
+        let v = verdict(&p, &live(&p));
+        assert_eq!(v.enforced, DIMENSIONS, "{:#?}", v.reasons);
+        assert!(!v.refused());
+    }
+
+    #[test]
+    fn landlocks_own_status_is_not_enough_without_the_probes() {
+        // The crate says "fully_enforced" in every case below; the probes say otherwise.
+        let p = plan(Request {
+            exec: vec!["/usr/bin/true".into()],
+            ..Default::default()
+        });
+        for (probe, got, dim) in [
+            ("read-outside-grants", "ok", "read"),
+            ("write-landlock", "ok", "write"),
+            ("exec-outside-allowlist", "EFAULT", "command"),
+            (
+                "exec-outside-allowlist",
+                "inconclusive: access(X_OK) answered EACCES",
+                "command",
+            ),
+        ] {
+            let v = verdict(&p, &with_probe(live(&p), probe, got));
+            assert!(
+                !v.enforced.contains(&dim),
+                "{probe}={got}: {:#?}",
+                v.reasons
+            );
+            assert!(v.unenforceable.contains(&dim), "{probe}={got}");
+        }
+        // A probe that did not run proves nothing either.
+        let mut rb = live(&p);
+        rb.probes.retain(|p| p.name != "exec-outside-allowlist");
+        assert!(!verdict(&p, &rb).enforced.contains(&"command"));
+    }
+
+    #[test]
+    fn without_an_exec_allowlist_command_is_not_enforced() {
+        let p = plan(Request::default());
+        let v = verdict(&p, &live(&p));
+        assert!(!v.enforced.contains(&"command"), "{:#?}", v.reasons);
+        assert!(!v.required.contains(&"command"));
+    }
+
+    #[test]
+    fn the_env_check_fails_on_a_name_the_policy_does_not_allow() {
+        let p = plan(Request::default());
+        let mut rb = live(&p);
+        rb.env_names.push("LD_PRELOAD".into());
+        let v = verdict(&p, &rb);
+        assert!(v.unenforceable.contains(&"env"), "{:#?}", v.reasons);
+        assert!(
+            v.reasons["env"].contains("LD_PRELOAD"),
+            "{}",
+            v.reasons["env"]
+        );
+        // A name twice (getenv takes the first, others the last) is refused as well.
+        let mut rb = live(&p);
+        rb.env_names.push("PATH".into());
+        assert!(verdict(&p, &rb).unenforceable.contains(&"env"));
+    }
+
+    #[test]
+    fn the_env_rule_is_the_policys() {
+        let req = Request {
+            env_base: EnvBase::CoolWorkflow { inherit: true },
+            env_deny: vec!["AWS_SECRET_ACCESS_KEY".into()],
+            setenv: vec!["CW_WORKBENCH_TOKEN=set-by-the-caller".into()],
+            ..Default::default()
+        };
+        let rule = EnvRule::of(&req, &crate::policy::Profile::default());
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(env_check(&rule, &names(&["ANYTHING", "PATH"])).is_ok());
+        assert!(env_check(&rule, &names(&["AWS_SECRET_ACCESS_KEY"])).is_err());
+        assert!(env_check(&rule, &names(&["CW_RELEASE_VERDICT_PRIVKEY"])).is_err());
+        assert!(env_check(&rule, &names(&["CW_WORKBENCH_TOKEN"])).is_ok());
+        let scratch = EnvRule::of(&Request::default(), &crate::policy::Profile::default());
+        assert!(env_check(&scratch, &names(&["PATH", "HOME", "TMPDIR"])).is_ok());
+        assert_eq!(
+            env_check(&scratch, &names(&["PATH", "ANTHROPIC_API_KEY", "USER"])),
+            Err("ANTHROPIC_API_KEY, USER".to_string())
+        );
+    }
+
     #[test]
     fn iso8601_shape() {
         let s = super::now_iso8601();

@@ -400,6 +400,40 @@ fn contain(
             name_of(sys::exec_anonymous_mmap_errno()),
         ));
     }
+    // Landlock's write rights, apart from the read-only mount: a device node granted
+    // read-only is opened for writing (a device's mount flags do not refuse that, its mode
+    // 0666 does not either; only Landlock can). Opening has no effect on the device.
+    if let Some(device) = plan
+        .runtime
+        .iter()
+        .find(|g| g.path.starts_with("/dev") && g.access.read && !g.access.write)
+    {
+        probes.push(probe(
+            "write-landlock",
+            &format!("open({}, O_WRONLY)", device.path.display()),
+            "EACCES",
+            open_errno(&device.path, libc::O_WRONLY),
+        ));
+    }
+    // Landlock's Execute right: a file off the allowlist that mode bits and mount flags let
+    // this process execute (faccessat X_OK checks exactly those, not Landlock) must still be
+    // refused by execve. argv is unreadable, so if execve's checks passed it would fail
+    // with EFAULT before loading anything: nothing is executed either way.
+    if let Some(target) = &plan.exec_probe {
+        let got = match nix::unistd::access(target.as_path(), nix::unistd::AccessFlags::X_OK) {
+            Err(e) => format!("inconclusive: access(X_OK) answered {e:?}"),
+            Ok(()) => name_of(sys::execve_unreadable_argv(&crate::plan::c_path(target))),
+        };
+        probes.push(probe(
+            "exec-outside-allowlist",
+            &format!(
+                "execve({}) with an unreadable argv, after access(X_OK) succeeded",
+                target.display()
+            ),
+            "EACCES",
+            got,
+        ));
+    }
     // Executable memfds: where the sysctl is in force, read its value back in this PID
     // namespace (attempting memfd_create(MFD_EXEC) would be refused the same way, but makes
     // the kernel log a warning, which costs a millisecond); otherwise seccomp must refuse it.

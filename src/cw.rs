@@ -261,13 +261,29 @@ pub fn lower(
         }
     };
     let mut notes = vec![];
+    let mut exec_programs = vec![];
     let exec = match policy.execute.mode.as_str() {
         "any" => vec![],
         "none" if wrapped_agent => vec!["$command".to_string()],
         "none" => vec![], // the gate refuses every command before anything runs
         "allowlist" => {
-            notes.push("execute.allowlist: checked as an exact match of the top-level command line; programs it starts are not restricted further".to_string());
-            vec![]
+            // The kernel part: each entry's program, with its interpreter chain, is all
+            // that may be executed. The arguments part is the gate (`command_denied`).
+            exec_programs = policy.execute.allow.clone();
+            notes.push(format!(
+                "execute.allowlist: the kernel enforces the program set (an exec allowlist of each entry's program, resolved on the sandbox PATH, with its interpreter chain){}; the exact match of the whole command line, arguments included, is cool-workflow's gate, {}",
+                if wrapped_agent { ", plus the agent itself" } else { "" },
+                if wrapped_agent {
+                    "which cw-exec does not apply to the agent (cool-workflow started it), nor to anything the agent runs"
+                } else {
+                    "which cw-exec applied to the top-level command only: programs it starts are restricted to the program set, with any arguments"
+                }
+            ));
+            if wrapped_agent {
+                vec!["$command".to_string()]
+            } else {
+                vec![]
+            }
         }
         other => {
             return Err(Inexpressible {
@@ -290,6 +306,7 @@ pub fn lower(
         forward_provider_keys: wrapped_agent.then_some(true),
         agent_install: wrapped_agent,
         cw: Some(policy.facts(notes)),
+        exec_programs,
         ..Default::default()
     })
 }

@@ -11,6 +11,10 @@ use crate::supervise::Outcome;
 
 pub const BACKEND_ID: &str = "cw-exec";
 
+/// The set-up step whose failure means a limit could not be applied (`supervise` names
+/// its cgroup step so).
+pub const LIMITS_STEP: &str = "cgroups";
+
 /// The refusal code for a sandbox that cannot be built or proven.
 pub const UNENFORCEABLE: &str = "sandbox-unenforceable";
 
@@ -203,6 +207,8 @@ pub fn for_run(plan: &Plan, outcome: &Outcome, label: &str, kind: Kind) -> Value
             (verdict.enforced.clone(), missing)
         }
         Some(_) if !verdict.unenforceable.is_empty() => (vec![], verdict.unenforceable.clone()),
+        // The sandbox's limits could not be put in place: a limit, not a dimension, failed.
+        Some((step, _)) if step == LIMITS_STEP => (vec![], vec![]),
         Some(_) => (vec![], facts.required.clone()),
     };
     let attestation = attestation(

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::plan::{Plan, PlanError, Request};
+use crate::plan::{Failing, Plan, PlanError, Request};
 use crate::policy::{LimitsPolicy, NetMode, Profile, Size, BUNDLED};
 
 /// Exit code when cw-exec refuses or fails before exec.
@@ -177,30 +177,34 @@ impl RunArgs {
 
     /// The request, lowered from `--manifest` when given (flags and `--profile` add to it;
     /// `--net` replaces its network mode), with the manifest's policy.
-    fn lowered(&self) -> Result<(Request, Option<cw::SandboxPolicy>), Refusal> {
+    fn lowered(&self) -> Result<(Request, Option<cw::SandboxPolicy>), Box<Refusal>> {
         let flags = self.request();
         let Some(path) = &self.manifest else {
             return Ok((flags, None));
         };
         let text = std::fs::read_to_string(path)
-            .map_err(|e| Refusal::bad(format!("--manifest {}: {e}", path.display())))?;
+            .map_err(|e| Refusal::bad(format!("--manifest {}: {e}", path.display())))
+            .map_err(Box::new)?;
         let manifest: cw::Manifest = serde_json::from_str(&text).map_err(|e| {
-            Refusal::bad(format!(
+            Box::new(Refusal::bad(format!(
                 "--manifest {}: not a cool-workflow manifest: {e}",
                 path.display()
-            ))
+            )))
         })?;
         let policy = manifest.sandbox_policy;
         let write_set = manifest
             .allowed_paths
             .clone()
             .unwrap_or_else(|| policy.effective_write_set());
-        let mut req = cw::lower(&policy, &write_set, true).map_err(|e| Refusal {
-            code: envelope::UNENFORCEABLE,
-            message: e.message,
-            profile_id: policy.id.clone(),
-            unenforceable: vec![e.dimension],
-            logs_dir: policy.logs_dir(),
+        let mut req = cw::lower(&policy, &write_set, true).map_err(|e| {
+            Box::new(Refusal {
+                code: envelope::UNENFORCEABLE,
+                message: e.message,
+                profile_id: policy.id.clone(),
+                required: policy.required(),
+                failing: Failing::Dimensions(vec![e.dimension]),
+                logs_dir: policy.logs_dir(),
+            })
         })?;
         req.profile = flags.profile;
         req.read.extend(flags.read);
@@ -223,7 +227,11 @@ struct Refusal {
     code: &'static str,
     message: String,
     profile_id: String,
-    unenforceable: Vec<&'static str>,
+    /// The policy's own required dimensions (not the failing ones).
+    required: Vec<&'static str>,
+    /// What could not be enforced: dimensions (empty when the refusal is about something
+    /// else, such as bad input), or a limit.
+    failing: Failing,
     /// A worker's logs directory, where its attestation goes even when refused.
     logs_dir: Option<PathBuf>,
 }
@@ -234,10 +242,31 @@ impl Refusal {
             code: "backend-not-runnable",
             message,
             profile_id: "default".into(),
-            unenforceable: vec![],
+            required: vec![],
+            failing: Failing::Dimensions(vec![]),
             logs_dir: None,
         }
     }
+
+    /// The dimensions at fault (none for a limit).
+    fn unenforceable(&self) -> Vec<&'static str> {
+        match &self.failing {
+            Failing::Dimensions(d) => d.clone(),
+            Failing::Limit(_) => vec![],
+        }
+    }
+}
+
+/// The required dimensions of a request, computed without asking the kernel: a
+/// cool-workflow policy's own, else the native rule applied to its profile and flags.
+fn required_of(request: &Request) -> Vec<&'static str> {
+    if let Some(cw) = &request.cw {
+        return cw.required.clone();
+    }
+    let profile = Profile::load(request.profile.as_deref().unwrap_or("default"))
+        .map(|(_, p)| p)
+        .unwrap_or_default();
+    attest::required_native(request.exec_allowlist(&profile), request.net_mode(&profile))
 }
 
 fn main() {
@@ -448,39 +477,47 @@ fn refuse(refusal: &Refusal, label: &str, mut sinks: Vec<EnvelopeSink>) -> i32 {
             sinks.push(sink);
         }
     }
-    let envelope = refusal_envelope(refusal, label, &[], envelope::Kind::Local);
+    let envelope = refusal_envelope(refusal, label, envelope::Kind::Local);
     for sink in sinks {
         sink.write(&envelope);
     }
     EXIT_REFUSED
 }
 
-fn refusal_envelope(
-    refusal: &Refusal,
-    label: &str,
-    required: &[&'static str],
-    kind: envelope::Kind,
-) -> serde_json::Value {
-    let mut required = required.to_vec();
-    for d in &refusal.unenforceable {
-        if !required.contains(d) {
-            required.push(d);
-        }
-    }
+/// The envelope of a refusal before any plan: `required` is the policy's own, `unenforceable`
+/// the required dimensions actually at fault; `kernel.refusal` says what failed, including a
+/// limit (which is not a dimension) or a failing dimension the policy does not require.
+fn refusal_envelope(refusal: &Refusal, label: &str, kind: envelope::Kind) -> serde_json::Value {
     let facts = envelope::PolicyFacts {
         profile_id: refusal.profile_id.clone(),
-        required,
+        required: refusal.required.clone(),
         enforced_by_cw: vec![],
         host_required: vec![],
         notes: vec![],
     };
+    let mut notes = vec![refusal.message.clone()];
+    if let Failing::Limit(limit) = &refusal.failing {
+        notes.push(format!(
+            "limit {limit}: cannot be enforced as asked (a limit, not a dimension)"
+        ));
+    }
+    let kernel = serde_json::json!({
+        "refusal": {
+            "code": refusal.code,
+            "dimensions": refusal.unenforceable(),
+            "limit": match &refusal.failing {
+                Failing::Limit(l) => Some(l.as_str()),
+                Failing::Dimensions(_) => None,
+            },
+        }
+    });
     let att = envelope::attestation(
         &facts,
         &[],
-        &refusal.unenforceable,
+        &refusal.unenforceable(),
         kind,
-        None,
-        vec![refusal.message.clone()],
+        Some(kernel),
+        notes,
     );
     envelope::refused(
         &refusal.profile_id,
@@ -501,17 +538,21 @@ fn plan_failure(request: &Request, label: &str, err: PlanError, sinks: Vec<Envel
             .unwrap_or_else(|_| name.clone()),
         (None, None) => "default".into(),
     };
-    let (code, exit, unenforceable): (&'static str, i32, Vec<&'static str>) = match &err {
-        PlanError::BadInput(_) => ("backend-not-runnable", EXIT_REFUSED, vec![]),
-        PlanError::CommandNotFound(_) => ("no-command", 127, vec![]),
-        PlanError::Unenforceable { .. } => (
-            envelope::UNENFORCEABLE,
+    let (code, exit, failing): (&'static str, i32, Failing) = match &err {
+        PlanError::BadInput(_) => (
+            "backend-not-runnable",
             EXIT_REFUSED,
-            vec!["read", "write", "command"],
+            Failing::Dimensions(vec![]),
         ),
+        PlanError::CommandNotFound(_) => ("no-command", 127, Failing::Dimensions(vec![])),
+        PlanError::Unenforceable { failing, .. } => {
+            (envelope::UNENFORCEABLE, EXIT_REFUSED, failing.clone())
+        }
     };
     match &err {
-        PlanError::Unenforceable { mechanism, message } => {
+        PlanError::Unenforceable {
+            mechanism, message, ..
+        } => {
             eprintln!("cw-exec: refused ({code}): {mechanism}: {message}")
         }
         other => eprintln!("cw-exec: {other}"),
@@ -520,15 +561,11 @@ fn plan_failure(request: &Request, label: &str, err: PlanError, sinks: Vec<Envel
         code,
         message: err.to_string(),
         profile_id,
-        unenforceable,
+        required: required_of(request),
+        failing,
         logs_dir: None,
     };
-    let required = request
-        .cw
-        .as_ref()
-        .map(|c| c.required.clone())
-        .unwrap_or_default();
-    let envelope = refusal_envelope(&refusal, label, &required, envelope::Kind::Local);
+    let envelope = refusal_envelope(&refusal, label, envelope::Kind::Local);
     for sink in sinks {
         sink.write(&envelope);
     }
@@ -562,25 +599,26 @@ fn exec(source: &str) -> i32 {
     let policy = &request.sandbox_policy;
     let label = request.label();
     let argv = request.argv();
-    let required = policy.required();
     let print =
         |v: &serde_json::Value| println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
     // Every refusal here prints its envelope and ends the request.
-    let refused = |code: &'static str, message: String, unenforceable: Vec<&'static str>| {
+    let refused = |code: &'static str, message: String, failing: Failing| {
         let refusal = Refusal {
             code,
             message,
             profile_id: policy.id.clone(),
-            unenforceable,
+            required: policy.required(),
+            failing,
             logs_dir: None,
         };
-        print(&refusal_envelope(&refusal, &label, &required, kind));
+        print(&refusal_envelope(&refusal, &label, kind));
         EXIT_REFUSED
     };
+    let none = || Failing::Dimensions(vec![]);
 
     if !argv.is_empty() {
         if let Some(denied) = policy.command_denied(&argv.join(" ")) {
-            return refused("sandbox-command-denied", denied, vec![]);
+            return refused("sandbox-command-denied", denied, none());
         }
     }
     let mut req = match cw::lower(policy, &policy.effective_write_set(), false) {
@@ -592,12 +630,16 @@ fn exec(source: &str) -> i32 {
                 e.dimension,
                 e.message
             );
-            return refused(envelope::UNENFORCEABLE, message, vec![e.dimension]);
+            return refused(
+                envelope::UNENFORCEABLE,
+                message,
+                Failing::Dimensions(vec![e.dimension]),
+            );
         }
     };
     if argv.is_empty() {
         let message = format!("Backend {} requires a command to execute", cw::BACKEND_ID);
-        return refused("no-command", message, vec![]);
+        return refused("no-command", message, none());
     }
     cw::prepare_outputs(policy, &policy.effective_write_set());
     req.command = argv;
@@ -632,12 +674,27 @@ fn exec(source: &str) -> i32 {
             ));
             return 127;
         }
-        Err(PlanError::Unenforceable { mechanism, message }) => {
-            let message = format!("{mechanism}: {message}");
-            return refused(envelope::UNENFORCEABLE, message, required.clone());
+        Err(PlanError::Unenforceable {
+            failing,
+            mechanism,
+            message,
+        }) => {
+            let message = match &failing {
+                Failing::Dimensions(dims) => format!(
+                    "Backend {} cannot enforce or attest required sandbox dimension(s): {} ({mechanism}: {message})",
+                    cw::BACKEND_ID,
+                    dims.join(", ")
+                ),
+                Failing::Limit(limit) => format!(
+                    "Backend {} cannot enforce limit {limit} ({message})",
+                    cw::BACKEND_ID
+                ),
+            };
+            eprintln!("cw-exec: refused ({}): {message}", envelope::UNENFORCEABLE);
+            return refused(envelope::UNENFORCEABLE, message, failing);
         }
         Err(PlanError::BadInput(message)) => {
-            return refused("backend-not-runnable", message, vec![]);
+            return refused("backend-not-runnable", message, none());
         }
     };
     let capture = supervise::Capture {
@@ -742,5 +799,70 @@ fn profile(cmd: ProfileCommand) -> i32 {
                 Err(e) => fail(e),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_limit_refusal_names_the_limit_not_a_dimension() {
+        let refusal = Refusal {
+            code: envelope::UNENFORCEABLE,
+            message: "no usable cgroup pids controller".into(),
+            profile_id: "default".into(),
+            required: vec!["read", "write", "network", "env"],
+            failing: Failing::Limit("pids".into()),
+            logs_dir: None,
+        };
+        let e = refusal_envelope(&refusal, "l", envelope::Kind::Local);
+        let a = &e["provenance"]["attestation"];
+        assert_eq!(a["status"], "refused");
+        assert_eq!(a["required"], json!(["read", "write", "network", "env"]));
+        assert_eq!(a["unenforceable"], json!([]));
+        assert_eq!(a["enforced"], json!([]));
+        assert_eq!(a["kernel"]["refusal"]["limit"], "pids");
+        assert_eq!(a["kernel"]["refusal"]["dimensions"], json!([]));
+    }
+
+    #[test]
+    fn a_dimension_refusal_keeps_the_policys_required_set() {
+        let refusal = Refusal {
+            code: envelope::UNENFORCEABLE,
+            message: "network allowlist".into(),
+            profile_id: "readonly".into(),
+            required: vec!["read", "write", "network", "env"],
+            failing: Failing::Dimensions(vec!["network"]),
+            logs_dir: None,
+        };
+        let a =
+            &refusal_envelope(&refusal, "l", envelope::Kind::Local)["provenance"]["attestation"];
+        assert_eq!(a["required"], json!(["read", "write", "network", "env"]));
+        assert_eq!(a["unenforceable"], json!(["network"]));
+        assert_eq!(a["kernel"]["refusal"]["limit"], json!(null));
+    }
+
+    #[test]
+    fn required_without_a_kernel_follows_the_profile_and_flags() {
+        let req = |profile: &str, net| Request {
+            profile: Some(profile.into()),
+            net,
+            ..Default::default()
+        };
+        assert_eq!(
+            required_of(&req("default", Some(NetMode::Host))),
+            ["read", "write", "env"]
+        );
+        assert_eq!(
+            required_of(&req("locked-down", None)),
+            ["read", "write", "command", "network", "env"]
+        );
+        let cw = Request {
+            exec_programs: vec!["npm test".into()],
+            ..Default::default()
+        };
+        assert!(required_of(&cw).contains(&"command"));
     }
 }

@@ -57,6 +57,22 @@ pub struct Request {
     pub cw: Option<crate::envelope::PolicyFacts>,
     /// Record and print phase timings.
     pub timings: bool,
+    /// Programs of an exec allowlist given as command lines (cool-workflow's
+    /// `execute.allow`): each entry's first word is resolved on the sandbox's PATH, with its
+    /// interpreter chain, into exec grants. Any entry turns the exec allowlist on.
+    pub exec_programs: Vec<String>,
+}
+
+impl Request {
+    /// Whether an exec allowlist is in force: the profile has one, or the request adds to one.
+    pub fn exec_allowlist(&self, profile: &Profile) -> bool {
+        profile.exec.allow.is_some() || !self.exec.is_empty() || !self.exec_programs.is_empty()
+    }
+
+    /// The network mode: the request's, else the profile's, else none.
+    pub fn net_mode(&self, profile: &Profile) -> NetMode {
+        self.net.or(profile.net).unwrap_or(NetMode::None)
+    }
 }
 
 /// Where the sandbox's environment starts from.
@@ -93,6 +109,15 @@ pub const NEVER_FORWARD: &[&str] = &[
     "CW_BENCH_TRACE_FILE",
 ];
 
+/// What an `Unenforceable` refusal is about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Failing {
+    /// These dimensions cannot be enforced here (in DIMENSIONS order).
+    Dimensions(Vec<&'static str>),
+    /// This limit has no mechanism that binds as asked; no dimension is at fault.
+    Limit(String),
+}
+
 /// Why no plan could be made.
 #[derive(Debug)]
 pub enum PlanError {
@@ -100,8 +125,38 @@ pub enum PlanError {
     BadInput(String),
     /// The command was not found on the sandbox's PATH (exit 127).
     CommandNotFound(String),
-    /// The kernel cannot enforce a required dimension here (refusal, exit 125).
-    Unenforceable { mechanism: String, message: String },
+    /// The kernel cannot enforce what was asked here (refusal, exit 125): a dimension, or a
+    /// limit.
+    Unenforceable {
+        failing: Failing,
+        mechanism: String,
+        message: String,
+    },
+}
+
+impl PlanError {
+    /// A refusal because these dimensions cannot be enforced.
+    pub fn dimensions(
+        dims: &[&'static str],
+        mechanism: impl Into<String>,
+        message: impl Into<String>,
+    ) -> PlanError {
+        PlanError::Unenforceable {
+            failing: Failing::Dimensions(dims.to_vec()),
+            mechanism: mechanism.into(),
+            message: message.into(),
+        }
+    }
+
+    /// A refusal because this limit cannot bind as asked.
+    pub fn limit(limit: impl Into<String>, message: impl Into<String>) -> PlanError {
+        let limit = limit.into();
+        PlanError::Unenforceable {
+            mechanism: format!("limit {limit}"),
+            failing: Failing::Limit(limit),
+            message: message.into(),
+        }
+    }
 }
 
 impl std::fmt::Display for PlanError {
@@ -285,6 +340,23 @@ pub const LIBRARY_DIRS: &[&str] = &[
     "/usr/local/lib64",
 ];
 
+/// The dimensions Landlock is the mechanism of: without it (or below a required ABI) none of
+/// them can be enforced.
+pub const LANDLOCK_DIMENSIONS: [&str; 3] = ["read", "write", "command"];
+
+/// One program of an exec allowlist given as a command line (`Request::exec_programs`).
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProgramGrant {
+    /// The allowlist entry it came from (first word: the program).
+    pub entry: String,
+    /// The program resolved on the sandbox's PATH (symlinks followed).
+    pub program: PathBuf,
+    /// What the kernel must also execute to run it: its `#!` interpreter (and, through
+    /// `env`, the program env starts), and each ELF's program interpreter (PT_INTERP).
+    pub interpreter_chain: Vec<PathBuf>,
+}
+
 /// A fully lowered policy.
 pub struct Plan {
     pub profile_id: String,
@@ -305,9 +377,17 @@ pub struct Plan {
     /// Send phase timings back from the sandbox.
     pub timings: bool,
     pub exec_allowlist: bool,
+    /// The programs an allowlist given as command lines resolved to (also in `grants`).
+    pub exec_programs: Vec<ProgramGrant>,
+    /// Under an exec allowlist: a readable file, executable by mode and mount, that is not
+    /// on the allowlist. The read-back attempts to execute it (see `child::contain`).
+    pub exec_probe: Option<PathBuf>,
     pub net: NetMode,
     /// The child's whole environment, built from scratch.
     pub env: BTreeMap<String, String>,
+    /// Which names the policy lets reach execve, stated apart from `env` so the read-back
+    /// is checked against the policy rather than against itself.
+    pub env_rule: EnvRule,
     pub timeout: Option<Duration>,
     pub limits: LimitsPlan,
     pub landlock: LandlockAbi,
@@ -466,7 +546,7 @@ impl Plan {
         }
 
         // Filesystem grants.
-        let exec_allowlist = profile.exec.allow.is_some() || !req.exec.is_empty();
+        let exec_allowlist = req.exec_allowlist(&profile);
         let mut grants: Vec<Grant> = Vec::new();
         let no_exec_list = Vec::new();
         let lists: [(&str, &Vec<String>, Access); 6] = [
@@ -563,6 +643,19 @@ impl Plan {
             .collect();
         patterns.extend(profile.credentials.iter().map(String::as_str));
         let credentials = crate::credentials::expand(&patterns, &homes);
+        let exec_programs = program_grants(
+            &req.exec_programs,
+            &ChainContext {
+                cwd: &cwd,
+                search_path: &search_path,
+                write_roots: &write_roots,
+                credentials: &credentials,
+                uid,
+                follow_symlinks,
+                loaders: &known_loaders(),
+            },
+            &mut grants,
+        )?;
         let runtime = runtime_allowance(exec_allowlist, &write_roots, &credentials, uid);
         let agent_install = if req.agent_install {
             agent_install_grants(
@@ -585,9 +678,10 @@ impl Plan {
         let abi = match crate::sys::landlock_abi() {
             Ok(v) => v,
             Err(e) => {
-                return Err(PlanError::Unenforceable {
-                    mechanism: "landlock".into(),
-                    message: format!(
+                return Err(PlanError::dimensions(
+                    &LANDLOCK_DIMENSIONS,
+                    "landlock",
+                    format!(
                         "Landlock is unavailable on this kernel ({}); the read, write and command dimensions cannot be enforced",
                         match e.raw_os_error() {
                             Some(libc::EOPNOTSUPP) => "built in but not enabled at boot: add landlock to the lsm= boot parameter".to_string(),
@@ -595,20 +689,21 @@ impl Plan {
                             _ => e.to_string(),
                         }
                     ),
-                })
+                ))
             }
         };
         if let Some(min) = profile.min_landlock_abi {
             if abi < min {
-                return Err(PlanError::Unenforceable {
-                    mechanism: format!("landlock-abi-{min}"),
-                    message: format!(
+                return Err(PlanError::dimensions(
+                    &LANDLOCK_DIMENSIONS,
+                    format!("landlock-abi-{min}"),
+                    format!(
                         "profile {profile_id} requires Landlock ABI {min}, this kernel offers ABI {abi}"
                     ),
-                });
+                ));
             }
         }
-        let net = req.net.or(profile.net).unwrap_or(NetMode::None);
+        let net = req.net_mode(&profile);
         // Profile values were checked when the profile was parsed; the flags are checked here.
         let rl = &req.limits;
         rl.check(|key| format!("--{key}")).map_err(bad)?;
@@ -644,15 +739,18 @@ impl Plan {
             output: rl.output_limit.or(pl.output_limit).map(|s| s.0),
             explicit,
         };
-        let limits = crate::limits::plan(&wanted, uid).map_err(|(limit, message)| {
-            PlanError::Unenforceable {
-                mechanism: format!("limit {limit}"),
-                message,
-            }
-        })?;
+        let limits = crate::limits::plan(&wanted, uid)
+            .map_err(|(limit, message)| PlanError::limit(limit, message))?;
         let memfd_sysctl = can_set_memfd_sysctl(uid);
         let native_code = profile.exec.native_code();
         let seccomp = SeccompProgram::compile(net, !memfd_sysctl, native_code).map_err(bad)?;
+
+        let exec_probe = if exec_allowlist {
+            exec_probe_target(&grants, &agent_install, &runtime, &library_dirs())
+        } else {
+            None
+        };
+        let env_rule = EnvRule::of(req, &profile);
 
         Ok(Plan {
             profile_id,
@@ -667,8 +765,11 @@ impl Plan {
             cw: req.cw.clone(),
             timings: req.timings,
             exec_allowlist,
+            exec_programs,
+            exec_probe,
             net,
             env,
+            env_rule,
             timeout,
             limits,
             landlock: LandlockAbi(abi),
@@ -1066,6 +1167,473 @@ fn agent_install_grants(
     Ok(out)
 }
 
+/// Which environment names may reach execve, derived from the policy alone: the base
+/// (cw-exec's scratch set, or cool-workflow's), the names exposed and set, the forwarded
+/// provider-key prefixes, and the denied names. `Plan::env` is built by a separate path;
+/// the verdict checks what execve receives against this rule.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvRule {
+    /// Every name not denied may pass (cool-workflow's `env.inherit: true`).
+    pub any: bool,
+    pub names: std::collections::BTreeSet<String>,
+    pub prefixes: Vec<String>,
+    pub denied: std::collections::BTreeSet<String>,
+}
+
+impl EnvRule {
+    pub fn of(req: &Request, profile: &Profile) -> EnvRule {
+        let mut rule = EnvRule::default();
+        let base: &[&str] = match req.env_base {
+            EnvBase::Scratch => &["PATH", "HOME", "LANG", "TERM", "TMPDIR"],
+            EnvBase::CoolWorkflow { inherit: true } => {
+                rule.any = true;
+                &[]
+            }
+            EnvBase::CoolWorkflow { inherit: false } => &["PATH", "HOME"],
+        };
+        rule.names.extend(base.iter().map(|n| n.to_string()));
+        if req
+            .forward_provider_keys
+            .or(profile.env.forward_provider_keys)
+            .unwrap_or(false)
+        {
+            rule.prefixes = PROVIDER_KEY_PREFIXES
+                .iter()
+                .map(|p| p.to_string())
+                .collect();
+            rule.names.insert("USER".into());
+        }
+        rule.names.extend(profile.env.expose.iter().cloned());
+        rule.names.extend(req.env.iter().cloned());
+        let set: std::collections::BTreeSet<String> = profile
+            .env
+            .set
+            .keys()
+            .cloned()
+            .chain(
+                req.setenv
+                    .iter()
+                    .filter_map(|kv| kv.split_once('=').map(|(k, _)| k.to_string())),
+            )
+            .collect();
+        rule.names.extend(set.iter().cloned());
+        // cool-workflow's own secrets never come from cw-exec's environment; the caller may
+        // still set one explicitly. `deny` wins over everything.
+        rule.denied.extend(
+            NEVER_FORWARD
+                .iter()
+                .filter(|n| !set.contains(**n))
+                .map(|n| n.to_string()),
+        );
+        rule.denied.extend(req.env_deny.iter().cloned());
+        rule
+    }
+
+    pub fn allows(&self, name: &str) -> bool {
+        if self.denied.contains(name) {
+            return false;
+        }
+        let upper = name.to_ascii_uppercase();
+        self.any
+            || self.names.contains(name)
+            || self.prefixes.iter().any(|p| upper.starts_with(p.as_str()))
+    }
+}
+
+/// How many interpreters deep the kernel follows (`#!` within `#!`, plus the ELF loader).
+const MAX_INTERPRETER_DEPTH: usize = 5;
+
+/// The dynamic loaders present here, resolved.
+fn known_loaders() -> Vec<PathBuf> {
+    DYNAMIC_LOADERS
+        .iter()
+        .filter_map(|l| pathfd::resolve(Path::new(l)).ok().map(|h| h.path))
+        .collect()
+}
+
+/// What an allowlist's programs are resolved against.
+struct ChainContext<'a> {
+    cwd: &'a Path,
+    search_path: &'a str,
+    /// The write set: nothing found there is trusted to name what else may execute.
+    write_roots: &'a [PathBuf],
+    credentials: &'a [PathBuf],
+    uid: u32,
+    /// The caller's opt-in to following symlinks others could have placed (as for grants).
+    follow_symlinks: bool,
+    loaders: &'a [PathBuf],
+}
+
+/// Resolves an allowlist given as command lines into programs and their interpreter chains,
+/// each added to `grants` as an exec grant of the held file. An entry whose program cannot be
+/// resolved, or whose chain cannot be determined without trusting a file the sandbox (or
+/// another user) could have written, is a refusal naming the command dimension.
+fn program_grants(
+    entries: &[String],
+    ctx: &ChainContext<'_>,
+    grants: &mut Vec<Grant>,
+) -> Result<Vec<ProgramGrant>, PlanError> {
+    let exec = Access {
+        read: true,
+        write: false,
+        exec: true,
+    };
+    let mut out: Vec<ProgramGrant> = vec![];
+    for entry in entries {
+        let Some(word) = entry.split_whitespace().next() else {
+            continue; // an empty entry matches no command line
+        };
+        let refuse = |why: String| {
+            PlanError::dimensions(
+                &["command"],
+                "exec allowlist",
+                format!("execute.allow entry {entry:?}: program {word}: {why}; cw-exec cannot express it as a kernel exec allowlist"),
+            )
+        };
+        let found =
+            resolve_command(word, ctx.cwd, ctx.search_path).map_err(|e| refuse(e.to_string()))?;
+        let program =
+            pathfd::resolve(&found).map_err(|e| refuse(format!("{}: {e}", found.display())))?;
+        if program.is_dir {
+            return Err(refuse(format!("{} is a directory", program.path.display())));
+        }
+        if !ctx.follow_symlinks {
+            // Named by the policy, so checked as a grant is.
+            check_links(
+                word,
+                &program.path,
+                &program.links,
+                ctx.write_roots,
+                ctx.uid,
+            )
+            .map_err(|e| refuse(e.to_string()))?;
+        }
+        if out.iter().any(|p| p.program == program.path) {
+            continue;
+        }
+        let mut chain: Vec<Held> = vec![];
+        ctx.add(&program, &mut chain, 0).map_err(refuse)?;
+        out.push(ProgramGrant {
+            entry: entry.clone(),
+            program: program.path.clone(),
+            interpreter_chain: chain.iter().map(|h| h.path.clone()).collect(),
+        });
+        for held in std::iter::once(program).chain(chain) {
+            let requested = held.path.to_string_lossy().into_owned();
+            merge_grant(grants, Grant::held(held, requested, exec));
+        }
+    }
+    Ok(out)
+}
+
+/// What the kernel executes to run `program`, besides the program itself: for a `#!` script
+/// its interpreter (and through `/usr/bin/env NAME`, env and NAME on the sandbox's PATH),
+/// recursively; for an ELF binary its program interpreter (PT_INTERP). Every path is
+/// resolved (held). Nothing is derived from a file the sandbox could have written, except an
+/// ELF loader that is one of the known dynamic loaders (executable under any allowlist).
+#[cfg(test)]
+fn interpreter_chain(program: &Path, ctx: &ChainContext<'_>) -> Result<Vec<PathBuf>, String> {
+    let held = pathfd::resolve(program).map_err(|e| format!("{}: {e}", program.display()))?;
+    let mut chain = vec![];
+    ctx.add(&held, &mut chain, 0)?;
+    Ok(chain.into_iter().map(|h| h.path).collect())
+}
+
+impl ChainContext<'_> {
+    /// Resolves an interpreter cw-exec derived (not one the policy named): it must be
+    /// derivable, like the runtime allowance — no symlink someone else or a sandbox could
+    /// have placed, not in the write set, not a credential.
+    fn derive(&self, path: &Path, from: &Path) -> Result<Held, String> {
+        let held = pathfd::resolve(path).map_err(|e| {
+            format!(
+                "{}: its interpreter {}: {e}",
+                from.display(),
+                path.display()
+            )
+        })?;
+        if held.is_dir {
+            return Err(format!(
+                "{}: its interpreter {} is a directory",
+                from.display(),
+                path.display()
+            ));
+        }
+        if !derivable(&held, self.write_roots, self.credentials, self.uid)
+            && !self.loaders.contains(&held.path)
+        {
+            return Err(format!(
+                "{}: its interpreter {} lies in the write set or a credential path, or is reached through a symlink someone else could have placed",
+                from.display(),
+                path.display()
+            ));
+        }
+        Ok(held)
+    }
+
+    /// Appends what runs `file` (not `file` itself) to `chain`.
+    fn add(&self, file: &Held, chain: &mut Vec<Held>, depth: usize) -> Result<(), String> {
+        if depth >= MAX_INTERPRETER_DEPTH {
+            return Err(format!(
+                "{}: more than {MAX_INTERPRETER_DEPTH} interpreters deep",
+                file.path.display()
+            ));
+        }
+        // A file the sandbox or another user could have written may name no interpreter
+        // but a known loader: its contents are not the policy's.
+        let trusted = derivable(file, self.write_roots, self.credentials, self.uid);
+        let mut reader = open_held(file)?;
+        let mut head = Vec::with_capacity(512);
+        std::io::Read::read_to_end(&mut std::io::Read::take(&mut reader, 512), &mut head)
+            .map_err(|e| format!("{}: {e}", file.path.display()))?;
+        if head.starts_with(b"\x7fELF") {
+            let Some(interp) = elf_interpreter(&reader, &file.path)? else {
+                return Ok(()); // statically linked
+            };
+            let known = pathfd::resolve(&interp)
+                .map(|h| self.loaders.contains(&h.path))
+                .unwrap_or(false);
+            if !trusted && !known {
+                return Err(format!(
+                    "{} lies in the write set (or is reached through a symlink another user could have placed) and names ELF interpreter {}, which is not a known dynamic loader: cw-exec does not derive exec grants from such a file",
+                    file.path.display(),
+                    interp.display()
+                ));
+            }
+            let held = self.derive(&interp, &file.path)?;
+            let path = held.path.clone();
+            if chain.iter().any(|h| h.path == path) {
+                return Ok(());
+            }
+            chain.push(held);
+            if known {
+                return Ok(());
+            }
+            let held = pathfd::resolve(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            return self.add(&held, chain, depth + 1);
+        }
+        let Some(rest) = head.strip_prefix(b"#!") else {
+            return Err(format!(
+                "{} is neither an ELF binary nor a #! script: what runs it cannot be determined",
+                file.path.display()
+            ));
+        };
+        if !trusted {
+            return Err(format!(
+                "{} is a script in the write set (or reached through a symlink another user could have placed): its interpreter would be taken from a file the sandbox can rewrite",
+                file.path.display()
+            ));
+        }
+        let Some(end) = rest.iter().position(|b| *b == b'\n') else {
+            return Err(format!(
+                "{}: #! line without an end in its first 510 bytes",
+                file.path.display()
+            ));
+        };
+        let line = String::from_utf8_lossy(&rest[..end]).into_owned();
+        let blank = |c: char| c == ' ' || c == '\t' || c == '\r';
+        let line = line.trim_matches(blank);
+        // As the kernel splits it: the interpreter, then everything else as one argument.
+        let (interp, arg) = match line.split_once([' ', '\t']) {
+            Some((i, rest)) => (i, rest.trim_matches(blank)),
+            None => (line, ""),
+        };
+        if !interp.starts_with('/') {
+            return Err(format!(
+                "{}: #! interpreter {interp:?} is not an absolute path",
+                file.path.display()
+            ));
+        }
+        let mut next = vec![self.derive(Path::new(interp), &file.path)?];
+        if Path::new(interp).file_name() == Some(std::ffi::OsStr::new("env")) {
+            let name = env_program(arg)
+                .map_err(|why| format!("{}: #!{line}: {why}", file.path.display()))?;
+            let found = resolve_command(&name, self.cwd, self.search_path)
+                .map_err(|e| format!("{}: #!{line}: {e}", file.path.display()))?;
+            next.push(self.derive(&found, &file.path)?);
+        }
+        for held in next {
+            if chain.iter().any(|h| h.path == held.path) {
+                continue;
+            }
+            let again =
+                pathfd::resolve(&held.path).map_err(|e| format!("{}: {e}", held.path.display()))?;
+            chain.push(held);
+            self.add(&again, chain, depth + 1)?;
+        }
+        Ok(())
+    }
+}
+
+/// The program a `#!/usr/bin/env ARG` line starts. The kernel passes everything after the
+/// interpreter as one argument: a plain NAME, or `-S` followed by words that env splits
+/// (leading NAME=VALUE assignments skipped). Any other option is refused rather than guessed.
+fn env_program(arg: &str) -> Result<String, String> {
+    if arg.is_empty() {
+        return Err("env without a program".into());
+    }
+    if !arg.starts_with('-') {
+        return Ok(arg.to_string());
+    }
+    let Some(rest) = arg.strip_prefix("-S") else {
+        return Err(format!(
+            "env option {:?} is not interpreted by cw-exec (only -S is)",
+            arg.split_whitespace().next().unwrap_or(arg)
+        ));
+    };
+    let word = rest
+        .split_whitespace()
+        .find(|w| !w.contains('='))
+        .ok_or_else(|| "env -S without a program".to_string())?;
+    if word.starts_with('-') {
+        return Err(format!(
+            "env -S option {word:?} is not interpreted by cw-exec"
+        ));
+    }
+    Ok(word.to_string())
+}
+
+/// Opens a held file for reading through its descriptor (the object resolved, never the
+/// name again), without blocking on a FIFO; regular files only.
+fn open_held(held: &Held) -> Result<std::fs::File, String> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(format!("/proc/self/fd/{}", held.fd.as_raw_fd()))
+        .map_err(|e| format!("{}: {e}", held.path.display()))?;
+    let meta = f
+        .metadata()
+        .map_err(|e| format!("{}: {e}", held.path.display()))?;
+    if !meta.is_file() {
+        return Err(format!("{}: not a regular file", held.path.display()));
+    }
+    Ok(f)
+}
+
+/// An ELF file's program interpreter (PT_INTERP), or None for a static binary.
+/// Little-endian ELF32 and ELF64 (the architectures cw-exec runs on).
+fn elf_interpreter(f: &std::fs::File, path: &Path) -> Result<Option<PathBuf>, String> {
+    use std::os::unix::fs::FileExt;
+    let bad = |what: &str| format!("{}: {what}", path.display());
+    let mut ehdr = [0u8; 64];
+    f.read_exact_at(&mut ehdr, 0)
+        .map_err(|_| bad("truncated ELF header"))?;
+    if ehdr[5] != 1 {
+        return Err(bad("big-endian ELF is not supported"));
+    }
+    let u16_at = |b: &[u8], o: usize| u16::from_le_bytes([b[o], b[o + 1]]) as u64;
+    let u32_at = |b: &[u8], o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap()) as u64;
+    let u64_at = |b: &[u8], o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap());
+    let (phoff, phentsize, phnum, wide) = match ehdr[4] {
+        1 => (
+            u32_at(&ehdr, 0x1c),
+            u16_at(&ehdr, 0x2a),
+            u16_at(&ehdr, 0x2c),
+            false,
+        ),
+        2 => (
+            u64_at(&ehdr, 0x20),
+            u16_at(&ehdr, 0x36),
+            u16_at(&ehdr, 0x38),
+            true,
+        ),
+        _ => return Err(bad("unknown ELF class")),
+    };
+    let min_entsize = if wide { 56 } else { 32 };
+    if phnum > 1024 || phentsize < min_entsize || phentsize > 256 {
+        return Err(bad("implausible ELF program headers"));
+    }
+    const PT_INTERP: u64 = 3;
+    for i in 0..phnum {
+        let mut ph = [0u8; 56];
+        let ph = &mut ph[..min_entsize as usize];
+        f.read_exact_at(ph, phoff + i * phentsize)
+            .map_err(|_| bad("truncated ELF program headers"))?;
+        if u32_at(ph, 0) != PT_INTERP {
+            continue;
+        }
+        let (offset, size) = if wide {
+            (u64_at(ph, 8), u64_at(ph, 32))
+        } else {
+            (u32_at(ph, 4), u32_at(ph, 16))
+        };
+        if size == 0 || size > 4096 {
+            return Err(bad("implausible PT_INTERP"));
+        }
+        let mut name = vec![0u8; size as usize];
+        f.read_exact_at(&mut name, offset)
+            .map_err(|_| bad("truncated PT_INTERP"))?;
+        let end = name.iter().position(|b| *b == 0).unwrap_or(name.len());
+        return Ok(Some(PathBuf::from(std::ffi::OsStr::from_bytes(
+            &name[..end],
+        ))));
+    }
+    Ok(None)
+}
+
+/// The target of the exec probe under an allowlist: a regular file with every execute bit,
+/// inside a runtime allowance directory that stays mounted exec under an allowlist (a
+/// shared-library directory: the dynamic loader's own comes first), beneath no user grant if
+/// possible (which could be noexec), and not on the allowlist. None if there is no such file;
+/// the command dimension then cannot be proven.
+fn exec_probe_target(
+    grants: &[Grant],
+    agent_install: &[Grant],
+    runtime: &[Grant],
+    library_dirs: &[PathBuf],
+) -> Option<PathBuf> {
+    let on_allowlist = |p: &Path| {
+        grants
+            .iter()
+            .chain(agent_install)
+            .chain(runtime)
+            .any(|g| g.access.exec && p.starts_with(&g.path))
+    };
+    let user_granted = |p: &Path| {
+        grants
+            .iter()
+            .chain(agent_install)
+            .any(|g| p.starts_with(&g.path))
+    };
+    let in_runtime = |p: &Path| {
+        library_dirs.iter().any(|d| p.starts_with(d))
+            && runtime.iter().any(|g| {
+                g.is_dir
+                    && g.access.read
+                    && !g.path.starts_with("/dev")
+                    && g.path != Path::new("/proc")
+                    && p.starts_with(&g.path)
+            })
+    };
+    let mut dirs: Vec<PathBuf> = DYNAMIC_LOADERS
+        .iter()
+        .filter_map(|l| std::fs::canonicalize(l).ok())
+        .filter_map(|l| l.parent().map(Path::to_path_buf))
+        .chain(library_dirs.iter().cloned())
+        .collect();
+    dirs.dedup();
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten().take(4096) {
+            let Ok(meta) = entry.metadata() else { continue };
+            let path = entry.path();
+            if meta.is_file()
+                && meta.mode() & 0o111 == 0o111
+                && in_runtime(&path)
+                && !user_granted(&path)
+                && !on_allowlist(&path)
+            {
+                return Some(path);
+            }
+        }
+    }
+    None
+}
+
 /// The credential paths to mask: each that exists (a symlink is masked at its target) and lies
 /// strictly beneath a grant, unless a grant names it exactly. A grant beneath a masked path is
 /// bound on top of the mask.
@@ -1341,6 +1909,93 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn env_program_follows_env_or_refuses() {
+        assert_eq!(env_program("node").unwrap(), "node");
+        assert_eq!(env_program("-S node --flag").unwrap(), "node");
+        assert_eq!(env_program("-S A=1 python3 -u").unwrap(), "python3");
+        for bad in ["", "-u /secret/dir sh", "-i sh", "-S -i sh", "-S", "-S A=1"] {
+            assert!(env_program(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn interpreter_chains_follow_the_kernel() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = PathBuf::from(format!("/var/tmp/cwx-chain-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = |name: &str, text: &str| {
+            let p = dir.join(name);
+            std::fs::write(&p, text).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+            p
+        };
+        let canon = |p: &str| std::fs::canonicalize(p).unwrap();
+        let sh = canon("/bin/sh");
+        let env = canon("/usr/bin/env");
+        let loader = canon("/lib64/ld-linux-x86-64.so.2");
+        let loaders = known_loaders();
+        let ctx = |write_roots: &'static [PathBuf]| ChainContext {
+            cwd: Path::new("/"),
+            search_path: DEFAULT_PATH,
+            write_roots,
+            credentials: &[],
+            uid: 0,
+            follow_symlinks: false,
+            loaders: &[],
+        };
+        let none: &'static [PathBuf] = &[];
+        let with_loaders = |w| ChainContext {
+            loaders: &loaders,
+            ..ctx(w)
+        };
+        let chain = |p: &Path| interpreter_chain(p, &with_loaders(none));
+        assert_eq!(chain(&sh).unwrap(), std::slice::from_ref(&loader));
+        let plain = script("plain", "#!/bin/sh\necho hi\n");
+        assert_eq!(chain(&plain).unwrap(), [sh.clone(), loader.clone()]);
+        let via_env = script("via-env", "#! /usr/bin/env  sh\n");
+        assert_eq!(
+            chain(&via_env).unwrap(),
+            [env.clone(), loader.clone(), sh.clone()]
+        );
+        let nested = script("nested", &format!("#!{}\n", plain.display()));
+        assert_eq!(
+            chain(&nested).unwrap(),
+            [plain.clone(), sh.clone(), loader.clone()]
+        );
+        // Five scripts deep is more than the kernel follows.
+        let mut deep = nested.clone();
+        for i in 0..5 {
+            deep = script(&format!("deep{i}"), &format!("#!{}\n", deep.display()));
+        }
+        assert!(chain(&deep).unwrap_err().contains("interpreters deep"));
+        // What cannot be determined, or would be derived from the write set, is refused.
+        let text = script("text", "echo not a script\n");
+        assert!(chain(&text).unwrap_err().contains("neither an ELF binary"));
+        let relative = script("relative", "#!sh\n");
+        assert!(chain(&relative)
+            .unwrap_err()
+            .contains("not an absolute path"));
+        let options = script("options", "#!/usr/bin/env -u /etc sh\n");
+        assert!(chain(&options).unwrap_err().contains("not interpreted"));
+        let roots: &'static [PathBuf] = Box::leak(Box::new([dir.clone()]));
+        let writable = ChainContext {
+            loaders: &loaders,
+            ..ctx(roots)
+        };
+        let err = interpreter_chain(&plain, &writable).unwrap_err();
+        assert!(err.contains("script in the write set"), "{err}");
+        // An ELF binary in the write set keeps its (known) loader.
+        let copy = dir.join("true-copy");
+        std::fs::copy("/usr/bin/true", &copy).unwrap();
+        assert_eq!(interpreter_chain(&copy, &writable).unwrap(), [loader]);
+        // A FIFO in place of a program does not hang the plan.
+        let fifo = dir.join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o755)).unwrap();
+        assert!(chain(&fifo).unwrap_err().contains("not a regular file"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn runtime_allowance_holds_no_credentials() {

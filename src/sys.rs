@@ -204,6 +204,25 @@ pub fn io_uring_setup_errno() -> i32 {
     }
 }
 
+/// Attempts `execve(path)` with an argv pointer that cannot be read, and returns the errno.
+/// Since Linux 6.8 execve opens the file first, so every check on executing it (mode bits,
+/// a noexec mount, LSMs such as Landlock's Execute right) answers before the kernel reads
+/// argv; if all of them pass, reading argv fails with EFAULT. Either way nothing of the file
+/// is loaded and this process carries on. (Before 6.8 argv was read first: EFAULT always.)
+pub fn execve_unreadable_argv(path: &std::ffi::CStr) -> i32 {
+    // An address below mmap_min_addr: never mapped, so the kernel cannot read argv there.
+    let unreadable = 8usize as *const *const libc::c_char;
+    // SAFETY: `path` is a valid C string; the kernel only reads through the argv and envp
+    // pointers (a NULL envp is an empty environment), and a failed read of argv ends the call
+    // with EFAULT before the point of no return, so the process image is never replaced.
+    let ret = unsafe { libc::execve(path.as_ptr(), unreadable, std::ptr::null()) };
+    if ret == -1 {
+        io::Error::last_os_error().raw_os_error().unwrap_or(0)
+    } else {
+        0
+    }
+}
+
 /// Overwrites the strings of the environment this process was started with. A forked
 /// process keeps its parent's initial environment block in memory, and the kernel serves
 /// `/proc/PID/environ` straight from that block; init, a fork of cw-exec that never execs,

@@ -57,17 +57,23 @@ fn envelope_evidence_triple_and_summary_are_exact() {
         assert_eq!(a[k], v, "{k}");
     }
     // As in cool-workflow, enforced/attested/unenforceable partition the required
-    // dimensions; command (no allowlist) is not required, but the kernel section proves it.
+    // dimensions; command (no allowlist) is not required, and with no exec allowlist
+    // nothing restricts it, so the kernel section does not claim it either.
     let required = serde_json::json!(["read", "write", "network", "env"]);
     assert_eq!(a["required"], required);
     assert_eq!(a["enforced"], required);
     assert_eq!(a["attested"], serde_json::json!([]));
     assert_eq!(a["guarantees"]["read"], "enforced");
     assert_eq!(a["guarantees"]["command"], "absent");
-    for dim in ["read", "write", "command", "network", "env"] {
+    for dim in ["read", "write", "network", "env"] {
         let why = a["kernel"]["dimensions"][dim].as_str().unwrap();
         assert!(!why.starts_with("not proven"), "{dim}: {why}");
     }
+    let command = a["kernel"]["dimensions"]["command"].as_str().unwrap();
+    assert!(
+        command.starts_with("not proven: exec allowlist in force"),
+        "{command}"
+    );
     assert_eq!(a["unenforceable"], serde_json::json!([]));
     assert!(a["recordedAt"].as_str().unwrap().ends_with('Z'));
 }

@@ -32,13 +32,47 @@ fn runs_and_attests_every_dimension() {
         a["enforced"],
         serde_json::json!(["read", "write", "network", "env"])
     );
-    for dim in ["read", "write", "command", "network", "env"] {
+    for dim in ["read", "write", "network", "env"] {
         let why = a["kernel"]["dimensions"][dim].as_str().unwrap();
         assert!(!why.starts_with("not proven"), "{dim}: {why}");
     }
+    // No exec allowlist: nothing restricts execution, and the attestation does not say so.
+    let command = a["kernel"]["dimensions"]["command"].as_str().unwrap();
+    assert!(
+        command.starts_with("not proven: exec allowlist in force"),
+        "{command}"
+    );
     assert_eq!(a["kernel"]["procStatus"]["CapEff"], "0000000000000000");
     for probe in a["kernel"]["probes"].as_array().unwrap() {
         assert_eq!(probe["got"], probe["expect"], "{probe}");
+    }
+    // With one, command is proven too, by the exec probe among others, as this user.
+    let out = sb
+        .args([
+            "--exec",
+            "/usr/bin/true",
+            "--envelope",
+            env.to_str().unwrap(),
+        ])
+        .run(&["/usr/bin/true"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let a = &envelope(&env)["provenance"]["attestation"];
+    assert_eq!(
+        a["enforced"],
+        serde_json::json!(["read", "write", "command", "network", "env"]),
+        "{:#}",
+        a["kernel"]["dimensions"]
+    );
+    let probes = a["kernel"]["probes"].as_array().unwrap();
+    for probe in probes {
+        assert_eq!(probe["got"], probe["expect"], "{probe}");
+    }
+    for name in [
+        "exec-outside-allowlist",
+        "write-landlock",
+        "read-outside-grants",
+    ] {
+        assert!(probes.iter().any(|p| p["name"] == name), "no {name} probe");
     }
 }
 
