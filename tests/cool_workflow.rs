@@ -28,6 +28,33 @@ fn worker() -> Worker {
     Worker { cwd, dir }
 }
 
+/// Opens a worker's directories to everyone, so an unprivileged user can run it too.
+fn open_to_all(w: &Worker) {
+    use std::os::unix::fs::PermissionsExt;
+    let base = w.cwd.parent().unwrap();
+    let mut stack = vec![base.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).unwrap();
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            }
+        }
+    }
+}
+
+/// The identities to run a case as: the current user and, as root, the unprivileged one.
+fn identities() -> Vec<(Option<(u32, u32)>, &'static str)> {
+    let mut out = vec![(None, "current user")];
+    if is_root() {
+        match unprivileged_user() {
+            Ok(ids) => out.push((Some(ids), TEST_USER)),
+            Err(why) => eprintln!("SKIPPED unprivileged variant: {why}"),
+        }
+    }
+    out
+}
+
 fn fill(template: &str, w: &Worker, extra: &[(&str, String)]) -> String {
     let mut s = template.to_string();
     for (k, v) in extra {
@@ -74,10 +101,27 @@ fn request(
 }
 
 fn exec(request: &Path) -> (Option<i32>, Value, String) {
-    let out = Command::new(&fixture().cw)
-        .args(["exec", "--request", request.to_str().unwrap()])
-        .output()
-        .unwrap();
+    exec_as(request, None)
+}
+
+/// `cw-exec exec` as the current user, or as `user` (uid, gid) with no supplementary groups.
+fn exec_as(request: &Path, user: Option<(u32, u32)>) -> (Option<i32>, Value, String) {
+    let mut cmd = Command::new(&fixture().cw);
+    cmd.args(["exec", "--request", request.to_str().unwrap()]);
+    if let Some((uid, gid)) = user {
+        use std::os::unix::process::CommandExt;
+        cmd.uid(uid).gid(gid).env("HOME", "/nonexistent");
+        // SAFETY: setgroups is async-signal-safe; it drops the supplementary groups.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setgroups(0, std::ptr::null()) != 0 && libc::geteuid() == 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let out = cmd.output().unwrap();
     let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "exec printed no envelope ({e}): {}\n{}",
@@ -268,6 +312,156 @@ fn exec_allowlist_is_an_exact_whole_string_match() {
 }
 
 #[test]
+fn exec_allowlist_is_a_kernel_exec_allowlist_of_programs() {
+    // The gate lets exactly these command lines start; inside, the kernel lets exactly their
+    // programs (and interpreter chains) execute, with any arguments.
+    let v = fixture().violate.to_str().unwrap().to_string();
+    for (user, who) in identities() {
+        let w = worker();
+        open_to_all(&w);
+        let marker = w.cwd.join("touched");
+        let tool = w.cwd.join("tool.sh");
+        write_file(
+            &tool,
+            "#!/usr/bin/env sh\necho tool-ran\n/usr/bin/id\necho id=$?\n",
+        );
+        std::fs::set_permissions(&tool, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let touch = format!("{v} exec /usr/bin/touch {}", marker.display());
+        let run_true = format!("{v} exec /usr/bin/true");
+        let mut p = policy("readonly", &w);
+        p["execute"] = json!({"mode": "allowlist", "allow": [
+            touch, run_true, "/usr/bin/true --only-these-args", tool.to_str().unwrap()
+        ]});
+        // A program off the allowlist, started from inside: refused by the kernel.
+        let args = ["exec", "/usr/bin/touch", marker.to_str().unwrap()];
+        let req = request("request.json", &w, &p, &v, &args, "touch");
+        let (code, e, err) = exec_as(&req, user);
+        assert_eq!(code, Some(0), "{who}: {err}");
+        assert_completed(&e, &touch, 0, b"EACCES\n", "touch");
+        assert!(!marker.exists(), "{who}: touch ran");
+        let a = &e["provenance"]["attestation"];
+        assert_eq!(
+            a["required"], a["enforced"],
+            "{who}: {:#}",
+            a["kernel"]["dimensions"]
+        );
+        assert!(a["enforced"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("command")));
+        let programs: Vec<&str> = a["kernel"]["execPrograms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["program"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            programs,
+            [v.as_str(), "/usr/bin/true", tool.to_str().unwrap()]
+        );
+        let gaps = a["kernel"]["gaps"]["command"].to_string();
+        assert!(gaps.contains("not their arguments"), "{who}: {gaps}");
+        let notes = a["notes"].to_string();
+        assert!(
+            notes.contains("the kernel enforces the program set"),
+            "{notes}"
+        );
+        assert!(notes.contains("top-level command only"), "{notes}");
+        // A program on the allowlist, with arguments no entry names: the kernel allows it
+        // (the arguments are the gate's, and the gate saw only the top-level line).
+        let req = request(
+            "request.json",
+            &w,
+            &p,
+            &v,
+            &["exec", "/usr/bin/true"],
+            "true",
+        );
+        let (code, e, err) = exec_as(&req, user);
+        assert_eq!(code, Some(0), "{who}: {err}");
+        assert_completed(&e, &run_true, 0, b"", "true");
+        // A script entry: its interpreter chain (env, then sh) is granted; what the script
+        // starts off the allowlist is refused.
+        let req = request("request.json", &w, &p, tool.to_str().unwrap(), &[], "tool");
+        let (code, e, err) = exec_as(&req, user);
+        assert_eq!(code, Some(0), "{who}: {err}");
+        assert_completed(&e, tool.to_str().unwrap(), 0, b"tool-ran\nid=126\n", "tool");
+        let chain = e["provenance"]["attestation"]["kernel"]["execPrograms"][2]["interpreterChain"]
+            .to_string();
+        assert!(
+            chain.contains("/env\"") && chain.contains("dash"),
+            "{chain}"
+        );
+    }
+}
+
+#[test]
+fn exec_refuses_an_allowlist_it_cannot_express() {
+    let w = worker();
+    let marker = w.cwd.join("ran");
+    let touch = format!("/usr/bin/touch {}", marker.display());
+    let mut p = policy("readonly", &w);
+    p["execute"] = json!({"mode": "allowlist", "allow": [touch, "no-such-program-cwx --flag"]});
+    let req = request(
+        "request.json",
+        &w,
+        &p,
+        "/usr/bin/touch",
+        &[marker.to_str().unwrap()],
+        "unresolvable",
+    );
+    let (code, e, _) = exec(&req);
+    assert_eq!(code, Some(125));
+    assert_refused(
+        &e,
+        "sandbox-unenforceable",
+        "readonly",
+        "unresolvable",
+        "cannot enforce or attest required sandbox dimension(s): command",
+    );
+    assert!(e["result"]["summary"]
+        .as_str()
+        .unwrap()
+        .contains("no-such-program-cwx"));
+    let a = &e["provenance"]["attestation"];
+    assert_eq!(a["unenforceable"], json!(["command"]));
+    assert_eq!(
+        a["required"],
+        json!(["read", "write", "command", "network", "env"])
+    );
+    assert!(!marker.exists());
+    // A script in the write set: its interpreter would come from a file the sandbox writes.
+    let mut p = policy("workspace-write", &w);
+    let script = w.cwd.join("run.sh");
+    write_file(&script, "#!/bin/sh\ntouch ran\n");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    p["execute"] = json!({"mode": "allowlist", "allow": [script.to_str().unwrap()]});
+    let req = request(
+        "request.json",
+        &w,
+        &p,
+        script.to_str().unwrap(),
+        &[],
+        "planted",
+    );
+    let (code, e, _) = exec(&req);
+    assert_eq!(code, Some(125));
+    assert_refused(
+        &e,
+        "sandbox-unenforceable",
+        "workspace-write",
+        "planted",
+        "is a script in the write set",
+    );
+    assert_eq!(
+        e["provenance"]["attestation"]["unenforceable"],
+        json!(["command"])
+    );
+    assert!(!marker.exists());
+}
+
+#[test]
 fn exec_refuses_a_network_allowlist_as_unenforceable() {
     let w = worker();
     let mut p = policy("readonly", &w);
@@ -292,6 +486,11 @@ fn exec_refuses_a_network_allowlist_as_unenforceable() {
     assert_eq!(
         e["provenance"]["attestation"]["unenforceable"],
         json!(["network"])
+    );
+    // The policy's own required set, not just the failing dimension.
+    assert_eq!(
+        e["provenance"]["attestation"]["required"],
+        json!(["read", "write", "network", "env"])
     );
     assert!(!marker.exists());
 }
@@ -602,6 +801,45 @@ fn wrapper_refuses_a_network_allowlist() {
     let e = envelope(&w.dir.join("logs/cw-exec-attestation.json"));
     assert_eq!(e["status"], "refused");
     assert_eq!(e["evidence"][0], "refused:sandbox-unenforceable");
+    let a = &e["provenance"]["attestation"];
+    assert_eq!(a["required"], json!(["read", "write", "network", "env"]));
+    assert_eq!(a["unenforceable"], json!(["network"]));
+}
+
+#[test]
+fn wrapper_execute_allowlist_lets_the_agent_run_only_the_listed_programs() {
+    let w = worker();
+    let mut p = policy("readonly", &w);
+    p["execute"] = json!({"mode": "allowlist", "allow": ["/usr/bin/true"]});
+    let m = manifest(&w, &p);
+    let v = fixture().violate.to_str().unwrap();
+    let marker = w.cwd.join("touched");
+    let out = wrapper(
+        &w,
+        &m,
+        &[v, "exec", "/usr/bin/touch", marker.to_str().unwrap()],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(stdout(&out).trim(), "EACCES", "{}", stderr(&out));
+    assert!(!marker.exists());
+    let out = wrapper(&w, &m, &[v, "exec", "/usr/bin/true", "any", "args"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        (out.status.code(), stdout(&out).as_str()),
+        (Some(0), ""),
+        "{}",
+        stderr(&out)
+    );
+    let a = &envelope(&w.dir.join("logs/cw-exec-attestation.json"))["provenance"]["attestation"];
+    assert_eq!(
+        a["enforced"],
+        json!(["read", "write", "command", "network", "env"]),
+        "{:#}",
+        a["kernel"]["dimensions"]
+    );
+    assert!(a["notes"].to_string().contains("plus the agent itself"));
 }
 
 #[test]
