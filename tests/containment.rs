@@ -30,18 +30,6 @@ fn processes_with(needle: &str) -> Vec<String> {
         .collect()
 }
 
-/// Waits (up to 5 s) for a condition the kernel brings about asynchronously.
-fn eventually(mut cond: impl FnMut() -> bool) -> bool {
-    let until = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < until {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    cond()
-}
-
 fn spawn_until_ready(sb: &Sandbox, script: &str) -> (Child, BufReader<std::process::ChildStdout>) {
     let mut child = sb
         .command("run", &["/bin/sh", "-c", script])
@@ -60,16 +48,18 @@ fn spawn_until_ready(sb: &Sandbox, script: &str) -> (Child, BufReader<std::proce
 fn sigkill_of_cw_exec_kills_the_whole_tree() {
     as_each_identity(|sb, who| {
         let dir = workdir("sigkill");
-        let marker = dir.join("after");
+        let wire = Tripwire::new(&dir);
         // A unique sleep duration marks the sandbox's processes in the host's process list.
         let tag = format!(
             "{}.{}",
             1000 + std::process::id() % 1000,
             dir.to_string_lossy().len()
         );
+        // Every process of the tree holds the tripwire (fd 3); a daemonized one that
+        // survived would also write "late" to it.
         let script = format!(
-            "sleep {tag} & (setsid sh -c 'sleep 1; echo late > {m}' &); sleep {tag} & echo ready; wait",
-            m = marker.display()
+            "exec 3>{w}; echo up >&3; sleep {tag} & (setsid sh -c 'sleep 1; echo late >&3' &); sleep {tag} & echo ready; wait",
+            w = wire.path.display()
         );
         let sb = sb.args(["--write", dir.to_str().unwrap()]);
         let (mut child, _out) = spawn_until_ready(&sb, &script);
@@ -79,15 +69,17 @@ fn sigkill_of_cw_exec_kills_the_whole_tree() {
         );
         unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
         child.wait().unwrap();
-        assert!(
-            eventually(|| processes_with(&format!("sleep {tag}")).is_empty()),
+        // End of file on the tripwire: every process that held it is gone.
+        let seen = wire.wait_closed(Duration::from_secs(120));
+        assert_eq!(
+            seen,
+            Ok("up\n".to_string()),
             "{who}: survivors: {:?}",
             processes_with(&format!("sleep {tag}"))
         );
-        std::thread::sleep(Duration::from_millis(1500));
         assert!(
-            !marker.exists(),
-            "{who}: a daemonized descendant wrote after cw-exec was killed"
+            processes_with(&format!("sleep {tag}")).is_empty(),
+            "{who}: survivors"
         );
         // A SIGKILLed cw-exec cannot remove its (now empty) cgroups; the next run sweeps them.
         let _ = Sandbox::new().run(&["/bin/true"]);
@@ -223,7 +215,7 @@ fn interactive_programs_work_under_a_pty() {
             assert_eq!(code, Some(4), "{who}: {screen}");
             assert!(screen.contains("42"), "{who}: {screen}");
         } else {
-            eprintln!("SKIPPED python3 -i: /usr/bin/python3 is not installed");
+            skip("python3 -i: /usr/bin/python3 is not installed");
         }
     });
 }

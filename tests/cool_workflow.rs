@@ -49,7 +49,7 @@ fn identities() -> Vec<(Option<(u32, u32)>, &'static str)> {
     if is_root() {
         match unprivileged_user() {
             Ok(ids) => out.push((Some(ids), TEST_USER)),
-            Err(why) => eprintln!("SKIPPED unprivileged variant: {why}"),
+            Err(why) => skip(&format!("unprivileged variant: {why}")),
         }
     }
     out
@@ -847,6 +847,10 @@ fn killing_the_wrapper_kills_the_agent_tree() {
     let w = worker();
     let p = policy("readonly", &w);
     let m = manifest(&w, &p);
+    // The worker's logs are in its write set: the agent's processes hold a tripwire there.
+    let logs = w.dir.join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let wire = Tripwire::new(&logs);
     let tag = format!("{}.{}", 2000 + std::process::id() % 1000, 7);
     let mut child = wrapper(
         &w,
@@ -854,7 +858,10 @@ fn killing_the_wrapper_kills_the_agent_tree() {
         &[
             "/bin/sh",
             "-c",
-            &format!("sleep {tag} & sleep {tag} & echo ready; wait"),
+            &format!(
+                "exec 3>{}; echo up >&3; sleep {tag} & sleep {tag} & echo ready; wait",
+                wire.path.display()
+            ),
         ],
     )
     .stdout(Stdio::piped())
@@ -880,10 +887,12 @@ fn killing_the_wrapper_kills_the_agent_tree() {
     assert!(alive());
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
     child.wait().unwrap();
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while alive() && std::time::Instant::now() < until {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    // End of file on the tripwire: the last process of the agent tree is gone.
+    assert_eq!(
+        wire.wait_closed(std::time::Duration::from_secs(120)),
+        Ok("up\n".to_string()),
+        "the agent tree survived cw-exec's SIGKILL"
+    );
     assert!(!alive(), "the agent tree survived cw-exec's SIGKILL");
 }
 
@@ -948,7 +957,7 @@ fn backend_payloads_have_cool_workflows_shapes() {
 #[test]
 fn js_shim_registers_cw_exec_and_drives_it_under_node() {
     let Ok(node) = which("node") else {
-        eprintln!("SKIPPED js shim: node is not installed");
+        skip("js shim: node is not installed");
         return;
     };
     let w = worker();

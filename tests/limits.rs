@@ -444,7 +444,7 @@ fn cpu_limit_binds_the_whole_sandbox_where_cgroups_account_it() {
         ]);
     let e = envelope(&env);
     if !limit_mechanism(&e, "cpu").starts_with("cgroup") {
-        eprintln!("SKIPPED whole-sandbox CPU limit: no cgroup CPU accounting usable by this user");
+        skip("whole-sandbox CPU limit: no cgroup CPU accounting usable by this user");
         return;
     }
     assert_eq!(out.status.code(), Some(137), "{}", stderr(&out));

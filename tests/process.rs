@@ -116,17 +116,22 @@ fn outside_processes_cannot_be_signalled_or_traced() {
 
 #[test]
 fn no_process_outlives_the_run() {
-    let marker = workdir("daemon").join("late");
-    let dir = marker.parent().unwrap().to_str().unwrap().to_string();
-    let sb = Sandbox::new().args(["--write", &dir]);
+    let dir = workdir("daemon");
+    let wire = Tripwire::new(&dir);
+    let sb = Sandbox::new().args(["--write", dir.to_str().unwrap()]);
+    // The daemon holds the tripwire open (fd 3) and writes "late" to it if it survives.
     let script = format!(
-        "(setsid sh -c 'sleep 1; echo late > {}' &) ; echo started",
-        marker.display()
+        "exec 3>{}; echo up >&3; (setsid sh -c 'sleep 1; echo late >&3' &) ; echo started",
+        wire.path.display()
     );
     let out = sb.run(&["/bin/sh", "-c", &script]);
     assert_eq!(stdout(&out).trim(), "started", "{}", stderr(&out));
-    std::thread::sleep(std::time::Duration::from_millis(1600));
-    assert!(!marker.exists(), "a daemonized descendant outlived the run");
+    // End of file once the last holder is gone: "late" would be read first if one survived.
+    assert_eq!(
+        wire.wait_closed(std::time::Duration::from_secs(120)),
+        Ok("up\n".to_string()),
+        "a daemonized descendant outlived the run"
+    );
 }
 
 #[test]

@@ -10,7 +10,7 @@ fn sandbox() -> Option<Sandbox> {
     match unprivileged_user() {
         Ok(ids) => Some(Sandbox::new().user(ids)),
         Err(why) => {
-            eprintln!("SKIPPED unprivileged case: {why}");
+            skip(&format!("unprivileged case: {why}"));
             None
         }
     }

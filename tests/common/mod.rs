@@ -260,12 +260,60 @@ pub fn write_file(path: &Path, text: &str) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666)).unwrap();
 }
 
-/// Skips (returns true, printing why) when not running as root.
+/// The test calling this, as `binary::test` (libtest names each test's thread after it).
+pub fn test_id() -> String {
+    let exe = std::env::current_exe().ok();
+    let stem = exe
+        .as_ref()
+        .and_then(|e| e.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // Cargo names test binaries `NAME-<16 hex digits>`.
+    let binary = match stem.rsplit_once('-') {
+        Some((name, hash)) if hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            name.to_string()
+        }
+        _ => stem,
+    };
+    let thread = std::thread::current();
+    format!("{binary}::{}", thread.name().unwrap_or("unknown"))
+}
+
+/// Where skips are recorded: `$CWX_SKIP_LOG` (set by scripts/test, which prints them in its
+/// summary and fails if one of them was expected to run on this machine), else a log in
+/// cargo's temporary directory for tests.
+pub fn skip_log() -> PathBuf {
+    std::env::var_os("CWX_SKIP_LOG")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("cwx-skips.log"))
+}
+
+/// Records that (part of) the calling test did not run, and why: prints `SKIPPED ...` and
+/// appends `binary::test<TAB>why` to the skip log. Return from the test (or skip the part)
+/// right after calling it. A skip is visible in scripts/test's summary, never a silent pass.
+pub fn skip(why: &str) {
+    use std::io::Write;
+    let id = test_id();
+    eprintln!("SKIPPED {id}: {why}");
+    let line = format!("{id}\t{}\n", why.replace(['\n', '\t'], " "));
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(skip_log())
+        .and_then(|mut f| f.write_all(line.as_bytes()));
+    if let Err(e) = written {
+        panic!("recording the skip in {}: {e}", skip_log().display());
+    }
+}
+
+/// Skips (returns true, recording why) when not running as root.
 pub fn skip_unless_root(what: &str) -> bool {
     if is_root() {
         return false;
     }
-    eprintln!("SKIPPED {what}: needs root (it attacks root-owned state or creates the test user)");
+    skip(&format!(
+        "{what}: needs root (it attacks root-owned state or creates the test user)"
+    ));
     true
 }
 
@@ -279,7 +327,7 @@ pub fn as_each_identity(mut case: impl FnMut(Sandbox, &str)) {
     if is_root() {
         match unprivileged_user() {
             Ok(ids) => case(Sandbox::new().user(ids), TEST_USER),
-            Err(why) => eprintln!("SKIPPED unprivileged variant: {why}"),
+            Err(why) => skip(&format!("unprivileged variant: {why}")),
         }
     }
 }
@@ -314,4 +362,57 @@ pub fn leftover_cgroups() -> Vec<std::path::PathBuf> {
         }
     }
     found
+}
+
+/// A FIFO that the sandbox's processes hold open for writing (a script's `exec 3>FIFO`,
+/// inherited by everything it starts). Reading it to end of file is the positive signal that
+/// every holder is gone, and anything a survivor writes to it is read before that: no
+/// "sleep, then check nothing happened".
+pub struct Tripwire {
+    pub path: PathBuf,
+    reader: std::fs::File,
+}
+
+impl Tripwire {
+    /// Creates the FIFO in `dir` (writable by everyone) and opens its read end, so a writer
+    /// opening it later does not block.
+    pub fn new(dir: &Path) -> Tripwire {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = dir.join("tripwire");
+        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o666)).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let reader = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&path)
+            .unwrap();
+        // Blocking from here on: a read waits for data or for the last writer to close.
+        let flags = nix::fcntl::fcntl(&reader, nix::fcntl::FcntlArg::F_GETFL).unwrap();
+        let flags = nix::fcntl::OFlag::from_bits_truncate(flags) & !nix::fcntl::OFlag::O_NONBLOCK;
+        nix::fcntl::fcntl(&reader, nix::fcntl::FcntlArg::F_SETFL(flags)).unwrap();
+        Tripwire { path, reader }
+    }
+
+    /// Everything written to the FIFO, once no process holds it open any more. Call it only
+    /// after a writer has opened it (a line it wrote was seen, or the run that opened it
+    /// ended): with no writer yet it returns at once. Err if it is still held after
+    /// `limit`: a failure only, never a pass.
+    pub fn wait_closed(self, limit: std::time::Duration) -> Result<String, String> {
+        use std::io::Read;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut reader = self.reader;
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let r = reader.read_to_string(&mut text).map(|_| text);
+            let _ = tx.send(r);
+        });
+        match rx.recv_timeout(limit) {
+            Ok(Ok(text)) => Ok(text),
+            Ok(Err(e)) => Err(format!("reading {}: {e}", self.path.display())),
+            Err(_) => Err(format!(
+                "{} still held open after {limit:?}: a process survived",
+                self.path.display()
+            )),
+        }
+    }
 }
