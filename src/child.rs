@@ -433,6 +433,13 @@ fn contain(
             "EACCES",
             got,
         ));
+    } else if plan.exec_allowlist {
+        probes.push(probe(
+            "exec-outside-allowlist",
+            "none: no file off the allowlist is readable, executable by mode and on an exec-capable mount here (the allowlist covers them all)",
+            "EACCES",
+            "not attempted".into(),
+        ));
     }
     // Executable memfds: where the sysctl is in force, read its value back in this PID
     // namespace (attempting memfd_create(MFD_EXEC) would be refused the same way, but makes

@@ -1614,20 +1614,25 @@ fn exec_probe_target(
         .chain(library_dirs.iter().cloned())
         .collect();
     dirs.dedup();
-    for dir in dirs {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten().take(4096) {
-            let Ok(meta) = entry.metadata() else { continue };
-            let path = entry.path();
-            if meta.is_file()
-                && meta.mode() & 0o111 == 0o111
-                && in_runtime(&path)
-                && !user_granted(&path)
-                && !on_allowlist(&path)
-            {
-                return Some(path);
+    // Beneath no user grant first; then beneath one too (`--read /` covers the runtime: the
+    // mount of a runtime directory granted again keeps exec, and if the chosen file's mount
+    // is noexec after all, the probe says "inconclusive" and proves nothing).
+    for avoid_user_grants in [true, false] {
+        for dir in &dirs {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            for entry in entries.flatten().take(4096) {
+                let Ok(meta) = entry.metadata() else { continue };
+                let path = entry.path();
+                if meta.is_file()
+                    && meta.mode() & 0o111 == 0o111
+                    && in_runtime(&path)
+                    && !(avoid_user_grants && user_granted(&path))
+                    && !on_allowlist(&path)
+                {
+                    return Some(path);
+                }
             }
         }
     }

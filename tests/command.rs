@@ -171,3 +171,42 @@ fn device_ioctls_are_denied_even_on_granted_devices() {
         "EACCES"
     );
 }
+
+#[test]
+fn the_exec_probe_proves_the_allowlist_or_the_run_is_refused() {
+    // Even with the whole host granted for reading, a file off the allowlist is found and
+    // execve of it is refused: command is proven.
+    let env = workdir("exec-probe").join("e.json");
+    let out = Sandbox::new()
+        .args(["--read", "/", "--exec", "/usr/bin/true"])
+        .args(["--envelope", env.to_str().unwrap()])
+        .run(&["/usr/bin/true"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let a = &envelope(&env)["provenance"]["attestation"];
+    assert!(a["enforced"]
+        .as_array()
+        .unwrap()
+        .contains(&"command".into()));
+    let k = &a["kernel"];
+    let probe = k["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "exec-outside-allowlist")
+        .unwrap();
+    assert_eq!(probe["got"], "EACCES", "{probe}");
+    assert!(k["execProbe"].is_string());
+    // An allowlist covering every executable file of the runtime leaves nothing to attempt:
+    // not proven, so refused, and nothing runs.
+    let w = workdir("exec-probe-none");
+    let marker = w.join("ran");
+    let env = w.join("e.json");
+    let out = Sandbox::new()
+        .args(["--exec", "/usr", "--write", w.to_str().unwrap()])
+        .args(["--envelope", env.to_str().unwrap()])
+        .run(&["/usr/bin/touch", marker.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    assert!(!marker.exists());
+    let a = &envelope(&env)["provenance"]["attestation"];
+    assert_eq!(a["unenforceable"], serde_json::json!(["command"]));
+}
