@@ -33,7 +33,7 @@ fn a_grant_swapped_for_a_symlink_during_start_up_is_never_bound() {
     // per-user installation.
     let python = Path::new("/usr/bin/python3");
     if !python.exists() {
-        eprintln!("SKIPPED grant race: python3 (the attacker) is not installed");
+        skip("grant race: python3 (the attacker) is not installed");
         return;
     }
     let ids = unprivileged_user().unwrap();
@@ -209,7 +209,7 @@ fn a_grant_beneath_a_credential_directory_does_not_lift_the_mask() {
     // --read /etc --read /etc/ssh/ssh_config: the host keys stay masked, the named file reads.
     let config = Path::new("/etc/ssh/ssh_config");
     if !config.exists() {
-        eprintln!("SKIPPED sub-grant of /etc/ssh: /etc/ssh/ssh_config is not on this host");
+        skip("sub-grant of /etc/ssh: /etc/ssh/ssh_config is not on this host");
         return;
     }
     as_each_identity(|sb, who| {
