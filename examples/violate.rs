@@ -677,6 +677,23 @@ fn main() {
             }
             println!("ok {}", blocks.len());
         }
+        "spin-cpu" => {
+            // Spins until this process has used SECONDS of CPU time, however loaded the
+            // machine is (wall-clock spinning uses less CPU the busier the host).
+            let want = std::time::Duration::from_secs_f64(a(1).parse().unwrap());
+            let used = || {
+                let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+                unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+                std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+            };
+            let mut x = 0u64;
+            while used() < want {
+                for _ in 0..100_000 {
+                    x = x.wrapping_add(1);
+                }
+            }
+            println!("spun {}", x > 0);
+        }
         "spin" => {
             // Burns SECONDS of this process's own CPU time (not wall-clock time, which on a
             // loaded machine may hold much less CPU), then prints "spun true".

@@ -424,7 +424,9 @@ fn profile_default_cpu_applies_per_process_where_no_cgroup_accounts_it() {
 
 #[test]
 fn cpu_limit_binds_the_whole_sandbox_where_cgroups_account_it() {
-    // Two processes each stay under a per-process limit; only whole-sandbox accounting stops them.
+    // Three processes each stay under a per-process limit (1.5 CPU seconds each, counted in
+    // CPU time, not wall time, so a loaded host cannot keep them under the total); only
+    // whole-sandbox accounting stops them.
     let env = workdir("cpu2").join("e.json");
     let f = fixture();
     let v = f.violate.to_str().unwrap();
@@ -440,7 +442,7 @@ fn cpu_limit_binds_the_whole_sandbox_where_cgroups_account_it() {
         .run(&[
             "/bin/sh",
             "-c",
-            &format!("{v} spin 1.5 & {v} spin 1.5 & {v} spin 1.5 & wait"),
+            &format!("{v} spin-cpu 1.5 & {v} spin-cpu 1.5 & {v} spin-cpu 1.5 & wait"),
         ]);
     let e = envelope(&env);
     if !limit_mechanism(&e, "cpu").starts_with("cgroup") {
