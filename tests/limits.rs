@@ -104,7 +104,7 @@ fn explicit_limits_without_a_whole_sandbox_mechanism_are_refused() {
     // sandbox (RLIMIT_DATA ignores tmpfs, shared memory and memfd; RLIMIT_CPU is per
     // process), and a profile key listed in limits.required is as explicit as a flag.
     let Ok(ids) = unprivileged_user() else {
-        eprintln!("SKIPPED explicit-limit refusals: no unprivileged user");
+        skip("explicit-limit refusals: no unprivileged user");
         return;
     };
     let dir = workdir("explicit");
@@ -138,13 +138,29 @@ fn explicit_limits_without_a_whole_sandbox_mechanism_are_refused() {
                 entry["wholeSandbox"] == true && entry["explicit"] == true,
                 "an explicit {limit} ran without binding the whole sandbox: {entry}"
             );
-            eprintln!("SKIPPED {limit} refusal: a cgroup is delegated to {TEST_USER} here");
+            skip(&format!(
+                "{limit} refusal: a cgroup is delegated to {TEST_USER} here"
+            ));
             continue;
         }
         assert_refused_for(&out, limit, TEST_USER);
         assert!(stderr(&out).contains(asked), "{asked}: {}", stderr(&out));
         assert!(!marker.exists(), "{args:?}: the command ran");
-        assert_eq!(envelope(&env)["status"], "refused");
+        let e = envelope(&env);
+        assert_eq!(e["status"], "refused");
+        // A limit is not a dimension: the policy's own required set, no dimension at fault,
+        // and the limit named.
+        let a = &e["provenance"]["attestation"];
+        // (Every case here: network none, no exec allowlist.)
+        let required = serde_json::json!(["read", "write", "network", "env"]);
+        assert_eq!(a["required"], required, "{asked}");
+        assert_eq!(a["unenforceable"], serde_json::json!([]), "{asked}");
+        assert_eq!(a["kernel"]["refusal"]["limit"], limit, "{asked}");
+        assert_eq!(
+            a["kernel"]["refusal"]["dimensions"],
+            serde_json::json!([]),
+            "{asked}"
+        );
     }
 }
 
