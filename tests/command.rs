@@ -95,7 +95,7 @@ fn noexec_stops_execve_and_the_loader_but_not_an_interpreter_reading_a_script() 
             .collect();
         assert!(
             gaps.iter()
-                .any(|g| g.contains("noexec") && g.contains("does not stop an interpreter")),
+                .any(|g| g.contains("noexec") && g.contains("does not stop an allowed interpreter")),
             "{who}: {gaps:#?}"
         );
         assert!(

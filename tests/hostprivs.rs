@@ -11,17 +11,17 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-/// Runs `case` as root (SKIPPED unless the tests run as root) and as an unprivileged caller
+/// Runs `case` as root (skipped unless the tests run as root) and as an unprivileged caller
 /// (the test user when running as root, else the current user).
 fn as_root_and_unprivileged(mut case: impl FnMut(Sandbox, &str)) {
     if is_root() {
         case(Sandbox::new(), "root");
         match unprivileged_user() {
             Ok(ids) => case(Sandbox::new().user(ids), TEST_USER),
-            Err(why) => eprintln!("SKIPPED unprivileged variant: {why}"),
+            Err(why) => skip(&format!("unprivileged variant: {why}")),
         }
     } else {
-        eprintln!("SKIPPED root-caller variant: needs root");
+        skip("root-caller variant: needs root");
         case(Sandbox::new(), "current user");
     }
 }
@@ -294,7 +294,7 @@ fn ordinary_programs_still_run_without_native_code() {
         ]);
         assert_eq!(stdout(&out).trim(), "python-ok", "{}", stderr(&out));
     } else {
-        eprintln!("SKIPPED python3 under native_code = false: /usr/bin/python3 not installed");
+        skip("python3 under native_code = false: /usr/bin/python3 not installed");
     }
 }
 
@@ -418,10 +418,10 @@ fn inotify_instances_are_capped_inside_and_the_host_keeps_its_share() {
             "{who}: got {count} past the limit {inside}"
         );
         if count < inside {
-            eprintln!(
-                "SKIPPED ({who}) exact cap check: the host's uid already holds {} instances",
+            skip(&format!(
+                "({who}) exact cap check: the host's uid already holds {} instances",
                 inside - count
-            );
+            ));
         }
         // While the sandbox holds all it may, the same uid on the host can still get one.
         let user = sb.user;
