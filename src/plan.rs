@@ -658,14 +658,17 @@ impl Plan {
         )?;
         let runtime = runtime_allowance(exec_allowlist, &write_roots, &credentials, uid);
         let agent_install = if req.agent_install {
-            agent_install_grants(
-                &command_path,
-                &search_path,
-                exec_allowlist,
-                &write_roots,
-                &credentials,
+            let loaders = known_loaders();
+            let ctx = ChainContext {
+                cwd: &cwd,
+                search_path: &search_path,
+                write_roots: &write_roots,
+                credentials: &credentials,
                 uid,
-            )?
+                follow_symlinks,
+                loaders: &loaders,
+            };
+            agent_install_grants(&command_path, exec_allowlist, &ctx)?
         } else {
             vec![]
         };
@@ -1035,101 +1038,20 @@ fn derivable(held: &Held, write_roots: &[PathBuf], credentials: &[PathBuf], uid:
         && !crate::credentials::within_credentials(&held.path, credentials)
 }
 
-/// The interpreter a script names on its `#!` line, or None for a binary. `/usr/bin/env`
-/// is followed to the program it runs, found on the sandbox's PATH; of env's options only
-/// `-S` (split), `-i`/`-` (empty environment), `-u NAME` (unset) and `NAME=VALUE` are
-/// understood, since none of them changes which program runs. Any other option (`-C DIR`,
-/// `-P PATH`, ...) is refused rather than guessed at.
-fn interpreter_of(script: &Path, search_path: &str) -> Result<Option<PathBuf>, String> {
-    use std::io::Read;
-    let mut head = [0u8; 256];
-    let Ok(n) = std::fs::File::open(script).and_then(|mut f| f.read(&mut head)) else {
-        return Ok(None);
-    };
-    let Some(line) = head[..n].strip_prefix(b"#!") else {
-        return Ok(None);
-    };
-    let line = line.split(|b| *b == b'\n').next().unwrap_or_default();
-    let line = String::from_utf8_lossy(line).into_owned();
-    parse_shebang(&line, search_path).map_err(|e| format!("{}: #!{line}: {e}", script.display()))
-}
-
-fn parse_shebang(line: &str, search_path: &str) -> Result<Option<PathBuf>, String> {
-    let mut words: std::collections::VecDeque<String> =
-        line.split_whitespace().map(str::to_string).collect();
-    let Some(interp) = words.pop_front() else {
-        return Ok(None);
-    };
-    let interp = PathBuf::from(interp);
-    if !interp.is_absolute() {
-        return Err("the interpreter is not an absolute path".into());
-    }
-    if interp.file_name().map(|f| f != "env").unwrap_or(true) {
-        return Ok(Some(interp));
-    }
-    while let Some(word) = words.pop_front() {
-        match word.as_str() {
-            "-i" | "-" | "--ignore-environment" => {}
-            "--" => break,
-            "-u" | "--unset" => {
-                words
-                    .pop_front()
-                    .ok_or_else(|| format!("env {word} needs a NAME"))?;
-            }
-            w if w.starts_with("--unset=") => {}
-            w if w.starts_with("-S") || w.starts_with("--split-string") => {
-                // The kernel passes everything after the interpreter as one argument; -S
-                // splits it again. Words already split here; a joined `-Sprog` carries one.
-                let rest = w
-                    .strip_prefix("--split-string=")
-                    .or_else(|| w.strip_prefix("--split-string"))
-                    .or_else(|| w.strip_prefix("-S"))
-                    .unwrap_or_default();
-                if !rest.is_empty() {
-                    words.push_front(rest.to_string());
-                }
-            }
-            w if w.starts_with("-u") => {}
-            w if w.starts_with('-') => {
-                return Err(format!(
-                    "env option {w} is not understood by cw-exec (only -S, -i, -u NAME and NAME=VALUE are)"
-                ))
-            }
-            w if w.contains('=') => {}
-            w => {
-                words.push_front(w.to_string());
-                break;
-            }
-        }
-    }
-    let Some(name) = words.pop_front() else {
-        return Err("env names no program".into());
-    };
-    if name.contains('/') {
-        return Ok(Some(PathBuf::from(name)).filter(|p| p.is_absolute()));
-    }
-    Ok(search_path
-        .split(':')
-        .filter(|d| d.starts_with('/'))
-        .map(|d| Path::new(d).join(&name))
-        .find(|p| p.is_file()))
-}
-
 /// The agent's own installation: the directory of the resolved binary (symlinks followed)
-/// and, for a script, its interpreter *file*. Readable (and executable without an
-/// allowlist); under an allowlist the two files themselves are executable. Nothing is derived
-/// from a file the sandbox could have written (inside the write set, or reached through a
-/// symlink someone else could have placed), and nothing at or beneath a credential path.
+/// and, for a script, what the kernel runs to start it (its interpreter chain: the `#!`
+/// interpreter *file*, `env` and the program it names, an ELF loader), file by file.
+/// Readable (and executable without an allowlist); under an allowlist the files themselves
+/// are executable. Nothing is derived from a file the sandbox could have written (inside the
+/// write set, or reached through a symlink someone else could have placed), and nothing at
+/// or beneath a credential path.
 fn agent_install_grants(
     command: &Path,
-    search_path: &str,
     exec_allowlist: bool,
-    write_roots: &[PathBuf],
-    credentials: &[PathBuf],
-    uid: u32,
+    ctx: &ChainContext<'_>,
 ) -> Result<Vec<Grant>, PlanError> {
     let real = pathfd::resolve(command).map_err(|e| bad(format!("{}: {e}", command.display())))?;
-    if !derivable(&real, write_roots, credentials, uid) {
+    if !derivable(&real, ctx.write_roots, ctx.credentials, ctx.uid) {
         return Ok(vec![]);
     }
     let read_only = |exec| Access {
@@ -1144,7 +1066,7 @@ fn agent_install_grants(
     let homes = crate::credentials::homes(&home_dir());
     if dir != Path::new("/") && !homes.contains(&dir) {
         if let Ok(held_dir) = pathfd::resolve(&dir) {
-            if derivable(&held_dir, write_roots, credentials, uid) {
+            if derivable(&held_dir, ctx.write_roots, ctx.credentials, ctx.uid) {
                 let requested = dir.to_string_lossy().into_owned();
                 merge_grant(
                     &mut out,
@@ -1153,16 +1075,15 @@ fn agent_install_grants(
             }
         }
     }
-    let interpreter = interpreter_of(&real.path, search_path).map_err(bad)?;
-    let requested = real.path.to_string_lossy().into_owned();
-    merge_grant(&mut out, Grant::held(real, requested, read_only(true)));
-    if let Some(interp) = interpreter {
-        if let Ok(held) = pathfd::resolve(&interp) {
-            if derivable(&held, write_roots, credentials, uid) && !held.is_dir {
-                let requested = interp.to_string_lossy().into_owned();
-                merge_grant(&mut out, Grant::held(held, requested, read_only(true)));
-            }
+    let mut chain: Vec<Held> = vec![];
+    ctx.add(&real, &mut chain, 0)
+        .map_err(|e| bad(format!("{}: {e}", real.path.display())))?;
+    for held in std::iter::once(real).chain(chain) {
+        if held.is_dir {
+            continue;
         }
+        let requested = held.path.to_string_lossy().into_owned();
+        merge_grant(&mut out, Grant::held(held, requested, read_only(true)));
     }
     Ok(out)
 }

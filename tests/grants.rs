@@ -350,36 +350,42 @@ fn a_scripts_first_line_grants_only_the_interpreter_file() {
     // An agent installation outside any write grant (root-owned 0755 when root runs this).
     let install = fixture().dir.join(format!("agent-{}", std::process::id()));
     std::fs::create_dir_all(&install).unwrap();
-    let agent = install.join("agent");
-    std::fs::write(
-        &agent,
-        format!(
-            "#!/usr/bin/env -S -u {} sh\ncat {}/s 2>/dev/null || echo denied\n",
-            secret.display(),
-            secret.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(&install, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let agent = install.join("agent");
+    let write_agent = |first_line: String| {
+        std::fs::write(
+            &agent,
+            format!(
+                "{first_line}\ncat {}/s 2>/dev/null || echo denied\n",
+                secret.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    write_agent("#!/usr/bin/env sh".into());
     let (out, env) = manifest_run(&agent, &[]);
     assert_eq!(stdout(&out).trim(), "denied", "{}", stderr(&out));
     let installs = env["provenance"]["attestation"]["kernel"]["agentInstall"].to_string();
-    assert!(!installs.contains(secret.to_str().unwrap()), "{installs}");
+    assert!(installs.contains("/usr/bin/env"), "{installs}");
     assert!(
         !installs.contains("\"/usr/bin\""),
         "the interpreter's directory was granted: {installs}"
     );
 
-    // env options that change what runs are refused, not guessed at.
-    std::fs::write(
-        &agent,
-        format!("#!/usr/bin/env -C {} sh\necho ran\n", secret.display()),
-    )
-    .unwrap();
-    let (out, _) = manifest_run(&agent, &[]);
-    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
-    assert!(stderr(&out).contains("-C"), "{}", stderr(&out));
+    // env options are refused, not guessed at: `-u DIR` once made cw-exec grant DIR, and
+    // `-C DIR` changes what runs.
+    for options in [
+        format!("-S -u {} sh", secret.display()),
+        format!("-C {} sh", secret.display()),
+    ] {
+        write_agent(format!("#!/usr/bin/env {options}"));
+        let (out, env) = manifest_run(&agent, &[]);
+        assert_eq!(out.status.code(), Some(125), "{options}: {}", stderr(&out));
+        assert!(!stdout(&out).contains("TOPSECRET"));
+        assert!(stderr(&out).contains("env"), "{options}: {}", stderr(&out));
+        assert!(!env.to_string().contains("TOPSECRET"));
+    }
 }
 
 #[test]
