@@ -315,31 +315,44 @@ pub fn lower(
 /// CW's worker outputs may not exist yet when the worker starts (result.md is written by
 /// the agent). A path must exist to be granted, so create the ones the policy names, as the
 /// caller: the result file empty, the artifacts and logs directories empty. Nothing else is
-/// created; any other missing path stays an error.
-pub fn prepare_outputs(policy: &SandboxPolicy, write_set: &[PathBuf]) {
-    let Some(m) = &policy.metadata else { return };
-    fn wanted<'a>(p: &'a Option<PathBuf>, write_set: &[PathBuf]) -> Option<&'a PathBuf> {
-        p.as_ref().filter(|p| write_set.contains(p) && !p.exists())
+/// created; any other missing path stays an error. Everything is done through a descriptor
+/// of the parent directory (symlinks on the way followed only as `sink::open_dir` allows),
+/// and nothing is created through a symlink: a name that exists, as anything, is left alone.
+pub fn prepare_outputs(policy: &SandboxPolicy, write_set: &[PathBuf]) -> Result<(), String> {
+    let Some(m) = &policy.metadata else {
+        return Ok(());
+    };
+    for (path, is_dir) in [
+        (&m.result_path, false),
+        (&m.artifacts_dir, true),
+        (&m.logs_dir, true),
+    ] {
+        let Some(path) = path.as_ref().filter(|p| write_set.contains(p)) else {
+            continue;
+        };
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            continue;
+        };
+        let parent = if parent.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            parent
+        };
+        let dir = match crate::sink::open_dir(parent, write_set) {
+            Ok(dir) => dir,
+            // A missing parent: the grant reports the missing path.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        let made = match dir.lstat(name) {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) if is_dir => dir.child_dir(name, true).map(drop),
+            Ok(None) => dir.create_empty_file(name).map(drop),
+            Err(e) => Err(e),
+        };
+        made.map_err(|e| format!("{}: {e}", path.display()))?;
     }
-    if let Some(result) = wanted(&m.result_path, write_set) {
-        if result.parent().map(Path::is_dir).unwrap_or(false) {
-            let _ = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(result);
-        }
-    }
-    for dir in [
-        wanted(&m.artifacts_dir, write_set),
-        wanted(&m.logs_dir, write_set),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        if dir.parent().map(Path::is_dir).unwrap_or(false) {
-            let _ = std::fs::create_dir(dir);
-        }
-    }
+    Ok(())
 }
 
 /// The dimensions this kernel can enforce, from `cw-exec probe`'s checks.

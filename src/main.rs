@@ -5,16 +5,17 @@ mod child;
 mod credentials;
 mod cw;
 mod envelope;
+mod fsio;
 mod kernel;
 mod limits;
 mod plan;
 mod policy;
 mod probe;
+mod sink;
 mod supervise;
 mod sys;
 mod timings;
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -182,7 +183,7 @@ impl RunArgs {
         let Some(path) = &self.manifest else {
             return Ok((flags, None));
         };
-        let text = std::fs::read_to_string(path)
+        let text = fsio::read_text(path, fsio::MAX_DOCUMENT)
             .map_err(|e| Refusal::bad(format!("--manifest {}: {e}", path.display())))
             .map_err(Box::new)?;
         let manifest: cw::Manifest = serde_json::from_str(&text).map_err(|e| {
@@ -297,131 +298,76 @@ fn fail(message: impl std::fmt::Display) -> i32 {
     EXIT_REFUSED
 }
 
-/// Where an envelope goes. Checked before anything runs (an unwritable destination is a
-/// refusal, not a lost attestation), written after the sandbox has ended.
-enum EnvelopeSink {
-    Stderr,
-    /// A special file the caller named (a pipe, a terminal, /dev/fd/N): written in place.
-    Special(PathBuf, std::fs::File),
-    /// A regular file: written to a new temporary sibling, then renamed over the target, so
-    /// nothing left at that path during the run (a symlink, a fifo) is followed or written.
-    File(PathBuf),
+/// The write set of a run, as `sink` needs it: symlinks inside it are not followed on the
+/// way to an envelope's directory (resolved paths and the requested spellings).
+fn write_set(plan: &Plan) -> Vec<PathBuf> {
+    plan.grants
+        .iter()
+        .filter(|g| g.access.write && !g.per_run)
+        .flat_map(|g| [g.path.clone(), PathBuf::from(&g.requested)])
+        .collect()
 }
 
-impl EnvelopeSink {
-    /// `--envelope FILE|-`: the caller's choice; an existing symlink is followed.
-    fn open(target: &str) -> Result<EnvelopeSink, String> {
-        if target == "-" {
-            return Ok(EnvelopeSink::Stderr);
-        }
-        let named = PathBuf::from(target);
-        match std::fs::metadata(&named) {
-            Ok(m) if m.is_dir() => Err(format!("--envelope {target}: is a directory")),
-            Ok(m) if !m.is_file() => std::fs::OpenOptions::new()
-                .write(true)
-                .open(&named)
-                .map(|f| EnvelopeSink::Special(named.clone(), f))
-                .map_err(|e| format!("--envelope {target}: {e}")),
-            Ok(_) => EnvelopeSink::replacing(std::fs::canonicalize(&named).unwrap_or(named)),
-            Err(_) => EnvelopeSink::replacing(named),
-        }
-        .map_err(|e| {
-            if e.starts_with("--envelope") {
-                e
-            } else {
-                format!("--envelope {e}")
-            }
-        })
-    }
-
-    /// A file in a directory the sandbox may write (a worker's logs): always replaced.
-    fn replacing(path: PathBuf) -> Result<EnvelopeSink, String> {
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        use nix::unistd::{access, AccessFlags};
-        access(&dir, AccessFlags::W_OK | AccessFlags::X_OK).map_err(|e| {
-            format!(
-                "{}: cannot write in {}: {}",
-                path.display(),
-                dir.display(),
-                e.desc()
-            )
-        })?;
-        Ok(EnvelopeSink::File(path))
-    }
-
-    fn write(self, envelope: &serde_json::Value) {
-        let mut text = serde_json::to_string_pretty(envelope).unwrap_or_default();
-        text.push('\n');
-        let result = match self {
-            EnvelopeSink::Stderr => std::io::stderr().write_all(text.as_bytes()),
-            EnvelopeSink::Special(path, mut f) => f
-                .write_all(text.as_bytes())
-                .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
-            EnvelopeSink::File(path) => {
-                let name = path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                let nanos = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.subsec_nanos())
-                    .unwrap_or(0);
-                let tmp =
-                    path.with_file_name(format!(".{name}.{}.{nanos:08x}.tmp", std::process::id()));
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(&tmp)
-                    .and_then(|mut f| f.write_all(text.as_bytes()))
-                    .and_then(|()| std::fs::rename(&tmp, &path))
-                    .map_err(|e| {
-                        let _ = std::fs::remove_file(&tmp);
-                        std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
-                    })
-            }
-        };
-        if let Err(e) = result {
-            eprintln!("cw-exec: writing the envelope: {e}");
-        }
-    }
+/// The write set as requested, before any plan (paths made absolute, nothing resolved).
+fn requested_write_set(request: &Request) -> Vec<PathBuf> {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    request
+        .write
+        .iter()
+        .map(|w| plan::normalize(&cwd.join(w)))
+        .collect()
 }
 
-/// A worker's attestation file in its logs directory (created if the policy names it).
-fn logs_sink(dir: &std::path::Path) -> Result<EnvelopeSink, String> {
-    let _ = std::fs::create_dir(dir);
-    EnvelopeSink::replacing(dir.join("cw-exec-attestation.json"))
+/// Writes the envelope; if any destination could not be written, says so and returns 125
+/// instead of `code`.
+fn deliver(sinks: Vec<sink::Sink>, envelope: &serde_json::Value, code: i32) -> i32 {
+    if sink::write_all(sinks, envelope) || code == EXIT_REFUSED {
+        return code;
+    }
+    eprintln!(
+        "cw-exec: exiting {EXIT_REFUSED}, not the command's {code}: the attestation could not be written"
+    );
+    EXIT_REFUSED
 }
 
 fn run(args: &RunArgs) -> i32 {
     timings::mark("cw-exec started");
-    let mut sinks = match args.envelope.as_deref().map(EnvelopeSink::open).transpose() {
-        Ok(s) => s.into_iter().collect::<Vec<_>>(),
-        Err(e) => return fail(e),
-    };
     let label = args.command.join(" ");
+    let envelope_to = args.envelope.as_deref();
     let (request, policy) = match args.lowered() {
         Ok(r) => r,
-        Err(refusal) => return refuse(&refusal, &label, sinks),
+        Err(refusal) => return refuse(&refusal, &label, envelope_to, &[]),
     };
+    // A worker whose policy allows logs keeps its attestation there.
+    let logs_dir = policy.as_ref().and_then(cw::SandboxPolicy::logs_dir);
     if let Some(policy) = &policy {
         let write_set: Vec<PathBuf> = request.write.iter().map(PathBuf::from).collect();
-        cw::prepare_outputs(policy, &write_set);
-    }
-    // A worker whose policy allows logs keeps its attestation there.
-    if let Some(dir) = policy.as_ref().and_then(cw::SandboxPolicy::logs_dir) {
-        match logs_sink(&dir) {
-            Ok(sink) => sinks.push(sink),
-            Err(e) => return fail(e),
+        if let Err(e) = cw::prepare_outputs(policy, &write_set) {
+            let refusal = Refusal {
+                logs_dir: None,
+                profile_id: policy.id.clone(),
+                ..Refusal::bad(e)
+            };
+            return refuse(&refusal, &label, envelope_to, &write_set);
         }
     }
     let plan = match Plan::build(&request) {
         Ok(plan) => plan,
-        Err(err) => return plan_failure(&request, &label, err, sinks),
+        Err(err) => {
+            let (sinks, errors) = sink::open(
+                envelope_to,
+                logs_dir.as_deref(),
+                &requested_write_set(&request),
+            );
+            return plan_failure(&request, &label, err, sinks, errors);
+        }
     };
     timings::mark("plan: policy, paths, seccomp program");
+    // The destinations are opened now, before the sandbox exists, and held.
+    let (sinks, errors) = sink::open(envelope_to, logs_dir.as_deref(), &write_set(&plan));
+    if let Some(e) = errors.first() {
+        return fail(e);
+    }
     let capture = supervise::Capture {
         stdout: !sinks.is_empty() || plan.limits.output.is_some(),
         forward_stdout: true,
@@ -430,16 +376,14 @@ fn run(args: &RunArgs) -> i32 {
     let outcome = supervise::run(&plan, capture);
     report(&outcome);
     let envelope = envelope::for_run(&plan, &outcome, &label, envelope::Kind::Local);
-    for sink in sinks {
-        sink.write(&envelope);
-    }
+    let code = deliver(sinks, &envelope, outcome.exit_code);
     if plan.timings {
         timings::mark("envelope written");
         let mut marks = timings::take();
         marks.extend(outcome.marks.iter().cloned());
         timings::print(marks);
     }
-    outcome.exit_code
+    code
 }
 
 /// cw-exec's own diagnostics about how a run ended, on stderr.
@@ -470,18 +414,14 @@ fn report(outcome: &supervise::Outcome) {
     }
 }
 
-fn refuse(refusal: &Refusal, label: &str, mut sinks: Vec<EnvelopeSink>) -> i32 {
+fn refuse(refusal: &Refusal, label: &str, envelope_to: Option<&str>, untrusted: &[PathBuf]) -> i32 {
     eprintln!("cw-exec: refused ({}): {}", refusal.code, refusal.message);
-    if let Some(dir) = &refusal.logs_dir {
-        if let Ok(sink) = logs_sink(dir) {
-            sinks.push(sink);
-        }
+    let (sinks, errors) = sink::open(envelope_to, refusal.logs_dir.as_deref(), untrusted);
+    for e in &errors {
+        eprintln!("cw-exec: {e}");
     }
     let envelope = refusal_envelope(refusal, label, envelope::Kind::Local);
-    for sink in sinks {
-        sink.write(&envelope);
-    }
-    EXIT_REFUSED
+    deliver(sinks, &envelope, EXIT_REFUSED)
 }
 
 /// The envelope of a refusal before any plan: `required` is the policy's own, `unenforceable`
@@ -530,7 +470,13 @@ fn refusal_envelope(refusal: &Refusal, label: &str, kind: envelope::Kind) -> ser
     )
 }
 
-fn plan_failure(request: &Request, label: &str, err: PlanError, sinks: Vec<EnvelopeSink>) -> i32 {
+fn plan_failure(
+    request: &Request,
+    label: &str,
+    err: PlanError,
+    sinks: Vec<sink::Sink>,
+    sink_errors: Vec<String>,
+) -> i32 {
     let profile_id = match (&request.cw, &request.profile) {
         (Some(cw), _) => cw.profile_id.clone(),
         (None, Some(name)) => Profile::load(name)
@@ -566,26 +512,29 @@ fn plan_failure(request: &Request, label: &str, err: PlanError, sinks: Vec<Envel
         logs_dir: None,
     };
     let envelope = refusal_envelope(&refusal, label, envelope::Kind::Local);
-    for sink in sinks {
-        sink.write(&envelope);
+    for e in &sink_errors {
+        eprintln!("cw-exec: {e}");
     }
-    exit
+    match deliver(sinks, &envelope, exit) {
+        _ if !sink_errors.is_empty() => EXIT_REFUSED,
+        code => code,
+    }
 }
 
 /// `cw-exec exec`: cool-workflow's backend contract. Gate order as in CW: the command
 /// allowlist (exact whole-string match), then enforceability, then a missing command.
 fn exec(source: &str) -> i32 {
-    let text = if source == "-" {
-        let mut t = String::new();
-        match std::io::Read::read_to_string(&mut std::io::stdin(), &mut t) {
-            Ok(_) => t,
-            Err(e) => return fail(format!("--request -: {e}")),
-        }
+    let read = if source == "-" {
+        fsio::read_limited(std::io::stdin().lock(), fsio::MAX_DOCUMENT).and_then(|b| {
+            String::from_utf8(b)
+                .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
+        })
     } else {
-        match std::fs::read_to_string(source) {
-            Ok(t) => t,
-            Err(e) => return fail(format!("--request {source}: {e}")),
-        }
+        fsio::read_text(std::path::Path::new(source), fsio::MAX_DOCUMENT)
+    };
+    let text = match read {
+        Ok(t) => t,
+        Err(e) => return fail(format!("--request {source}: {e}")),
     };
     let request: cw::RunRequest = match serde_json::from_str(&text) {
         Ok(r) => r,
@@ -641,7 +590,9 @@ fn exec(source: &str) -> i32 {
         let message = format!("Backend {} requires a command to execute", cw::BACKEND_ID);
         return refused("no-command", message, none());
     }
-    cw::prepare_outputs(policy, &policy.effective_write_set());
+    if let Err(e) = cw::prepare_outputs(policy, &policy.effective_write_set()) {
+        return refused("backend-not-runnable", e, none());
+    }
     req.command = argv;
     req.cwd = request
         .cwd
@@ -787,7 +738,7 @@ fn profile(cmd: ProfileCommand) -> i32 {
             )),
         },
         ProfileCommand::Check { file } => {
-            let text = match std::fs::read_to_string(&file) {
+            let text = match fsio::read_text(&file, fsio::MAX_PROFILE) {
                 Ok(t) => t,
                 Err(e) => return fail(format!("{}: {e}", file.display())),
             };

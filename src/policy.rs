@@ -355,7 +355,7 @@ impl Profile {
         }
         if name_or_path.contains('/') || name_or_path.ends_with(".toml") {
             let path = Path::new(name_or_path);
-            let text = std::fs::read_to_string(path)
+            let text = crate::fsio::read_text(path, crate::fsio::MAX_PROFILE)
                 .map_err(|e| format!("profile {name_or_path}: {e}"))?;
             let id = path
                 .file_stem()

@@ -495,3 +495,17 @@ pub fn attach_tree(tree: std::os::fd::BorrowedFd<'_>, target: &Path) -> io::Resu
         Ok(())
     }
 }
+
+/// A close-on-exec duplicate (numbered 3 or above) of descriptor `fd`, which the caller of
+/// cw-exec named (`--envelope /dev/fd/N`). EBADF when it is not open.
+pub fn dup_inherited_fd(fd: std::os::fd::RawFd) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: fcntl(F_DUPFD_CLOEXEC) reads no memory; on a number that is not an open
+    // descriptor it fails with EBADF. On success the new descriptor is ours alone, so
+    // `OwnedFd` may own (and eventually close) it; `fd` itself is left untouched.
+    let dup = unsafe {
+        let ret = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3);
+        (ret >= 0).then(|| std::os::fd::OwnedFd::from_raw_fd(ret))
+    };
+    dup.ok_or_else(io::Error::last_os_error)
+}
