@@ -625,6 +625,28 @@ fn main() {
             std::thread::sleep(std::time::Duration::from_secs(5));
         },
         "sleep" => std::thread::sleep(std::time::Duration::from_secs_f64(a(1).parse().unwrap())),
+        "swap-loop" => {
+            // A racing attacker (run outside any sandbox): until STOP exists, swap directory
+            // DIR for a symlink to TARGET and back. Prints "ready" after the first swap.
+            let (dir, target, stop) = (a(1), a(2), a(3));
+            let moved = format!("{dir}.moved");
+            let mut first = true;
+            while std::fs::symlink_metadata(&stop).is_err() {
+                let _ = std::fs::rename(&dir, &moved);
+                let _ = std::os::unix::fs::symlink(&target, &dir);
+                for _ in 0..2000 {
+                    std::hint::spin_loop();
+                }
+                let _ = std::fs::remove_file(&dir);
+                let _ = std::fs::rename(&moved, &dir);
+                if first {
+                    println!("ready");
+                    use std::io::Write;
+                    let _ = std::io::stdout().flush();
+                    first = false;
+                }
+            }
+        }
         "echo-bytes" => {
             use std::io::Write;
             let n: usize = a(1).parse().unwrap();

@@ -704,6 +704,142 @@ fn a_planted_symlink_in_the_logs_does_not_redirect_the_attestation() {
     assert_eq!(envelope(&target)["status"], "completed");
 }
 
+/// Runs `c` as the unprivileged test user (no supplementary groups).
+fn as_user(c: &mut Command, (uid, gid): (u32, u32)) {
+    use std::os::unix::process::CommandExt;
+    c.uid(uid).gid(gid).env("HOME", "/nonexistent");
+    unsafe {
+        c.pre_exec(|| {
+            if libc::setgroups(0, std::ptr::null()) != 0 && libc::geteuid() == 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// The identities to run a wrapper case as: the current user and, as root, the test user.
+fn identities() -> Vec<Option<(u32, u32)>> {
+    let mut ids = vec![None];
+    if is_root() {
+        match unprivileged_user() {
+            Ok(u) => ids.push(Some(u)),
+            Err(why) => eprintln!("SKIPPED unprivileged variant: {why}"),
+        }
+    }
+    ids
+}
+
+fn forged(target: &Path) -> bool {
+    std::fs::read_to_string(target)
+        .map(|t| t.contains("forged"))
+        .unwrap_or(false)
+}
+
+#[test]
+fn a_forged_attestation_is_not_left_behind_when_cw_exec_cannot_write_its_own() {
+    use std::os::unix::fs::PermissionsExt;
+    for user in identities() {
+        let w = worker();
+        std::fs::set_permissions(&w.dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let p = policy("readonly", &w);
+        let m = manifest(&w, &p);
+        let logs = w.dir.join("logs");
+        let target = logs.join("cw-exec-attestation.json");
+        // The agent forges the attestation, then makes its logs directory unwritable.
+        let script = format!(
+            "printf '{{\"forged\": true}}' > '{}'; chmod 555 '{}'",
+            target.display(),
+            logs.display()
+        );
+        let mut c = wrapper(&w, &m, &["/bin/sh", "-c", &script]);
+        if let Some(u) = user {
+            as_user(&mut c, u);
+        }
+        let out = c.output().unwrap();
+        let err = stderr(&out);
+        if user.is_none() && is_root() {
+            // Root writes through the mode: the attestation in place is cw-exec's own.
+            assert_eq!(out.status.code(), Some(0), "{err}");
+            assert!(!forged(&target));
+            assert_eq!(envelope(&target)["status"], "completed");
+        } else {
+            // Never the command's 0 with the forgery in place.
+            assert_eq!(out.status.code(), Some(125), "{user:?}: {err}");
+            assert!(err.contains("could not be written"), "{err}");
+            assert!(
+                !forged(&target) || err.contains("COULD NOT remove"),
+                "{user:?}: the forgery was left without a word: {err}"
+            );
+        }
+        std::fs::set_permissions(&logs, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}
+
+#[test]
+fn a_forged_attestation_is_removed_when_the_agent_fills_the_filesystem() {
+    if skip_unless_root("mounting a small tmpfs as a worker's logs directory") {
+        return;
+    }
+    let w = worker();
+    let p = policy("readonly", &w);
+    let m = manifest(&w, &p);
+    let logs = w.dir.join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    use nix::mount::{mount, umount2, MntFlags, MsFlags};
+    if let Err(e) = mount(
+        Some("cwexec-test-full"),
+        &logs,
+        Some("tmpfs"),
+        MsFlags::empty(),
+        Some("size=128k,mode=0755"),
+    ) {
+        eprintln!("SKIPPED ENOSPC case: cannot mount a tmpfs here: {e}");
+        return;
+    }
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = umount2(&self.0, MntFlags::MNT_DETACH);
+        }
+    }
+    let _guard = Unmount(logs.clone());
+    let target = logs.join("cw-exec-attestation.json");
+    let script = format!(
+        "printf '{{\"forged\": true}}' > '{}'; cat /dev/zero > '{}' 2>/dev/null; exit 0",
+        target.display(),
+        logs.join("fill").display()
+    );
+    let out = wrapper(&w, &m, &["/bin/sh", "-c", &script])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    assert!(
+        !forged(&target) || err.contains("COULD NOT remove"),
+        "the forgery was left without a word: {err}"
+    );
+    assert!(!target.exists(), "{err}");
+}
+
+#[test]
+fn a_symlinked_logs_directory_is_refused_before_the_run() {
+    let w = worker();
+    let p = policy("readonly", &w);
+    let m = manifest(&w, &p);
+    let victim = workdir("victim-logs");
+    // Left by an earlier run (or anyone who could write the worker directory).
+    std::os::unix::fs::symlink(&victim, w.dir.join("logs")).unwrap();
+    let marker = victim.join("ran");
+    let out = wrapper(&w, &m, &["/usr/bin/touch", marker.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    assert!(stderr(&out).contains("symbolic link"), "{}", stderr(&out));
+    assert_eq!(std::fs::read_dir(&victim).unwrap().count(), 0);
+}
+
 #[test]
 fn wrapper_env_follows_cool_workflow() {
     let w = worker();
