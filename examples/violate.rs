@@ -626,12 +626,16 @@ fn main() {
         },
         "sleep" => std::thread::sleep(std::time::Duration::from_secs_f64(a(1).parse().unwrap())),
         "swap-loop" => {
-            // A racing attacker (run outside any sandbox): until STOP exists, swap directory
-            // DIR for a symlink to TARGET and back. Prints "ready" after the first swap.
+            // A racing attacker (run outside any sandbox): until STOP exists (or its parent
+            // is gone), swap directory DIR for a symlink to TARGET and back. Prints "ready"
+            // after the first swap.
             let (dir, target, stop) = (a(1), a(2), a(3));
             let moved = format!("{dir}.moved");
             let mut first = true;
-            while std::fs::symlink_metadata(&stop).is_err() {
+            let parent = std::os::unix::process::parent_id();
+            while std::fs::symlink_metadata(&stop).is_err()
+                && std::os::unix::process::parent_id() == parent
+            {
                 let _ = std::fs::rename(&dir, &moved);
                 let _ = std::os::unix::fs::symlink(&target, &dir);
                 for _ in 0..2000 {

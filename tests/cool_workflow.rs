@@ -730,9 +730,11 @@ fn identities() -> Vec<Option<(u32, u32)>> {
     ids
 }
 
+/// Whether the agent's forgery (exactly; the genuine envelope quotes the agent's command
+/// line, forgery text included) is at `target`.
 fn forged(target: &Path) -> bool {
     std::fs::read_to_string(target)
-        .map(|t| t.contains("forged"))
+        .map(|t| t == r#"{"forged": true}"#)
         .unwrap_or(false)
 }
 

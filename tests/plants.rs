@@ -216,9 +216,17 @@ fn a_concurrent_attacker_swapping_the_envelope_directory_never_gets_a_write_outs
             Ok(())
         });
     }
-    let mut attacker = attacker.spawn().unwrap();
+    /// Stops the attacker whatever happens (a failed assertion included).
+    struct Attacker(Child);
+    impl Drop for Attacker {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut attacker = Attacker(attacker.spawn().unwrap());
     let mut ready = String::new();
-    std::io::BufReader::new(attacker.stdout.take().unwrap())
+    std::io::BufReader::new(attacker.0.stdout.take().unwrap())
         .read_line(&mut ready)
         .unwrap();
     assert_eq!(ready.trim(), "ready");
@@ -243,7 +251,7 @@ fn a_concurrent_attacker_swapping_the_envelope_directory_never_gets_a_write_outs
         assert_eq!(entries(&c), ["env.json"]);
     }
     write_file(&stop, "");
-    let _ = attacker.wait();
+    let _ = attacker.0.wait();
     eprintln!("exit codes under the race: {codes:?}");
 }
 
