@@ -718,18 +718,6 @@ fn as_user(c: &mut Command, (uid, gid): (u32, u32)) {
     }
 }
 
-/// The identities to run a wrapper case as: the current user and, as root, the test user.
-fn identities() -> Vec<Option<(u32, u32)>> {
-    let mut ids = vec![None];
-    if is_root() {
-        match unprivileged_user() {
-            Ok(u) => ids.push(Some(u)),
-            Err(why) => eprintln!("SKIPPED unprivileged variant: {why}"),
-        }
-    }
-    ids
-}
-
 /// Whether the agent's forgery (exactly; the genuine envelope quotes the agent's command
 /// line, forgery text included) is at `target`.
 fn forged(target: &Path) -> bool {
@@ -741,9 +729,9 @@ fn forged(target: &Path) -> bool {
 #[test]
 fn a_forged_attestation_is_not_left_behind_when_cw_exec_cannot_write_its_own() {
     use std::os::unix::fs::PermissionsExt;
-    for user in identities() {
+    for (user, who) in identities() {
         let w = worker();
-        std::fs::set_permissions(&w.dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        open_to_all(&w);
         let p = policy("readonly", &w);
         let m = manifest(&w, &p);
         let logs = w.dir.join("logs");
@@ -767,11 +755,11 @@ fn a_forged_attestation_is_not_left_behind_when_cw_exec_cannot_write_its_own() {
             assert_eq!(envelope(&target)["status"], "completed");
         } else {
             // Never the command's 0 with the forgery in place.
-            assert_eq!(out.status.code(), Some(125), "{user:?}: {err}");
+            assert_eq!(out.status.code(), Some(125), "{who}: {err}");
             assert!(err.contains("could not be written"), "{err}");
             assert!(
                 !forged(&target) || err.contains("COULD NOT remove"),
-                "{user:?}: the forgery was left without a word: {err}"
+                "{who}: the forgery was left without a word: {err}"
             );
         }
         std::fs::set_permissions(&logs, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -796,7 +784,7 @@ fn a_forged_attestation_is_removed_when_the_agent_fills_the_filesystem() {
         MsFlags::empty(),
         Some("size=128k,mode=0755"),
     ) {
-        eprintln!("SKIPPED ENOSPC case: cannot mount a tmpfs here: {e}");
+        skip(&format!("the ENOSPC case needs a tmpfs mounted here: {e}"));
         return;
     }
     struct Unmount(PathBuf);
