@@ -175,6 +175,39 @@ fn the_sandbox_swapping_the_envelope_directory_for_a_symlink_writes_nothing_outs
 }
 
 #[test]
+fn a_forged_envelope_in_a_replaced_directory_is_removed() {
+    as_each_identity(|sb, who| {
+        let w = workdir("replace-env");
+        let out_dir = w.join("out");
+        std::fs::create_dir(&out_dir).unwrap();
+        std::fs::set_permissions(&out_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let env = out_dir.join("env.json");
+        // The sandbox moves the envelope's directory away and puts a new one, with a forged
+        // envelope, where the caller will look.
+        let swap = format!(
+            "mv '{o}' '{o}.moved' && mkdir '{o}' && echo forged > '{e}'",
+            o = out_dir.display(),
+            e = env.display()
+        );
+        let out = sb
+            .args(["--write", w.to_str().unwrap()])
+            .args(["--envelope", env.to_str().unwrap()])
+            .run(&["/bin/sh", "-c", &swap]);
+        assert_eq!(out.status.code(), Some(125), "{who}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&format!("removed what was at {}", env.display())),
+            "{who}: {}",
+            stderr(&out)
+        );
+        assert!(!env.exists(), "{who}: the forgery is still there");
+        assert_eq!(
+            entries(&out_dir.with_extension("moved")),
+            Vec::<String>::new()
+        );
+    });
+}
+
+#[test]
 fn a_concurrent_attacker_swapping_the_envelope_directory_never_gets_a_write_outside() {
     if skip_unless_root("a root run raced by an unprivileged attacker") {
         return;
