@@ -1419,6 +1419,12 @@ fn env_program(arg: &str) -> Result<String, String> {
 fn open_held(held: &Held) -> Result<std::fs::File, String> {
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::OpenOptionsExt;
+    // The held object itself first: a device or FIFO is never opened at all.
+    let st =
+        nix::sys::stat::fstat(&held.fd).map_err(|e| format!("{}: {e}", held.path.display()))?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Err(format!("{}: not a regular file", held.path.display()));
+    }
     let f = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
