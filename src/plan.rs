@@ -643,32 +643,20 @@ impl Plan {
             .collect();
         patterns.extend(profile.credentials.iter().map(String::as_str));
         let credentials = crate::credentials::expand(&patterns, &homes);
-        let exec_programs = program_grants(
-            &req.exec_programs,
-            &ChainContext {
-                cwd: &cwd,
-                search_path: &search_path,
-                write_roots: &write_roots,
-                credentials: &credentials,
-                uid,
-                follow_symlinks,
-                loaders: &known_loaders(),
-            },
-            &mut grants,
-        )?;
+        let loaders = known_loaders();
+        let chains = ChainContext {
+            cwd: &cwd,
+            search_path: &search_path,
+            write_roots: &write_roots,
+            credentials: &credentials,
+            uid,
+            follow_symlinks,
+            loaders: &loaders,
+        };
+        let exec_programs = program_grants(&req.exec_programs, &chains, &mut grants)?;
         let runtime = runtime_allowance(exec_allowlist, &write_roots, &credentials, uid);
         let agent_install = if req.agent_install {
-            let loaders = known_loaders();
-            let ctx = ChainContext {
-                cwd: &cwd,
-                search_path: &search_path,
-                write_roots: &write_roots,
-                credentials: &credentials,
-                uid,
-                follow_symlinks,
-                loaders: &loaders,
-            };
-            agent_install_grants(&command_path, exec_allowlist, &ctx)?
+            agent_install_grants(&command_path, exec_allowlist, &chains)?
         } else {
             vec![]
         };
@@ -998,23 +986,7 @@ fn check_links(
     uid: u32,
 ) -> Result<(), PlanError> {
     for link in links {
-        let why = if link.placeable_by_others(uid) {
-            Some(format!(
-                "another user could have placed it (link owner uid {}, in a directory of uid {} with mode {:o})",
-                link.owner, link.dir_owner, link.dir_mode
-            ))
-        } else {
-            write_roots
-                .iter()
-                .find(|w| link.at.starts_with(w) && !resolved.starts_with(w))
-                .map(|w| {
-                    format!(
-                        "it lies inside {}, which this run may write, and leads out of it",
-                        w.display()
-                    )
-                })
-        };
-        if let Some(why) = why {
+        if let Some(why) = link.untrusted_because(uid, write_roots, resolved) {
             return Err(bad(format!(
                 "{named}: resolves through the symlink {} -> {}, and {why}; refusing to follow it (--follow-symlinks, or follow_symlinks = true in the profile, follows it anyway)",
                 link.at.display(),

@@ -60,23 +60,7 @@ pub fn open_dir(path: &Path, write_roots: &[PathBuf]) -> std::io::Result<Dir> {
         .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", abs.display())))?;
     let uid = nix::unistd::getuid().as_raw();
     for link in &held.links {
-        let why = if link.placeable_by_others(uid) {
-            Some(format!(
-                "another user could have placed it (link owner uid {}, in a directory of uid {} with mode {:o})",
-                link.owner, link.dir_owner, link.dir_mode
-            ))
-        } else {
-            write_roots
-                .iter()
-                .find(|w| link.at.starts_with(w) && !held.path.starts_with(w))
-                .map(|w| {
-                    format!(
-                        "it lies inside {}, which this run may write, and leads out of it",
-                        w.display()
-                    )
-                })
-        };
-        if let Some(why) = why {
+        if let Some(why) = link.untrusted_because(uid, write_roots, &held.path) {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::PermissionDenied,
                 format!(

@@ -58,20 +58,31 @@ struct MountAttr {
 /// without having to restate (and risk clearing) the flags the kernel locked on it.
 pub fn mount_setattr(path: &Path, recursive: bool, set: u64, clear: u64) -> io::Result<()> {
     let c_path = cstring(path)?;
+    let flags = libc::AT_NO_AUTOMOUNT | if recursive { libc::AT_RECURSIVE } else { 0 };
+    mount_setattr_at(libc::AT_FDCWD, &c_path, flags, set, clear)
+}
+
+/// The one `mount_setattr(2)` call: `dirfd` + `path` (or an empty path with AT_EMPTY_PATH).
+fn mount_setattr_at(
+    dirfd: libc::c_int,
+    path: &std::ffi::CStr,
+    flags: libc::c_int,
+    set: u64,
+    clear: u64,
+) -> io::Result<()> {
     let attr = MountAttr {
         attr_set: set,
         attr_clr: clear,
         propagation: 0,
         userns_fd: 0,
     };
-    let flags = libc::AT_NO_AUTOMOUNT | if recursive { libc::AT_RECURSIVE } else { 0 };
-    // SAFETY: c_path is a valid NUL-terminated string and attr a properly laid-out
-    // struct mount_attr that outlives the call; its size is passed alongside.
+    // SAFETY: path is a valid NUL-terminated string and attr a properly laid-out struct
+    // mount_attr, both outliving the call; the struct's size is passed alongside.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
-            libc::AT_FDCWD,
-            c_path.as_ptr(),
+            dirfd,
+            path.as_ptr(),
             flags as libc::c_uint,
             &attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
@@ -447,30 +458,8 @@ pub fn mount_setattr_fd(
     clear: u64,
 ) -> io::Result<()> {
     use std::os::fd::AsRawFd;
-    let attr = MountAttr {
-        attr_set: set,
-        attr_clr: clear,
-        propagation: 0,
-        userns_fd: 0,
-    };
     let flags = libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 };
-    // SAFETY: attr is a properly laid-out struct mount_attr that outlives the call, its size
-    // passed alongside; the path is a static NUL-terminated empty string.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            fd.as_raw_fd(),
-            c"".as_ptr(),
-            flags as libc::c_uint,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if ret == -1 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    mount_setattr_at(fd.as_raw_fd(), c"", flags, set, clear)
 }
 
 /// `move_mount(fd, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH)`: attaches a detached

@@ -54,6 +54,33 @@ impl Link {
             self.dir_mode & 0o002 != 0 || (self.dir_mode & 0o020 != 0 && self.dir_group != 0);
         !trusted(self.owner) || !trusted(self.dir_owner) || (others_write && !sticky)
     }
+
+    /// Why this link, met while resolving to `resolved`, must not be followed without the
+    /// caller's say-so, if it must not: someone other than root and `caller` could have placed
+    /// it, or it lies inside one of `write_roots` (where a sandbox could have planted it) and
+    /// leads out of that root.
+    pub fn untrusted_because(
+        &self,
+        caller: u32,
+        write_roots: &[PathBuf],
+        resolved: &Path,
+    ) -> Option<String> {
+        if self.placeable_by_others(caller) {
+            return Some(format!(
+                "another user could have placed it (link owner uid {}, in a directory of uid {} with mode {:o})",
+                self.owner, self.dir_owner, self.dir_mode
+            ));
+        }
+        write_roots
+            .iter()
+            .find(|w| self.at.starts_with(w) && !resolved.starts_with(w))
+            .map(|w| {
+                format!(
+                    "it lies inside {}, which this run may write, and leads out of it",
+                    w.display()
+                )
+            })
+    }
 }
 
 /// A resolved host path.
