@@ -6,11 +6,14 @@ mod credentials;
 mod cw;
 mod envelope;
 mod fsio;
+mod jcs;
 mod kernel;
 mod limits;
 mod plan;
 mod policy;
 mod probe;
+mod seal;
+mod signing;
 mod sink;
 mod supervise;
 mod sys;
@@ -24,7 +27,7 @@ use crate::plan::{Failing, Plan, PlanError, Request};
 use crate::policy::{LimitsPolicy, NetMode, Profile, Size, BUNDLED};
 
 /// Exit code when cw-exec refuses or fails before exec.
-const EXIT_REFUSED: i32 = 125;
+pub const EXIT_REFUSED: i32 = 125;
 
 #[derive(Parser)]
 #[command(
@@ -61,6 +64,35 @@ enum Command {
     /// cool-workflow's backend descriptor and probe payloads for cw-exec.
     #[command(subcommand)]
     Backend(BackendCommand),
+    /// Check an envelope's signed attestation: exit 0 valid, 1 invalid (with the reason).
+    Verify {
+        /// The envelope (or attestation file), or - for stdin.
+        #[arg(value_name = "FILE|-")]
+        file: String,
+        /// The nonce the run must have been given (`run --nonce`).
+        #[arg(long, value_name = "NONCE")]
+        nonce: Option<String>,
+        /// The command line the run must have run, exactly as in its evidence.
+        #[arg(long, value_name = "COMMAND")]
+        command: Option<String>,
+        /// Signed no longer ago than this (e.g. 90s, 10m, 2h, 1d).
+        #[arg(long, value_name = "DURATION")]
+        since: Option<String>,
+        /// The signer's public key (64 hex digits, or a file with them or `key show`'s
+        /// output); default: this user's own key.
+        #[arg(long, value_name = "PUBKEY|FILE")]
+        key: Option<String>,
+    },
+    /// The signing key.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// The public key and its id, to hand to whoever verifies (the key is created if there
+    /// is none yet).
+    Show,
 }
 
 #[derive(Subcommand)]
@@ -143,6 +175,10 @@ struct RunArgs {
     /// Write the cool-workflow result envelope with the kernel attestation to FILE (- for stderr).
     #[arg(long, value_name = "FILE|-")]
     envelope: Option<String>,
+    /// A nonce the verifier chose, bound into the signed attestation (replay protection):
+    /// the run is refused if it cannot be signed.
+    #[arg(long, value_name = "NONCE")]
+    nonce: Option<String>,
     /// The command and its arguments.
     #[arg(last = true, required = true, value_name = "COMMAND")]
     command: Vec<String>,
@@ -289,6 +325,20 @@ fn main() {
         Command::Profile(cmd) => profile(cmd),
         Command::Exec { request } => exec(&request),
         Command::Backend(cmd) => backend(cmd),
+        Command::Verify {
+            file,
+            nonce,
+            command,
+            since,
+            key,
+        } => seal::verify(&seal::VerifyArgs {
+            file: &file,
+            nonce: nonce.as_deref(),
+            command: command.as_deref(),
+            since: since.as_deref(),
+            key: key.as_deref(),
+        }),
+        Command::Key(KeyCommand::Show) => seal::key_show(),
     };
     std::process::exit(code);
 }
@@ -320,8 +370,19 @@ fn requested_write_set(request: &Request) -> Vec<PathBuf> {
 
 /// Writes the envelope; if any destination could not be written, says so and returns 125
 /// instead of `code`.
-fn deliver(sinks: Vec<sink::Sink>, envelope: &serde_json::Value, code: i32) -> i32 {
-    if sink::write_all(sinks, envelope) || code == EXIT_REFUSED {
+fn deliver(
+    sinks: Vec<sink::Sink>,
+    mut envelope: serde_json::Value,
+    code: i32,
+    signer: Option<&seal::Signer>,
+) -> i32 {
+    if sinks.is_empty() {
+        return code;
+    }
+    if let Some(signer) = signer {
+        signer.seal(&mut envelope);
+    }
+    if sink::write_all(sinks, &envelope) || code == EXIT_REFUSED {
         return code;
     }
     eprintln!(
@@ -334,9 +395,17 @@ fn run(args: &RunArgs) -> i32 {
     timings::mark("cw-exec started");
     let label = args.command.join(" ");
     let envelope_to = args.envelope.as_deref();
+    if args.nonce.is_some() && envelope_to.is_none() && args.manifest.is_none() {
+        return fail("--nonce: there is nothing to sign without --envelope (or --manifest)");
+    }
+    // The key exists before any sandbox of this run does (so that none can plant one).
+    let signer = match seal::Signer::open(args.nonce.as_deref()) {
+        Ok(s) => s,
+        Err(e) => return refuse(&Refusal::bad(e), &label, envelope_to, &[], None),
+    };
     let (request, policy) = match args.lowered() {
         Ok(r) => r,
-        Err(refusal) => return refuse(&refusal, &label, envelope_to, &[]),
+        Err(refusal) => return refuse(&refusal, &label, envelope_to, &[], Some(&signer)),
     };
     // A worker whose policy allows logs keeps its attestation there.
     let logs_dir = policy.as_ref().and_then(cw::SandboxPolicy::logs_dir);
@@ -348,7 +417,7 @@ fn run(args: &RunArgs) -> i32 {
                 profile_id: policy.id.clone(),
                 ..Refusal::bad(e)
             };
-            return refuse(&refusal, &label, envelope_to, &write_set);
+            return refuse(&refusal, &label, envelope_to, &write_set, Some(&signer));
         }
     }
     let plan = match Plan::build(&request) {
@@ -359,9 +428,18 @@ fn run(args: &RunArgs) -> i32 {
                 logs_dir.as_deref(),
                 &requested_write_set(&request),
             );
-            return plan_failure(&request, &label, err, sinks, errors);
+            return plan_failure(&request, &label, err, sinks, errors, Some(&signer));
         }
     };
+    if let Err(e) = signer.check_plan(&plan) {
+        return refuse(
+            &Refusal::bad(e),
+            &label,
+            envelope_to,
+            &write_set(&plan),
+            None,
+        );
+    }
     timings::mark("plan: policy, paths, seccomp program");
     // The destinations are opened now, before the sandbox exists, and held.
     let (sinks, errors) = sink::open(envelope_to, logs_dir.as_deref(), &write_set(&plan));
@@ -376,7 +454,7 @@ fn run(args: &RunArgs) -> i32 {
     let outcome = supervise::run(&plan, capture);
     report(&outcome);
     let envelope = envelope::for_run(&plan, &outcome, &label, envelope::Kind::Local);
-    let code = deliver(sinks, &envelope, outcome.exit_code);
+    let code = deliver(sinks, envelope, outcome.exit_code, Some(&signer));
     if plan.timings {
         timings::mark("envelope written");
         let mut marks = timings::take();
@@ -414,14 +492,20 @@ fn report(outcome: &supervise::Outcome) {
     }
 }
 
-fn refuse(refusal: &Refusal, label: &str, envelope_to: Option<&str>, untrusted: &[PathBuf]) -> i32 {
+fn refuse(
+    refusal: &Refusal,
+    label: &str,
+    envelope_to: Option<&str>,
+    untrusted: &[PathBuf],
+    signer: Option<&seal::Signer>,
+) -> i32 {
     eprintln!("cw-exec: refused ({}): {}", refusal.code, refusal.message);
     let (sinks, errors) = sink::open(envelope_to, refusal.logs_dir.as_deref(), untrusted);
     for e in &errors {
         eprintln!("cw-exec: {e}");
     }
     let envelope = refusal_envelope(refusal, label, envelope::Kind::Local);
-    deliver(sinks, &envelope, EXIT_REFUSED)
+    deliver(sinks, envelope, EXIT_REFUSED, signer)
 }
 
 /// The envelope of a refusal before any plan: `required` is the policy's own, `unenforceable`
@@ -476,6 +560,7 @@ fn plan_failure(
     err: PlanError,
     sinks: Vec<sink::Sink>,
     sink_errors: Vec<String>,
+    signer: Option<&seal::Signer>,
 ) -> i32 {
     let profile_id = match (&request.cw, &request.profile) {
         (Some(cw), _) => cw.profile_id.clone(),
@@ -515,7 +600,7 @@ fn plan_failure(
     for e in &sink_errors {
         eprintln!("cw-exec: {e}");
     }
-    match deliver(sinks, &envelope, exit) {
+    match deliver(sinks, envelope, exit, signer) {
         _ if !sink_errors.is_empty() => EXIT_REFUSED,
         code => code,
     }
@@ -548,8 +633,18 @@ fn exec(source: &str) -> i32 {
     let policy = &request.sandbox_policy;
     let label = request.label();
     let argv = request.argv();
-    let print =
-        |v: &serde_json::Value| println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    // The key exists before any sandbox of this request does; an untrusted one refuses it.
+    let (signer, key_refusal) = match seal::Signer::open(None) {
+        Ok(s) => (Some(s), None),
+        Err(e) => (None, Some(e)),
+    };
+    let print = |v: &serde_json::Value, signer: Option<&seal::Signer>| {
+        let mut v = v.clone();
+        if let Some(signer) = signer {
+            signer.seal(&mut v);
+        }
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default())
+    };
     // Every refusal here prints its envelope and ends the request.
     let refused = |code: &'static str, message: String, failing: Failing| {
         let refusal = Refusal {
@@ -560,10 +655,13 @@ fn exec(source: &str) -> i32 {
             failing,
             logs_dir: None,
         };
-        print(&refusal_envelope(&refusal, &label, kind));
+        print(&refusal_envelope(&refusal, &label, kind), signer.as_ref());
         EXIT_REFUSED
     };
     let none = || Failing::Dimensions(vec![]);
+    if let Some(e) = key_refusal {
+        return refused("backend-not-runnable", e, none());
+    }
 
     if !argv.is_empty() {
         if let Some(denied) = policy.command_denied(&argv.join(" ")) {
@@ -614,15 +712,18 @@ fn exec(source: &str) -> i32 {
                 vec![format!("exec failed: {message}")],
             );
             let handle = serde_json::json!({"kind": "process", "ref": req.command.join(" "), "metadata": {"exitCode": 127}});
-            print(&envelope::completed(
-                &req.command.join(" "),
-                Some(127),
-                envelope::EMPTY_SHA256,
-                &label,
-                att,
-                handle,
-                kind,
-            ));
+            print(
+                &envelope::completed(
+                    &req.command.join(" "),
+                    Some(127),
+                    envelope::EMPTY_SHA256,
+                    &label,
+                    att,
+                    handle,
+                    kind,
+                ),
+                signer.as_ref(),
+            );
             return 127;
         }
         Err(PlanError::Unenforceable {
@@ -653,9 +754,15 @@ fn exec(source: &str) -> i32 {
         forward_stdout: false,
         stderr: false,
     };
+    if let Some(Err(e)) = signer.as_ref().map(|s| s.check_plan(&plan)) {
+        return refused("backend-not-runnable", e, none());
+    }
     let outcome = supervise::run(&plan, capture);
     report(&outcome);
-    print(&envelope::for_run(&plan, &outcome, &label, kind));
+    print(
+        &envelope::for_run(&plan, &outcome, &label, kind),
+        signer.as_ref(),
+    );
     outcome.exit_code
 }
 

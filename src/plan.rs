@@ -372,6 +372,11 @@ pub struct Plan {
     pub agent_install: Vec<Grant>,
     /// Credential paths a grant covers without naming them, masked in the view.
     pub masks: Vec<Mask>,
+    /// The directory of cw-exec's signing key (physical path), if it exists.
+    pub signing_key_dir: Option<PathBuf>,
+    /// Directories between a write grant and the signing key's directory, made mount points
+    /// in the view so that no sandbox can rename them (and plant a key where cw-exec looks).
+    pub key_pins: Vec<PathBuf>,
     /// The cool-workflow policy this plan was lowered from, if any.
     pub cw: Option<crate::envelope::PolicyFacts>,
     /// Send phase timings back from the sandbox.
@@ -635,6 +640,23 @@ impl Plan {
             }
         }
 
+        // The signing key's directory: never granted, masked wherever a grant covers it, and
+        // where a write grant covers it, its ancestors are pinned (see `key_pins`).
+        let signing_key_dir = signing_key_dir(uid);
+        if let Some(key_dir) = &signing_key_dir {
+            if let Some(g) = grants
+                .iter()
+                .find(|g| g.path.starts_with(key_dir) && !g.per_run)
+            {
+                return Err(bad(format!(
+                    "{}: {} holds cw-exec's signing key, which no sandbox may see",
+                    g.requested,
+                    key_dir.display()
+                )));
+            }
+        }
+        let key_pins = key_pins(signing_key_dir.as_deref(), &write_roots);
+
         let homes = crate::credentials::homes(&home);
         let mut patterns: Vec<&str> = crate::credentials::SYSTEM
             .iter()
@@ -642,7 +664,8 @@ impl Plan {
             .copied()
             .collect();
         patterns.extend(profile.credentials.iter().map(String::as_str));
-        let credentials = crate::credentials::expand(&patterns, &homes);
+        let mut credentials = crate::credentials::expand(&patterns, &homes);
+        credentials.extend(signing_key_dir.clone());
         let loaders = known_loaders();
         let chains = ChainContext {
             cwd: &cwd,
@@ -753,6 +776,8 @@ impl Plan {
             runtime,
             agent_install,
             masks,
+            signing_key_dir,
+            key_pins,
             cw: req.cw.clone(),
             timings: req.timings,
             exec_allowlist,
@@ -1536,6 +1561,36 @@ fn exec_probe_target(
         }
     }
     None
+}
+
+/// The signing key's directory as it physically resolves, if it exists.
+fn signing_key_dir(uid: u32) -> Option<PathBuf> {
+    let lexical = crate::signing::key_dir(uid)?;
+    pathfd::resolve(&lexical)
+        .ok()
+        .filter(|h| h.is_dir)
+        .map(|h| h.path)
+}
+
+/// Every directory strictly between a write root and the key directory beneath it: renaming
+/// one (or the key directory, masked and so a mount point too) would let a sandbox put its own
+/// key where cw-exec looks for one. A mount point cannot be renamed (EBUSY).
+fn key_pins(key_dir: Option<&Path>, write_roots: &[PathBuf]) -> Vec<PathBuf> {
+    let mut pins: Vec<PathBuf> = Vec::new();
+    let Some(key_dir) = key_dir else {
+        return pins;
+    };
+    for root in write_roots.iter().filter(|r| key_dir.starts_with(r)) {
+        let mut dir = key_dir.parent();
+        while let Some(d) = dir.filter(|d| d.starts_with(root) && *d != root.as_path()) {
+            if !pins.iter().any(|p| p == d) {
+                pins.push(d.to_path_buf());
+            }
+            dir = d.parent();
+        }
+    }
+    pins.sort();
+    pins
 }
 
 /// The credential paths to mask: each that exists (a symlink is masked at its target) and lies

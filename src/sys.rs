@@ -498,3 +498,24 @@ pub fn dup_inherited_fd(fd: std::os::fd::RawFd) -> io::Result<std::os::fd::Owned
     };
     dup.ok_or_else(io::Error::last_os_error)
 }
+
+/// Fills `buf` from the kernel's random source (`getrandom(2)`, blocking until it is
+/// seeded, which it is long before anyone runs cw-exec).
+pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        let rest = &mut buf[filled..];
+        // SAFETY: getrandom writes at most `rest.len()` bytes into `rest`, a live,
+        // exclusively borrowed buffer of that length.
+        let ret = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
+        if ret < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        filled += ret as usize;
+    }
+    Ok(())
+}

@@ -147,6 +147,7 @@ fn assert_completed(e: &Value, command_line: &str, exit: i32, stdout: &[u8], lab
     ]);
     assert_eq!(e["schemaVersion"], 1);
     assert_eq!(e["evidence"], evidence, "{e:#}");
+    assert_signed_or_says_why(e);
     assert_eq!(e["result"]["evidence"], evidence);
     assert_eq!(e["result"]["findings"], json!([]));
     if exit == 0 {
@@ -162,6 +163,25 @@ fn assert_completed(e: &Value, command_line: &str, exit: i32, stdout: &[u8], lab
             format!("{label}: failed (exit {exit})")
         );
     }
+}
+
+/// A signed envelope carries the signature (and the attestation) in the handle's metadata
+/// too, where cool-workflow keeps it, and verifies against this host's key; an unsigned one
+/// (no place for a key) says why in its notes.
+fn assert_signed_or_says_why(e: &Value) {
+    let a = &e["provenance"]["attestation"];
+    if a["signature"].is_null() {
+        let notes = a["notes"].to_string();
+        assert!(notes.contains("unsigned:"), "{e:#}");
+        return;
+    }
+    let m = &e["provenance"]["handle"]["metadata"];
+    assert_eq!(m["signature"], a["signature"]);
+    assert!(m["attestation"]["kernel"].is_object(), "{m:#}");
+    let path = fixture().dir.join(format!("signed-{}.json", test_id()));
+    std::fs::write(&path, e.to_string()).unwrap();
+    let out = cw(&["verify", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
 }
 
 fn assert_refused(e: &Value, code: &str, profile: &str, label: &str, reason_contains: &str) {

@@ -216,14 +216,17 @@ pub fn enter(plan: &Plan) -> Result<(), String> {
 
     // Binds and masks, parents before children: a mask covers what its parent bind brought
     // in, and a grant beneath a masked path is bound on top of the mask.
+    // A pin makes a directory a mount point of itself, so it cannot be renamed or removed.
     enum Op<'a> {
         Bind(Bind),
         Mask(&'a Mask),
+        Pin,
     }
     let mut ops: Vec<(PathBuf, Op)> = binds(plan)
         .into_iter()
         .map(|b| (b.path.clone(), Op::Bind(b)))
         .chain(plan.masks.iter().map(|m| (m.path.clone(), Op::Mask(m))))
+        .chain(plan.key_pins.iter().map(|p| (p.clone(), Op::Pin)))
         .collect();
     ops.sort_by(|a, b| a.0.cmp(&b.0));
     let mut masked: Vec<&Path> = Vec::new();
@@ -238,6 +241,7 @@ pub fn enter(plan: &Plan) -> Result<(), String> {
                     masked.push(&mask.path);
                 }
             }
+            Op::Pin => pin(path).map_err(|e| step(&format!("pinning {}", path.display()), &e))?,
         }
     }
     // Masks were left writable for the mount points of sub-grants; freeze them now.
@@ -334,6 +338,19 @@ fn bind_verified(host_root: BorrowedFd<'_>, bind: &Bind) -> io::Result<()> {
         })?;
     }
     sys::attach_tree(tree.as_fd(), &bind.path)
+}
+
+/// Makes `path` (a directory of the view) a mount point of itself, flags unchanged: the
+/// kernel refuses to rename or remove a mount point (EBUSY).
+fn pin(path: &Path) -> io::Result<()> {
+    let root = nix::fcntl::open(
+        "/",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let fd = pathfd::reopen_beneath(root.as_fd(), path)?;
+    let tree = sys::clone_tree(fd.as_fd())?;
+    sys::attach_tree(tree.as_fd(), path)
 }
 
 /// Covers a credential path with an empty, read-only directory or file. Returns true when the
@@ -504,10 +521,21 @@ pub fn describe(plan: &Plan) -> Vec<String> {
         plan.limits.tmpfs_size
     ));
     for m in &plan.masks {
+        let what = if plan.signing_key_dir.as_ref() == Some(&m.path) {
+            "cw-exec's signing key"
+        } else {
+            "credentials"
+        };
         out.push(format!(
-            "{} masked (credentials: an empty, read-only {}; named sub-paths bound on top)",
+            "{} masked ({what}: an empty, read-only {}; named sub-paths bound on top)",
             m.path.display(),
             if m.is_dir { "directory" } else { "file" }
+        ));
+    }
+    for p in &plan.key_pins {
+        out.push(format!(
+            "{} pinned (a mount point of itself: it cannot be renamed, so no sandbox can move the signing key's directory)",
+            p.display()
         ));
     }
     out.push("/proc proc (own PID namespace)".into());

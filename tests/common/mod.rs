@@ -163,13 +163,16 @@ impl Sandbox {
     }
 
     pub fn command(&self, sub: &str, cmd: &[&str]) -> Command {
+        let mut c = self.plain(&[sub]);
+        c.args(&self.args).arg("--").args(cmd);
+        c
+    }
+
+    /// `cw-exec ARGS` with this sandbox's identity and environment (no `--`, no run flags).
+    pub fn plain(&self, args: &[&str]) -> Command {
         let f = fixture();
         let mut c = Command::new(&f.cw);
-        c.arg(sub)
-            .args(&self.args)
-            .arg("--")
-            .args(cmd)
-            .current_dir(&self.cwd);
+        c.args(args).current_dir(&self.cwd);
         c.env("HOME", "/root");
         if let Some((uid, gid)) = self.user {
             c.uid(uid).gid(gid);
