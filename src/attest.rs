@@ -10,10 +10,8 @@ use serde_json::{json, Value};
 use crate::kernel::landlock::{FlagNames, LandlockOutcome};
 use crate::kernel::quotas::QuotaReadback;
 use crate::limits::LimitReport;
+use crate::model::{Dimension, NetMode};
 use crate::plan::{EnvRule, Plan};
-use crate::policy::NetMode;
-
-pub const DIMENSIONS: [&str; 5] = ["read", "write", "command", "network", "env"];
 
 /// One active check made from inside the sandbox: an operation that must fail, and how.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -89,41 +87,17 @@ impl NamespacePair {
 /// Which dimensions the policy requires and which the read-back proves.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Verdict {
-    pub required: Vec<&'static str>,
-    pub enforced: Vec<&'static str>,
-    pub unenforceable: Vec<&'static str>,
+    pub required: Vec<Dimension>,
+    pub enforced: Vec<Dimension>,
+    pub unenforceable: Vec<Dimension>,
     /// Per dimension, why it is or is not proven.
-    pub reasons: BTreeMap<&'static str, String>,
+    pub reasons: BTreeMap<Dimension, String>,
 }
 
 impl Verdict {
     pub fn refused(&self) -> bool {
         !self.unenforceable.is_empty()
     }
-}
-
-/// Required dimensions: a cool-workflow policy's own (see `cw::SandboxPolicy::required`);
-/// otherwise read, write and env always (cw-exec always builds the environment from
-/// scratch), command when an exec allowlist is in force, network unless `--net host`.
-pub fn required(plan: &Plan) -> Vec<&'static str> {
-    if let Some(cw) = &plan.cw {
-        return cw.required.clone();
-    }
-    required_native(plan.exec_allowlist, plan.net)
-}
-
-/// The native rule, from the two facts it depends on (known before any kernel is asked, so
-/// a refusal before a plan exists states the same required set a run would).
-pub fn required_native(exec_allowlist: bool, net: NetMode) -> Vec<&'static str> {
-    DIMENSIONS
-        .iter()
-        .copied()
-        .filter(|d| match *d {
-            "command" => exec_allowlist,
-            "network" => net != NetMode::Host,
-            _ => true,
-        })
-        .collect()
 }
 
 /// Checks the names execve receives against the policy's rule: every name allowed by the
@@ -179,7 +153,7 @@ pub fn verdict(plan: &Plan, rb: &KernelReadback) -> Verdict {
         .unwrap_or(false);
 
     let mut reasons = BTreeMap::new();
-    let mut proven = |dim: &'static str, checks: Vec<(&str, bool)>| {
+    let mut proven = |dim: Dimension, checks: Vec<(&str, bool)>| {
         let failed: Vec<&str> = checks
             .iter()
             .filter(|(_, ok)| !ok)
@@ -202,7 +176,7 @@ pub fn verdict(plan: &Plan, rb: &KernelReadback) -> Verdict {
     };
 
     let read = proven(
-        "read",
+        Dimension::Read,
         vec![
             ("landlock fully enforced", landlock_full),
             (
@@ -217,7 +191,7 @@ pub fn verdict(plan: &Plan, rb: &KernelReadback) -> Verdict {
         ],
     );
     let write = proven(
-        "write",
+        Dimension::Write,
         vec![
             ("landlock fully enforced", landlock_full),
             (
@@ -251,7 +225,7 @@ pub fn verdict(plan: &Plan, rb: &KernelReadback) -> Verdict {
         ));
     }
     let command = proven(
-        "command",
+        Dimension::Command,
         vec![
             ("exec allowlist in force", plan.exec_allowlist),
             (
@@ -279,7 +253,10 @@ pub fn verdict(plan: &Plan, rb: &KernelReadback) -> Verdict {
         .collect(),
     );
     let network = match plan.net {
-        NetMode::Host => proven("network", vec![("host network (not restricted)", false)]),
+        NetMode::Host => proven(
+            Dimension::Network,
+            vec![("host network (not restricted)", false)],
+        ),
         mode => {
             let mut checks = vec![
                 (
@@ -300,7 +277,7 @@ pub fn verdict(plan: &Plan, rb: &KernelReadback) -> Verdict {
                     checks.push(("landlock denies TCP connect (probe)", ok));
                 }
             }
-            proven("network", checks)
+            proven(Dimension::Network, checks)
         }
     };
     let env_checked = env_check(&plan.env_rule, &rb.env_names);
@@ -308,17 +285,20 @@ pub fn verdict(plan: &Plan, rb: &KernelReadback) -> Verdict {
         Ok(()) => "every name execve receives is allowed by the policy".to_string(),
         Err(bad) => format!("execve would receive names the policy does not allow: {bad}"),
     };
-    let env = proven("env", vec![(env_label.as_str(), env_checked.is_ok())]);
+    let env = proven(
+        Dimension::Env,
+        vec![(env_label.as_str(), env_checked.is_ok())],
+    );
 
     let outcome = [
-        ("read", read),
-        ("write", write),
-        ("command", command),
-        ("network", network),
-        ("env", env),
+        (Dimension::Read, read),
+        (Dimension::Write, write),
+        (Dimension::Command, command),
+        (Dimension::Network, network),
+        (Dimension::Env, env),
     ];
-    let required = required(plan);
-    let enforced: Vec<&'static str> = outcome
+    let required = plan.required();
+    let enforced: Vec<Dimension> = outcome
         .iter()
         .filter(|(_, ok)| *ok)
         .map(|(d, _)| *d)
@@ -343,8 +323,10 @@ pub const COMMAND_GAP_ARGUMENTS: &str = "execute.allow: the kernel enforces the 
 /// Known bypasses per dimension that this kernel could not close, for the attestation.
 pub fn gaps(plan: &Plan) -> BTreeMap<&'static str, Vec<String>> {
     let abi = plan.landlock;
-    let mut g: BTreeMap<&'static str, Vec<String>> =
-        DIMENSIONS.iter().map(|d| (*d, vec![])).collect();
+    let mut g: BTreeMap<&'static str, Vec<String>> = Dimension::ALL
+        .iter()
+        .map(|d| (d.as_str(), vec![]))
+        .collect();
     let push = |g: &mut BTreeMap<&'static str, Vec<String>>, d: &'static str, s: &str| {
         g.get_mut(d).unwrap().push(s.to_string())
     };
@@ -463,7 +445,7 @@ pub fn kernel_section(plan: &Plan, rb: Option<&KernelReadback>, verdict: &Verdic
         "execProbe": plan.exec_probe,
         "envRule": plan.env_rule,
         "network": plan.net.as_str(),
-        "mountView": crate::kernel::mount_view::describe(plan),
+        "mountView": crate::kernel::mount_view::describe(&plan.view()),
         "seccomp": {
             "sha256": plan.seccomp.sha256,
             "filters": plan.seccomp.filters.len(),
@@ -595,7 +577,7 @@ mod tests {
         });
         assert!(p.exec_probe.is_some(), "no exec probe target on this host");
         let v = verdict(&p, &live(&p));
-        assert_eq!(v.enforced, DIMENSIONS, "{:#?}", v.reasons);
+        assert_eq!(v.enforced, Dimension::ALL, "{:#?}", v.reasons);
         assert!(!v.refused());
     }
 
@@ -607,13 +589,13 @@ mod tests {
             ..Default::default()
         });
         for (probe, got, dim) in [
-            ("read-outside-grants", "ok", "read"),
-            ("write-landlock", "ok", "write"),
-            ("exec-outside-allowlist", "EFAULT", "command"),
+            ("read-outside-grants", "ok", Dimension::Read),
+            ("write-landlock", "ok", Dimension::Write),
+            ("exec-outside-allowlist", "EFAULT", Dimension::Command),
             (
                 "exec-outside-allowlist",
                 "inconclusive: access(X_OK) answered EACCES",
-                "command",
+                Dimension::Command,
             ),
         ] {
             let v = verdict(&p, &with_probe(live(&p), probe, got));
@@ -627,15 +609,19 @@ mod tests {
         // A probe that did not run proves nothing either.
         let mut rb = live(&p);
         rb.probes.retain(|p| p.name != "exec-outside-allowlist");
-        assert!(!verdict(&p, &rb).enforced.contains(&"command"));
+        assert!(!verdict(&p, &rb).enforced.contains(&Dimension::Command));
     }
 
     #[test]
     fn without_an_exec_allowlist_command_is_not_enforced() {
         let p = plan(Request::default());
         let v = verdict(&p, &live(&p));
-        assert!(!v.enforced.contains(&"command"), "{:#?}", v.reasons);
-        assert!(!v.required.contains(&"command"));
+        assert!(
+            !v.enforced.contains(&Dimension::Command),
+            "{:#?}",
+            v.reasons
+        );
+        assert!(!v.required.contains(&Dimension::Command));
     }
 
     #[test]
@@ -644,16 +630,20 @@ mod tests {
         let mut rb = live(&p);
         rb.env_names.push("LD_PRELOAD".into());
         let v = verdict(&p, &rb);
-        assert!(v.unenforceable.contains(&"env"), "{:#?}", v.reasons);
         assert!(
-            v.reasons["env"].contains("LD_PRELOAD"),
+            v.unenforceable.contains(&Dimension::Env),
+            "{:#?}",
+            v.reasons
+        );
+        assert!(
+            v.reasons[&Dimension::Env].contains("LD_PRELOAD"),
             "{}",
-            v.reasons["env"]
+            v.reasons[&Dimension::Env]
         );
         // A name twice (getenv takes the first, others the last) is refused as well.
         let mut rb = live(&p);
         rb.env_names.push("PATH".into());
-        assert!(verdict(&p, &rb).unenforceable.contains(&"env"));
+        assert!(verdict(&p, &rb).unenforceable.contains(&Dimension::Env));
     }
 
     #[test]

@@ -22,8 +22,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::attest::{self, KernelReadback, NamespacePair, Probe};
 use crate::kernel::{landlock, mount_view};
+use crate::model::{exec_failure_status, Dimension, NetMode, EXIT_REFUSED};
 use crate::plan::{namespace_inodes, Plan};
-use crate::policy::NetMode;
 use crate::sys;
 
 /// Messages from inside the sandbox to cw-exec, one JSON object per line on the report pipe.
@@ -35,7 +35,7 @@ pub enum Message {
     /// The read-back did not prove a required dimension; nothing was executed.
     Refused {
         readback: Box<KernelReadback>,
-        unenforceable: Vec<String>,
+        unenforceable: Vec<Dimension>,
     },
     /// Every restriction is in place; execve comes next.
     Readback { readback: Box<KernelReadback> },
@@ -77,7 +77,7 @@ pub fn init_main(plan: &Plan, host_ns: &BTreeMap<String, u64>, go: OwnedFd, repo
         Ok(code) => code,
         Err((step, message)) => {
             reporter.send(&Message::SetupError { step, message });
-            125
+            EXIT_REFUSED
         }
     };
     std::process::exit(code)
@@ -113,12 +113,12 @@ fn init(
     )?;
     let mut byte = [0u8; 1];
     if step("waiting for cw-exec", nix::unistd::read(&go, &mut byte))? != 1 {
-        return Ok(125);
+        return Ok(EXIT_REFUSED);
     }
     drop(go);
     crate::timings::mark("init: released by cw-exec");
     step("hostname", nix::unistd::sethostname("cw-exec"))?;
-    step("mount view", mount_view::enter(plan))?;
+    step("mount view", mount_view::enter(&plan.view()))?;
     crate::timings::mark("init: mount view built and entered");
     // Landlock does not mediate exec of a memfd (it lives on an internal mount Landlock
     // exempts), so forbid executable memfds for the whole PID namespace (Linux 6.3); the
@@ -225,7 +225,7 @@ fn command_main(
                 step: "arguments".into(),
                 message: e,
             });
-            std::process::exit(125)
+            std::process::exit(EXIT_REFUSED)
         }
     };
     let envp = plan.envp();
@@ -235,20 +235,16 @@ fn command_main(
         Ok(rb) => rb,
         Err((step, message)) => {
             reporter.send(&Message::SetupError { step, message });
-            std::process::exit(125)
+            std::process::exit(EXIT_REFUSED)
         }
     };
     let verdict = attest::verdict(plan, &readback);
     if verdict.refused() {
         reporter.send(&Message::Refused {
             readback: Box::new(readback),
-            unenforceable: verdict
-                .unenforceable
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            unenforceable: verdict.unenforceable.clone(),
         });
-        std::process::exit(125)
+        std::process::exit(EXIT_REFUSED)
     }
     reporter.send(&Message::Readback {
         readback: Box::new(readback),
@@ -273,7 +269,7 @@ fn command_main(
         errno: err as i32,
         message: format!("{}: {}{hint}", plan.command_path.display(), err.desc()),
     });
-    std::process::exit(if err == Errno::ENOENT { 127 } else { 126 })
+    std::process::exit(exec_failure_status(err as i32))
 }
 
 /// The containment order, in one place. Each step assumes the ones before it.

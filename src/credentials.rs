@@ -147,6 +147,18 @@ pub fn within_credentials(path: &Path, credentials: &[PathBuf]) -> bool {
     credentials.iter().any(|c| path.starts_with(c))
 }
 
+/// The caller's home: `$HOME`, else the passwd entry, else `/`.
+pub fn home_dir() -> PathBuf {
+    if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+        return PathBuf::from(home);
+    }
+    nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|u| u.dir)
+        .unwrap_or_else(|| PathBuf::from("/"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

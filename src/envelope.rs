@@ -5,15 +5,12 @@
 
 use serde_json::{json, Value};
 
-use crate::attest::{self, Verdict, DIMENSIONS};
+use crate::attest::{self, Verdict};
+use crate::model::{names, Dimension, Failing, PolicyFacts};
 use crate::plan::Plan;
 use crate::supervise::Outcome;
 
 pub const BACKEND_ID: &str = "cw-exec";
-
-/// The set-up step whose failure means a limit could not be applied (`supervise` names
-/// its cgroup step so).
-pub const LIMITS_STEP: &str = "cgroups";
 
 /// The refusal code for a sandbox that cannot be built or proven.
 pub const UNENFORCEABLE: &str = "sandbox-unenforceable";
@@ -63,60 +60,34 @@ pub fn evidence_refused(code: &str, profile_id: &str) -> Vec<String> {
     ]
 }
 
-/// The policy facts an attestation states, whether or not a plan was made. A plan lowered
-/// from a cool-workflow policy carries them (`Plan::cw`); otherwise they follow from the plan.
-#[derive(Clone, Debug)]
-pub struct PolicyFacts {
-    pub profile_id: String,
-    pub required: Vec<&'static str>,
-    pub enforced_by_cw: Vec<String>,
-    pub host_required: Vec<String>,
-    pub notes: Vec<String>,
-}
-
-impl PolicyFacts {
-    pub fn of_plan(plan: &Plan) -> PolicyFacts {
-        match &plan.cw {
-            Some(facts) => facts.clone(),
-            None => PolicyFacts {
-                profile_id: plan.profile_id.clone(),
-                required: attest::required(plan),
-                enforced_by_cw: vec![],
-                host_required: vec![],
-                notes: vec![],
-            },
-        }
-    }
-}
-
 /// The attestation object. As in cool-workflow, `enforced`, `attested` and `unenforceable`
 /// partition the *required* dimensions, and `guarantees` labels all five; the kernel
 /// section (when there is one) proves each dimension, required or not.
 pub fn attestation(
     facts: &PolicyFacts,
-    enforced: &[&str],
-    unenforceable: &[&str],
+    enforced: &[Dimension],
+    unenforceable: &[Dimension],
     kind: Kind,
     kernel: Option<Value>,
     mut notes: Vec<String>,
 ) -> Value {
-    let enforced: Vec<&str> = facts
+    let enforced: Vec<Dimension> = facts
         .required
         .iter()
         .copied()
         .filter(|d| enforced.contains(d))
         .collect();
-    let unenforceable: Vec<&str> = facts
+    let unenforceable: Vec<Dimension> = facts
         .required
         .iter()
         .copied()
         .filter(|d| unenforceable.contains(d))
         .collect();
-    let guarantees: serde_json::Map<String, Value> = DIMENSIONS
+    let guarantees: serde_json::Map<String, Value> = Dimension::ALL
         .iter()
         .map(|d| {
             (
-                d.to_string(),
+                d.as_str().to_string(),
                 json!(if enforced.contains(d) {
                     "enforced"
                 } else {
@@ -139,10 +110,10 @@ pub fn attestation(
         "locality": "local",
         "kind": kind.as_str(),
         "sandboxProfileId": facts.profile_id,
-        "required": facts.required,
-        "enforced": enforced,
+        "required": names(&facts.required),
+        "enforced": names(&enforced),
         "attested": [],
-        "unenforceable": unenforceable,
+        "unenforceable": names(&unenforceable),
         "status": status,
         "guarantees": guarantees,
         "enforcedByCW": facts.enforced_by_cw,
@@ -158,11 +129,11 @@ pub fn attestation(
 
 /// The envelope for a run that got as far as a plan.
 pub fn for_run(plan: &Plan, outcome: &Outcome, label: &str, kind: Kind) -> Value {
-    let facts = PolicyFacts::of_plan(plan);
+    let facts = plan.facts();
     let verdict = match &outcome.readback {
         Some(rb) => attest::verdict(plan, rb),
         None => Verdict {
-            required: attest::required(plan),
+            required: plan.required(),
             ..Default::default()
         },
     };
@@ -208,7 +179,7 @@ pub fn for_run(plan: &Plan, outcome: &Outcome, label: &str, kind: Kind) -> Value
         }
         Some(_) if !verdict.unenforceable.is_empty() => (vec![], verdict.unenforceable.clone()),
         // The sandbox's limits could not be put in place: a limit, not a dimension, failed.
-        Some((step, _)) if step == LIMITS_STEP => (vec![], vec![]),
+        Some(r) if matches!(r.failing, Failing::Limit(_)) => (vec![], vec![]),
         Some(_) => (vec![], facts.required.clone()),
     };
     let attestation = attestation(
@@ -239,8 +210,12 @@ pub fn for_run(plan: &Plan, outcome: &Outcome, label: &str, kind: Kind) -> Value
             "kernel": kernel,
         },
     });
-    if let Some((step, message)) = &outcome.refusal {
-        let reason = format!("{step}: {message}");
+    if let Some(refusal) = &outcome.refusal {
+        let reason = format!(
+            "{}: {}",
+            refusal.mechanism.as_deref().unwrap_or("set-up"),
+            refusal.message
+        );
         return refused(
             &facts.profile_id,
             label,

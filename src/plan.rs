@@ -10,20 +10,24 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::kernel::landlock::LandlockAbi;
-use crate::kernel::pathfd::{self, Held, Identity, Link};
+use crate::kernel::mount_view::{Bind, View};
+use crate::kernel::pathfd::{self, Held};
 use crate::kernel::seccomp::SeccompProgram;
 use crate::limits::{Limits, LimitsPlan};
-use crate::policy::{check_env_name, LimitsPolicy, NetMode, Profile, Tokens};
+use crate::model::{
+    Access, Dimension, Grant, Mask, NetMode, PolicyFacts, Refusal, LANDLOCK_DIMENSIONS,
+};
+use crate::policy::{check_env_name, LimitsPolicy, Profile, Tokens};
 
 /// The sandbox's /tmp: always a private tmpfs, never the host's (`$tmp` names it). Host paths
 /// beneath /tmp can still be granted; they are bound on top of it.
-pub const PRIVATE_TMP: &str = "/tmp";
+pub use crate::kernel::mount_view::PRIVATE_TMP;
 
 /// The default `PATH` inside the sandbox: the system directories, nothing user-writable.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -54,7 +58,7 @@ pub struct Request {
     /// attested allowance: the directory of the resolved binary.
     pub agent_install: bool,
     /// The cool-workflow policy this request was lowered from, if any.
-    pub cw: Option<crate::envelope::PolicyFacts>,
+    pub cw: Option<PolicyFacts>,
     /// Record and print phase timings.
     pub timings: bool,
     /// Programs of an exec allowlist given as command lines (cool-workflow's
@@ -109,117 +113,8 @@ pub const NEVER_FORWARD: &[&str] = &[
     "CW_BENCH_TRACE_FILE",
 ];
 
-/// What an `Unenforceable` refusal is about.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Failing {
-    /// These dimensions cannot be enforced here (in DIMENSIONS order).
-    Dimensions(Vec<&'static str>),
-    /// This limit has no mechanism that binds as asked; no dimension is at fault.
-    Limit(String),
-}
-
-/// Why no plan could be made.
-#[derive(Debug)]
-pub enum PlanError {
-    /// The request is malformed: a bad profile, flag or path. Names the culprit.
-    BadInput(String),
-    /// The command was not found on the sandbox's PATH (exit 127).
-    CommandNotFound(String),
-    /// The kernel cannot enforce what was asked here (refusal, exit 125): a dimension, or a
-    /// limit.
-    Unenforceable {
-        failing: Failing,
-        mechanism: String,
-        message: String,
-    },
-}
-
-impl PlanError {
-    /// A refusal because these dimensions cannot be enforced.
-    pub fn dimensions(
-        dims: &[&'static str],
-        mechanism: impl Into<String>,
-        message: impl Into<String>,
-    ) -> PlanError {
-        PlanError::Unenforceable {
-            failing: Failing::Dimensions(dims.to_vec()),
-            mechanism: mechanism.into(),
-            message: message.into(),
-        }
-    }
-
-    /// A refusal because this limit cannot bind as asked.
-    pub fn limit(limit: impl Into<String>, message: impl Into<String>) -> PlanError {
-        let limit = limit.into();
-        PlanError::Unenforceable {
-            mechanism: format!("limit {limit}"),
-            failing: Failing::Limit(limit),
-            message: message.into(),
-        }
-    }
-}
-
-impl std::fmt::Display for PlanError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            PlanError::BadInput(m) | PlanError::CommandNotFound(m) => f.write_str(m),
-            PlanError::Unenforceable { message, .. } => f.write_str(message),
-        }
-    }
-}
-
-fn bad(message: impl Into<String>) -> PlanError {
-    PlanError::BadInput(message.into())
-}
-
-/// Access granted beneath a path.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Access {
-    pub read: bool,
-    pub write: bool,
-    pub exec: bool,
-}
-
-impl Access {
-    pub fn describe(self) -> String {
-        let mut parts = vec![];
-        if self.read || self.write {
-            parts.push("read");
-        }
-        if self.write {
-            parts.push("write");
-        }
-        if self.exec {
-            parts.push("exec");
-        }
-        parts.join("+")
-    }
-}
-
-/// One path the sandbox may use, resolved on the host.
-#[derive(Clone, Debug, Serialize)]
-pub struct Grant {
-    /// The path as resolved (absolute, symlinks followed): what is mounted and ruled.
-    pub path: PathBuf,
-    /// The absolute path as requested (tokens expanded, symlinks not followed): the mount
-    /// view recreates the symlinks along it so the requested spelling works inside too.
-    pub requested: String,
-    pub access: Access,
-    pub is_dir: bool,
-    /// The private tmp (a tmpfs made for this run), not a host path.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub per_run: bool,
-    /// Device, inode and mount id of the object when it was resolved: init binds only an
-    /// object with this device and inode.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub identity: Option<Identity>,
-    /// The `O_PATH` descriptor held since the path was resolved: the Landlock rule is built
-    /// from it, never from the name.
-    #[serde(skip)]
-    pub held: Option<Arc<OwnedFd>>,
-    /// The symlinks followed to resolve the requested spelling (recreated in the view).
-    #[serde(skip)]
-    pub links: Vec<Link>,
+fn bad(message: impl Into<String>) -> Refusal {
+    Refusal::bad(message)
 }
 
 impl Grant {
@@ -251,14 +146,6 @@ impl Grant {
             links: held.links,
         }
     }
-}
-
-/// A credential path covered by a grant that does not name it: masked in the view.
-#[derive(Clone, Debug, Serialize)]
-pub struct Mask {
-    pub path: PathBuf,
-    #[serde(rename = "isDir")]
-    pub is_dir: bool,
 }
 
 /// The runtime allowance: what a normal program needs to start. Read-only; executable
@@ -340,10 +227,6 @@ pub const LIBRARY_DIRS: &[&str] = &[
     "/usr/local/lib64",
 ];
 
-/// The dimensions Landlock is the mechanism of: without it (or below a required ABI) none of
-/// them can be enforced.
-pub const LANDLOCK_DIMENSIONS: [&str; 3] = ["read", "write", "command"];
-
 /// One program of an exec allowlist given as a command line (`Request::exec_programs`).
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -378,7 +261,7 @@ pub struct Plan {
     /// in the view so that no sandbox can rename them (and plant a key where cw-exec looks).
     pub key_pins: Vec<PathBuf>,
     /// The cool-workflow policy this plan was lowered from, if any.
-    pub cw: Option<crate::envelope::PolicyFacts>,
+    pub cw: Option<PolicyFacts>,
     /// Send phase timings back from the sandbox.
     pub timings: bool,
     pub exec_allowlist: bool,
@@ -412,7 +295,7 @@ pub struct Plan {
 
 impl Plan {
     /// Lowers a request. Every granted path must exist, except the private tmp.
-    pub fn build(req: &Request) -> Result<Plan, PlanError> {
+    pub fn build(req: &Request) -> Result<Plan, Refusal> {
         // A cool-workflow policy stands in for the default profile; an explicit one adds to it.
         let (profile_id, profile) = match (&req.profile, &req.cw) {
             (Some(name), _) => Profile::load(name).map_err(bad)?,
@@ -692,7 +575,7 @@ impl Plan {
         let abi = match crate::sys::landlock_abi() {
             Ok(v) => v,
             Err(e) => {
-                return Err(PlanError::dimensions(
+                return Err(Refusal::dimensions(
                     &LANDLOCK_DIMENSIONS,
                     "landlock",
                     format!(
@@ -708,7 +591,7 @@ impl Plan {
         };
         if let Some(min) = profile.min_landlock_abi {
             if abi < min {
-                return Err(PlanError::dimensions(
+                return Err(Refusal::dimensions(
                     &LANDLOCK_DIMENSIONS,
                     format!("landlock-abi-{min}"),
                     format!(
@@ -754,7 +637,7 @@ impl Plan {
             explicit,
         };
         let limits = crate::limits::plan(&wanted, uid)
-            .map_err(|(limit, message)| PlanError::limit(limit, message))?;
+            .map_err(|(limit, message)| Refusal::limit(limit, message))?;
         let memfd_sysctl = can_set_memfd_sysctl(uid);
         let native_code = profile.exec.native_code();
         let seccomp = SeccompProgram::compile(net, !memfd_sysctl, native_code).map_err(bad)?;
@@ -797,6 +680,48 @@ impl Plan {
             uid,
             gid,
         })
+    }
+
+    /// Required dimensions: a cool-workflow policy's own (see `cw::SandboxPolicy::required`);
+    /// otherwise read, write and env always (cw-exec always builds the environment from
+    /// scratch), command when an exec allowlist is in force, network unless `--net host`.
+    pub fn required(&self) -> Vec<Dimension> {
+        if let Some(cw) = &self.cw {
+            return cw.required.clone();
+        }
+        required_native(self.exec_allowlist, self.net)
+    }
+
+    /// The policy facts the attestation states.
+    pub fn facts(&self) -> PolicyFacts {
+        match &self.cw {
+            Some(facts) => facts.clone(),
+            None => PolicyFacts {
+                profile_id: self.profile_id.clone(),
+                required: self.required(),
+                enforced_by_cw: vec![],
+                host_required: vec![],
+                notes: vec![],
+            },
+        }
+    }
+
+    /// The mount view this plan asks for, as the kernel facility takes it.
+    pub fn view(&self) -> View {
+        View {
+            binds: view_binds(self),
+            masks: self.masks.clone(),
+            key_dir: self.signing_key_dir.clone(),
+            pins: self.key_pins.clone(),
+            links: self
+                .all_grants()
+                .flat_map(|g| g.links.iter())
+                .map(|l| (l.at.clone(), l.target.clone()))
+                .collect(),
+            tmp_exec: self.tmp_exec(),
+            tmpfs_size: self.limits.tmpfs_size,
+            cwd: self.cwd.clone(),
+        }
     }
 
     /// Whether a runtime-allowance path is mounted exec in the view: always without an
@@ -843,6 +768,84 @@ impl Plan {
     }
 }
 
+/// The binds the view needs, parents before children, leaving out any path whose nearest
+/// bound ancestor already has the same flags.
+fn view_binds(plan: &Plan) -> Vec<Bind> {
+    let bind = |g: &Grant, runtime: bool| {
+        let device = g.path.starts_with("/dev");
+        Bind {
+            path: g.path.clone(),
+            writable: g.access.write && !device,
+            // Runtime entries keep exec at the mount level only where shared libraries
+            // live (they must be mmap-able PROT_EXEC); under an exec allowlist the rest is
+            // noexec, so `ld.so FILE` cannot map a program from there.
+            exec: (g.access.exec || (runtime && plan.runtime_mount_exec(&g.path))) && !device,
+            device,
+            is_dir: g.is_dir,
+            expect: g.identity.map(|i| (i.dev, i.ino)),
+        }
+    };
+    let mut wanted: Vec<Bind> = plan
+        .grants
+        .iter()
+        .chain(plan.agent_install.iter())
+        .filter(|g| g.identity.is_some())
+        .map(|g| bind(g, false))
+        .chain(
+            plan.runtime
+                .iter()
+                .filter(|g| g.identity.is_some())
+                .map(|g| bind(g, true)),
+        )
+        .collect();
+    wanted.sort_by(|a, b| a.path.cmp(&b.path));
+    wanted.dedup_by(|later, earlier| {
+        if later.path == earlier.path {
+            earlier.writable |= later.writable;
+            earlier.exec |= later.exec;
+            true
+        } else {
+            false
+        }
+    });
+    let mut out: Vec<Bind> = Vec::new();
+    for bind in wanted {
+        let parent = out
+            .iter()
+            .filter(|b| bind.path.starts_with(&b.path))
+            .max_by_key(|b| b.path.components().count());
+        // A mask between the parent and this path hides the parent's view of it: bind again.
+        let masked_between = plan.masks.iter().any(|m| {
+            bind.path.starts_with(&m.path)
+                && parent.map(|p| m.path.starts_with(&p.path)).unwrap_or(true)
+        });
+        if let (Some(parent), false) = (parent, masked_between) {
+            if parent.writable == bind.writable
+                && parent.exec == bind.exec
+                && parent.device == bind.device
+            {
+                continue;
+            }
+        }
+        out.push(bind);
+    }
+    out
+}
+
+/// The native rule for required dimensions, from the two facts it depends on (known before
+/// any kernel is asked, so a refusal before a plan exists states the same required set a run
+/// would).
+pub fn required_native(exec_allowlist: bool, net: NetMode) -> Vec<Dimension> {
+    Dimension::ALL
+        .into_iter()
+        .filter(|d| match d {
+            Dimension::Command => exec_allowlist,
+            Dimension::Network => net != NetMode::Host,
+            _ => true,
+        })
+        .collect()
+}
+
 /// Only the host's root may write vm.memfd_noexec for the sandbox's PID namespace (the
 /// sysctl checks the global root uid), and only Linux >= 6.3 has it; everyone else gets the
 /// seccomp fallback.
@@ -850,33 +853,23 @@ fn can_set_memfd_sysctl(uid: u32) -> bool {
     uid == 0 && Path::new("/proc/sys/vm/memfd_noexec").exists()
 }
 
-/// The caller's home: `$HOME`, else the passwd entry, else `/`.
-pub fn home_dir() -> PathBuf {
-    if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
-        return PathBuf::from(home);
-    }
-    nix::unistd::User::from_uid(nix::unistd::getuid())
-        .ok()
-        .flatten()
-        .map(|u| u.dir)
-        .unwrap_or_else(|| PathBuf::from("/"))
-}
+pub use crate::credentials::home_dir;
 
 /// Finds the command the way execvp would, on the sandbox's PATH (not the caller's).
-fn resolve_command(name: &str, cwd: &Path, path_var: &str) -> Result<PathBuf, PlanError> {
+fn resolve_command(name: &str, cwd: &Path, path_var: &str) -> Result<PathBuf, Refusal> {
     let is_exec_file = |p: &Path| {
         std::fs::metadata(p).map(|m| m.is_file()).unwrap_or(false)
             && nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok()
     };
     if name.is_empty() {
-        return Err(PlanError::CommandNotFound("the command is empty".into()));
+        return Err(Refusal::not_found("the command is empty"));
     }
     if name.contains('/') {
         let p = cwd.join(name);
         if p.exists() {
             return Ok(p);
         }
-        return Err(PlanError::CommandNotFound(format!(
+        return Err(Refusal::not_found(format!(
             "{name}: No such file or directory"
         )));
     }
@@ -886,7 +879,7 @@ fn resolve_command(name: &str, cwd: &Path, path_var: &str) -> Result<PathBuf, Pl
             return Ok(candidate);
         }
     }
-    Err(PlanError::CommandNotFound(format!(
+    Err(Refusal::not_found(format!(
         "{name}: command not found on the sandbox PATH ({path_var})"
     )))
 }
@@ -904,7 +897,7 @@ fn resolve_grant(
     expanded: &str,
     cwd: &Path,
     access: Access,
-) -> Result<Vec<Grant>, PlanError> {
+) -> Result<Vec<Grant>, Refusal> {
     let joined = cwd.join(expanded);
     let raw = normalize(&joined);
     let named = if expanded == text {
@@ -1006,10 +999,10 @@ fn kernel_state(held: &Held) -> Option<String> {
 fn check_links(
     named: &str,
     resolved: &Path,
-    links: &[Link],
+    links: &[crate::model::Link],
     write_roots: &[PathBuf],
     uid: u32,
-) -> Result<(), PlanError> {
+) -> Result<(), Refusal> {
     for link in links {
         if let Some(why) = link.untrusted_because(uid, write_roots, resolved) {
             return Err(bad(format!(
@@ -1046,7 +1039,7 @@ fn agent_install_grants(
     command: &Path,
     exec_allowlist: bool,
     ctx: &ChainContext<'_>,
-) -> Result<Vec<Grant>, PlanError> {
+) -> Result<Vec<Grant>, Refusal> {
     let real = pathfd::resolve(command).map_err(|e| bad(format!("{}: {e}", command.display())))?;
     if !derivable(&real, ctx.write_roots, ctx.credentials, ctx.uid) {
         return Ok(vec![]);
@@ -1191,7 +1184,7 @@ fn program_grants(
     entries: &[String],
     ctx: &ChainContext<'_>,
     grants: &mut Vec<Grant>,
-) -> Result<Vec<ProgramGrant>, PlanError> {
+) -> Result<Vec<ProgramGrant>, Refusal> {
     let exec = Access {
         read: true,
         write: false,
@@ -1203,8 +1196,8 @@ fn program_grants(
             continue; // an empty entry matches no command line
         };
         let refuse = |why: String| {
-            PlanError::dimensions(
-                &["command"],
+            Refusal::dimensions(
+                &[Dimension::Command],
                 "exec allowlist",
                 format!("execute.allow entry {entry:?}: program {word}: {why}; cw-exec cannot express it as a kernel exec allowlist"),
             )
@@ -1744,125 +1737,6 @@ pub fn namespace_inodes(pid: &str) -> BTreeMap<String, u64> {
 /// A path's bytes as a C string (paths from the plan never contain NUL).
 pub fn c_path(path: &Path) -> CString {
     CString::new(path.as_os_str().as_bytes()).expect("paths from the filesystem contain no NUL")
-}
-
-impl Plan {
-    /// The plan as text, for `cw-exec explain`.
-    pub fn explain(&self) -> String {
-        use std::fmt::Write;
-        let mut s = String::new();
-        let _ = writeln!(s, "profile      {}", self.profile_id);
-        let _ = writeln!(
-            s,
-            "command      {} (execve {})",
-            self.command_line(),
-            self.command_path.display()
-        );
-        let _ = writeln!(s, "cwd          {}", self.cwd.display());
-        let _ = writeln!(
-            s,
-            "private tmp  {} (a tmpfs of this sandbox, gone when it ends; at most {} bytes)",
-            self.tmp.display(),
-            self.limits.tmpfs_size
-        );
-        let _ = writeln!(s, "network      {}", self.net);
-        let _ = writeln!(
-            s,
-            "exec         {}",
-            if self.exec_allowlist {
-                "allowlist (only files marked exec)"
-            } else {
-                "any readable file"
-            }
-        );
-        if !self.native_code {
-            let _ = writeln!(
-                s,
-                "native code  refused: no executable memory the program writes (exec.native_code = false)"
-            );
-        }
-        if let Some(t) = self.timeout {
-            let _ = writeln!(s, "timeout      {:.3}s", t.as_secs_f64());
-        }
-        for r in &self.limits.reports {
-            let _ = writeln!(
-                s,
-                "limit        {} = {} by {}{} [{}]\n               covers: {}",
-                r.limit,
-                r.requested,
-                r.mechanism,
-                if r.whole_sandbox {
-                    ""
-                } else {
-                    " (per process)"
-                },
-                if r.explicit {
-                    "explicit: binds as asked"
-                } else {
-                    "profile default: best available"
-                },
-                r.coverage
-            );
-        }
-        for q in &self.quotas {
-            let _ = writeln!(
-                s,
-                "quota        {} = {} by {} ({})",
-                q.limit,
-                q.value,
-                q.mechanism(),
-                q.coverage()
-            );
-        }
-        let _ = writeln!(s, "\ngrants (Landlock ABI {}):", self.landlock.0);
-        for g in &self.grants {
-            let _ = writeln!(
-                s,
-                "  {:<14} {}{}",
-                g.access.describe(),
-                g.path.display(),
-                if g.requested != g.path.to_string_lossy() {
-                    format!("  (from {})", g.requested)
-                } else {
-                    String::new()
-                }
-            );
-        }
-        let _ = writeln!(s, "\nruntime allowance:");
-        for g in &self.runtime {
-            let _ = writeln!(s, "  {:<14} {}", g.access.describe(), g.path.display());
-        }
-        let _ = writeln!(s, "\nmount view:");
-        for m in crate::kernel::mount_view::describe(self) {
-            let _ = writeln!(s, "  {m}");
-        }
-        let _ = writeln!(
-            s,
-            "\nseccomp ({} filters, sha256 {}):",
-            self.seccomp.filters.len(),
-            self.seccomp.sha256
-        );
-        for d in &self.seccomp.denies {
-            let _ = writeln!(s, "  deny {d}");
-        }
-        let _ = writeln!(s, "\nenvironment (built from scratch; names only):");
-        let _ = writeln!(
-            s,
-            "  {}",
-            self.env.keys().cloned().collect::<Vec<_>>().join(" ")
-        );
-        let _ = writeln!(
-            s,
-            "\nrequired dimensions: {}",
-            crate::attest::required(self).join(", ")
-        );
-        for (dim, gaps) in crate::attest::gaps(self) {
-            for g in gaps {
-                let _ = writeln!(s, "  gap ({dim}): {g}");
-            }
-        }
-        s
-    }
 }
 
 #[cfg(test)]

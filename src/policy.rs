@@ -10,44 +10,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
-/// Network policy for the sandbox.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NetMode {
-    /// No network at all: a fresh network namespace with no interface up, no TCP through
-    /// Landlock, and no socket family but AF_UNIX through seccomp.
-    None,
-    /// A private loopback interface inside a fresh network namespace.
-    Loopback,
-    /// The host's network, unrestricted (network is then not a required dimension).
-    Host,
-}
-
-impl NetMode {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        match text {
-            "none" => Ok(NetMode::None),
-            "loopback" => Ok(NetMode::Loopback),
-            "host" => Ok(NetMode::Host),
-            other => Err(format!(
-                "unknown network mode {other:?}: expected none, loopback or host"
-            )),
-        }
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NetMode::None => "none",
-            NetMode::Loopback => "loopback",
-            NetMode::Host => "host",
-        }
-    }
-}
-
-impl fmt::Display for NetMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::model::NetMode;
 
 /// The `[env]` table of a profile.
 #[derive(Clone, Debug, Default, Deserialize)]

@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 
 use crate::fsio::{self, Dir};
 use crate::jcs;
+use crate::model::hex;
 
 /// The statement's type tag: a verifier refuses any other.
 pub const STATEMENT_TYPE: &str = "cw-exec.attestation.v1";
@@ -58,10 +59,10 @@ pub fn key_dir(uid: u32) -> Option<PathBuf> {
         .map(PathBuf::from)
         .filter(|p| p.is_absolute())
         .or_else(|| {
-            let home = crate::plan::home_dir();
+            let home = crate::credentials::home_dir();
             (home != Path::new("/")).then(|| home.join(".config"))
         })?;
-    Some(crate::plan::normalize(&config.join("cw-exec")))
+    Some(crate::kernel::pathfd::normalize(&config.join("cw-exec")))
 }
 
 /// A loaded signing key.
@@ -120,10 +121,6 @@ impl Key {
 /// The key id: the first 16 bytes of the SHA-256 of the public key, in hex.
 pub fn key_id(public: &VerifyingKey) -> String {
     hex(&Sha256::digest(public.as_bytes())[..16])
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {

@@ -16,8 +16,8 @@ use sha2::{Digest, Sha256};
 use crate::attest::KernelReadback;
 use crate::child::{self, Message, FORWARDED, TERMINATE_TREE};
 use crate::kernel::cgroup::RunCgroups;
+use crate::model::{exec_failure_status, hex, names, NetMode, Refusal, EXIT_REFUSED, EXIT_TIMEOUT};
 use crate::plan::{namespace_inodes, Plan};
-use crate::policy::NetMode;
 use crate::sys;
 
 /// After a timeout, how long the tree gets between SIGTERM and SIGKILL.
@@ -39,8 +39,8 @@ pub struct Outcome {
     pub oom_killed: bool,
     pub duration: Duration,
     pub readback: Option<KernelReadback>,
-    /// Why nothing was executed, if so: (mechanism or step, message).
-    pub refusal: Option<(String, String)>,
+    /// Why nothing was executed, if so (its mechanism is the step that failed).
+    pub refusal: Option<Refusal>,
     pub exec_error: Option<String>,
     /// sha256 of the stdout passed through (all of it, unless the output limit cut it).
     pub stdout_sha256: Option<String>,
@@ -72,10 +72,25 @@ pub fn run(plan: &Plan, capture: Capture) -> Outcome {
     outcome
 }
 
-fn refused(step: &str, message: String) -> Outcome {
+/// The refusal for a set-up step that failed: the sandbox could not be built as planned.
+/// The cgroup step is about limits, not dimensions.
+pub fn step_failed(step: &str, message: impl Into<String>) -> Refusal {
+    if step == CGROUPS_STEP {
+        return Refusal {
+            mechanism: Some(step.to_string()),
+            ..Refusal::limit("cgroups", message)
+        };
+    }
+    Refusal::dimensions(&[], step, message)
+}
+
+/// The set-up step that puts the limits binding the sandbox as a whole in place.
+pub const CGROUPS_STEP: &str = "cgroups";
+
+fn refused(step: &str, message: impl Into<String>) -> Outcome {
     Outcome {
-        exit_code: 125,
-        refusal: Some((step.to_string(), message)),
+        exit_code: EXIT_REFUSED,
+        refusal: Some(step_failed(step, message)),
         ..Default::default()
     }
 }
@@ -290,7 +305,7 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
     let cgroups = if plan.limits.needs_cgroups() {
         match RunCgroups::create(&plan.limits.cgroups) {
             Ok(c) => Some(c),
-            Err(e) => return refused("cgroups", e),
+            Err(e) => return refused(CGROUPS_STEP, e),
         }
     } else {
         None
@@ -314,7 +329,7 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
                 if let Some((read, write)) = pipe {
                     drop(read);
                     if dup(&write).is_err() {
-                        std::process::exit(125);
+                        std::process::exit(EXIT_REFUSED);
                     }
                 }
             };
@@ -331,7 +346,7 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
             };
             if let Some(fd) = stdin_fd {
                 if nix::unistd::dup2_stdin(&fd).is_err() {
-                    std::process::exit(125);
+                    std::process::exit(EXIT_REFUSED);
                 }
             }
             std::mem::forget(cgroups); // the parent's to remove, not ours
@@ -429,7 +444,7 @@ impl BackgroundHasher {
                 hasher.update(&chunk);
                 let _ = give_back.try_send(chunk);
             }
-            crate::kernel::seccomp::hex(&hasher.finalize())
+            hex(&hasher.finalize())
         });
         BackgroundHasher {
             chunks,
@@ -606,8 +621,8 @@ fn relay(
                 match serde_json::from_slice::<Message>(&line) {
                     Ok(message) => apply(&mut outcome, &mut exit_message, message),
                     Err(e) => {
-                        outcome.refusal.get_or_insert((
-                            "report".into(),
+                        outcome.refusal.get_or_insert(step_failed(
+                            "report",
                             format!("unreadable report from the sandbox: {e}"),
                         ));
                     }
@@ -673,14 +688,14 @@ fn relay(
         outcome.signal = signal;
     }
     outcome.exit_code = if outcome.timed_out {
-        124
+        EXIT_TIMEOUT
     } else if outcome.cpu_exceeded {
         // The tree was SIGKILLed for it, by cw-exec rather than by the kernel.
         outcome.signal = Some(libc::SIGKILL);
         outcome.child_code = None;
         128 + libc::SIGKILL
     } else if outcome.refusal.is_some() {
-        125
+        EXIT_REFUSED
     } else if outcome.exec_error.is_some() {
         outcome.exit_code
     } else if let Some((code, signal)) = exit_message {
@@ -692,8 +707,8 @@ fn relay(
             Ok(WaitStatus::Exited(_, code)) => format!("exited with {code}"),
             other => format!("{other:?}"),
         };
-        outcome.refusal = Some((
-            "init".into(),
+        outcome.refusal = Some(step_failed(
+            "init",
             format!("the sandbox's init ended before the command did ({why})"),
         ));
         125
@@ -703,23 +718,26 @@ fn relay(
 
 fn apply(outcome: &mut Outcome, exit: &mut Option<(Option<i32>, Option<i32>)>, message: Message) {
     match message {
-        Message::SetupError { step, message } => outcome.refusal = Some((step, message)),
+        Message::SetupError { step, message } => {
+            outcome.refusal = Some(step_failed(&step, message))
+        }
         Message::Refused {
             readback,
             unenforceable,
         } => {
-            outcome.refusal = Some((
-                "read-back".into(),
+            outcome.refusal = Some(Refusal::dimensions(
+                &unenforceable,
+                "read-back",
                 format!(
                     "the kernel read-back does not prove: {}",
-                    unenforceable.join(", ")
+                    names(&unenforceable).join(", ")
                 ),
             ));
             outcome.readback = Some(*readback);
         }
         Message::Readback { readback } => outcome.readback = Some(*readback),
         Message::ExecError { errno, message } => {
-            outcome.exit_code = if errno == libc::ENOENT { 127 } else { 126 };
+            outcome.exit_code = exec_failure_status(errno);
             outcome.exec_error = Some(message);
         }
         Message::Exit { code, signal } => *exit = Some((code, signal)),

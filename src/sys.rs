@@ -152,6 +152,7 @@ pub fn loopback_up() -> io::Result<()> {
     if raw < 0 {
         return Err(io::Error::last_os_error());
     }
+    // SAFETY: `raw` is a descriptor socket() just returned to us and nothing else owns.
     let sock = unsafe { OwnedFd::from_raw_fd(raw) };
     // SAFETY: ifreq is plain old data; all-zero is a valid value for every field.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
@@ -384,6 +385,8 @@ pub fn mount_id(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<u64> {
     // SAFETY: statx is plain old data, all-zero is a valid value; the kernel writes at most
     // size_of::<statx>() bytes into it and reads the NUL-terminated empty string.
     let mut buf: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: as above: `buf` is a live, exclusively borrowed statx; the path is a static
+    // NUL-terminated string.
     let ret = unsafe {
         libc::statx(
             fd.as_raw_fd(),
@@ -446,6 +449,7 @@ pub fn clone_tree(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<std::os::fd::Ow
     if ret < 0 {
         return Err(io::Error::last_os_error());
     }
+    // SAFETY: `ret` is a descriptor open_tree just returned to us and nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(ret as libc::c_int) })
 }
 

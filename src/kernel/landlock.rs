@@ -15,8 +15,7 @@ use std::os::fd::AsFd;
 
 use serde::Serialize;
 
-use crate::plan::{Access, Grant};
-use crate::policy::NetMode;
+use crate::model::{Access, Grant, NetMode};
 
 /// What this kernel's Landlock can do, derived from its ABI number.
 #[derive(Clone, Copy, Debug)]

@@ -34,7 +34,10 @@ use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
 use crate::kernel::pathfd;
-use crate::plan::{Grant, Mask, Plan, PRIVATE_TMP};
+use crate::model::Mask;
+
+/// The sandbox's /tmp: always a private tmpfs, never the host's.
+pub const PRIVATE_TMP: &str = "/tmp";
 use crate::sys::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 
 /// A file in the view's root that no grant covers. The read-back tries to read and write it
@@ -43,14 +46,35 @@ pub const CANARY: &str = "/.cw-exec-canary";
 
 /// One bind mount of the view.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Bind {
-    path: PathBuf,
-    writable: bool,
-    exec: bool,
-    device: bool,
-    is_dir: bool,
+pub struct Bind {
+    pub path: PathBuf,
+    pub writable: bool,
+    pub exec: bool,
+    pub device: bool,
+    pub is_dir: bool,
     /// Device and inode the plan resolved: the object init must find at `path`.
-    expect: Option<(u64, u64)>,
+    pub expect: Option<(u64, u64)>,
+}
+
+/// Everything the view is made of, as plain data (the plan builds it: `Plan::view`).
+#[derive(Debug, Clone)]
+pub struct View {
+    /// Host objects to bind, parents before children.
+    pub binds: Vec<Bind>,
+    /// Credential paths (and the signing key's directory) to cover with an empty mask.
+    pub masks: Vec<Mask>,
+    /// The mask that hides cw-exec's signing key, if any (for descriptions).
+    pub key_dir: Option<PathBuf>,
+    /// Directories made mount points of themselves, so they cannot be renamed.
+    pub pins: Vec<PathBuf>,
+    /// Symlinks to recreate (where, pointing to what) so requested spellings work inside.
+    pub links: Vec<(PathBuf, PathBuf)>,
+    /// Whether the private /tmp allows exec.
+    pub tmp_exec: bool,
+    /// The private /tmp's size in bytes (tmpfs `size=`).
+    pub tmpfs_size: u64,
+    /// The working directory (a mount point is made if no grant brings it in).
+    pub cwd: PathBuf,
 }
 
 impl Bind {
@@ -73,70 +97,6 @@ impl Bind {
     }
 }
 
-/// The binds the view needs, parents before children, leaving out any path whose nearest
-/// bound ancestor already has the same flags.
-fn binds(plan: &Plan) -> Vec<Bind> {
-    let bind = |g: &Grant, runtime: bool| {
-        let device = g.path.starts_with("/dev");
-        Bind {
-            path: g.path.clone(),
-            writable: g.access.write && !device,
-            // Runtime entries keep exec at the mount level only where shared libraries
-            // live (they must be mmap-able PROT_EXEC); under an exec allowlist the rest is
-            // noexec, so `ld.so FILE` cannot map a program from there.
-            exec: (g.access.exec || (runtime && plan.runtime_mount_exec(&g.path))) && !device,
-            device,
-            is_dir: g.is_dir,
-            expect: g.identity.map(|i| (i.dev, i.ino)),
-        }
-    };
-    let mut wanted: Vec<Bind> = plan
-        .grants
-        .iter()
-        .chain(plan.agent_install.iter())
-        .filter(|g| g.identity.is_some())
-        .map(|g| bind(g, false))
-        .chain(
-            plan.runtime
-                .iter()
-                .filter(|g| g.identity.is_some())
-                .map(|g| bind(g, true)),
-        )
-        .collect();
-    wanted.sort_by(|a, b| a.path.cmp(&b.path));
-    wanted.dedup_by(|later, earlier| {
-        if later.path == earlier.path {
-            earlier.writable |= later.writable;
-            earlier.exec |= later.exec;
-            true
-        } else {
-            false
-        }
-    });
-    let mut out: Vec<Bind> = Vec::new();
-    for bind in wanted {
-        let parent = out
-            .iter()
-            .filter(|b| bind.path.starts_with(&b.path))
-            .max_by_key(|b| b.path.components().count());
-        // A mask between the parent and this path hides the parent's view of it: bind again.
-        let masked_between = plan.masks.iter().any(|m| {
-            bind.path.starts_with(&m.path)
-                && parent.map(|p| m.path.starts_with(&p.path)).unwrap_or(true)
-        });
-        if let (Some(parent), false) = (parent, masked_between) {
-            if parent.writable == bind.writable
-                && parent.exec == bind.exec
-                && parent.device == bind.device
-            {
-                continue;
-            }
-        }
-        out.push(bind);
-    }
-    out
-}
-
 /// Where the view's root is assembled before pivot_root: any directory that exists on every
 /// host works, since the tmpfs mounted over it exists only in the sandbox's namespace.
 const STAGING: &str = "/tmp";
@@ -151,7 +111,7 @@ const OLD_ROOT: &str = "/.cw-exec-oldroot";
 /// grant beneath the staging directory is still reachable, and no host path ever leads to
 /// the view's root. The private /tmp is a tmpfs too: when the namespace ends it is gone,
 /// whatever happened to cw-exec.
-pub fn enter(plan: &Plan) -> Result<(), String> {
+pub fn enter(view: &View) -> Result<(), String> {
     let step = |what: &str, e: &dyn std::fmt::Display| format!("mount view: {what}: {e}");
 
     // Nothing done below may propagate back to the host.
@@ -192,7 +152,7 @@ pub fn enter(plan: &Plan) -> Result<(), String> {
 
     // The private /tmp, before the binds so that granted host paths beneath /tmp land on it.
     let mut tmp_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
-    if !plan.tmp_exec() {
+    if !view.tmp_exec {
         tmp_flags |= MsFlags::MS_NOEXEC;
     }
     mkdir(Path::new(PRIVATE_TMP)).map_err(|e| step(PRIVATE_TMP, &e))?;
@@ -203,30 +163,30 @@ pub fn enter(plan: &Plan) -> Result<(), String> {
         PRIVATE_TMP,
         Some("tmpfs"),
         tmp_flags,
-        Some(format!("mode=1777,size={}", plan.limits.tmpfs_size).as_str()),
+        Some(format!("mode=1777,size={}", view.tmpfs_size).as_str()),
     )
     .map_err(|e| step("private /tmp", &e))?;
 
     // The symlinks the plan followed, so each requested spelling works inside too. Made from
     // the plan's record, not by reading the host again.
-    for link in plan.all_grants().flat_map(|g| g.links.iter()) {
-        recreate_link(&link.at, &link.target)
-            .map_err(|e| step(&format!("symlink {}", link.at.display()), &e))?;
+    for (at, target) in &view.links {
+        recreate_link(at, target).map_err(|e| step(&format!("symlink {}", at.display()), &e))?;
     }
 
     // Binds and masks, parents before children: a mask covers what its parent bind brought
     // in, and a grant beneath a masked path is bound on top of the mask.
     // A pin makes a directory a mount point of itself, so it cannot be renamed or removed.
     enum Op<'a> {
-        Bind(Bind),
+        Bind(&'a Bind),
         Mask(&'a Mask),
         Pin,
     }
-    let mut ops: Vec<(PathBuf, Op)> = binds(plan)
-        .into_iter()
+    let mut ops: Vec<(PathBuf, Op)> = view
+        .binds
+        .iter()
         .map(|b| (b.path.clone(), Op::Bind(b)))
-        .chain(plan.masks.iter().map(|m| (m.path.clone(), Op::Mask(m))))
-        .chain(plan.key_pins.iter().map(|p| (p.clone(), Op::Pin)))
+        .chain(view.masks.iter().map(|m| (m.path.clone(), Op::Mask(m))))
+        .chain(view.pins.iter().map(|p| (p.clone(), Op::Pin)))
         .collect();
     ops.sort_by(|a, b| a.0.cmp(&b.0));
     let mut masked: Vec<&Path> = Vec::new();
@@ -282,9 +242,9 @@ pub fn enter(plan: &Plan) -> Result<(), String> {
         .mode(0o644)
         .open(CANARY)
         .map_err(|e| step("canary", &e))?;
-    if std::fs::symlink_metadata(&plan.cwd).is_err() {
-        make_mount_point(&plan.cwd, true)
-            .map_err(|e| step(&format!("cwd {}", plan.cwd.display()), &e))?;
+    if std::fs::symlink_metadata(&view.cwd).is_err() {
+        make_mount_point(&view.cwd, true)
+            .map_err(|e| step(&format!("cwd {}", view.cwd.display()), &e))?;
     }
 
     // Drop the host's tree from this namespace entirely, then freeze the skeleton.
@@ -503,8 +463,9 @@ fn recreate_link(at: &Path, target: &Path) -> io::Result<()> {
 }
 
 /// Descriptions of the view's mounts, for `explain` and the attestation.
-pub fn describe(plan: &Plan) -> Vec<String> {
-    let mut out: Vec<String> = binds(plan)
+pub fn describe(view: &View) -> Vec<String> {
+    let mut out: Vec<String> = view
+        .binds
         .iter()
         .map(|b| {
             format!(
@@ -517,11 +478,11 @@ pub fn describe(plan: &Plan) -> Vec<String> {
         .collect();
     out.push(format!(
         "{PRIVATE_TMP} tmpfs rw{},size={} (private, gone with the sandbox)",
-        if plan.tmp_exec() { "" } else { ",noexec" },
-        plan.limits.tmpfs_size
+        if view.tmp_exec { "" } else { ",noexec" },
+        view.tmpfs_size
     ));
-    for m in &plan.masks {
-        let what = if plan.signing_key_dir.as_ref() == Some(&m.path) {
+    for m in &view.masks {
+        let what = if view.key_dir.as_ref() == Some(&m.path) {
             "cw-exec's signing key"
         } else {
             "credentials"
@@ -532,7 +493,7 @@ pub fn describe(plan: &Plan) -> Vec<String> {
             if m.is_dir { "directory" } else { "file" }
         ));
     }
-    for p in &plan.key_pins {
+    for p in &view.pins {
         out.push(format!(
             "{} pinned (a mount point of itself: it cannot be renamed, so no sandbox can move the signing key's directory)",
             p.display()

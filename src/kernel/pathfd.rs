@@ -17,71 +17,7 @@ use nix::sys::stat::{fstat, FileStat, Mode, SFlag};
 /// Symlinks followed in one resolution before giving up (the kernel's own limit).
 const MAX_LINKS: usize = 40;
 
-/// What identifies a file system object: the device and inode, and the mount it was found
-/// on (mount ids are per mount namespace).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Identity {
-    pub dev: u64,
-    pub ino: u64,
-    pub mnt_id: u64,
-}
-
-/// A symlink met while resolving.
-#[derive(Clone, Debug)]
-pub struct Link {
-    /// Where the link is (its parent physically resolved, so no symlinks in it).
-    pub at: PathBuf,
-    /// What it points to, as stored.
-    pub target: PathBuf,
-    /// The link's owner.
-    pub owner: u32,
-    /// The owner, group and mode of the directory holding it: who could have placed it.
-    pub dir_owner: u32,
-    pub dir_group: u32,
-    pub dir_mode: u32,
-}
-
-impl Link {
-    /// Whether a user other than root and `caller` could have created or replaced this link:
-    /// it is owned by someone else, or it sits in a directory that someone else may write
-    /// (group- or world-writable, unless sticky — in a sticky directory only the link's owner
-    /// may replace it — or owned by someone else).
-    pub fn placeable_by_others(&self, caller: u32) -> bool {
-        let trusted = |uid: u32| uid == 0 || uid == caller;
-        let sticky = self.dir_mode & 0o1000 != 0;
-        let others_write =
-            self.dir_mode & 0o002 != 0 || (self.dir_mode & 0o020 != 0 && self.dir_group != 0);
-        !trusted(self.owner) || !trusted(self.dir_owner) || (others_write && !sticky)
-    }
-
-    /// Why this link, met while resolving to `resolved`, must not be followed without the
-    /// caller's say-so, if it must not: someone other than root and `caller` could have placed
-    /// it, or it lies inside one of `write_roots` (where a sandbox could have planted it) and
-    /// leads out of that root.
-    pub fn untrusted_because(
-        &self,
-        caller: u32,
-        write_roots: &[PathBuf],
-        resolved: &Path,
-    ) -> Option<String> {
-        if self.placeable_by_others(caller) {
-            return Some(format!(
-                "another user could have placed it (link owner uid {}, in a directory of uid {} with mode {:o})",
-                self.owner, self.dir_owner, self.dir_mode
-            ));
-        }
-        write_roots
-            .iter()
-            .find(|w| self.at.starts_with(w) && !resolved.starts_with(w))
-            .map(|w| {
-                format!(
-                    "it lies inside {}, which this run may write, and leads out of it",
-                    w.display()
-                )
-            })
-    }
-}
+pub use crate::model::{Identity, Link};
 
 /// A resolved host path.
 #[derive(Debug)]

@@ -27,7 +27,7 @@ use seccompiler::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::policy::NetMode;
+use crate::model::NetMode;
 
 /// Syscalls denied outright with EPERM, grouped by why.
 const DENIED: &[(&str, &[libc::c_long])] = &[
@@ -297,7 +297,7 @@ impl SeccompProgram {
                 hasher.update(insn.k.to_le_bytes());
             }
         }
-        let sha256 = hex(&hasher.finalize());
+        let sha256 = crate::model::hex(&hasher.finalize());
         Ok(SeccompProgram {
             filters,
             sha256,
@@ -420,10 +420,6 @@ fn deny_x32(mut program: BpfProgram) -> Result<BpfProgram, String> {
     ];
     program.splice(arch_check_len..arch_check_len, block);
     Ok(program)
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -1,18 +1,20 @@
 //! cool-workflow (CW) integration: its sandbox policy, worker manifest and run request,
-//! lowered onto a cw-exec request; its command gate; and its backend descriptor and probe
-//! payloads. Shapes and strings follow ../shared/contracts/cool-workflow.md exactly.
+//! lowered onto a cw-exec request, and its command gate (here); its `exec --request` contract
+//! (`exec`); its backend descriptor and probe payloads (`backend`). Shapes and strings follow
+//! ../shared/contracts/cool-workflow.md exactly.
+
+pub mod backend;
+pub mod exec;
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use serde_json::{json, Value};
 
-use crate::envelope::PolicyFacts;
+use crate::model::{Dimension, NetMode, PolicyFacts, Refusal};
 use crate::plan::{EnvBase, Request};
-use crate::policy::NetMode;
 
 /// The backend id cw-exec registers under in CW.
-pub const BACKEND_ID: &str = "cw-exec";
+pub use crate::envelope::BACKEND_ID;
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -88,16 +90,16 @@ pub struct SandboxPolicy {
 impl SandboxPolicy {
     /// CW's required dimensions: read and write always; command unless execute.mode is
     /// "any"; network unless network.mode is "any"; env when env.inherit is false.
-    pub fn required(&self) -> Vec<&'static str> {
-        let mut r = vec!["read", "write"];
+    pub fn required(&self) -> Vec<Dimension> {
+        let mut r = vec![Dimension::Read, Dimension::Write];
         if self.execute.mode != "any" {
-            r.push("command");
+            r.push(Dimension::Command);
         }
         if self.network.mode != "any" {
-            r.push("network");
+            r.push(Dimension::Network);
         }
         if !self.env.inherit {
-            r.push("env");
+            r.push(Dimension::Env);
         }
         r
     }
@@ -230,9 +232,8 @@ impl RunRequest {
 }
 
 /// A policy cw-exec cannot express: refuse rather than guess.
-pub struct Inexpressible {
-    pub dimension: &'static str,
-    pub message: String,
+fn inexpressible(dimension: Dimension, message: String) -> Refusal {
+    Refusal::dimensions(&[dimension], "cool-workflow policy", message)
 }
 
 /// Lowers a CW policy onto a cw-exec request. `write_set` is the effective write set
@@ -243,21 +244,21 @@ pub fn lower(
     policy: &SandboxPolicy,
     write_set: &[PathBuf],
     wrapped_agent: bool,
-) -> Result<Request, Inexpressible> {
+) -> Result<Request, Refusal> {
     let net = match policy.network.mode.as_str() {
         "none" => NetMode::None,
         "any" => NetMode::Host,
         "allowlist" => {
-            return Err(Inexpressible {
-                dimension: "network",
-                message: format!(
+            return Err(inexpressible(
+                Dimension::Network,
+                format!(
                     "network.mode \"allowlist\" ({}) is not expressible: cw-exec enforces none, a private loopback, or the host network, and cannot restrict to named destinations; use network.mode \"none\" or \"any\"",
                     if policy.network.allow.is_empty() { "no entries".to_string() } else { policy.network.allow.join(", ") }
                 ),
-            })
+            ))
         }
         other => {
-            return Err(Inexpressible { dimension: "network", message: format!("unknown network.mode {other:?}") })
+            return Err(inexpressible(Dimension::Network, format!("unknown network.mode {other:?}")))
         }
     };
     let mut notes = vec![];
@@ -286,10 +287,10 @@ pub fn lower(
             }
         }
         other => {
-            return Err(Inexpressible {
-                dimension: "command",
-                message: format!("unknown execute.mode {other:?}"),
-            })
+            return Err(inexpressible(
+                Dimension::Command,
+                format!("unknown execute.mode {other:?}"),
+            ))
         }
     };
     let text = |p: &PathBuf| p.to_string_lossy().into_owned();
@@ -355,78 +356,11 @@ pub fn prepare_outputs(policy: &SandboxPolicy, write_set: &[PathBuf]) -> Result<
     Ok(())
 }
 
-/// The dimensions this kernel can enforce, from `cw-exec probe`'s checks.
-pub fn enforceable() -> Vec<(&'static str, bool, String)> {
-    crate::probe::dimensions(&crate::probe::checks())
-}
-
-/// CW's BackendDescriptor for cw-exec, with capabilities from this kernel's probe.
-pub fn descriptor() -> Value {
-    let dims = enforceable();
-    let ready = dims.iter().all(|(_, ok, _)| *ok);
-    let capabilities: Vec<Value> = dims
-        .iter()
-        .map(|(d, ok, how)| json!({"dimension": d, "support": if *ok { "enforce" } else { "unsupported" }, "detail": how}))
-        .collect();
-    let enforces: Vec<&str> = dims
-        .iter()
-        .filter(|(_, ok, _)| *ok)
-        .map(|(d, _, _)| *d)
-        .collect();
-    json!({
-        "schemaVersion": 1,
-        "id": BACKEND_ID,
-        "title": "cw-exec (kernel-enforced sandbox)",
-        "description": "Runs each command under Landlock, seccomp and namespaces, enforcing read, write, command, network and env with kernel primitives before exec; refuses when the kernel cannot enforce a required dimension; attests what the kernel reported from inside the sandbox.",
-        "kind": "delegating",
-        "locality": "local",
-        "default": false,
-        "capabilities": capabilities,
-        "enforces": enforces,
-        "attests": [],
-        "delegate": BACKEND_ID,
-        "readiness": if ready { "ready" } else { "unavailable" },
-    })
-}
-
-/// CW's BackendProbeResult for cw-exec.
-pub fn probe_result() -> Value {
-    let checks = crate::probe::checks();
-    let dims = crate::probe::dimensions(&checks);
-    let ready = dims.iter().all(|(_, ok, _)| *ok);
-    let enforces: Vec<&str> = dims
-        .iter()
-        .filter(|(_, ok, _)| *ok)
-        .map(|(d, _, _)| *d)
-        .collect();
-    let mut out = json!({
-        "schemaVersion": 1,
-        "backendId": BACKEND_ID,
-        "locality": "local",
-        "kind": "delegating",
-        "readiness": if ready { "ready" } else { "unavailable" },
-        "ready": ready,
-        "enforces": enforces,
-        "attests": [],
-        "checks": checks.iter().map(|c| json!({"name": c.name, "ok": c.ok, "detail": c.detail})).collect::<Vec<_>>(),
-    });
-    if !ready {
-        let missing: Vec<String> = checks
-            .iter()
-            .filter(|c| !c.ok)
-            .map(|c| format!("{}: {}", c.name, c.detail))
-            .collect();
-        out["reason"] = json!(format!(
-            "cannot enforce every dimension here ({})",
-            missing.join("; ")
-        ));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Dimension::*;
+    use serde_json::json;
 
     fn policy(execute: &str, allow: &[&str]) -> SandboxPolicy {
         serde_json::from_value(json!({
@@ -463,6 +397,6 @@ mod tests {
             vec![PathBuf::from("/w/result.md"), PathBuf::from("/w/logs")]
         );
         assert_eq!(p.logs_dir(), Some(PathBuf::from("/w/logs")));
-        assert_eq!(p.required(), ["read", "write", "network", "env"]);
+        assert_eq!(p.required(), [Read, Write, Network, Env]);
     }
 }
