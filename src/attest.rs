@@ -4,85 +4,14 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::kernel::landlock::{FlagNames, LandlockOutcome};
-use crate::kernel::quotas::QuotaReadback;
+use crate::kernel::landlock::FlagNames;
 use crate::limits::LimitReport;
 use crate::model::{Dimension, NetMode};
 use crate::plan::{EnvRule, Plan};
-
-/// One active check made from inside the sandbox: an operation that must fail, and how.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Probe {
-    pub name: String,
-    /// What the operation attempted.
-    pub attempt: String,
-    /// The errno name expected if the mechanism is live.
-    pub expect: String,
-    /// What the kernel answered ("ok" if the operation succeeded).
-    pub got: String,
-}
-
-impl Probe {
-    pub fn passed(&self) -> bool {
-        self.expect == self.got
-    }
-}
-
-/// The kernel read-back, produced by the command's process after every restriction is in
-/// place and before execve.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct KernelReadback {
-    pub landlock: LandlockReadback,
-    /// Fields of /proc/self/status: NoNewPrivs, Seccomp, Seccomp_filters, Cap*, Uid, Gid.
-    pub proc_status: BTreeMap<String, String>,
-    /// Namespace inodes of the sandbox (read in the child) and of the host (read by cw-exec
-    /// before it created the sandbox).
-    pub namespaces: BTreeMap<String, NamespacePair>,
-    pub probes: Vec<Probe>,
-    /// Names (never values) of the environment passed to execve.
-    pub env_names: Vec<String>,
-    /// The per-user kernel quotas as read back (see `kernel::quotas`).
-    #[serde(default)]
-    pub quotas: Vec<QuotaReadback>,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct LandlockReadback {
-    pub abi: u32,
-    pub status: String,
-    pub handled_fs: Vec<String>,
-    pub handled_net: Vec<String>,
-    pub scopes: Vec<String>,
-    pub rules: usize,
-}
-
-impl From<LandlockOutcome> for LandlockReadback {
-    fn from(o: LandlockOutcome) -> Self {
-        LandlockReadback {
-            abi: o.abi,
-            status: o.status,
-            handled_fs: o.handled_fs,
-            handled_net: o.handled_net,
-            scopes: o.scopes,
-            rules: o.rules,
-        }
-    }
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct NamespacePair {
-    pub sandbox: u64,
-    pub host: u64,
-}
-
-impl NamespacePair {
-    pub fn separate(&self) -> bool {
-        self.sandbox != self.host
-    }
-}
+use crate::readback::{KernelReadback, Observed};
 
 /// Which dimensions the policy requires and which the read-back proves.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -119,55 +48,43 @@ pub fn env_check(rule: &EnvRule, names: &[String]) -> Result<(), String> {
     }
 }
 
-fn status_is(rb: &KernelReadback, key: &str, want: &str) -> bool {
-    rb.proc_status
-        .get(key)
-        .map(|v| v.trim() == want)
-        .unwrap_or(false)
-}
-
-fn probe_ok(rb: &KernelReadback, name: &str) -> Option<bool> {
-    rb.probes.iter().find(|p| p.name == name).map(Probe::passed)
+/// Checks of one dimension: what was observed (read back from the kernel inside the sandbox:
+/// only `readback` makes an `Observed`) and what was configured (a fact of the policy, such as
+/// an allowlist being in force). A dimension is proven only when every check holds and at
+/// least one was observed: configuration alone can never prove anything.
+struct Checks<'a> {
+    observed: Vec<(&'a str, Observed)>,
+    configured: Vec<(&'a str, bool)>,
 }
 
 /// Draws the verdict from a read-back. Pure, so the child (deciding whether to exec) and
 /// cw-exec (writing the envelope) reach the same answer from the same evidence.
 pub fn verdict(plan: &Plan, rb: &KernelReadback) -> Verdict {
-    let ll = &rb.landlock;
-    let landlock_full = ll.status == "fully_enforced";
-    let handles = |right: &str| ll.handled_fs.iter().any(|r| r == right);
-    let no_caps =
-        status_is(rb, "CapEff", "0000000000000000") && status_is(rb, "CapBnd", "0000000000000000");
-    let nnp = status_is(rb, "NoNewPrivs", "1");
-    let seccomp_on = status_is(rb, "Seccomp", "2")
-        && rb
-            .proc_status
-            .get("Seccomp_filters")
-            .and_then(|v| v.trim().parse::<usize>().ok())
-            .map(|n| n >= plan.seccomp.filters.len())
-            .unwrap_or(false);
-    let mnt_separate = rb
-        .namespaces
-        .get("mnt")
-        .map(NamespacePair::separate)
-        .unwrap_or(false);
+    let landlock_full = rb.landlock_fully_enforced();
+    let no_caps = rb
+        .status_is("CapEff", "0000000000000000")
+        .and(rb.status_is("CapBnd", "0000000000000000"));
+    let nnp = rb.status_is("NoNewPrivs", "1");
+    let seccomp_on = rb.seccomp_filters_at_least(plan.seccomp.filters.len());
+    let probe = |name: &str| rb.probe_passed(name);
 
     let mut reasons = BTreeMap::new();
-    let mut proven = |dim: Dimension, checks: Vec<(&str, bool)>| {
-        let failed: Vec<&str> = checks
+    let mut proven = |dim: Dimension, checks: Checks<'_>| {
+        let all: Vec<(&str, bool)> = checks
+            .configured
             .iter()
-            .filter(|(_, ok)| !ok)
-            .map(|(n, _)| *n)
+            .copied()
+            .chain(checks.observed.iter().map(|(n, o)| (*n, o.holds())))
             .collect();
+        let mut failed: Vec<&str> = all.iter().filter(|(_, ok)| !ok).map(|(n, _)| *n).collect();
+        if checks.observed.is_empty() && failed.is_empty() {
+            failed.push("nothing observed");
+        }
         let ok = failed.is_empty();
         reasons.insert(
             dim,
             if ok {
-                checks
-                    .iter()
-                    .map(|(n, _)| *n)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                all.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
             } else {
                 format!("not proven: {}", failed.join(", "))
             },
@@ -177,117 +94,119 @@ pub fn verdict(plan: &Plan, rb: &KernelReadback) -> Verdict {
 
     let read = proven(
         Dimension::Read,
-        vec![
-            ("landlock fully enforced", landlock_full),
-            (
-                "landlock handles ReadFile+ReadDir",
-                handles("ReadFile") && handles("ReadDir"),
-            ),
-            (
-                "ungranted file unreadable (probe)",
-                probe_ok(rb, "read-outside-grants").unwrap_or(false),
-            ),
-            ("own mount namespace", mnt_separate),
-        ],
+        Checks {
+            observed: vec![
+                ("landlock fully enforced", landlock_full),
+                (
+                    "landlock handles ReadFile+ReadDir",
+                    rb.landlock_handles(&["ReadFile", "ReadDir"]),
+                ),
+                (
+                    "ungranted file unreadable (probe)",
+                    probe("read-outside-grants"),
+                ),
+                ("own mount namespace", rb.separate_namespace("mnt")),
+            ],
+            configured: vec![],
+        },
     );
     let write = proven(
         Dimension::Write,
-        vec![
-            ("landlock fully enforced", landlock_full),
-            (
-                "landlock handles WriteFile+Remove*+Make*",
-                handles("WriteFile") && handles("RemoveFile") && handles("MakeReg"),
-            ),
-            (
-                "read-only mount view (probe)",
-                probe_ok(rb, "write-outside-grants").unwrap_or(false),
-            ),
-            (
-                "landlock denies writing a read-only grant (probe)",
-                probe_ok(rb, "write-landlock").unwrap_or(false),
-            ),
-            ("no capabilities", no_caps),
-            (
-                "seccomp refuses set-id bits on chmod (probe)",
-                probe_ok(rb, "setid-chmod").unwrap_or(false),
-            ),
-            (
-                "seccomp refuses set-id bits on creation (probe)",
-                probe_ok(rb, "setid-create").unwrap_or(false),
-            ),
-        ],
+        Checks {
+            observed: vec![
+                ("landlock fully enforced", landlock_full),
+                (
+                    "landlock handles WriteFile+Remove*+Make*",
+                    rb.landlock_handles(&["WriteFile", "RemoveFile", "MakeReg"]),
+                ),
+                (
+                    "read-only mount view (probe)",
+                    probe("write-outside-grants"),
+                ),
+                (
+                    "landlock denies writing a read-only grant (probe)",
+                    probe("write-landlock"),
+                ),
+                ("no capabilities", no_caps),
+                (
+                    "seccomp refuses set-id bits on chmod (probe)",
+                    probe("setid-chmod"),
+                ),
+                (
+                    "seccomp refuses set-id bits on creation (probe)",
+                    probe("setid-create"),
+                ),
+            ],
+            configured: vec![],
+        },
     );
-    let mut native_code = vec![];
+    let mut command_observed = vec![
+        (
+            "landlock handles Execute",
+            landlock_full.and(rb.landlock_handles(&["Execute"])),
+        ),
+        (
+            "a file off the allowlist is not executable (probe)",
+            probe("exec-outside-allowlist"),
+        ),
+        ("seccomp filter installed", seccomp_on),
+        ("seccomp denies io_uring (probe)", probe("io-uring")),
+        ("executable memfds refused (probe)", probe("memfd-exec")),
+        ("no_new_privs", nnp),
+        ("no capabilities", no_caps),
+    ];
     if !plan.native_code {
-        native_code.push((
+        command_observed.push((
             "executable anonymous memory refused (probe)",
-            probe_ok(rb, "native-code").unwrap_or(false),
+            probe("native-code"),
         ));
     }
     let command = proven(
         Dimension::Command,
-        vec![
-            ("exec allowlist in force", plan.exec_allowlist),
-            (
-                "landlock handles Execute",
-                landlock_full && handles("Execute"),
-            ),
-            (
-                "a file off the allowlist is not executable (probe)",
-                probe_ok(rb, "exec-outside-allowlist").unwrap_or(false),
-            ),
-            ("seccomp filter installed", seccomp_on),
-            (
-                "seccomp denies io_uring (probe)",
-                probe_ok(rb, "io-uring").unwrap_or(false),
-            ),
-            (
-                "executable memfds refused (probe)",
-                probe_ok(rb, "memfd-exec").unwrap_or(false),
-            ),
-            ("no_new_privs", nnp),
-            ("no capabilities", no_caps),
-        ]
-        .into_iter()
-        .chain(native_code)
-        .collect(),
+        Checks {
+            observed: command_observed,
+            configured: vec![("exec allowlist in force", plan.exec_allowlist)],
+        },
     );
     let network = match plan.net {
         NetMode::Host => proven(
             Dimension::Network,
-            vec![("host network (not restricted)", false)],
+            Checks {
+                observed: vec![],
+                configured: vec![("host network (not restricted)", false)],
+            },
         ),
         mode => {
-            let mut checks = vec![
-                (
-                    "own network namespace",
-                    rb.namespaces
-                        .get("net")
-                        .map(NamespacePair::separate)
-                        .unwrap_or(false),
-                ),
+            let mut observed = vec![
+                ("own network namespace", rb.separate_namespace("net")),
                 ("seccomp filter installed", seccomp_on),
             ];
             if mode == NetMode::None {
-                checks.push((
-                    "AF_INET sockets denied (probe)",
-                    probe_ok(rb, "socket-inet").unwrap_or(false),
-                ));
-                if let Some(ok) = probe_ok(rb, "tcp-connect") {
-                    checks.push(("landlock denies TCP connect (probe)", ok));
+                observed.push(("AF_INET sockets denied (probe)", probe("socket-inet")));
+                if let Some(ran) = rb.probe_ran("tcp-connect") {
+                    observed.push(("landlock denies TCP connect (probe)", ran));
                 }
             }
-            proven(Dimension::Network, checks)
+            proven(
+                Dimension::Network,
+                Checks {
+                    observed,
+                    configured: vec![],
+                },
+            )
         }
     };
-    let env_checked = env_check(&plan.env_rule, &rb.env_names);
-    let env_label = match &env_checked {
-        Ok(()) => "every name execve receives is allowed by the policy".to_string(),
-        Err(bad) => format!("execve would receive names the policy does not allow: {bad}"),
+    let (env_ok, env_bad) = rb.env_allowed(|names| env_check(&plan.env_rule, names));
+    let env_label = match &env_bad {
+        None => "every name execve receives is allowed by the policy".to_string(),
+        Some(bad) => format!("execve would receive names the policy does not allow: {bad}"),
     };
     let env = proven(
         Dimension::Env,
-        vec![(env_label.as_str(), env_checked.is_ok())],
+        Checks {
+            observed: vec![(env_label.as_str(), env_ok)],
+            configured: vec![],
+        },
     );
 
     let outcome = [
@@ -499,6 +418,7 @@ pub fn now_iso8601() -> String {
 mod tests {
     use super::*;
     use crate::plan::{EnvBase, Request};
+    use crate::readback::{NamespacePair, Probe};
 
     fn plan(req: Request) -> Plan {
         Plan::build(&Request {
@@ -543,7 +463,7 @@ mod tests {
             host: b,
         };
         KernelReadback {
-            landlock: LandlockReadback {
+            landlock: crate::kernel::landlock::LandlockOutcome {
                 abi: plan.landlock.0,
                 status: "fully_enforced".into(),
                 handled_fs: plan.landlock.handled_fs().names(),
@@ -579,6 +499,77 @@ mod tests {
         let v = verdict(&p, &live(&p));
         assert_eq!(v.enforced, Dimension::ALL, "{:#?}", v.reasons);
         assert!(!v.refused());
+    }
+
+    #[test]
+    fn each_dimension_falls_alone_when_one_observed_fact_fails() {
+        let p = plan(Request {
+            exec: vec!["/usr/bin/true".into()],
+            ..Default::default()
+        });
+        use Dimension::*;
+        let same_ns = |mut rb: KernelReadback, kind: &str| {
+            let pair = rb.namespaces.get_mut(kind).unwrap();
+            pair.sandbox = pair.host;
+            rb
+        };
+        let cases: Vec<(&str, KernelReadback, Dimension)> = vec![
+            ("host mount namespace", same_ns(live(&p), "mnt"), Read),
+            (
+                "writable mount view",
+                with_probe(live(&p), "write-outside-grants", "ok"),
+                Write,
+            ),
+            (
+                "set-id creation",
+                with_probe(live(&p), "setid-create", "ok"),
+                Write,
+            ),
+            ("io_uring", with_probe(live(&p), "io-uring", "ok"), Command),
+            (
+                "memfd exec",
+                with_probe(live(&p), "memfd-exec", "ok"),
+                Command,
+            ),
+            ("host network namespace", same_ns(live(&p), "net"), Network),
+            (
+                "AF_INET socket",
+                with_probe(live(&p), "socket-inet", "ok"),
+                Network,
+            ),
+        ];
+        for (what, rb, dim) in cases {
+            let v = verdict(&p, &rb);
+            let expected: Vec<Dimension> =
+                Dimension::ALL.into_iter().filter(|d| *d != dim).collect();
+            assert_eq!(v.enforced, expected, "{what}: {:#?}", v.reasons);
+            assert_eq!(v.unenforceable, vec![dim], "{what}");
+        }
+        // seccomp not in filter mode: command and network fall; caps still dropped.
+        let mut rb = live(&p);
+        rb.proc_status.insert("Seccomp".into(), "0".into());
+        let v = verdict(&p, &rb);
+        assert_eq!(v.enforced, vec![Read, Write, Env], "{:#?}", v.reasons);
+        // Capabilities left: write and command fall.
+        let mut rb = live(&p);
+        rb.proc_status
+            .insert("CapEff".into(), "000001ffffffffff".into());
+        let v = verdict(&p, &rb);
+        assert_eq!(v.enforced, vec![Read, Network, Env], "{:#?}", v.reasons);
+    }
+
+    #[test]
+    fn configuration_alone_proves_nothing() {
+        // --net host: nothing about the network is observed, so it is never enforced
+        // (and not required).
+        let p = plan(Request {
+            net: Some(NetMode::Host),
+            ..Default::default()
+        });
+        let v = verdict(&p, &live(&p));
+        assert!(!v.enforced.contains(&Dimension::Network));
+        assert!(v.reasons[&Dimension::Network].starts_with("not proven"));
+        assert!(!v.required.contains(&Dimension::Network));
     }
 
     #[test]

@@ -11,6 +11,7 @@
 mod attest;
 mod child;
 mod cli;
+mod containment;
 mod credentials;
 mod cw;
 mod envelope;
@@ -22,6 +23,7 @@ mod model;
 mod plan;
 mod policy;
 mod probe;
+mod readback;
 mod seal;
 mod signing;
 mod sink;

@@ -268,7 +268,7 @@ pub struct Plan {
     /// The programs an allowlist given as command lines resolved to (also in `grants`).
     pub exec_programs: Vec<ProgramGrant>,
     /// Under an exec allowlist: a readable file, executable by mode and mount, that is not
-    /// on the allowlist. The read-back attempts to execute it (see `child::contain`).
+    /// on the allowlist. The read-back attempts to execute it (see `readback::collect`).
     pub exec_probe: Option<PathBuf>,
     pub net: NetMode,
     /// The child's whole environment, built from scratch.
@@ -1742,6 +1742,81 @@ pub fn c_path(path: &Path) -> CString {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A fresh directory tree under the system's temp directory.
+    fn tree(name: &str, subdirs: &[&str]) -> PathBuf {
+        let root = std::env::temp_dir().join(format!("cwx-unit-{name}-{}", std::process::id()));
+        for d in subdirs {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        root
+    }
+
+    fn binds_of(req: Request) -> Vec<Bind> {
+        let plan = Plan::build(&Request {
+            command: vec!["/bin/true".into()],
+            ..req
+        })
+        .unwrap();
+        plan.view().binds
+    }
+
+    #[test]
+    fn the_bind_list_has_parents_first_and_no_redundant_children() {
+        let root = tree("binds", &["a/same", "a/rw/deeper", "b"]);
+        let p = |s: &str| root.join(s).to_string_lossy().into_owned();
+        let binds = binds_of(Request {
+            read: vec![p("a"), p("a/same"), p("b")],
+            write: vec![p("a/rw"), p("a/rw/deeper")],
+            ..Default::default()
+        });
+        let ours: Vec<(String, bool, bool)> = binds
+            .iter()
+            .filter(|b| b.path.starts_with(&root))
+            .map(|b| {
+                (
+                    b.path.strip_prefix(&root).unwrap().display().to_string(),
+                    b.writable,
+                    b.exec,
+                )
+            })
+            .collect();
+        // a/same has a's flags and a/rw/deeper a/rw's: neither needs its own mount.
+        assert_eq!(
+            ours,
+            [
+                ("a".to_string(), false, true),
+                ("a/rw".to_string(), true, true),
+                ("b".to_string(), false, true),
+            ]
+        );
+        // Every bind carries the identity the plan resolved, so init binds only that object.
+        assert!(binds.iter().all(|b| b.expect.is_some()));
+        // Parents before children, in path order.
+        let paths: Vec<&PathBuf> = binds.iter().map(|b| &b.path).collect();
+        let mut sorted = paths.clone();
+        sorted.sort();
+        assert_eq!(paths, sorted);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn under_an_exec_allowlist_only_libraries_and_exec_grants_are_mounted_exec() {
+        let root = tree("binds-exec", &["tools", "data"]);
+        let p = |s: &str| root.join(s).to_string_lossy().into_owned();
+        let binds = binds_of(Request {
+            read: vec![p("data")],
+            exec: vec![p("tools"), "/bin/true".into()],
+            ..Default::default()
+        });
+        let find = |path: &Path| binds.iter().find(|b| b.path == path).unwrap();
+        assert!(find(&root.join("tools")).exec);
+        assert!(!find(&root.join("data")).exec);
+        for b in binds.iter().filter(|b| b.path.starts_with("/dev")) {
+            assert!(b.device && !b.exec && !b.writable, "{b:?}");
+        }
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 
     #[test]
     fn env_program_follows_env_or_refuses() {

@@ -278,7 +278,8 @@ impl<'de> Deserialize<'de> for ExecPolicy {
 /// The bundled profiles, compiled into the binary so `--profile NAME` never depends on
 /// where cw-exec was installed.
 pub const BUNDLED: &[(&str, &str)] = &[
-    ("default", include_str!("../policies/default.toml")),
+    // `default` is `readonly`: one file, two names.
+    ("default", include_str!("../policies/readonly.toml")),
     ("readonly", include_str!("../policies/readonly.toml")),
     (
         "workspace-write",

@@ -5,8 +5,8 @@ use serde_json::{json, Value};
 
 use crate::kernel::landlock::LandlockAbi;
 use crate::kernel::seccomp::SeccompProgram;
+use crate::kernel::userns::write_id_maps;
 use crate::policy::NetMode;
-use crate::supervise::write_id_maps;
 use crate::sys;
 
 pub struct Check {

@@ -13,11 +13,12 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 use sha2::{Digest, Sha256};
 
-use crate::attest::KernelReadback;
 use crate::child::{self, Message, FORWARDED, TERMINATE_TREE};
+use crate::containment;
 use crate::kernel::cgroup::RunCgroups;
-use crate::model::{exec_failure_status, hex, names, NetMode, Refusal, EXIT_REFUSED, EXIT_TIMEOUT};
+use crate::model::{exec_failure_status, hex, names, Refusal, EXIT_REFUSED, EXIT_TIMEOUT};
 use crate::plan::{namespace_inodes, Plan};
+use crate::readback::KernelReadback;
 use crate::sys;
 
 /// After a timeout, how long the tree gets between SIGTERM and SIGKILL.
@@ -302,26 +303,13 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
     let stdin_described = stdin.describe();
 
     // Limits that bind the sandbox as a whole are in place before init runs anything.
-    let cgroups = if plan.limits.needs_cgroups() {
-        match RunCgroups::create(&plan.limits.cgroups) {
-            Ok(c) => Some(c),
-            Err(e) => return refused(CGROUPS_STEP, e),
-        }
-    } else {
-        None
+    let cgroups = match containment::limits_before_clone(plan) {
+        Ok(c) => c,
+        Err(e) => return refused(CGROUPS_STEP, e),
     };
     crate::timings::mark("cgroups created");
 
-    let mut flags = libc::CLONE_NEWUSER
-        | libc::CLONE_NEWNS
-        | libc::CLONE_NEWPID
-        | libc::CLONE_NEWIPC
-        | libc::CLONE_NEWUTS
-        | libc::CLONE_NEWCGROUP;
-    if plan.net != NetMode::Host {
-        flags |= libc::CLONE_NEWNET;
-    }
-    let init = match sys::clone_into_namespaces(flags) {
+    let init = match sys::clone_into_namespaces(containment::namespace_flags(plan)) {
         Ok(Some(pid)) => pid,
         Ok(None) => {
             drop((go_write, report_read, signals));
@@ -375,11 +363,7 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
         _ => None,
     };
 
-    let setup = write_id_maps(init, plan.uid, plan.gid).and_then(|()| match &cgroups {
-        Some(c) => c.enter(init.as_raw()),
-        None => Ok(()),
-    });
-    if let Err(e) = setup {
+    if let Err(e) = containment::identity_and_limits(plan, init, cgroups.as_ref()) {
         let _ = kill(init, Signal::SIGKILL);
         let _ = waitpid(init, None);
         return refused("sandbox set-up", e);
@@ -403,25 +387,6 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
         outcome.oom_killed = c.oom_killed();
     }
     outcome
-}
-
-/// Maps the caller's uid/gid to themselves inside the new user namespace. Root maps the
-/// whole range so file ownership reads the same inside; everyone else may map only
-/// themselves (and must give up setgroups to do so).
-pub fn write_id_maps(pid: Pid, uid: u32, gid: u32) -> Result<(), String> {
-    let write = |file: &str, text: &str| {
-        std::fs::write(format!("/proc/{pid}/{file}"), text)
-            .map_err(|e| format!("writing {file}: {e}"))
-    };
-    if uid == 0 {
-        write("uid_map", "0 0 4294967295\n")?;
-        write("gid_map", "0 0 4294967295\n")?;
-    } else {
-        write("setgroups", "deny")?;
-        write("uid_map", &format!("{uid} {uid} 1\n"))?;
-        write("gid_map", &format!("{gid} {gid} 1\n"))?;
-    }
-    Ok(())
 }
 
 /// Hashes stdout on a second thread, so hashing overlaps with relaying (SHA-256 is the

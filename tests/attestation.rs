@@ -24,11 +24,7 @@ fn envelope_evidence_triple_and_summary_are_exact() {
         "stdout must be the child's, byte for byte"
     );
     let e = envelope(&env);
-    use sha2::Digest;
-    let sha: String = sha2::Sha256::digest(b"hello world\n")
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let sha = sha256_hex(b"hello world\n");
     let evidence = vec![
         "command:/bin/echo hello world".to_string(),
         "exitCode:0".to_string(),
@@ -242,11 +238,7 @@ fn large_output_is_passed_through_and_hashed() {
         .args(["--envelope", env.to_str().unwrap()])
         .violate(&["echo-bytes", &n.to_string()]);
     assert_eq!(out.stdout.len(), n);
-    use sha2::Digest;
-    let sha: String = sha2::Sha256::digest(&out.stdout)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let sha = sha256_hex(&out.stdout);
     assert_eq!(
         envelope(&env)["evidence"][2],
         format!("stdoutSha256:sha256:{sha}")

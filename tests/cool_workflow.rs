@@ -5,7 +5,6 @@
 mod common;
 use common::*;
 use serde_json::{json, Value};
-use sha2::Digest;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -133,10 +132,7 @@ fn exec_as(request: &Path, user: Option<(u32, u32)>) -> (Option<i32>, Value, Str
 }
 
 fn sha(bytes: &[u8]) -> String {
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    sha256_hex(bytes)
 }
 
 fn assert_completed(e: &Value, command_line: &str, exit: i32, stdout: &[u8], label: &str) {

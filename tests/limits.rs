@@ -526,11 +526,7 @@ fn output_past_the_limit_is_dropped_and_recorded() {
             out.stdout, expected,
             "{who}: the passed-through prefix must be exact"
         );
-        use sha2::Digest;
-        let sha: String = sha2::Sha256::digest(&out.stdout)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let sha = sha256_hex(&out.stdout);
         let e = envelope(&env);
         assert_eq!(
             e["evidence"][2],

@@ -146,8 +146,8 @@ fn terminal_injection_is_denied() {
 }
 
 /// Hex of a needle, so the sandboxed helper's own command line does not contain it.
-fn hex(s: &str) -> String {
-    s.bytes().map(|b| format!("{b:02x}")).collect()
+fn hex_of(s: &str) -> String {
+    hex(s.as_bytes())
 }
 
 #[test]
@@ -165,9 +165,9 @@ fn init_shows_neither_cw_exec_arguments_nor_its_environment() {
         let files = "cmdline,environ,comm,status";
         let script = format!(
             "{v} proc-grep all {files} {} {}; {v} proc-grep 1 {files} {}; cat /proc/1/comm",
-            hex(&argv_marker),
-            hex(&removed_secret),
-            hex(&set_secret),
+            hex_of(&argv_marker),
+            hex_of(&removed_secret),
+            hex_of(&set_secret),
         );
         let out = sb
             .env("CW_TEST_REMOVED", &removed_secret)

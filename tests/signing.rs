@@ -161,11 +161,7 @@ fn a_signed_run_verifies_and_every_kind_of_forgery_is_named() {
         assert!(code == 1 && line.contains("tampered"), "{who}: {line}");
         // Another key.
         let other = ed25519_dalek::SigningKey::from_bytes(&[42u8; 32]).verifying_key();
-        let other_hex: String = other
-            .as_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let other_hex = hex(other.as_bytes());
         let (code, line) = verify(&env, &["--key", &other_hex]);
         assert!(code == 1 && line.contains("wrong key"), "{who}: {line}");
         // Outside the window (a signature from the future is outside too).
@@ -488,12 +484,8 @@ fn without_a_key_the_attestation_says_it_is_unsigned_and_a_nonce_is_refused() {
     let v = envelope(&env);
     assert!(v["provenance"]["attestation"]["signature"].is_null());
     let other = ed25519_dalek::SigningKey::from_bytes(&[1u8; 32]).verifying_key();
-    let hex: String = other
-        .as_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let (code, line) = verify(&env, &["--key", &hex]);
+    let other_hex = hex(other.as_bytes());
+    let (code, line) = verify(&env, &["--key", &other_hex]);
     assert!(code == 1 && line.contains("not signed"), "{line}");
     let out = sb
         .clone()

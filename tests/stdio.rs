@@ -10,14 +10,6 @@ use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::process::Stdio;
 
-fn sha256_hex(data: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// Runs `cw-exec run ARGS -- CMD` with stdin one end of a socketpair; returns the output and
 /// everything that arrived at the other end (read to EOF once cw-exec is gone).
 fn run_with_socket_stdin(sb: Sandbox, cmd: &[&str]) -> (std::process::Output, Vec<u8>) {

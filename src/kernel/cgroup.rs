@@ -94,10 +94,8 @@ struct CgroupMount {
     controllers: Vec<String>,
 }
 
-fn cgroup_mounts() -> Vec<CgroupMount> {
-    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return vec![];
-    };
+/// The cgroup hierarchies a mountinfo text mounts.
+fn cgroup_mounts(text: &str) -> Vec<CgroupMount> {
     text.lines()
         .filter_map(|line| {
             // ... mount_point ... - fstype source super_options
@@ -123,11 +121,9 @@ fn cgroup_mounts() -> Vec<CgroupMount> {
         .collect()
 }
 
-/// cw-exec's own cgroup path in each hierarchy: ("" for v2, or the v1 controller list).
-fn own_paths() -> Vec<(String, String)> {
-    let Ok(text) = std::fs::read_to_string("/proc/self/cgroup") else {
-        return vec![];
-    };
+/// cw-exec's own cgroup path in each hierarchy, from a /proc/PID/cgroup text: ("" for v2,
+/// or the v1 controller list).
+fn own_paths(text: &str) -> Vec<(String, String)> {
     text.lines()
         .filter_map(|line| {
             let mut parts = line.splitn(3, ':');
@@ -139,13 +135,29 @@ fn own_paths() -> Vec<(String, String)> {
         .collect()
 }
 
-fn writable_dir(path: &Path) -> bool {
-    path.is_dir()
-        && nix::unistd::access(
-            path,
-            nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK,
-        )
-        .is_ok()
+/// What discovery asks the file system, as a seam: the host's answers, or recorded ones in
+/// unit tests.
+trait CgroupFs {
+    /// The controllers enabled for children of this cgroup (`cgroup.subtree_control`).
+    fn subtree_control(&self, cgroup: &Path) -> String;
+    /// Whether this process may create a cgroup beneath this one.
+    fn writable(&self, cgroup: &Path) -> bool;
+}
+
+struct HostFs;
+
+impl CgroupFs for HostFs {
+    fn subtree_control(&self, cgroup: &Path) -> String {
+        std::fs::read_to_string(cgroup.join("cgroup.subtree_control")).unwrap_or_default()
+    }
+    fn writable(&self, path: &Path) -> bool {
+        path.is_dir()
+            && nix::unistd::access(
+                path,
+                nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK,
+            )
+            .is_ok()
+    }
 }
 
 /// This process's view of the cgroup hierarchies, read once per run (two /proc files) and
@@ -157,9 +169,15 @@ pub struct CgroupHost {
 
 impl CgroupHost {
     pub fn read() -> CgroupHost {
+        let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+        CgroupHost::parse(&read("/proc/self/mountinfo"), &read("/proc/self/cgroup"))
+    }
+
+    /// From the texts of /proc/self/mountinfo and /proc/self/cgroup.
+    fn parse(mountinfo: &str, cgroup: &str) -> CgroupHost {
         CgroupHost {
-            mounts: cgroup_mounts(),
-            own: own_paths(),
+            mounts: cgroup_mounts(mountinfo),
+            own: own_paths(cgroup),
         }
     }
 
@@ -171,12 +189,20 @@ impl CgroupHost {
     /// Where `controller` can be used by this process, preferring cgroup v2; or why it
     /// cannot be, naming every place looked at.
     pub fn find(&self, controller: Controller) -> Result<Hierarchy, String> {
+        self.find_in(controller, &HostFs, nix::unistd::geteuid().as_raw())
+    }
+
+    fn find_in(
+        &self,
+        controller: Controller,
+        fs: &dyn CgroupFs,
+        uid: u32,
+    ) -> Result<Hierarchy, String> {
         let (mounts, own) = (&self.mounts, &self.own);
         let join = |mount: &Path, rel: &str| match rel.trim_start_matches('/') {
             "" => mount.to_path_buf(),
             rel => mount.join(rel),
         };
-        let uid = nix::unistd::geteuid();
         let mut why: Vec<String> = vec![];
         match (
             mounts.iter().find(|m| m.v2),
@@ -192,8 +218,7 @@ impl CgroupHost {
                     candidates.push(m.mount_point.clone());
                 }
                 for parent in candidates {
-                    let enabled = std::fs::read_to_string(parent.join("cgroup.subtree_control"))
-                        .unwrap_or_default();
+                    let enabled = fs.subtree_control(&parent);
                     let usable = match controller.v2_name() {
                         Some(name) => enabled.split_whitespace().any(|c| c == name),
                         None => true,
@@ -204,7 +229,7 @@ impl CgroupHost {
                             parent.display(),
                             controller.v2_name().unwrap_or_default()
                         ));
-                    } else if !writable_dir(&parent) {
+                    } else if !fs.writable(&parent) {
                         why.push(format!(
                             "cgroup v2 {}: not writable by uid {uid}",
                             parent.display()
@@ -232,7 +257,7 @@ impl CgroupHost {
             return Err(why.join("; "));
         };
         let parent = join(&m.mount_point, rel);
-        if writable_dir(&parent) {
+        if fs.writable(&parent) {
             return Ok(Hierarchy::V1(parent));
         }
         why.push(format!(
@@ -446,5 +471,116 @@ fn sweep_stale(parent: &Path) {
         if !alive {
             let _ = std::fs::remove_dir(entry.path());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    /// Recorded answers: subtree_control per cgroup, and the cgroups this process may write.
+    struct Recorded {
+        enabled: BTreeMap<&'static str, &'static str>,
+        writable: Vec<&'static str>,
+    }
+
+    impl CgroupFs for Recorded {
+        fn subtree_control(&self, cgroup: &Path) -> String {
+            self.enabled
+                .get(cgroup.to_str().unwrap())
+                .unwrap_or(&"")
+                .to_string()
+        }
+        fn writable(&self, cgroup: &Path) -> bool {
+            self.writable.contains(&cgroup.to_str().unwrap())
+        }
+    }
+
+    /// This machine's kind: memory, pids and cpu on cgroup v1; cgroup2 mounted without them.
+    const V1_MOUNTINFO: &str = "\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+33 31 0:30 / /sys/fs/cgroup/cpuacct rw,relatime - cgroup cgroup rw,cpuacct
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+39 31 0:36 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+    const V1_CGROUP: &str = "8:pids:/\n4:memory:/job/42\n2:cpuacct:/\n1:cpu:/\n0::/\n";
+
+    /// A systemd host on cgroup v2 only: the caller's own cgroup is a leaf of a session.
+    const V2_MOUNTINFO: &str =
+        "30 23 0:27 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime - cgroup2 cgroup2 rw,nsdelegate\n";
+    const V2_CGROUP: &str = "0::/user.slice/user-1000.slice/session-3.scope\n";
+
+    #[test]
+    fn v1_controllers_are_found_in_the_callers_own_cgroup() {
+        let host = CgroupHost::parse(V1_MOUNTINFO, V1_CGROUP);
+        let fs = Recorded {
+            enabled: BTreeMap::new(),
+            writable: vec!["/sys/fs/cgroup/memory/job/42", "/sys/fs/cgroup/pids"],
+        };
+        assert_eq!(
+            host.find_in(Controller::Memory, &fs, 0),
+            Ok(Hierarchy::V1("/sys/fs/cgroup/memory/job/42".into()))
+        );
+        assert_eq!(
+            host.find_in(Controller::Pids, &fs, 0),
+            Ok(Hierarchy::V1("/sys/fs/cgroup/pids".into()))
+        );
+        // cpuacct's cgroup is not writable: refused, naming every place looked at.
+        let err = host.find_in(Controller::CpuAccounting, &fs, 0).unwrap_err();
+        assert!(err.contains("cgroup v2 /sys/fs/cgroup/unified"), "{err}");
+        assert!(
+            err.contains("cgroup v1 /sys/fs/cgroup/cpuacct: not writable by uid 0"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn v2_prefers_the_own_cgroup_then_the_writable_root() {
+        let host = CgroupHost::parse(V2_MOUNTINFO, V2_CGROUP);
+        let own = "/sys/fs/cgroup/user.slice/user-1000.slice/session-3.scope";
+        // A delegated subtree with the controller enabled: the caller's own cgroup.
+        let delegated = Recorded {
+            enabled: BTreeMap::from([(own, "memory pids")]),
+            writable: vec![own],
+        };
+        assert_eq!(
+            host.find_in(Controller::Memory, &delegated, 1000),
+            Ok(Hierarchy::V2(own.into()))
+        );
+        // Root on a systemd host: the leaf has nothing enabled, the root has.
+        let root = Recorded {
+            enabled: BTreeMap::from([("/sys/fs/cgroup", "cpu memory pids")]),
+            writable: vec![own, "/sys/fs/cgroup"],
+        };
+        assert_eq!(
+            host.find_in(Controller::Pids, &root, 0),
+            Ok(Hierarchy::V2("/sys/fs/cgroup".into()))
+        );
+        // An unprivileged user outside a delegated subtree: nothing usable, each place named.
+        let user = Recorded {
+            enabled: BTreeMap::from([("/sys/fs/cgroup", "cpu memory pids")]),
+            writable: vec![],
+        };
+        let err = host.find_in(Controller::Memory, &user, 1000).unwrap_err();
+        assert!(err.contains("memory is not enabled"), "{err}");
+        assert!(
+            err.contains("/sys/fs/cgroup: not writable by uid 1000"),
+            "{err}"
+        );
+        assert!(err.contains("no cgroup v1 memory hierarchy"), "{err}");
+    }
+
+    #[test]
+    fn no_cgroup_file_system_means_no_hierarchy() {
+        let host = CgroupHost::parse("", "");
+        let fs = Recorded {
+            enabled: BTreeMap::new(),
+            writable: vec![],
+        };
+        let err = host.find_in(Controller::Memory, &fs, 0).unwrap_err();
+        assert!(err.contains("no cgroup v2 hierarchy is mounted"), "{err}");
     }
 }

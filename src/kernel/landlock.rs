@@ -13,7 +13,7 @@ use landlock::{
 };
 use std::os::fd::AsFd;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::{Access, Grant, NetMode};
 
@@ -70,8 +70,8 @@ impl LandlockAbi {
     }
 }
 
-/// The Landlock part of the kernel read-back.
-#[derive(Clone, Debug, Serialize)]
+/// The Landlock part of the kernel read-back: what `landlock_restrict_self` returned.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LandlockOutcome {
     pub abi: u32,
     /// "fully_enforced", "partially_enforced" or "not_enforced", as the kernel call returned.

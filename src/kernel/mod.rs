@@ -1,4 +1,4 @@
-//! One file per kernel facility. The order they are applied in is in `child::contain`.
+//! One file per kernel facility, each seeing only the typed core. The order they are applied in is in `containment`.
 
 pub mod cgroup;
 pub mod landlock;
@@ -6,3 +6,4 @@ pub mod mount_view;
 pub mod pathfd;
 pub mod quotas;
 pub mod seccomp;
+pub mod userns;

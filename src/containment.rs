@@ -1,0 +1,252 @@
+//! The containment sequence, in one place: every step that builds the sandbox, in order,
+//! in the process that runs it. Each step assumes the ones before it.
+//!
+//! cw-exec (host namespaces) — `supervise` calls these:
+//!  1. `limits_before_clone`: the run's cgroups (memory, pids, cpu), before anything runs.
+//!  2. `namespace_flags`: clone into new user, mount, PID, IPC, UTS, cgroup (and network
+//!     unless `--net host`) namespaces; the child becomes init.
+//!  3. `identity_and_limits`: uid/gid maps of the new user namespace; init joins the cgroups;
+//!     then init is released.
+//!
+//! init (PID 1 of the sandbox) — `init_steps`:
+//!  4. hostname; the mount view (`kernel::mount_view::enter`: pivot_root into a tmpfs, binds
+//!     verified by identity, masks, pins, private /tmp, own /proc, the host tree detached);
+//!     vm.memfd_noexec=2 (root); loopback up (`--net loopback`); a writable /proc handle for
+//!     the command's oom_score_adj; lowered per-user quotas; host kernel state sealed
+//!     read-only; init non-dumpable, its environment and arguments scrubbed.
+//!  5. fork the command's process; init drops every capability and only reaps and forwards.
+//!
+//! the command's process — `command_steps`:
+//!  6. setsid; chdir; oom_score_adj; close-on-exec from fd 3; no_new_privs.
+//!  7. Landlock (filesystem, TCP, scopes); the TCP probe (before seccomp); rlimits and
+//!     rlimit-backed quotas; capabilities cleared and securebits locked.
+//!  8. seccomp, last; the set-id probe that needs a before/after pair.
+//!  9. the read-back (`readback::collect`), then — in `child` — the verdict, and execve only
+//!     if every required dimension is proven.
+
+use std::collections::BTreeMap;
+use std::os::fd::{AsFd, OwnedFd};
+
+use nix::unistd::Pid;
+
+use crate::kernel::cgroup::RunCgroups;
+use crate::kernel::{landlock, mount_view, userns};
+use crate::model::NetMode;
+use crate::plan::Plan;
+use crate::readback::{self, KernelReadback, StepError};
+use crate::sys;
+
+fn step<T, E: std::fmt::Display>(name: &str, r: Result<T, E>) -> Result<T, StepError> {
+    r.map_err(|e| (name.to_string(), e.to_string()))
+}
+
+/// Step 1: the cgroups that bind the sandbox as a whole, if the plan's limits need them.
+pub fn limits_before_clone(plan: &Plan) -> Result<Option<RunCgroups>, String> {
+    if plan.limits.needs_cgroups() {
+        RunCgroups::create(&plan.limits.cgroups).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+/// Step 2: the namespaces the sandbox gets.
+pub fn namespace_flags(plan: &Plan) -> libc::c_int {
+    let mut flags = libc::CLONE_NEWUSER
+        | libc::CLONE_NEWNS
+        | libc::CLONE_NEWPID
+        | libc::CLONE_NEWIPC
+        | libc::CLONE_NEWUTS
+        | libc::CLONE_NEWCGROUP;
+    if plan.net != NetMode::Host {
+        flags |= libc::CLONE_NEWNET;
+    }
+    flags
+}
+
+/// Step 3: init's identity in its user namespace, and its cgroups.
+pub fn identity_and_limits(
+    plan: &Plan,
+    init: Pid,
+    cgroups: Option<&RunCgroups>,
+) -> Result<(), String> {
+    userns::write_id_maps(init, plan.uid, plan.gid)?;
+    match cgroups {
+        Some(c) => c.enter(init.as_raw()),
+        None => Ok(()),
+    }
+}
+
+/// Step 4, in init: everything init sets up before it forks the command. Returns the
+/// writable /proc handle the command uses for its oom_score_adj.
+pub fn init_steps(plan: &Plan) -> Result<OwnedFd, StepError> {
+    step("hostname", nix::unistd::sethostname("cw-exec"))?;
+    step("mount view", mount_view::enter(&plan.view()))?;
+    crate::timings::mark("init: mount view built and entered");
+    // Landlock does not mediate exec of a memfd (it lives on an internal mount Landlock
+    // exempts), so forbid executable memfds for the whole PID namespace (Linux 6.3); the
+    // value cannot be lowered from inside. Only the host's root may write it; for everyone
+    // else the seccomp program refuses memfds without MFD_NOEXEC_SEAL instead.
+    if plan.memfd_sysctl {
+        step(
+            "vm.memfd_noexec=2",
+            std::fs::write("/proc/sys/vm/memfd_noexec", "2"),
+        )?;
+    }
+    if plan.net == NetMode::Loopback {
+        step("loopback interface", sys::loopback_up())?;
+    }
+
+    // The command raises its own oom_score_adj (`prefer_for_oom_kill`) after /proc is sealed
+    // read-only: a detached, still writable copy of the /proc mount, made before the seal,
+    // lets it. Reachable by no path; init drops it after the fork, the command before
+    // Landlock.
+    let proc_handle = step("init: /proc handle for oom_score_adj", writable_proc_copy())?;
+    // Per-user quotas (inotify, fanotify, namespaces) of this user namespace, lowered so the
+    // sandbox cannot use up the caller's share on the host. After every namespace init
+    // creates — a detached mount (`open_tree` clone) counts as a mount namespace too, and
+    // this forbids creating more — and before /proc is sealed read-only.
+    crate::kernel::quotas::lower_in_namespace(&plan.quotas);
+    // Host kernel state is read-only in the view whatever the grants say, and so is the
+    // sandbox's own /proc once init has written the sysctls above.
+    let kernel_fs: Vec<&str> = crate::plan::KERNEL_STATE_FS
+        .iter()
+        .map(|(_, name)| *name)
+        .collect();
+    step(
+        "read-only kernel state",
+        mount_view::seal_kernel_state(&kernel_fs),
+    )?;
+    crate::timings::mark("init: memfd sysctl, loopback, kernel state sealed");
+    // Init must not expose cw-exec's environment through /proc/1/environ. All before the
+    // fork, so there is no moment at which the command runs while init is readable: init
+    // is non-dumpable from here on (the command becomes dumpable again at its own execve),
+    // and the environment block is zeroed in both copies (nothing reads it any more).
+    step("init: not dumpable", nix::sys::prctl::set_dumpable(false))?;
+    sys::scrub_initial_environment();
+    // Nor cw-exec's arguments through /proc/1/cmdline, which any process may read.
+    step(
+        "init: scrubbing cw-exec's arguments",
+        sys::scrub_initial_arguments(c"cw-exec-init"),
+    )?;
+    Ok(proc_handle)
+}
+
+/// The command's process: restricts itself step by step, then reads back. Each step
+/// assumes the ones before it.
+pub fn command_steps(
+    plan: &Plan,
+    host_ns: &BTreeMap<String, u64>,
+    envp: &[std::ffi::CString],
+    proc_handle: OwnedFd,
+) -> Result<KernelReadback, StepError> {
+    crate::timings::mark("command: forked");
+    // 1. A new session: no controlling terminal, so TIOCSTI cannot reach the caller's.
+    step("setsid", nix::unistd::setsid())?;
+    // 2. The working directory, inside the view.
+    step(
+        &format!("chdir {}", plan.cwd.display()),
+        std::env::set_current_dir(&plan.cwd),
+    )?;
+    // 2b. The OOM killer's first choice in the sandbox is the command, not init (before
+    //     Landlock, which makes /proc read-only).
+    step("oom_score_adj", prefer_for_oom_kill(proc_handle))?;
+    // 3. No descriptor but 0, 1, 2 crosses execve (the report pipe is already CLOEXEC).
+    step("close-on-exec for fds >= 3", sys::cloexec_from(3))?;
+    // 4. no_new_privs: setuid bits and file capabilities grant nothing from here on; it is
+    //    also what lets an unprivileged process install Landlock and seccomp.
+    step("no_new_privs", nix::sys::prctl::set_no_new_privs())?;
+    // 5. Landlock: filesystem allowlist, TCP (for --net none), scopes.
+    let grants: Vec<_> = plan.all_grants().cloned().collect();
+    let outcome = step(
+        "landlock",
+        landlock::restrict(plan.landlock, &grants, plan.net),
+    )?;
+    crate::timings::mark("command: session, cwd, fds, no_new_privs, landlock");
+    let mut probes = Vec::new();
+    if plan.net == NetMode::None && plan.landlock.has_tcp() {
+        // Before seccomp, which would refuse the socket itself: Landlock alone must deny it.
+        probes.push(readback::probe(
+            "tcp-connect",
+            "connect(AF_INET, 127.0.0.1:9) before seccomp",
+            "EACCES",
+            readback::tcp_connect_errno(),
+        ));
+    }
+    // The set-id probe's memfd, made before the rlimits so that a low RLIMIT_NOFILE cannot
+    // refuse it; it is closed again right after seccomp, before the read-back opens files.
+    let setid_memfd = readback::setid_probe_memfd();
+    // 6. Resource limits a process carries itself (the cgroup ones were applied by cw-exec).
+    step(
+        "rlimits",
+        crate::limits::apply_rlimits(&plan.limits.rlimits),
+    )?;
+    //    And the rlimit-backed per-user quotas (message-queue bytes, queued signals).
+    crate::kernel::quotas::lower_rlimits(&plan.quotas);
+    // 7. Capabilities: none, in any set, and uid 0 cannot regain them on execve.
+    step("dropping capabilities", drop_capabilities())?;
+    // The set-id probe's control, just before seccomp: S_ISUID on a memfd this process owns
+    // is accepted here, so an EPERM for the same call after seccomp is seccomp's.
+    let setid_control = readback::setid_probe_control(setid_memfd);
+    // 8. seccomp, last: after it, only the read-back and execve run.
+    step("seccomp", plan.seccomp.install())?;
+    let setid_chmod = readback::setid_probe(setid_control);
+    crate::timings::mark("command: rlimits, capabilities, seccomp");
+
+    // 9. The read-back: what the kernel says about this process, and the late probes.
+    readback::collect(plan, host_ns, envp, outcome, probes, setid_chmod)
+}
+
+/// A detached copy of the sandbox's /proc mount (`open_tree` clone), writable whatever later
+/// happens to the mount at /proc.
+fn writable_proc_copy() -> Result<OwnedFd, String> {
+    use nix::fcntl::OFlag;
+    let proc = nix::fcntl::open(
+        "/proc",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| format!("/proc: {e}"))?;
+    sys::clone_tree(proc.as_fd()).map_err(|e| format!("cloning /proc: {e}"))
+}
+
+/// Makes the command's processes the OOM killer's first choice, before init: pages of the
+/// private /tmp or of a memfd belong to no process, so when the sandbox's memory cgroup is
+/// full the kernel would otherwise often kill init (the largest process), ending the run as
+/// a crash instead of the command's OOM kill. Raising oom_score_adj needs no privilege; init
+/// keeps cw-exec's value. Written through `proc` (see `writable_proc_copy`), which is then
+/// closed. /proc/self of a non-dumpable process belongs to the namespace's root, which an
+/// unprivileged caller's namespace does not map, so the process is dumpable for the write
+/// (nothing else runs in the sandbox yet) and not again until execve.
+fn prefer_for_oom_kill(proc: OwnedFd) -> Result<(), String> {
+    use nix::fcntl::OFlag;
+    nix::sys::prctl::set_dumpable(true).map_err(|e| format!("dumpable: {e}"))?;
+    let written = nix::fcntl::openat(
+        &proc,
+        "self/oom_score_adj",
+        OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .and_then(|fd| nix::unistd::write(&fd, b"1000"));
+    drop(proc);
+    nix::sys::prctl::set_dumpable(false).map_err(|e| format!("not dumpable: {e}"))?;
+    written
+        .map(drop)
+        .map_err(|e| format!("/proc/self/oom_score_adj: {e}"))
+}
+
+/// Clears every capability set. Securebits first (they need CAP_SETPCAP), so uid 0 in the
+/// namespace does not get a full set back on execve.
+pub fn drop_capabilities() -> Result<(), String> {
+    use caps::CapSet;
+    sys::lock_securebits().map_err(|e| format!("securebits: {e}"))?;
+    for set in [
+        CapSet::Bounding,
+        CapSet::Ambient,
+        CapSet::Inheritable,
+        CapSet::Effective,
+        CapSet::Permitted,
+    ] {
+        caps::clear(None, set).map_err(|e| format!("clearing {set:?}: {e}"))?;
+    }
+    Ok(())
+}
