@@ -327,75 +327,7 @@ impl Plan {
         let gid = nix::unistd::getgid().as_raw();
 
         // The environment first: PATH decides where the command is found.
-        let parent = |name: &str| std::env::var_os(name).map(|v| v.to_string_lossy().into_owned());
-        let mut env = BTreeMap::new();
-        match req.env_base {
-            EnvBase::Scratch => {
-                env.insert("PATH".to_string(), DEFAULT_PATH.to_string());
-                env.insert("HOME".to_string(), home.to_string_lossy().into_owned());
-                env.insert(
-                    "LANG".to_string(),
-                    parent("LANG").unwrap_or_else(|| "C.UTF-8".to_string()),
-                );
-                if let Some(term) = parent("TERM") {
-                    env.insert("TERM".to_string(), term);
-                }
-                env.insert("TMPDIR".to_string(), tmp.to_string_lossy().into_owned());
-            }
-            EnvBase::CoolWorkflow { inherit: true } => {
-                for (k, v) in std::env::vars_os() {
-                    env.insert(
-                        k.to_string_lossy().into_owned(),
-                        v.to_string_lossy().into_owned(),
-                    );
-                }
-            }
-            EnvBase::CoolWorkflow { inherit: false } => {
-                for name in ["PATH", "HOME"] {
-                    if let Some(v) = parent(name) {
-                        env.insert(name.to_string(), v);
-                    }
-                }
-            }
-        }
-        if req
-            .forward_provider_keys
-            .or(profile.env.forward_provider_keys)
-            .unwrap_or(false)
-        {
-            for (k, v) in std::env::vars_os() {
-                let k = k.to_string_lossy().into_owned();
-                if PROVIDER_KEY_PREFIXES
-                    .iter()
-                    .any(|p| k.to_ascii_uppercase().starts_with(p))
-                {
-                    env.insert(k, v.to_string_lossy().into_owned());
-                }
-            }
-            if let (Some(user), false) = (parent("USER"), env.contains_key("USER")) {
-                env.insert("USER".to_string(), user);
-            }
-        }
-        for (field, name) in profile
-            .env
-            .expose
-            .iter()
-            .map(|n| ("env.expose", n))
-            .chain(req.env.iter().map(|n| ("--env", n)))
-        {
-            check_env_name(name).map_err(|e| bad(format!("{field}: {e}")))?;
-            if let Some(value) = std::env::var_os(name) {
-                env.insert(name.clone(), value.to_string_lossy().into_owned());
-            }
-        }
-        for name in req
-            .env_deny
-            .iter()
-            .map(String::as_str)
-            .chain(NEVER_FORWARD.iter().copied())
-        {
-            env.remove(name);
-        }
+        let mut env = base_environment(req, &profile, &home, &tmp)?;
         let search_path = env
             .get("PATH")
             .cloned()
@@ -435,74 +367,7 @@ impl Plan {
 
         // Filesystem grants.
         let exec_allowlist = req.exec_allowlist(&profile);
-        let mut grants: Vec<Grant> = Vec::new();
-        let no_exec_list = Vec::new();
-        let lists: [(&str, &Vec<String>, Access); 6] = [
-            (
-                "read",
-                &profile.read,
-                Access {
-                    read: true,
-                    write: false,
-                    exec: !exec_allowlist,
-                },
-            ),
-            (
-                "--read",
-                &req.read,
-                Access {
-                    read: true,
-                    write: false,
-                    exec: !exec_allowlist,
-                },
-            ),
-            (
-                "write",
-                &profile.write,
-                Access {
-                    read: true,
-                    write: true,
-                    exec: !exec_allowlist,
-                },
-            ),
-            (
-                "--write",
-                &req.write,
-                Access {
-                    read: true,
-                    write: true,
-                    exec: !exec_allowlist,
-                },
-            ),
-            (
-                "exec",
-                profile.exec.allow.as_ref().unwrap_or(&no_exec_list),
-                Access {
-                    read: true,
-                    write: false,
-                    exec: true,
-                },
-            ),
-            (
-                "--exec",
-                &req.exec,
-                Access {
-                    read: true,
-                    write: false,
-                    exec: true,
-                },
-            ),
-        ];
-        for (field, list, access) in lists {
-            for text in list.iter() {
-                let expanded = tokens
-                    .expand(text)
-                    .map_err(|e| bad(format!("{field}: {e}")))?;
-                for grant in resolve_grant(field, text, &expanded, &cwd, access)? {
-                    merge_grant(&mut grants, grant);
-                }
-            }
-        }
+        let mut grants = requested_grants(req, &profile, &tokens, &cwd, exec_allowlist)?;
 
         // Symlinks nobody but root and the caller could have placed are followed; others
         // (in another user's reach, or inside this run's own write set, where a previous
@@ -601,43 +466,7 @@ impl Plan {
             }
         }
         let net = req.net_mode(&profile);
-        // Profile values were checked when the profile was parsed; the flags are checked here.
-        let rl = &req.limits;
-        rl.check(|key| format!("--{key}")).map_err(bad)?;
-        let pl = &profile.limits;
-        let timeout = rl.timeout.or(pl.timeout).map(Duration::from_secs_f64);
-        let cpu = rl.cpu.or(pl.cpu).map(Duration::from_secs_f64);
-        // A limit is explicit when a flag sets it or the profile lists it in limits.required:
-        // then it binds as asked or the run is refused. Otherwise it is a profile default.
-        let mut explicit = BTreeMap::new();
-        for (report, key) in [
-            ("memory", "memory"),
-            ("pids", "pids"),
-            ("cpu", "cpu"),
-            ("nofile", "nofile"),
-            ("fsize", "fsize"),
-            ("output", "output-limit"),
-        ] {
-            if rl.is_set(key) {
-                explicit.insert(report, format!("--{key}"));
-            } else if pl.is_set(key) && pl.requires(key) {
-                explicit.insert(
-                    report,
-                    format!("profile {profile_id}: limits.{key} (required)"),
-                );
-            }
-        }
-        let wanted = Limits {
-            memory: rl.memory.or(pl.memory).map(|s| s.0),
-            pids: rl.pids.or(pl.pids),
-            cpu,
-            nofile: rl.nofile.or(pl.nofile),
-            fsize: rl.fsize.or(pl.fsize).map(|s| s.0),
-            output: rl.output_limit.or(pl.output_limit).map(|s| s.0),
-            explicit,
-        };
-        let limits = crate::limits::plan(&wanted, uid)
-            .map_err(|(limit, message)| Refusal::limit(limit, message))?;
+        let (timeout, limits) = limits_of(req, &profile, &profile_id, uid)?;
         let memfd_sysctl = can_set_memfd_sysctl(uid);
         let native_code = profile.exec.native_code();
         let seccomp = SeccompProgram::compile(net, !memfd_sysctl, native_code).map_err(bad)?;
@@ -830,6 +659,214 @@ fn view_binds(plan: &Plan) -> Vec<Bind> {
         out.push(bind);
     }
     out
+}
+
+/// The grants the profile and the flags ask for, tokens expanded, each resolved once and
+/// held (see `resolve_grant`), merged by path.
+fn requested_grants(
+    req: &Request,
+    profile: &Profile,
+    tokens: &Tokens<'_>,
+    cwd: &Path,
+    exec_allowlist: bool,
+) -> Result<Vec<Grant>, Refusal> {
+    let mut grants: Vec<Grant> = Vec::new();
+    let no_exec_list = Vec::new();
+    let lists: [(&str, &Vec<String>, Access); 6] = [
+        (
+            "read",
+            &profile.read,
+            Access {
+                read: true,
+                write: false,
+                exec: !exec_allowlist,
+            },
+        ),
+        (
+            "--read",
+            &req.read,
+            Access {
+                read: true,
+                write: false,
+                exec: !exec_allowlist,
+            },
+        ),
+        (
+            "write",
+            &profile.write,
+            Access {
+                read: true,
+                write: true,
+                exec: !exec_allowlist,
+            },
+        ),
+        (
+            "--write",
+            &req.write,
+            Access {
+                read: true,
+                write: true,
+                exec: !exec_allowlist,
+            },
+        ),
+        (
+            "exec",
+            profile.exec.allow.as_ref().unwrap_or(&no_exec_list),
+            Access {
+                read: true,
+                write: false,
+                exec: true,
+            },
+        ),
+        (
+            "--exec",
+            &req.exec,
+            Access {
+                read: true,
+                write: false,
+                exec: true,
+            },
+        ),
+    ];
+    for (field, list, access) in lists {
+        for text in list.iter() {
+            let expanded = tokens
+                .expand(text)
+                .map_err(|e| bad(format!("{field}: {e}")))?;
+            for grant in resolve_grant(field, text, &expanded, cwd, access)? {
+                merge_grant(&mut grants, grant);
+            }
+        }
+    }
+    Ok(grants)
+}
+
+/// The environment before `env.set`/`--setenv`: the base (from scratch, or cool-workflow's),
+/// forwarded provider keys, exposed names, minus denied ones and cw-exec's own secrets.
+fn base_environment(
+    req: &Request,
+    profile: &Profile,
+    home: &Path,
+    tmp: &Path,
+) -> Result<BTreeMap<String, String>, Refusal> {
+    let parent = |name: &str| std::env::var_os(name).map(|v| v.to_string_lossy().into_owned());
+    let mut env = BTreeMap::new();
+    match req.env_base {
+        EnvBase::Scratch => {
+            env.insert("PATH".to_string(), DEFAULT_PATH.to_string());
+            env.insert("HOME".to_string(), home.to_string_lossy().into_owned());
+            env.insert(
+                "LANG".to_string(),
+                parent("LANG").unwrap_or_else(|| "C.UTF-8".to_string()),
+            );
+            if let Some(term) = parent("TERM") {
+                env.insert("TERM".to_string(), term);
+            }
+            env.insert("TMPDIR".to_string(), tmp.to_string_lossy().into_owned());
+        }
+        EnvBase::CoolWorkflow { inherit: true } => {
+            for (k, v) in std::env::vars_os() {
+                env.insert(
+                    k.to_string_lossy().into_owned(),
+                    v.to_string_lossy().into_owned(),
+                );
+            }
+        }
+        EnvBase::CoolWorkflow { inherit: false } => {
+            for name in ["PATH", "HOME"] {
+                if let Some(v) = parent(name) {
+                    env.insert(name.to_string(), v);
+                }
+            }
+        }
+    }
+    if req
+        .forward_provider_keys
+        .or(profile.env.forward_provider_keys)
+        .unwrap_or(false)
+    {
+        for (k, v) in std::env::vars_os() {
+            let k = k.to_string_lossy().into_owned();
+            if PROVIDER_KEY_PREFIXES
+                .iter()
+                .any(|p| k.to_ascii_uppercase().starts_with(p))
+            {
+                env.insert(k, v.to_string_lossy().into_owned());
+            }
+        }
+        if let (Some(user), false) = (parent("USER"), env.contains_key("USER")) {
+            env.insert("USER".to_string(), user);
+        }
+    }
+    for (field, name) in profile
+        .env
+        .expose
+        .iter()
+        .map(|n| ("env.expose", n))
+        .chain(req.env.iter().map(|n| ("--env", n)))
+    {
+        check_env_name(name).map_err(|e| bad(format!("{field}: {e}")))?;
+        if let Some(value) = std::env::var_os(name) {
+            env.insert(name.clone(), value.to_string_lossy().into_owned());
+        }
+    }
+    for name in req
+        .env_deny
+        .iter()
+        .map(String::as_str)
+        .chain(NEVER_FORWARD.iter().copied())
+    {
+        env.remove(name);
+    }
+    Ok(env)
+}
+
+/// The limits of a run: flags over the profile, each marked explicit (binds as asked or is
+/// refused) or a profile default; and the wall-clock timeout.
+fn limits_of(
+    req: &Request,
+    profile: &Profile,
+    profile_id: &str,
+    uid: u32,
+) -> Result<(Option<Duration>, LimitsPlan), Refusal> {
+    // Profile values were checked when the profile was parsed; the flags are checked here.
+    let rl = &req.limits;
+    rl.check(|key| format!("--{key}")).map_err(bad)?;
+    let pl = &profile.limits;
+    let timeout = rl.timeout.or(pl.timeout).map(Duration::from_secs_f64);
+    let cpu = rl.cpu.or(pl.cpu).map(Duration::from_secs_f64);
+    // A limit is explicit when a flag sets it or the profile lists it in limits.required:
+    // then it binds as asked or the run is refused. Otherwise it is a profile default.
+    let mut explicit = BTreeMap::new();
+    for (report, key) in [
+        ("memory", "memory"),
+        ("pids", "pids"),
+        ("cpu", "cpu"),
+        ("nofile", "nofile"),
+        ("fsize", "fsize"),
+        ("output", "output-limit"),
+    ] {
+        if rl.is_set(key) {
+            explicit.insert(report, format!("--{key}"));
+        } else if pl.is_set(key) && pl.requires(key) {
+            explicit.insert(
+                report,
+                format!("profile {profile_id}: limits.{key} (required)"),
+            );
+        }
+    }
+    let wanted = Limits {
+        memory: rl.memory.or(pl.memory).map(|s| s.0),
+        pids: rl.pids.or(pl.pids),
+        cpu,
+        nofile: rl.nofile.or(pl.nofile),
+        fsize: rl.fsize.or(pl.fsize).map(|s| s.0),
+        output: rl.output_limit.or(pl.output_limit).map(|s| s.0),
+        explicit,
+    };
+    let limits = crate::limits::plan(&wanted, uid)
+        .map_err(|(limit, message)| Refusal::limit(limit, message))?;
+    Ok((timeout, limits))
 }
 
 /// The native rule for required dimensions, from the two facts it depends on (known before
