@@ -358,6 +358,8 @@ pub fn kernel_section(plan: &Plan, rb: Option<&KernelReadback>, verdict: &Verdic
         "runtimeAllowance": runtime,
         "agentInstall": plan.agent_install.iter().map(|g| json!({"path": g.path, "access": g.access.describe()})).collect::<Vec<_>>(),
         "credentialMasks": plan.masks,
+        "grantsSkipped": plan.skipped,
+        "privateHome": plan.private_home,
         "execAllowlist": plan.exec_allowlist,
         "nativeCode": plan.native_code,
         "execPrograms": plan.exec_programs,

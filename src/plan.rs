@@ -16,18 +16,22 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::kernel::landlock::LandlockAbi;
-use crate::kernel::mount_view::{Bind, View};
+use crate::kernel::mount_view::{Bind, PrivateDir, View};
 use crate::kernel::pathfd::{self, Held};
 use crate::kernel::seccomp::SeccompProgram;
 use crate::limits::{Limits, LimitsPlan};
 use crate::model::{
     Access, Dimension, Grant, Mask, NetMode, PolicyFacts, Refusal, LANDLOCK_DIMENSIONS,
 };
-use crate::policy::{check_env_name, LimitsPolicy, Profile, Tokens};
+use crate::policy::{check_env_name, HomeMode, LimitsPolicy, Profile, Tokens};
 
 /// The sandbox's /tmp: always a private tmpfs, never the host's (`$tmp` names it). Host paths
 /// beneath /tmp can still be granted; they are bound on top of it.
 pub use crate::kernel::mount_view::PRIVATE_TMP;
+
+/// The sandbox's /dev/shm: always a private directory of the run's tmpfs (POSIX shared memory
+/// and semaphores work); the host's is never granted (it is a channel to host processes).
+pub const PRIVATE_SHM: &str = "/dev/shm";
 
 /// The default `PATH` inside the sandbox: the system directories, nothing user-writable.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -118,19 +122,38 @@ fn bad(message: impl Into<String>) -> Refusal {
 }
 
 impl Grant {
-    /// A grant of something inside the sandbox itself (the private tmp, its own /proc):
-    /// nothing on the host to hold.
+    /// A grant of a directory of the sandbox's own tmpfs (the private tmp, `/dev/shm`, a
+    /// private HOME): nothing on the host to hold; the Landlock rule is made in the view.
     fn internal(path: &str, requested: &str, access: Access) -> Grant {
         Grant {
             path: PathBuf::from(path),
             requested: requested.into(),
             access,
             is_dir: true,
-            per_run: path == PRIVATE_TMP,
+            per_run: true,
             identity: None,
             held: None,
             links: vec![],
         }
+    }
+
+    /// An entry of an expanded grant that was left out (the caller cannot read it): no
+    /// access, nothing held. `requested_grants` takes these out into `Plan::skipped`.
+    fn skipped(path: &Path) -> Grant {
+        Grant {
+            path: path.to_path_buf(),
+            requested: String::new(),
+            access: Access::default(),
+            is_dir: false,
+            per_run: false,
+            identity: None,
+            held: None,
+            links: vec![],
+        }
+    }
+
+    fn is_skipped(&self) -> bool {
+        self.access == Access::default() && self.held.is_none() && !self.per_run
     }
 
     /// A grant of a resolved host object.
@@ -255,6 +278,10 @@ pub struct Plan {
     pub agent_install: Vec<Grant>,
     /// Credential paths a grant covers without naming them, masked in the view.
     pub masks: Vec<Mask>,
+    /// Entries of an expanded grant (`--read /`) the caller cannot read, left out.
+    pub skipped: Vec<PathBuf>,
+    /// The caller's home path, when HOME is a private directory of the run's tmpfs there.
+    pub private_home: Option<PathBuf>,
     /// The directory of cw-exec's signing key (physical path), if it exists.
     pub signing_key_dir: Option<PathBuf>,
     /// Directories between a write grant and the signing key's directory, made mount points
@@ -328,10 +355,35 @@ impl Plan {
 
         // The environment first: PATH decides where the command is found.
         let mut env = base_environment(req, &profile, &home, &tmp)?;
-        let search_path = env
-            .get("PATH")
-            .cloned()
-            .unwrap_or_else(|| DEFAULT_PATH.to_string());
+        // A PATH set by `--setenv` (or the profile's env.set) is the one the command is
+        // looked up on, as it is the one the command gets.
+        let set_path = req
+            .setenv
+            .iter()
+            .rev()
+            .find_map(|pair| pair.strip_prefix("PATH="))
+            .map(|v| ("--setenv PATH", v.to_string()))
+            .or_else(|| {
+                profile
+                    .env
+                    .set
+                    .get("PATH")
+                    .map(|v| ("env.set PATH", v.clone()))
+            });
+        let search_path = match set_path {
+            Some((field, value)) => Tokens {
+                cwd: &cwd,
+                home: &home,
+                tmp: &tmp,
+                command: None,
+            }
+            .expand(&value)
+            .map_err(|e| bad(format!("{field}: {e}")))?,
+            None => env
+                .get("PATH")
+                .cloned()
+                .unwrap_or_else(|| DEFAULT_PATH.to_string()),
+        };
         let command_path = resolve_command(&req.command[0], &cwd, &search_path)?;
         let tokens = Tokens {
             cwd: &cwd,
@@ -368,6 +420,13 @@ impl Plan {
         // Filesystem grants.
         let exec_allowlist = req.exec_allowlist(&profile);
         let mut grants = requested_grants(req, &profile, &tokens, &cwd, exec_allowlist)?;
+        let skipped: Vec<PathBuf> = grants
+            .iter()
+            .filter(|g| g.is_skipped())
+            .map(|g| g.path.clone())
+            .collect();
+        grants.retain(|g| !g.is_skipped());
+        let private_home = home_grants(&profile, &home, &cwd, exec_allowlist, &mut grants)?;
 
         // Symlinks nobody but root and the caller could have placed are followed; others
         // (in another user's reach, or inside this run's own write set, where a previous
@@ -488,6 +547,8 @@ impl Plan {
             runtime,
             agent_install,
             masks,
+            skipped,
+            private_home,
             signing_key_dir,
             key_pins,
             cw: req.cw.clone(),
@@ -549,8 +610,28 @@ impl Plan {
                 .collect(),
             tmp_exec: self.tmp_exec(),
             tmpfs_size: self.limits.tmpfs_size,
+            private: self.private_dirs(),
             cwd: self.cwd.clone(),
         }
+    }
+
+    /// The private directories besides /tmp: `/dev/shm` always, HOME when private.
+    fn private_dirs(&self) -> Vec<PrivateDir> {
+        let mut out = vec![PrivateDir {
+            path: PathBuf::from(PRIVATE_SHM),
+            mode: 0o1777,
+            exec: false,
+            what: "/dev/shm",
+        }];
+        if let Some(home) = &self.private_home {
+            out.push(PrivateDir {
+                path: home.clone(),
+                mode: 0o700,
+                exec: self.tmp_exec(),
+                what: "HOME",
+            });
+        }
+        out
     }
 
     /// Whether a runtime-allowance path is mounted exec in the view: always without an
@@ -562,7 +643,9 @@ impl Plan {
 
     /// Whether programs may be executed from the private tmp.
     pub fn tmp_exec(&self) -> bool {
-        self.grants.iter().any(|g| g.per_run && g.access.exec)
+        self.grants
+            .iter()
+            .any(|g| g.per_run && g.path == Path::new(PRIVATE_TMP) && g.access.exec)
     }
 
     /// Every grant the sandbox applies, user grants first.
@@ -739,6 +822,86 @@ fn requested_grants(
         }
     }
     Ok(grants)
+}
+
+/// HOME inside the sandbox, by the profile's `home`: the real home granted read-only or
+/// read-write, or (private, the default) an empty directory of the run's tmpfs at its path —
+/// unless a grant names the home itself, which then stands. Also the private `/dev/shm`'s
+/// Landlock grant, and the caller's git identity when the profile reads it. Returns the
+/// private home's path, if HOME is private.
+fn home_grants(
+    profile: &Profile,
+    home: &Path,
+    cwd: &Path,
+    exec_allowlist: bool,
+    grants: &mut Vec<Grant>,
+) -> Result<Option<PathBuf>, Refusal> {
+    let scratch = |exec: bool| Access {
+        read: true,
+        write: true,
+        exec,
+    };
+    merge_grant(
+        grants,
+        Grant::internal(PRIVATE_SHM, PRIVATE_SHM, scratch(false)),
+    );
+    let home_text = home.to_string_lossy().into_owned();
+    let mut private = None;
+    match profile.home {
+        HomeMode::Read | HomeMode::Write => {
+            let write = profile.home == HomeMode::Write;
+            let field = if write {
+                "home = \"write\""
+            } else {
+                "home = \"read\""
+            };
+            let access = Access {
+                read: true,
+                write,
+                exec: !exec_allowlist,
+            };
+            for grant in resolve_grant(field, &home_text, &home_text, cwd, access)? {
+                merge_grant(grants, grant);
+            }
+        }
+        HomeMode::Private if home != Path::new("/") => {
+            if !grants.iter().any(|g| g.path == home && !g.per_run) {
+                let tmp_exec = grants
+                    .iter()
+                    .any(|g| g.per_run && g.path == Path::new(PRIVATE_TMP) && g.access.exec);
+                merge_grant(
+                    grants,
+                    Grant::internal(&home_text, &home_text, scratch(tmp_exec)),
+                );
+                private = Some(home.to_path_buf());
+            }
+        }
+        HomeMode::Private => {}
+    }
+    if profile.git_identity {
+        let config = std::env::var_os("XDG_CONFIG_HOME")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .unwrap_or_else(|| home.join(".config"));
+        for file in [home.join(".gitconfig"), config.join("git/config")] {
+            if !file.is_file() {
+                continue;
+            }
+            let text = file.to_string_lossy().into_owned();
+            let read = Access {
+                read: true,
+                write: false,
+                exec: false,
+            };
+            // An identity file that cannot be read is left out, not fatal.
+            if let Ok(found) = resolve_grant("git_identity", &text, &text, cwd, read) {
+                for grant in found {
+                    merge_grant(grants, grant);
+                }
+            }
+        }
+    }
+    Ok(private)
 }
 
 /// The environment before `env.set`/`--setenv`: the base (from scratch, or cool-workflow's),
@@ -959,10 +1122,27 @@ fn resolve_grant(
             {
                 continue;
             }
+            // An entry the caller cannot read (`/lost+found`, a 0700 home of another user) is
+            // not part of "everything the caller can read": skipped, and listed by `explain`.
+            let need = if access.write {
+                nix::unistd::AccessFlags::R_OK | nix::unistd::AccessFlags::W_OK
+            } else {
+                nix::unistd::AccessFlags::R_OK
+            };
+            if nix::unistd::access(&child, need) == Err(nix::errno::Errno::EACCES) {
+                out.push(Grant::skipped(&child));
+                continue;
+            }
             let child_text = child.to_string_lossy().into_owned();
             out.extend(resolve_grant(field, &child_text, &child_text, cwd, access)?);
         }
         return Ok(out);
+    }
+    if held.path.starts_with(PRIVATE_SHM) {
+        return Err(bad(format!(
+            "{field} {named}: {} is the host's shared memory, a channel to the host's processes: it is never granted (the sandbox has its own, private /dev/shm)",
+            held.path.display()
+        )));
     }
     if access.write {
         if let Some(what) = kernel_state(&held) {

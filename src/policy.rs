@@ -206,6 +206,31 @@ pub struct Profile {
     /// have placed (default false: such a grant is refused, naming the symlink).
     #[serde(default)]
     pub follow_symlinks: bool,
+    /// What HOME is inside the sandbox (it always exists): `private` (default), `read`,
+    /// `write`.
+    #[serde(default)]
+    pub home: HomeMode,
+    /// Read the caller's git identity — `~/.gitconfig` and `$XDG_CONFIG_HOME/git/config`
+    /// (default `~/.config/git/config`), when present, read-only — so commits made inside
+    /// have an author. Never the credential store.
+    #[serde(default)]
+    pub git_identity: bool,
+}
+
+/// What HOME is inside the sandbox.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HomeMode {
+    /// An empty, writable directory of the run's own tmpfs at the caller's home path (the
+    /// caller's files are not there; what the command writes there is gone with the run).
+    /// A grant of the real home, or of paths beneath it, is bound on top.
+    #[default]
+    Private,
+    /// The caller's real home, read-only (credential paths in it masked).
+    Read,
+    /// The caller's real home, read-write (credential paths masked; cw-exec's signing key
+    /// protected, and runs that may write it are not signed with it).
+    Write,
 }
 
 /// The `exec` key of a profile. Two spellings, the same meaning:

@@ -5,6 +5,17 @@ mod common;
 use common::*;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
+/// A file of the caller's real home (the tests' HOME is /root as root): invisible inside,
+/// where HOME is private.
+fn home_marker() -> Option<std::path::PathBuf> {
+    if !is_root() {
+        return None;
+    }
+    let marker = std::path::PathBuf::from(format!("/root/.cwx-home-marker-{}", test_id()));
+    std::fs::write(&marker, "host home").unwrap();
+    Some(marker)
+}
+
 #[test]
 fn host_credentials_are_absent() {
     let sb = Sandbox::new();
@@ -13,10 +24,16 @@ fn host_credentials_are_absent() {
         "/etc/gshadow",
         "/etc/sudoers",
         "/etc/ssh",
-        "/root",
         "/home",
     ] {
         assert_eq!(sb.attempt(&["read", path]), "ENOENT", "{path}");
+    }
+    // /root exists inside as the private HOME, empty: the real one's files are not there.
+    if let Some(marker) = home_marker() {
+        assert_eq!(sb.attempt(&["read", marker.to_str().unwrap()]), "ENOENT");
+        let out = sb.run(&["/bin/ls", "-A", "/root"]);
+        assert_eq!(stdout(&out), "", "{}", stderr(&out));
+        std::fs::remove_file(marker).unwrap();
     }
 }
 
@@ -298,7 +315,11 @@ fn credentials_stay_unreadable_when_a_grant_covers_them() {
     // Running from / reads "$cwd" = /: everything but /root and /home, credentials masked.
     let sb = Sandbox::new().cwd(std::path::Path::new("/"));
     assert_eq!(sb.attempt(&["read", "/etc/shadow"]), "EACCES");
-    assert_eq!(sb.attempt(&["list", "/root"]), "ENOENT");
+    if let Some(marker) = home_marker() {
+        // /root is the private HOME there: empty.
+        assert_eq!(sb.attempt(&["read", marker.to_str().unwrap()]), "ENOENT");
+        std::fs::remove_file(marker).unwrap();
+    }
     assert_eq!(sb.attempt(&["list", "/home"]), "ENOENT");
     // Named explicitly, a credential is granted like any path.
     if is_root() {

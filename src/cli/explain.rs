@@ -35,6 +35,24 @@ pub fn describe(plan: &Plan) -> String {
     let _ = writeln!(s, "cwd          {}", plan.cwd.display());
     let _ = writeln!(
         s,
+        "home         {}",
+        match &plan.private_home {
+            Some(h) => format!(
+                "{} (private: an empty directory of the run's tmpfs; profile key home = \"read\" or \"write\" for the real one)",
+                h.display()
+            ),
+            None => "as granted".to_string(),
+        }
+    );
+    for skipped in &plan.skipped {
+        let _ = writeln!(
+            s,
+            "skipped      {} (the caller cannot read it: left out of the expanded grant)",
+            skipped.display()
+        );
+    }
+    let _ = writeln!(
+        s,
         "private tmp  {} (a tmpfs of this sandbox, gone when it ends; at most {} bytes)",
         plan.tmp.display(),
         plan.limits.tmpfs_size

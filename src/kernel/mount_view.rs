@@ -56,6 +56,22 @@ pub struct Bind {
     pub expect: Option<(u64, u64)>,
 }
 
+/// A directory of the sandbox's own tmpfs, mounted at `path` (over whatever a grant brought
+/// there): the private `/dev/shm`, a private HOME.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrivateDir {
+    pub path: PathBuf,
+    /// Mode of the directory (`0o1777` for shared scratch, `0o700` for a home).
+    pub mode: u32,
+    pub exec: bool,
+    /// What it is, for descriptions.
+    pub what: &'static str,
+}
+
+/// Where the run's tmpfs is mounted while its directories are bound into place; detached
+/// before the command runs.
+const PRIVATE_STAGING: &str = "/.cw-exec-private";
+
 /// Everything the view is made of, as plain data (the plan builds it: `Plan::view`).
 #[derive(Debug, Clone)]
 pub struct View {
@@ -71,8 +87,11 @@ pub struct View {
     pub links: Vec<(PathBuf, PathBuf)>,
     /// Whether the private /tmp allows exec.
     pub tmp_exec: bool,
-    /// The private /tmp's size in bytes (tmpfs `size=`).
+    /// The size in bytes of the one tmpfs behind every private directory (`/tmp`, `/dev/shm`,
+    /// a private HOME): together they can hold no more than this.
     pub tmpfs_size: u64,
+    /// Private directories besides /tmp, each an empty directory of the run's tmpfs.
+    pub private: Vec<PrivateDir>,
     /// The working directory (a mount point is made if no grant brings it in).
     pub cwd: PathBuf,
 }
@@ -150,22 +169,27 @@ pub fn enter(view: &View) -> Result<(), String> {
     )
     .map_err(|e| step("opening the host tree", &e))?;
 
-    // The private /tmp, before the binds so that granted host paths beneath /tmp land on it.
-    let mut tmp_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
-    if !view.tmp_exec {
-        tmp_flags |= MsFlags::MS_NOEXEC;
-    }
-    mkdir(Path::new(PRIVATE_TMP)).map_err(|e| step(PRIVATE_TMP, &e))?;
-    // Sized (see limits::private_tmpfs_size), so the sandbox cannot fill the host's memory
-    // through it: ENOSPC past the size.
+    // One tmpfs for every private directory, sized (see limits::private_tmpfs_size) so the
+    // sandbox cannot fill the host's memory through them together: ENOSPC past the size.
+    // Mounted at a staging point, each directory bound into place, the staging mount
+    // detached at the end.
+    mkdir(Path::new(PRIVATE_STAGING)).map_err(|e| step(PRIVATE_STAGING, &e))?;
     mount(
         Some("tmpfs"),
-        PRIVATE_TMP,
+        PRIVATE_STAGING,
         Some("tmpfs"),
-        tmp_flags,
-        Some(format!("mode=1777,size={}", view.tmpfs_size).as_str()),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some(format!("mode=0755,size={}", view.tmpfs_size).as_str()),
     )
-    .map_err(|e| step("private /tmp", &e))?;
+    .map_err(|e| step("the run's tmpfs", &e))?;
+    // The private /tmp, before the binds so that granted host paths beneath /tmp land on it.
+    let tmp = PrivateDir {
+        path: PathBuf::from(PRIVATE_TMP),
+        mode: 0o1777,
+        exec: view.tmp_exec,
+        what: "tmp",
+    };
+    private_dir(&tmp).map_err(|e| step("private /tmp", &e))?;
 
     // The symlinks the plan followed, so each requested spelling works inside too. Made from
     // the plan's record, not by reading the host again.
@@ -180,6 +204,7 @@ pub fn enter(view: &View) -> Result<(), String> {
         Bind(&'a Bind),
         Mask(&'a Mask),
         Pin,
+        Private(&'a PrivateDir),
     }
     let mut ops: Vec<(PathBuf, Op)> = view
         .binds
@@ -187,6 +212,11 @@ pub fn enter(view: &View) -> Result<(), String> {
         .map(|b| (b.path.clone(), Op::Bind(b)))
         .chain(view.masks.iter().map(|m| (m.path.clone(), Op::Mask(m))))
         .chain(view.pins.iter().map(|p| (p.clone(), Op::Pin)))
+        .chain(
+            view.private
+                .iter()
+                .map(|d| (d.path.clone(), Op::Private(d))),
+        )
         .collect();
     ops.sort_by(|a, b| a.0.cmp(&b.0));
     let mut masked: Vec<&Path> = Vec::new();
@@ -202,8 +232,14 @@ pub fn enter(view: &View) -> Result<(), String> {
                 }
             }
             Op::Pin => pin(path).map_err(|e| step(&format!("pinning {}", path.display()), &e))?,
+            Op::Private(dir) => private_dir(dir)
+                .map_err(|e| step(&format!("private {} {}", dir.what, path.display()), &e))?,
         }
     }
+    // The tmpfs stays alive through the binds; its staging mount goes.
+    umount2(PRIVATE_STAGING, MntFlags::MNT_DETACH)
+        .map_err(|e| step("detaching the run's tmpfs staging mount", &e))?;
+    std::fs::remove_dir(PRIVATE_STAGING).map_err(|e| step(PRIVATE_STAGING, &e))?;
     // Masks were left writable for the mount points of sub-grants; freeze them now.
     for path in masked {
         sys::mount_setattr(path, false, MOUNT_ATTR_RDONLY, 0)
@@ -298,6 +334,28 @@ fn bind_verified(host_root: BorrowedFd<'_>, bind: &Bind) -> io::Result<()> {
         })?;
     }
     sys::attach_tree(tree.as_fd(), &bind.path)
+}
+
+/// Makes an empty directory of the run's tmpfs appear at `dir.path`, with its mode, and
+/// noexec unless it allows exec (always nosuid, nodev).
+fn private_dir(dir: &PrivateDir) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let name = dir
+        .path
+        .to_string_lossy()
+        .trim_start_matches('/')
+        .replace('/', "_");
+    let source = Path::new(PRIVATE_STAGING).join(name);
+    std::fs::create_dir(&source)?;
+    std::fs::set_permissions(&source, std::fs::Permissions::from_mode(dir.mode))?;
+    make_mount_point(&dir.path, true)?;
+    let mut flags = MsFlags::MS_BIND;
+    mount(Some(&source), &dir.path, None::<&str>, flags, None::<&str>).map_err(io::Error::from)?;
+    flags |= MsFlags::MS_REMOUNT | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    if !dir.exec {
+        flags |= MsFlags::MS_NOEXEC;
+    }
+    mount(None::<&str>, &dir.path, None::<&str>, flags, None::<&str>).map_err(io::Error::from)
 }
 
 /// Makes `path` (a directory of the view) a mount point of itself, flags unchanged: the
@@ -477,10 +535,18 @@ pub fn describe(view: &View) -> Vec<String> {
         })
         .collect();
     out.push(format!(
-        "{PRIVATE_TMP} tmpfs rw{},size={} (private, gone with the sandbox)",
+        "{PRIVATE_TMP} tmpfs rw{},size={} (private, gone with the sandbox; shared with the other private directories)",
         if view.tmp_exec { "" } else { ",noexec" },
         view.tmpfs_size
     ));
+    for d in &view.private {
+        out.push(format!(
+            "{} tmpfs rw{} (private {}, empty at start, gone with the sandbox)",
+            d.path.display(),
+            if d.exec { "" } else { ",noexec" },
+            d.what
+        ));
+    }
     for m in &view.masks {
         let what = if view.key_dir.as_ref() == Some(&m.path) {
             "cw-exec's signing key"
