@@ -23,6 +23,7 @@ mod model;
 mod plan;
 mod policy;
 mod probe;
+mod raxcell;
 mod readback;
 mod seal;
 mod signing;
@@ -40,6 +41,10 @@ fn main() {
 
 /// Parses the command line and runs the subcommand; returns the exit status.
 fn dispatch() -> i32 {
+    if raxcell::invoked_as_provider() {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        return raxcell::main(&args);
+    }
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -72,6 +77,7 @@ fn dispatch() -> i32 {
             key: key.as_deref(),
         }),
         cli::Command::Key(cli::KeyCommand::Show) => cli::verify::key_show(),
+        cli::Command::Raxcell { args } => raxcell::main(&args),
     };
     code
 }

@@ -69,6 +69,9 @@ pub struct Request {
     /// `execute.allow`): each entry's first word is resolved on the sandbox's PATH, with its
     /// interpreter chain, into exec grants. Any entry turns the exec allowlist on.
     pub exec_programs: Vec<String>,
+    /// Variables set exactly as given (no token expansion), before the command is looked up
+    /// on PATH: a Raxcell request's `command.env` (with `EnvBase::Given`).
+    pub env_literal: Vec<(String, String)>,
 }
 
 impl Request {
@@ -92,6 +95,9 @@ pub enum EnvBase {
     /// cool-workflow's: with `inherit`, all of cw-exec's environment; without, PATH and
     /// HOME as cw-exec has them.
     CoolWorkflow { inherit: bool },
+    /// Nothing but PATH (the system directories): the request's `env_literal` is the rest
+    /// (a Raxcell request: exactly `command.env` plus PATH).
+    Given,
 }
 
 /// Prefixes of the provider-key variables cool-workflow forwards to agents.
@@ -942,6 +948,9 @@ fn base_environment(
                 }
             }
         }
+        EnvBase::Given => {
+            env.insert("PATH".to_string(), DEFAULT_PATH.to_string());
+        }
     }
     if req
         .forward_provider_keys
@@ -980,6 +989,13 @@ fn base_environment(
         .chain(NEVER_FORWARD.iter().copied())
     {
         env.remove(name);
+    }
+    for (name, value) in &req.env_literal {
+        check_env_name(name).map_err(|e| bad(format!("env: {e}")))?;
+        if value.contains('\0') {
+            return Err(bad(format!("env {name}: value contains a NUL byte")));
+        }
+        env.insert(name.clone(), value.clone());
     }
     Ok(env)
 }
@@ -1319,6 +1335,7 @@ impl EnvRule {
                 &[]
             }
             EnvBase::CoolWorkflow { inherit: false } => &["PATH", "HOME"],
+            EnvBase::Given => &["PATH"],
         };
         rule.names.extend(base.iter().map(|n| n.to_string()));
         if req
@@ -1344,6 +1361,7 @@ impl EnvRule {
                     .iter()
                     .filter_map(|kv| kv.split_once('=').map(|(k, _)| k.to_string())),
             )
+            .chain(req.env_literal.iter().map(|(k, _)| k.clone()))
             .collect();
         rule.names.extend(set.iter().cloned());
         // cool-workflow's own secrets never come from cw-exec's environment; the caller may

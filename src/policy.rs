@@ -313,6 +313,7 @@ pub const BUNDLED: &[(&str, &str)] = &[
     ("locked-down", include_str!("../policies/locked-down.toml")),
     ("agent", include_str!("../policies/agent.toml")),
     ("ci", include_str!("../policies/ci.toml")),
+    ("raxcell", include_str!("../policies/raxcell.toml")),
 ];
 
 impl Profile {

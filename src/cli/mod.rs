@@ -78,6 +78,12 @@ pub enum Command {
     /// The signing key.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Raxcell provider for Praxis (also when run as `raxcell`): `cw-exec raxcell --help`.
+    #[command(disable_help_flag = true, disable_version_flag = true)]
+    Raxcell {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
