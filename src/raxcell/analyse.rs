@@ -2153,5 +2153,11 @@ mod tests {
         ] {
             assert!(!exempt(Path::new(p)), "{p}");
         }
+        // A host file beneath /tmp is only visible through a grant: it is asked for.
+        let host = std::env::temp_dir().join(format!("cwx-exempt-{}", std::process::id()));
+        std::fs::write(&host, "x").unwrap();
+        let asked = !exempt(&host);
+        std::fs::remove_file(&host).unwrap();
+        assert!(asked, "{}", host.display());
     }
 }
