@@ -765,3 +765,35 @@ fn relative_paths_resolve_against_the_callers_directory() {
     let v = call(&sb, "run", &req);
     assert_eq!(v["stdout"], format!("{}\n", sb.cwd.display()), "{v}");
 }
+
+#[test]
+fn a_granted_path_that_does_not_exist_is_created_for_the_run() {
+    let sb = Sandbox::new();
+    let outside = workdir("create");
+    let dir = outside.join("newdir");
+    let file = outside.join("new.log");
+    let script = format!(
+        "mkdir -p {d} && echo x > {d}/f && echo y >> {f}",
+        d = dir.display(),
+        f = file.display()
+    );
+    let mut req = run_request(&sb.cwd, &["/bin/sh", "-c", &script]);
+    for _ in 0..2 {
+        let v = call(&sb, "prepare-run", &req);
+        let d = v["policyDecision"].clone();
+        assert_eq!(d["reason"], "path-outside-declared-roots", "{v}");
+        req["policyGrants"].as_array_mut().unwrap().push(
+            json!({"reason": "r", "path": d["path"], "access": d["required"], "grantedBy": "user"}),
+        );
+    }
+    let v = call(&sb, "run", &req);
+    // Created as a directory, because the command makes one there.
+    assert_eq!(v["exitCode"], 0, "{v}");
+    assert!(dir.is_dir(), "{v}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("f")).unwrap(),
+        "x\n",
+        "{v}"
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "y\n", "{v}");
+}
