@@ -53,8 +53,9 @@ pub struct Analysis {
 
 /// Paths no decision is asked for: the system directories the reference exempts (/usr, /bin,
 /// /lib, /lib64, /etc, and their siblings), the device nodes every run has, the sandbox's own
-/// /proc, and what does not exist on the host beneath /tmp, which inside is a private
-/// scratch tmpfs (an existing host file there is asked for: only a grant makes it visible).
+/// /proc, /dev/shm (always private), and what does not exist on the host beneath /tmp, which
+/// inside is a private scratch tmpfs (an existing host file there is asked for: only a grant
+/// makes it visible).
 /// A write to the system directories is still denied by the kernel (read-only).
 pub fn exempt(path: &Path) -> bool {
     if path == Path::new("/tmp") || (path.starts_with("/tmp") && path.symlink_metadata().is_err()) {
@@ -69,6 +70,7 @@ pub fn exempt(path: &Path) -> bool {
         "/lib64",
         "/libx32",
         "/etc",
+        "/dev/shm",
         "/dev/null",
         "/dev/zero",
         "/dev/full",

@@ -629,11 +629,13 @@ fn runtime_roots(plan: Option<&Plan>) -> Vec<Value> {
         }
     }
     out.push(root(Path::new("/proc"), "runtime", "backend-runtime"));
-    out.push(root(
-        Path::new(plan::PRIVATE_TMP),
-        "scratch",
-        "backend-runtime",
-    ));
+    // The run's own tmpfs: /tmp, /dev/shm and, unless a root grants it, an empty HOME.
+    for scratch in [plan::PRIVATE_TMP, plan::PRIVATE_SHM] {
+        out.push(root(Path::new(scratch), "scratch", "backend-runtime"));
+    }
+    if let Some(home) = plan.and_then(|p| p.private_home.as_ref()) {
+        out.push(root(home, "scratch", "backend-runtime"));
+    }
     out
 }
 
