@@ -93,6 +93,10 @@ def spawn(work, cheapest_profile):
         "firejail": "firejail --noprofile --net=none --quiet",
         "cw-exec full": f"{CW} run --profile default --write {work} --",
         "cw-exec cheapest": f"{CW} run --profile {cheapest_profile} --write {work} --",
+        # The tier for hosts without user namespaces, and the cheapest fully enforcing mode:
+        # compare it with "wrapper (env)" (one extra exec) — target about 1.5x a minimal
+        # Landlock + seccomp wrapper (docs/scale.md).
+        "cw-exec landlock tier": f"{CW} run --tier landlock --profile {cheapest_profile} --write {work} --",
     }
     out = {}
     for label, target in [("/bin/true", "/bin/true"), ("/bin/sh -c :", "/bin/sh -c :")]:

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::kernel::landlock::FlagNames;
 use crate::limits::LimitReport;
-use crate::model::{Dimension, NetMode};
+use crate::model::{Dimension, NetMode, Tier};
 use crate::plan::{EnvRule, Plan};
 use crate::readback::{KernelReadback, Observed};
 
@@ -61,9 +61,18 @@ struct Checks<'a> {
 /// cw-exec (writing the envelope) reach the same answer from the same evidence.
 pub fn verdict(plan: &Plan, rb: &KernelReadback) -> Verdict {
     let landlock_full = rb.landlock_fully_enforced();
-    let no_caps = rb
-        .status_is("CapEff", "0000000000000000")
-        .and(rb.status_is("CapBnd", "0000000000000000"));
+    let namespaces = plan.tier == Tier::Namespaces;
+    // No capability now, and none to gain: in the namespace tier the bounding set is empty;
+    // in the Landlock tier an unprivileged caller's bounding set cannot be emptied, and
+    // no_new_privs (checked with it) keeps execve from granting any.
+    let no_caps = if namespaces {
+        rb.status_is("CapEff", "0000000000000000")
+            .and(rb.status_is("CapBnd", "0000000000000000"))
+    } else {
+        rb.status_is("CapEff", "0000000000000000")
+            .and(rb.status_is("CapPrm", "0000000000000000"))
+            .and(rb.status_is("NoNewPrivs", "1"))
+    };
     let nnp = rb.status_is("NoNewPrivs", "1");
     let seccomp_on = rb.seccomp_filters_at_least(plan.seccomp.filters.len());
     let probe = |name: &str| rb.probe_passed(name);
@@ -92,21 +101,24 @@ pub fn verdict(plan: &Plan, rb: &KernelReadback) -> Verdict {
         ok
     };
 
+    let mut read_observed = vec![
+        ("landlock fully enforced", landlock_full),
+        (
+            "landlock handles ReadFile+ReadDir",
+            rb.landlock_handles(&["ReadFile", "ReadDir"]),
+        ),
+        (
+            "ungranted file unreadable (probe)",
+            probe("read-outside-grants"),
+        ),
+    ];
+    if namespaces {
+        read_observed.push(("own mount namespace", rb.separate_namespace("mnt")));
+    }
     let read = proven(
         Dimension::Read,
         Checks {
-            observed: vec![
-                ("landlock fully enforced", landlock_full),
-                (
-                    "landlock handles ReadFile+ReadDir",
-                    rb.landlock_handles(&["ReadFile", "ReadDir"]),
-                ),
-                (
-                    "ungranted file unreadable (probe)",
-                    probe("read-outside-grants"),
-                ),
-                ("own mount namespace", rb.separate_namespace("mnt")),
-            ],
+            observed: read_observed,
             configured: vec![],
         },
     );
@@ -120,7 +132,11 @@ pub fn verdict(plan: &Plan, rb: &KernelReadback) -> Verdict {
                     rb.landlock_handles(&["WriteFile", "RemoveFile", "MakeReg"]),
                 ),
                 (
-                    "read-only mount view (probe)",
+                    if namespaces {
+                        "read-only mount view (probe)"
+                    } else {
+                        "landlock denies writing an ungranted file (probe)"
+                    },
                     probe("write-outside-grants"),
                 ),
                 (
@@ -177,10 +193,17 @@ pub fn verdict(plan: &Plan, rb: &KernelReadback) -> Verdict {
             },
         ),
         mode => {
-            let mut observed = vec![
-                ("own network namespace", rb.separate_namespace("net")),
-                ("seccomp filter installed", seccomp_on),
-            ];
+            let mut observed = vec![("seccomp filter installed", seccomp_on)];
+            if namespaces {
+                observed.insert(0, ("own network namespace", rb.separate_namespace("net")));
+            } else {
+                // No namespace of its own: abstract Unix sockets are the host's, so they
+                // must be scoped to the sandbox.
+                observed.push((
+                    "landlock scopes abstract Unix sockets",
+                    rb.landlock_scopes(&["AbstractUnixSocket"]),
+                ));
+            }
             if mode == NetMode::None {
                 observed.push(("AF_INET sockets denied (probe)", probe("socket-inet")));
                 if let Some(ran) = rb.probe_ran("tcp-connect") {
@@ -250,6 +273,15 @@ pub fn gaps(plan: &Plan) -> BTreeMap<&'static str, Vec<String>> {
         g.get_mut(d).unwrap().push(s.to_string())
     };
     push(&mut g, "read", "metadata of paths in the view (stat, readlink, path traversal) is not mediated by Landlock; only the contents of granted paths are readable");
+    if plan.tier == Tier::Landlock {
+        push(&mut g, "read", "landlock tier: no private mount view: every host path exists for the sandbox (stat, readlink and path lookup work outside the grants; only contents and listings are denied), and host processes are visible in /proc (their command lines; their memory and environment are denied by Landlock's ptrace scoping)");
+        if !plan.split.is_empty() {
+            push(&mut g, "read", "landlock tier: Landlock cannot hide a path beneath a grant, so each grant covering a credential was replaced by grants of its entries (kernel.split); entries created in those directories after the run started are not covered, and the split directories themselves cannot be listed");
+        }
+        push(&mut g, "write", "landlock tier: metadata changes (chmod, chown, utimes, extended attributes) of files the sandbox's user owns outside the write set are not mediated by Landlock (no read-only mount view)");
+        push(&mut g, "write", "landlock tier: the private tmp is a per-run directory (TMPDIR, $tmp) removed after the run, not a private /tmp: /tmp and /dev/shm are the host's and not granted (no private /dev/shm: POSIX shared memory fails)");
+        push(&mut g, "network", "landlock tier: no network namespace: with --net none, seccomp refuses AF_INET/AF_INET6 and Landlock TCP rules and abstract-socket scoping apply; a pathname Unix socket the grants reach can be connected to (Landlock ABI < 9)");
+    }
     if !abi.has_truncate() {
         push(
             &mut g,
@@ -286,6 +318,9 @@ pub fn gaps(plan: &Plan) -> BTreeMap<&'static str, Vec<String>> {
     }
     push(&mut g, "write", "set-id bits are refused by seccomp (chmod family, creating opens, mkdir, mknod; openat2 answers ENOSYS), file capabilities by the command having no CAP_SETFCAP; set-id files that already are in the write set keep their bits, and a directory created beneath a host set-gid directory inherits set-gid from it (the kernel sets it, not the mode)");
     g.insert("limits", vec![]);
+    if plan.tier == Tier::Landlock {
+        push(&mut g, "limits", "landlock tier: no PID namespace: the sandbox sees the host's processes; it cannot signal or ptrace them (Landlock scopes); init is the subreaper of the run and kills every descendant when the command ends, but if cw-exec itself is SIGKILLed, processes of the run may outlive it unless a cgroup holds them; per-user quotas of a user namespace (inotify, namespaces) are not lowered");
+    }
     push(&mut g, "limits", "per-user quotas lowered in the sandbox's user namespace (inotify, message-queue bytes, queued signals) are still charged to the caller's uid on the host: while the sandbox uses its share, the caller's other processes have that much less");
     push(&mut g, "limits", "counts kept per uid with no per-namespace maximum are shared with the caller's other processes whole: epoll watches (fs.epoll.max_user_watches), pipe buffer pages (fs.pipe-user-pages-soft/hard), descriptors in flight over Unix sockets; processes count toward the caller's RLIMIT_NPROC (the pids limit bounds the sandbox's)");
     if !abi.has_scopes() {
@@ -357,6 +392,13 @@ pub fn kernel_section(plan: &Plan, rb: Option<&KernelReadback>, verdict: &Verdic
         "rules": rules,
         "runtimeAllowance": runtime,
         "agentInstall": plan.agent_install.iter().map(|g| json!({"path": g.path, "access": g.access.describe()})).collect::<Vec<_>>(),
+        "tier": {
+            "tier": plan.tier,
+            "choice": plan.tier_choice,
+            "reason": plan.tier_reason,
+            "runDir": plan.run_dir,
+            "split": plan.split.iter().map(|(g, around)| json!({"grant": g, "around": around})).collect::<Vec<_>>(),
+        },
         "credentialMasks": plan.masks,
         "grantsSkipped": plan.skipped,
         "privateHome": plan.private_home,

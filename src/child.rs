@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::attest;
 use crate::containment;
-use crate::model::{exec_failure_status, Dimension, EXIT_REFUSED};
+use crate::model::{exec_failure_status, Dimension, Tier, EXIT_REFUSED};
 use crate::plan::Plan;
 use crate::readback::{KernelReadback, StepError};
 use crate::sys;
@@ -80,6 +80,10 @@ pub fn init_main(plan: &Plan, host_ns: &BTreeMap<String, u64>, go: OwnedFd, repo
             EXIT_REFUSED
         }
     };
+    if plan.tier == Tier::Landlock {
+        // No PID namespace ends the rest of the run with init: init does.
+        containment::kill_descendants();
+    }
     std::process::exit(code)
 }
 
@@ -153,10 +157,15 @@ fn init(
                     Ok(_) => continue,
                 }
             },
-            s if s == TERMINATE_TREE => {
+            s if s == TERMINATE_TREE => match plan.tier {
                 // kill(-1) from PID 1 reaches every other process in the namespace.
-                let _ = kill(Pid::from_raw(-1), Signal::SIGTERM);
-            }
+                Tier::Namespaces => {
+                    let _ = kill(Pid::from_raw(-1), Signal::SIGTERM);
+                }
+                // Without a PID namespace kill(-1) would reach the caller's other processes:
+                // only the run's own (init is their subreaper).
+                Tier::Landlock => containment::kill_descendants(),
+            },
             s => {
                 let _ = kill(command, s);
             }

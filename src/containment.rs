@@ -26,12 +26,13 @@
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
 
 use nix::unistd::Pid;
 
 use crate::kernel::cgroup::RunCgroups;
 use crate::kernel::{landlock, mount_view, userns};
-use crate::model::NetMode;
+use crate::model::{NetMode, Tier};
 use crate::plan::Plan;
 use crate::readback::{self, KernelReadback, StepError};
 use crate::sys;
@@ -49,8 +50,49 @@ pub fn limits_before_clone(plan: &Plan) -> Result<Option<RunCgroups>, String> {
     }
 }
 
-/// Step 2: the namespaces the sandbox gets.
+/// Step 1b, Landlock tier: the run's private directories on the host — `tmp/` (TMPDIR),
+/// `home/` (a private HOME), and the read-back's canary — in a fresh directory only the
+/// caller may enter, removed (without following anything the sandbox put there) when dropped.
+pub struct RunDir(PathBuf);
+
+impl RunDir {
+    pub fn create(path: &Path) -> Result<RunDir, String> {
+        use std::os::unix::fs::DirBuilderExt;
+        let mkdir = |p: &Path| {
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(p)
+                .map_err(|e| format!("{}: {e}", p.display()))
+        };
+        // create, not create_all: an existing path (planted by anyone) is an error.
+        mkdir(path)?;
+        let dir = RunDir(path.to_path_buf());
+        mkdir(&path.join("tmp"))?;
+        mkdir(&path.join("home"))?;
+        let canary = path.join("canary");
+        std::fs::write(&canary, "cw-exec canary\n")
+            .map_err(|e| format!("{}: {e}", canary.display()))?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&canary, std::fs::Permissions::from_mode(0o644))
+                .map_err(|e| format!("{}: {e}", canary.display()))?;
+        }
+        Ok(dir)
+    }
+}
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        // std's remove_dir_all removes symlinks, never what they point to.
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Step 2: the namespaces the sandbox gets (none in the Landlock tier: a plain fork).
 pub fn namespace_flags(plan: &Plan) -> libc::c_int {
+    if plan.tier == Tier::Landlock {
+        return 0;
+    }
     let mut flags = libc::CLONE_NEWUSER
         | libc::CLONE_NEWNS
         | libc::CLONE_NEWPID
@@ -69,7 +111,9 @@ pub fn identity_and_limits(
     init: Pid,
     cgroups: Option<&RunCgroups>,
 ) -> Result<(), String> {
-    userns::write_id_maps(init, plan.uid, plan.gid)?;
+    if plan.tier == Tier::Namespaces {
+        userns::write_id_maps(init, plan.uid, plan.gid)?;
+    }
     match cgroups {
         Some(c) => c.enter(init.as_raw()),
         None => Ok(()),
@@ -79,6 +123,9 @@ pub fn identity_and_limits(
 /// Step 4, in init: everything init sets up before it forks the command. Returns the
 /// writable /proc handle the command uses for its oom_score_adj.
 pub fn init_steps(plan: &Plan) -> Result<OwnedFd, StepError> {
+    if plan.tier == Tier::Landlock {
+        return landlock_init_steps();
+    }
     step("hostname", nix::unistd::sethostname("cw-exec"))?;
     step("mount view", mount_view::enter(&plan.view()))?;
     crate::timings::mark("init: mount view built and entered");
@@ -129,6 +176,70 @@ pub fn init_steps(plan: &Plan) -> Result<OwnedFd, StepError> {
         sys::scrub_initial_arguments(c"cw-exec-init"),
     )?;
     Ok(proc_handle)
+}
+
+/// Step 4 in the Landlock tier: no namespace to build. Init becomes the subreaper of
+/// everything the command starts (orphans are reparented to it, so it can kill the whole tree
+/// at the end), hides cw-exec's environment and arguments, and hands the command a /proc
+/// handle for its oom_score_adj.
+fn landlock_init_steps() -> Result<OwnedFd, StepError> {
+    step(
+        "init: child subreaper",
+        nix::sys::prctl::set_child_subreaper(true),
+    )?;
+    let proc_handle = step(
+        "init: /proc handle for oom_score_adj",
+        nix::fcntl::open(
+            "/proc",
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        ),
+    )?;
+    step("init: not dumpable", nix::sys::prctl::set_dumpable(false))?;
+    sys::scrub_initial_environment();
+    step(
+        "init: scrubbing cw-exec's arguments",
+        sys::scrub_initial_arguments(c"cw-exec-init"),
+    )?;
+    Ok(proc_handle)
+}
+
+/// Kills every process the run started (Landlock tier, where no PID namespace ends them):
+/// init is their subreaper, so each pass kills its children and their descendants as found
+/// in /proc, reaps, and repeats until none is left (an orphan reparented meanwhile is found
+/// on the next pass).
+pub fn kill_descendants() {
+    for _ in 0..1000 {
+        let mut found = vec![];
+        let mut queue = vec![std::process::id() as i32];
+        while let Some(pid) = queue.pop() {
+            let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+                .unwrap_or_default();
+            for child in children
+                .split_whitespace()
+                .filter_map(|c| c.parse::<i32>().ok())
+            {
+                found.push(child);
+                queue.push(child);
+            }
+        }
+        if found.is_empty() {
+            return;
+        }
+        for pid in &found {
+            let _ = nix::sys::signal::kill(Pid::from_raw(*pid), nix::sys::signal::Signal::SIGKILL);
+        }
+        while let Ok(status) = nix::sys::wait::waitpid(
+            Pid::from_raw(-1),
+            Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+        ) {
+            if status == nix::sys::wait::WaitStatus::StillAlive {
+                break;
+            }
+        }
+    }
 }
 
 /// The command's process: restricts itself step by step, then reads back. Each step
@@ -238,6 +349,17 @@ fn prefer_for_oom_kill(proc: OwnedFd) -> Result<(), String> {
 /// namespace does not get a full set back on execve.
 pub fn drop_capabilities() -> Result<(), String> {
     use caps::CapSet;
+    // A process that holds no capability (an unprivileged caller in the Landlock tier) has
+    // nothing to drop and may not change its bounding set or securebits; no_new_privs keeps
+    // execve from granting any.
+    let held =
+        caps::read(None, CapSet::Permitted).map_err(|e| format!("reading capabilities: {e}"))?;
+    if held.is_empty() && !nix::unistd::geteuid().is_root() {
+        for set in [CapSet::Ambient, CapSet::Inheritable, CapSet::Effective] {
+            caps::clear(None, set).map_err(|e| format!("clearing {set:?}: {e}"))?;
+        }
+        return Ok(());
+    }
     sys::lock_securebits().map_err(|e| format!("securebits: {e}"))?;
     for set in [
         CapSet::Bounding,

@@ -65,6 +65,51 @@ pub fn names(dims: &[Dimension]) -> Vec<&'static str> {
 pub const LANDLOCK_DIMENSIONS: [Dimension; 3] =
     [Dimension::Read, Dimension::Write, Dimension::Command];
 
+/// How a sandbox is built: with namespaces and a mount view (the full tier), or — where user
+/// namespaces are denied (containers under a default seccomp profile, hardened hosts) — with
+/// Landlock, seccomp and process containment alone, each weaker point named in the gaps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    Namespaces,
+    Landlock,
+}
+
+impl Tier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Namespaces => "namespaces",
+            Tier::Landlock => "landlock",
+        }
+    }
+}
+
+/// Which tiers a policy accepts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TierChoice {
+    /// The namespace tier where it is available, else the Landlock tier (with a notice).
+    #[default]
+    Auto,
+    /// The namespace tier or nothing: refused where user namespaces are unavailable.
+    Namespaces,
+    /// The Landlock tier, by choice (the cheapest fully enforcing mode).
+    Landlock,
+}
+
+impl TierChoice {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text {
+            "auto" => Ok(TierChoice::Auto),
+            "namespaces" => Ok(TierChoice::Namespaces),
+            "landlock" => Ok(TierChoice::Landlock),
+            other => Err(format!(
+                "unknown tier {other:?}: expected auto, namespaces or landlock"
+            )),
+        }
+    }
+}
+
 /// Network policy for the sandbox.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -21,7 +21,8 @@ use crate::kernel::pathfd::{self, Held};
 use crate::kernel::seccomp::SeccompProgram;
 use crate::limits::{Limits, LimitsPlan};
 use crate::model::{
-    Access, Dimension, Grant, Mask, NetMode, PolicyFacts, Refusal, LANDLOCK_DIMENSIONS,
+    Access, Dimension, Grant, Mask, NetMode, PolicyFacts, Refusal, Tier, TierChoice,
+    LANDLOCK_DIMENSIONS,
 };
 use crate::policy::{check_env_name, HomeMode, LimitsPolicy, Profile, Tokens};
 
@@ -72,6 +73,11 @@ pub struct Request {
     /// Variables set exactly as given (no token expansion), before the command is looked up
     /// on PATH: a Raxcell request's `command.env` (with `EnvBase::Given`).
     pub env_literal: Vec<(String, String)>,
+    /// Which containment tiers the caller accepts (`--tier`); the profile's `tier` otherwise.
+    pub tier: Option<TierChoice>,
+    /// Why the Landlock tier is used when the namespace tier was tried first and failed at
+    /// run time (set by `supervise::run_falling_back`).
+    pub tier_fallback: Option<String>,
 }
 
 impl Request {
@@ -284,6 +290,16 @@ pub struct Plan {
     pub agent_install: Vec<Grant>,
     /// Credential paths a grant covers without naming them, masked in the view.
     pub masks: Vec<Mask>,
+    /// How the sandbox is built, what the policy accepted, and why this tier (when not the
+    /// namespace tier by default).
+    pub tier: Tier,
+    pub tier_choice: TierChoice,
+    pub tier_reason: Option<String>,
+    /// The Landlock tier's per-run directory on the host (`tmp/`, `home/`, the canary).
+    pub run_dir: Option<PathBuf>,
+    /// Landlock tier: grants replaced by grants of their entries, around the credentials
+    /// beneath them (grant, credentials left out).
+    pub split: Vec<(PathBuf, Vec<PathBuf>)>,
     /// Entries of an expanded grant (`--read /`) the caller cannot read, left out.
     pub skipped: Vec<PathBuf>,
     /// The caller's home path, when HOME is a private directory of the run's tmpfs there.
@@ -355,9 +371,17 @@ impl Plan {
             None => (here, vec![]),
         };
         let home = home_dir();
-        let tmp = PathBuf::from(PRIVATE_TMP);
         let uid = nix::unistd::getuid().as_raw();
         let gid = nix::unistd::getgid().as_raw();
+        let tier_choice = req.tier.or(profile.tier).unwrap_or_default();
+        let (tier, tier_reason) = choose_tier(tier_choice, req.tier_fallback.as_deref())?;
+        // The Landlock tier has no mount view: its private directories are a fresh per-run
+        // directory on the host (created, and removed, by `supervise`).
+        let run_dir = (tier == Tier::Landlock).then(landlock_run_dir);
+        let tmp = match &run_dir {
+            Some(dir) => dir.join("tmp"),
+            None => PathBuf::from(PRIVATE_TMP),
+        };
 
         // The environment first: PATH decides where the command is found.
         let mut env = base_environment(req, &profile, &home, &tmp)?;
@@ -432,7 +456,21 @@ impl Plan {
             .map(|g| g.path.clone())
             .collect();
         grants.retain(|g| !g.is_skipped());
-        let private_home = home_grants(&profile, &home, &cwd, exec_allowlist, &mut grants)?;
+        let private_home = home_grants(
+            &profile,
+            &home,
+            &tmp,
+            run_dir.as_deref(),
+            &cwd,
+            exec_allowlist,
+            &mut grants,
+        )?;
+        if let (Some(private), Tier::Landlock) = (&private_home, tier) {
+            // No mount puts a private HOME at the home's path here: HOME names another one.
+            if env.contains_key("HOME") {
+                env.insert("HOME".into(), private.to_string_lossy().into_owned());
+            }
+        }
 
         // Symlinks nobody but root and the caller could have placed are followed; others
         // (in another user's reach, or inside this run's own write set, where a previous
@@ -468,7 +506,11 @@ impl Plan {
                 )));
             }
         }
-        let key_pins = key_pins(signing_key_dir.as_deref(), &write_roots);
+        let key_pins = match tier {
+            Tier::Namespaces => key_pins(signing_key_dir.as_deref(), &write_roots),
+            // No mounts: a grant that covers the key is split around it instead (below).
+            Tier::Landlock => vec![],
+        };
 
         let homes = crate::credentials::homes(&home);
         let mut patterns: Vec<&str> = crate::credentials::SYSTEM
@@ -496,10 +538,17 @@ impl Plan {
         } else {
             vec![]
         };
-        let masks = credential_masks(
+        let mut masks = credential_masks(
             &credentials,
             grants.iter().chain(&agent_install).chain(&runtime),
         );
+        // Landlock only allows: it cannot hide a path beneath a grant. In the Landlock tier a
+        // grant covering a credential is replaced by grants of its other entries.
+        let mut split = vec![];
+        if tier == Tier::Landlock && !masks.is_empty() {
+            split = split_around(&mut grants, &masks, &credentials);
+            masks.clear();
+        }
 
         // Kernel: Landlock is the read/write/command mechanism; without it nothing is enforced.
         let abi = match crate::sys::landlock_abi() {
@@ -531,8 +580,28 @@ impl Plan {
             }
         }
         let net = req.net_mode(&profile);
+        if tier == Tier::Landlock && net == NetMode::Loopback {
+            return Err(Refusal::dimensions(
+                &[Dimension::Network],
+                "landlock tier",
+                format!(
+                    "--net loopback needs a network namespace, which this tier does not have ({}); use --net none or host",
+                    tier_reason.as_deref().unwrap_or("landlock tier")
+                ),
+            ));
+        }
+        if tier == Tier::Landlock && abi < 6 {
+            return Err(Refusal::dimensions(
+                &LANDLOCK_DIMENSIONS,
+                "landlock tier",
+                format!(
+                    "the Landlock tier needs Landlock ABI 6 (signal and abstract-socket scoping, so the sandbox cannot signal or connect to the caller's other processes); this kernel offers {abi}"
+                ),
+            ));
+        }
         let (timeout, limits) = limits_of(req, &profile, &profile_id, uid)?;
-        let memfd_sysctl = can_set_memfd_sysctl(uid);
+        // vm.memfd_noexec is per PID namespace: only the namespace tier has its own.
+        let memfd_sysctl = tier == Tier::Namespaces && can_set_memfd_sysctl(uid);
         let native_code = profile.exec.native_code();
         let seccomp = SeccompProgram::compile(net, !memfd_sysctl, native_code).map_err(bad)?;
 
@@ -572,7 +641,19 @@ impl Plan {
             memfd_sysctl,
             native_code,
             library_dirs: library_dirs(),
-            quotas: crate::kernel::quotas::plan(),
+            quotas: crate::kernel::quotas::plan()
+                .into_iter()
+                .filter(|q| {
+                    // Without a user namespace only the rlimit-backed quotas can be lowered.
+                    tier == Tier::Namespaces
+                        || matches!(q.mechanism, crate::kernel::quotas::Mechanism::Rlimit(_))
+                })
+                .collect(),
+            tier,
+            tier_choice,
+            tier_reason,
+            run_dir,
+            split,
             uid,
             gid,
         })
@@ -621,6 +702,14 @@ impl Plan {
         }
     }
 
+    /// The file the read-back's probes try to read and write: covered by no grant.
+    pub fn canary(&self) -> PathBuf {
+        match &self.run_dir {
+            Some(dir) => dir.join("canary"),
+            None => PathBuf::from(crate::kernel::mount_view::CANARY),
+        }
+    }
+
     /// The private directories besides /tmp: `/dev/shm` always, HOME when private.
     fn private_dirs(&self) -> Vec<PrivateDir> {
         let mut out = vec![PrivateDir {
@@ -651,7 +740,7 @@ impl Plan {
     pub fn tmp_exec(&self) -> bool {
         self.grants
             .iter()
-            .any(|g| g.per_run && g.path == Path::new(PRIVATE_TMP) && g.access.exec)
+            .any(|g| g.per_run && g.path == self.tmp && g.access.exec)
     }
 
     /// Every grant the sandbox applies, user grants first.
@@ -822,7 +911,7 @@ fn requested_grants(
             let expanded = tokens
                 .expand(text)
                 .map_err(|e| bad(format!("{field}: {e}")))?;
-            for grant in resolve_grant(field, text, &expanded, cwd, access)? {
+            for grant in resolve_grant(tokens.tmp, field, text, &expanded, cwd, access)? {
                 merge_grant(&mut grants, grant);
             }
         }
@@ -838,6 +927,8 @@ fn requested_grants(
 fn home_grants(
     profile: &Profile,
     home: &Path,
+    tmp: &Path,
+    run_dir: Option<&Path>,
     cwd: &Path,
     exec_allowlist: bool,
     grants: &mut Vec<Grant>,
@@ -847,10 +938,13 @@ fn home_grants(
         write: true,
         exec,
     };
-    merge_grant(
-        grants,
-        Grant::internal(PRIVATE_SHM, PRIVATE_SHM, scratch(false)),
-    );
+    if run_dir.is_none() {
+        // (The Landlock tier cannot mount one: no /dev/shm at all, a named gap.)
+        merge_grant(
+            grants,
+            Grant::internal(PRIVATE_SHM, PRIVATE_SHM, scratch(false)),
+        );
+    }
     let home_text = home.to_string_lossy().into_owned();
     let mut private = None;
     match profile.home {
@@ -866,20 +960,25 @@ fn home_grants(
                 write,
                 exec: !exec_allowlist,
             };
-            for grant in resolve_grant(field, &home_text, &home_text, cwd, access)? {
+            for grant in resolve_grant(tmp, field, &home_text, &home_text, cwd, access)? {
                 merge_grant(grants, grant);
             }
         }
-        HomeMode::Private if home != Path::new("/") => {
+        HomeMode::Private if home != Path::new("/") || run_dir.is_some() => {
             if !grants.iter().any(|g| g.path == home && !g.per_run) {
                 let tmp_exec = grants
                     .iter()
-                    .any(|g| g.per_run && g.path == Path::new(PRIVATE_TMP) && g.access.exec);
+                    .any(|g| g.per_run && g.path == tmp && g.access.exec);
+                let at = match run_dir {
+                    Some(dir) => dir.join("home"),
+                    None => home.to_path_buf(),
+                };
+                let text = at.to_string_lossy().into_owned();
                 merge_grant(
                     grants,
-                    Grant::internal(&home_text, &home_text, scratch(tmp_exec)),
+                    Grant::internal(&text, &home_text, scratch(tmp_exec)),
                 );
-                private = Some(home.to_path_buf());
+                private = Some(at);
             }
         }
         HomeMode::Private => {}
@@ -900,7 +999,7 @@ fn home_grants(
                 exec: false,
             };
             // An identity file that cannot be read is left out, not fatal.
-            if let Ok(found) = resolve_grant("git_identity", &text, &text, cwd, read) {
+            if let Ok(found) = resolve_grant(tmp, "git_identity", &text, &text, cwd, read) {
                 for grant in found {
                     merge_grant(grants, grant);
                 }
@@ -908,6 +1007,114 @@ fn home_grants(
         }
     }
     Ok(private)
+}
+
+/// The tier a policy gets here: the namespace tier unless user namespaces are known to be
+/// unavailable (then the Landlock tier, if the policy accepts it, else a refusal naming why).
+fn choose_tier(
+    choice: TierChoice,
+    fallback: Option<&str>,
+) -> Result<(Tier, Option<String>), Refusal> {
+    let denied = fallback
+        .map(str::to_string)
+        .or_else(crate::kernel::userns::denied_by_sysctl);
+    match (choice, denied) {
+        (TierChoice::Landlock, _) => Ok((Tier::Landlock, Some("chosen by the policy".into()))),
+        (TierChoice::Auto, Some(why)) => Ok((Tier::Landlock, Some(why))),
+        (TierChoice::Namespaces, Some(why)) => Err(Refusal::dimensions(
+            &[],
+            "user namespaces",
+            format!(
+                "the policy requires the namespace tier (tier = \"namespaces\" or --tier namespaces), and user namespaces are unavailable here: {why}"
+            ),
+        )),
+        (_, None) => Ok((Tier::Namespaces, None)),
+    }
+}
+
+/// A fresh, unpredictable per-run directory for the Landlock tier (created by `supervise`).
+fn landlock_run_dir() -> PathBuf {
+    let mut id = [0u8; 8];
+    let _ = crate::sys::random_bytes(&mut id);
+    PathBuf::from(format!(
+        "/tmp/cw-exec-run-{}-{}",
+        std::process::id(),
+        crate::model::hex(&id)
+    ))
+}
+
+/// Landlock tier: replaces each grant that covers a credential (without naming it) by grants
+/// of its entries, recursing into entries that hold credentials and leaving the credentials
+/// (and symlinks) out. Returns what was split and around what. Entries created later are not
+/// covered: the attestation says so.
+fn split_around(
+    grants: &mut Vec<Grant>,
+    masks: &[Mask],
+    credentials: &[PathBuf],
+) -> Vec<(PathBuf, Vec<PathBuf>)> {
+    let hidden: Vec<&Path> = masks.iter().map(|m| m.path.as_path()).collect();
+    let mut out = vec![];
+    let covering: Vec<Grant> = grants
+        .iter()
+        .filter(|g| {
+            !g.per_run
+                && hidden
+                    .iter()
+                    .any(|h| h.starts_with(&g.path) && *h != g.path)
+        })
+        .cloned()
+        .collect();
+    for g in covering {
+        grants.retain(|x| x.path != g.path);
+        let mut added = vec![];
+        expand_around(&g, &g.path, &hidden, credentials, &mut added);
+        for grant in added {
+            merge_grant(grants, grant);
+        }
+        out.push((
+            g.path.clone(),
+            hidden
+                .iter()
+                .filter(|h| h.starts_with(&g.path))
+                .map(|h| h.to_path_buf())
+                .collect(),
+        ));
+    }
+    out
+}
+
+fn expand_around(
+    g: &Grant,
+    dir: &Path,
+    hidden: &[&Path],
+    credentials: &[PathBuf],
+    out: &mut Vec<Grant>,
+) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    paths.sort();
+    for entry in paths {
+        if hidden.iter().any(|h| *h == entry) || credentials.contains(&entry) {
+            continue;
+        }
+        let Ok(meta) = std::fs::symlink_metadata(&entry) else {
+            continue;
+        };
+        if meta.file_type().is_symlink() {
+            continue;
+        }
+        if meta.is_dir() && hidden.iter().any(|h| h.starts_with(&entry)) {
+            expand_around(g, &entry, hidden, credentials, out);
+            continue;
+        }
+        if let Ok(held) = pathfd::resolve(&entry) {
+            if held.path == entry {
+                out.push(Grant::held(held, g.requested.clone(), g.access));
+            }
+        }
+    }
 }
 
 /// The environment before `env.set`/`--setenv`: the base (from scratch, or cool-workflow's),
@@ -1108,6 +1315,7 @@ const ROOT_EXPANSION_SKIPS: &[&str] = &["/proc", "/dev", "/tmp", "/sys", "/root"
 /// per top-level entry (except ROOT_EXPANSION_SKIPS), so the view is still separate binds.
 /// Each path is resolved once, to a held descriptor (see `kernel::pathfd`).
 fn resolve_grant(
+    private_tmp: &Path,
     field: &str,
     text: &str,
     expanded: &str,
@@ -1122,13 +1330,21 @@ fn resolve_grant(
         format!("{text} ({expanded})")
     };
     let requested = raw.to_string_lossy().into_owned();
-    if raw == Path::new(PRIVATE_TMP) {
-        return Ok(vec![Grant::internal(PRIVATE_TMP, &requested, access)]);
+    if raw == Path::new(PRIVATE_TMP) || raw == private_tmp {
+        return Ok(vec![Grant::internal(
+            &private_tmp.to_string_lossy(),
+            &requested,
+            access,
+        )]);
     }
     let held = pathfd::resolve(&joined).map_err(|e| bad(format!("{field} {named}: {e}")))?;
     if held.path == Path::new("/") {
         let entries = std::fs::read_dir("/").map_err(|e| bad(format!("{field} {named}: {e}")))?;
-        let mut out = vec![Grant::internal(PRIVATE_TMP, PRIVATE_TMP, access)];
+        let mut out = vec![Grant::internal(
+            &private_tmp.to_string_lossy(),
+            PRIVATE_TMP,
+            access,
+        )];
         let mut children: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
         children.sort();
         for child in children {
@@ -1150,7 +1366,14 @@ fn resolve_grant(
                 continue;
             }
             let child_text = child.to_string_lossy().into_owned();
-            out.extend(resolve_grant(field, &child_text, &child_text, cwd, access)?);
+            out.extend(resolve_grant(
+                private_tmp,
+                field,
+                &child_text,
+                &child_text,
+                cwd,
+                access,
+            )?);
         }
         return Ok(out);
     }

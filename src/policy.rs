@@ -215,6 +215,10 @@ pub struct Profile {
     /// have an author. Never the credential store.
     #[serde(default)]
     pub git_identity: bool,
+    /// Which containment tiers the profile accepts: `auto` (default), `namespaces` (refuse
+    /// rather than run weaker where user namespaces are unavailable), `landlock`.
+    #[serde(default)]
+    pub tier: Option<crate::model::TierChoice>,
 }
 
 /// What HOME is inside the sandbox.

@@ -196,6 +196,25 @@ pub fn checks() -> Vec<Check> {
             located.join(", ")
         ),
     });
+    // Which tier a run gets here, and when it is the lower one, why and how to get the full.
+    let ns_ok = checks.iter().any(|c| c.name == "namespaces" && c.ok);
+    let sc_ok = checks.iter().any(|c| c.name == "seccomp" && c.ok);
+    checks.push(Check {
+        name: "tier",
+        ok: ns_ok || (abi_n >= 6 && sc_ok),
+        detail: if ns_ok {
+            "namespaces (the full tier: mount view, PID, network and user namespaces)".into()
+        } else if abi_n >= 6 && sc_ok {
+            let why = crate::kernel::userns::denied_by_sysctl().unwrap_or_else(|| {
+                "creating a user namespace failed (a seccomp filter such as a container runtime's default profile refuses clone/unshare with CLONE_NEWUSER)".into()
+            });
+            format!(
+                "landlock (user namespaces unavailable: {why}); for the namespace tier allow user namespaces: on the host, the sysctl named; in a container, a seccomp profile that allows clone/unshare with CLONE_NEWUSER (docs/scale.md)"
+            )
+        } else {
+            "none: neither user namespaces nor Landlock ABI >= 6 with seccomp".into()
+        },
+    });
     checks
 }
 
@@ -204,6 +223,33 @@ pub fn dimensions(checks: &[Check]) -> Vec<(&'static str, bool, String)> {
     let ok = |name: &str| checks.iter().any(|c| c.name == name && c.ok);
     let abi_n = sys::landlock_abi().unwrap_or(0);
     let ll = LandlockAbi(abi_n);
+    if !ok("namespaces") && ok("tier") {
+        // The Landlock tier: the same dimensions, by what needs no privilege.
+        let ll_ok = ok("landlock") && ok("seccomp");
+        return vec![
+            ("read", ll_ok, "Landlock filesystem rules (landlock tier: no mount view)".into()),
+            (
+                "write",
+                ll_ok,
+                "Landlock write rights (landlock tier: metadata changes of the user's own files are not mediated)".into(),
+            ),
+            (
+                "command",
+                ll_ok,
+                "Landlock EXECUTE allowlist + seccomp".into(),
+            ),
+            (
+                "network",
+                ll_ok,
+                "seccomp socket families + Landlock TCP + abstract-socket scope (landlock tier: no network namespace)".into(),
+            ),
+            (
+                "env",
+                true,
+                "environment built from scratch for execve".into(),
+            ),
+        ];
+    }
     let fs = ok("landlock") && ok("namespaces");
     vec![
         ("read", fs, "Landlock filesystem rules + mount view".into()),
@@ -271,6 +317,9 @@ pub fn main(as_json: bool) -> i32 {
                 match (c.ok, c.name) {
                     (true, _) => "ok",
                     (false, "cgroups") => "none",
+                    (false, "namespaces") if checks.iter().any(|t| t.name == "tier" && t.ok) => {
+                        "no"
+                    }
                     (false, _) => "FAIL",
                 },
                 c.detail

@@ -12,9 +12,8 @@ use nix::errno::Errno;
 use serde::{Deserialize, Serialize};
 
 use crate::kernel::landlock::LandlockOutcome;
-use crate::kernel::mount_view;
 use crate::kernel::quotas::QuotaReadback;
-use crate::model::NetMode;
+use crate::model::{NetMode, Tier};
 use crate::plan::{namespace_inodes, Plan};
 use crate::sys;
 
@@ -141,6 +140,15 @@ impl KernelReadback {
         )
     }
 
+    /// The ruleset scopes every one of these (`AbstractUnixSocket`, `Signal`).
+    pub fn landlock_scopes(&self, scopes: &[&str]) -> Observed {
+        Observed(
+            scopes
+                .iter()
+                .all(|s| self.landlock.scopes.iter().any(|h| h == s)),
+        )
+    }
+
     /// The names execve receives pass `check` (the policy's rule); the error names offenders.
     pub fn env_allowed(
         &self,
@@ -182,30 +190,45 @@ pub fn collect(
             )
         })
         .collect();
-    let canary = Path::new(mount_view::CANARY);
+    // A file no grant covers, readable and writable by mode: only Landlock (and, in the
+    // namespace tier, the read-only mount view) stands between the command and it.
+    let canary = plan.canary();
+    let shown = canary.display();
     probes.push(probe(
         "read-outside-grants",
-        "open(/.cw-exec-canary, O_RDONLY)",
+        &format!("open({shown}, O_RDONLY)"),
         "EACCES",
-        open_errno(canary, libc::O_RDONLY),
+        open_errno(&canary, libc::O_RDONLY),
     ));
-    probes.push(probe(
-        "write-outside-grants",
-        "open(/.cw-exec-canary, O_WRONLY)",
-        "EROFS",
-        open_errno(canary, libc::O_WRONLY),
-    ));
-    probes.push(probe(
-        "chmod-outside-grants",
-        "chmod(/.cw-exec-canary, 0777)",
-        "EROFS",
-        errno_of(nix::sys::stat::fchmodat(
-            nix::fcntl::AT_FDCWD,
-            canary,
-            nix::sys::stat::Mode::from_bits_truncate(0o777),
-            nix::sys::stat::FchmodatFlags::FollowSymlink,
+    match plan.tier {
+        Tier::Namespaces => {
+            probes.push(probe(
+                "write-outside-grants",
+                &format!("open({shown}, O_WRONLY)"),
+                "EROFS",
+                open_errno(&canary, libc::O_WRONLY),
+            ));
+            probes.push(probe(
+                "chmod-outside-grants",
+                &format!("chmod({shown}, 0777)"),
+                "EROFS",
+                errno_of(nix::sys::stat::fchmodat(
+                    nix::fcntl::AT_FDCWD,
+                    &canary,
+                    nix::sys::stat::Mode::from_bits_truncate(0o777),
+                    nix::sys::stat::FchmodatFlags::FollowSymlink,
+                )),
+            ));
+        }
+        // No read-only mount: Landlock refuses the write (EACCES); a mode change is not
+        // mediated at all in this tier (a named gap), so it is not attempted.
+        Tier::Landlock => probes.push(probe(
+            "write-outside-grants",
+            &format!("open({shown}, O_WRONLY)"),
+            "EACCES",
+            open_errno(&canary, libc::O_WRONLY),
         )),
-    ));
+    }
     // Set-id bits: a mode change on a descriptor the process owns, and a creating open whose
     // target lies on the read-only root (without seccomp: EROFS, and nothing is created).
     probes.push(setid_chmod);

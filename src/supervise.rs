@@ -17,6 +17,8 @@ use crate::child::{self, Message, FORWARDED, TERMINATE_TREE};
 use crate::containment;
 use crate::kernel::cgroup::RunCgroups;
 use crate::model::{exec_failure_status, hex, names, Refusal, EXIT_REFUSED, EXIT_TIMEOUT};
+use crate::model::{Tier, TierChoice};
+use crate::plan::Request;
 use crate::plan::{namespace_inodes, Plan};
 use crate::readback::KernelReadback;
 use crate::sys;
@@ -68,10 +70,63 @@ pub struct Capture {
 
 pub fn run(plan: &Plan, capture: Capture) -> Outcome {
     let started = Instant::now();
+    if plan.tier == Tier::Landlock && plan.tier_choice == TierChoice::Auto {
+        eprintln!(
+            "cw-exec: notice: user namespaces are unavailable ({}); running in the landlock tier: no mount view, PID or network namespace; the attestation's gaps name what is weaker",
+            plan.tier_reason.as_deref().unwrap_or("unknown")
+        );
+    }
+    // The Landlock tier's private directories, made before anything runs, removed after.
+    let run_dir = match plan.run_dir.as_deref().map(containment::RunDir::create) {
+        Some(Err(e)) => return refused("landlock tier: per-run directory", e),
+        Some(Ok(d)) => Some(d),
+        None => None,
+    };
     let mut outcome = supervise(plan, capture);
+    drop(run_dir);
     outcome.duration = started.elapsed();
     outcome
 }
+
+/// Runs the plan; when it was made for the namespace tier by default (`auto`) and the kernel
+/// refuses the user namespace at clone time (a container runtime's seccomp filter, which no
+/// sysctl shows), plans the same request again for the Landlock tier and runs that. Nothing
+/// of the first attempt ran. Returns the plan that ran.
+pub fn run_falling_back(request: &Request, plan: Plan, capture: Capture) -> (Plan, Outcome) {
+    let outcome = run(&plan, capture);
+    let denied = outcome
+        .refusal
+        .as_ref()
+        .filter(|r| r.mechanism.as_deref() == Some(USERNS_STEP))
+        .map(|r| r.message.clone());
+    let Some(why) = denied else {
+        return (plan, outcome);
+    };
+    if plan.tier != Tier::Namespaces || plan.tier_choice != TierChoice::Auto {
+        return (plan, outcome);
+    }
+    let retry = Request {
+        tier_fallback: Some(why),
+        ..request.clone()
+    };
+    match Plan::build(&retry) {
+        Ok(lower) => {
+            let outcome = run(&lower, capture);
+            (lower, outcome)
+        }
+        Err(refusal) => (
+            plan,
+            Outcome {
+                exit_code: refusal.exit_status(),
+                refusal: Some(refusal),
+                ..Default::default()
+            },
+        ),
+    }
+}
+
+/// The set-up step that creates the namespaces.
+pub const USERNS_STEP: &str = "user namespaces";
 
 /// The refusal for a set-up step that failed: the sandbox could not be built as planned.
 /// The cgroup step is about limits, not dimensions.
@@ -342,11 +397,11 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
         }
         Err(e) => {
             return refused(
-                "user namespaces",
+                USERNS_STEP,
                 format!(
                     "cannot create the sandbox's namespaces (clone: {e}); user namespaces are unavailable to this user{}",
                     if e.raw_os_error() == Some(libc::EPERM) || e.raw_os_error() == Some(libc::ENOSPC) {
-                        " (check kernel.unprivileged_userns_clone, user.max_user_namespaces and AppArmor's restrict_unprivileged_userns)"
+                        " (a seccomp filter such as a container runtime's default profile, or kernel.unprivileged_userns_clone, user.max_user_namespaces, AppArmor's restrict_unprivileged_userns)"
                     } else {
                         ""
                     }

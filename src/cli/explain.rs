@@ -32,6 +32,27 @@ pub fn describe(plan: &Plan) -> String {
         plan.command_line(),
         plan.command_path.display()
     );
+    let _ = writeln!(
+        s,
+        "tier         {}{}",
+        plan.tier.as_str(),
+        plan.tier_reason
+            .as_deref()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default()
+    );
+    for (grant, around) in &plan.split {
+        let _ = writeln!(
+            s,
+            "split        {} into its entries, around {} (Landlock cannot hide a path beneath a grant; entries created later are not covered)",
+            grant.display(),
+            around
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let _ = writeln!(s, "cwd          {}", plan.cwd.display());
     let _ = writeln!(
         s,

@@ -142,6 +142,10 @@ pub struct RunArgs {
     /// Working directory of the command (default: the current directory).
     #[arg(long, value_name = "DIR")]
     pub cwd: Option<PathBuf>,
+    /// Containment tier: auto (namespaces where available, else landlock, with a notice),
+    /// namespaces (refuse rather than run weaker), landlock (no namespaces, by choice).
+    #[arg(long, value_name = "TIER", value_parser = crate::model::TierChoice::parse)]
+    pub tier: Option<crate::model::TierChoice>,
     /// Follow symlinks in grants and --cwd even where another user, or a sandbox of this
     /// run's write set, could have placed them (refused by default, naming the symlink).
     #[arg(long)]
@@ -194,6 +198,7 @@ impl RunArgs {
             setenv: self.setenv.clone(),
             cwd: self.cwd.clone(),
             follow_symlinks: self.follow_symlinks,
+            tier: self.tier,
             limits: LimitsPolicy {
                 timeout: self.timeout,
                 memory: self.memory,
@@ -248,6 +253,7 @@ impl RunArgs {
         req.setenv = flags.setenv;
         req.cwd = flags.cwd;
         req.follow_symlinks = flags.follow_symlinks;
+        req.tier = flags.tier;
         req.limits = flags.limits;
         req.command = flags.command;
         req.timings = flags.timings;

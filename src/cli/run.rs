@@ -69,7 +69,7 @@ pub fn run(args: &RunArgs) -> i32 {
         forward_stdout: true,
         stderr: plan.limits.output.is_some(),
     };
-    let outcome = supervise::run(&plan, capture);
+    let (plan, outcome) = supervise::run_falling_back(&request, plan, capture);
     report(&outcome);
     let envelope = envelope::for_run(&plan, &outcome, &label, envelope::Kind::Local);
     let code = deliver(sinks, envelope, outcome.exit_code, Some(&signer));

@@ -165,7 +165,7 @@ pub fn exec(source: &str) -> i32 {
     if let Some(Err(e)) = signer.as_ref().map(|s| s.check_plan(&plan)) {
         return refused(Refusal::bad(e));
     }
-    let outcome = supervise::run(&plan, capture);
+    let (plan, outcome) = supervise::run_falling_back(&req, plan, capture);
     report(&outcome);
     print(
         &envelope::for_run(&plan, &outcome, &label, kind),

@@ -20,3 +20,36 @@ pub fn write_id_maps(pid: Pid, uid: u32, gid: u32) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Why this host's settings deny the caller new user namespaces, if they do: read from the
+/// sysctls that say so (a seccomp filter that refuses `clone(CLONE_NEWUSER)`, as container
+/// runtimes install, shows only when the clone is attempted).
+pub fn denied_by_sysctl() -> Option<String> {
+    let read = |path: &str| {
+        std::fs::read_to_string(path)
+            .ok()
+            .map(|v| v.trim().to_string())
+    };
+    if read("/proc/sys/user/max_user_namespaces").as_deref() == Some("0") {
+        return Some(
+            "user.max_user_namespaces is 0 (raise it: sysctl user.max_user_namespaces=15000)"
+                .into(),
+        );
+    }
+    if nix::unistd::geteuid().is_root() {
+        return None;
+    }
+    if read("/proc/sys/kernel/unprivileged_userns_clone").as_deref() == Some("0") {
+        return Some(
+            "kernel.unprivileged_userns_clone is 0 (Debian: sysctl kernel.unprivileged_userns_clone=1)"
+                .into(),
+        );
+    }
+    if read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").as_deref() == Some("1") {
+        return Some(
+            "AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns=1; Ubuntu: allow cw-exec with an AppArmor profile granting userns, or set the sysctl to 0)"
+                .into(),
+        );
+    }
+    None
+}

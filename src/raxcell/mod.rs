@@ -1243,8 +1243,9 @@ fn run(req: &RunRequest) -> Value {
             )
         }
     };
-    let outcome = supervise::run(
-        &plan,
+    let (plan, outcome) = supervise::run_falling_back(
+        &lowered,
+        plan,
         supervise::Capture {
             stdout: true,
             forward_stdout: true,

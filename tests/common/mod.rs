@@ -128,6 +128,8 @@ pub struct Sandbox {
     pub cwd: PathBuf,
     pub user: Option<(u32, u32)>,
     pub env: Vec<(String, String)>,
+    /// A program cw-exec is started through (`wrapper cw-exec ARGS`).
+    pub wrapper: Option<PathBuf>,
 }
 
 impl Sandbox {
@@ -137,7 +139,14 @@ impl Sandbox {
             cwd: workdir("cwd"),
             user: None,
             env: vec![],
+            wrapper: None,
         }
+    }
+
+    /// Starts cw-exec through `wrapper` (which execs its arguments).
+    pub fn wrapped(mut self, wrapper: &Path) -> Self {
+        self.wrapper = Some(wrapper.to_path_buf());
+        self
     }
     pub fn arg(mut self, a: impl AsRef<str>) -> Self {
         self.args.push(a.as_ref().to_string());
@@ -171,7 +180,14 @@ impl Sandbox {
     /// `cw-exec ARGS` with this sandbox's identity and environment (no `--`, no run flags).
     pub fn plain(&self, args: &[&str]) -> Command {
         let f = fixture();
-        let mut c = Command::new(&f.cw);
+        let mut c = match &self.wrapper {
+            Some(w) => {
+                let mut c = Command::new(w);
+                c.arg(&f.cw);
+                c
+            }
+            None => Command::new(&f.cw),
+        };
         c.args(args).current_dir(&self.cwd);
         c.env("HOME", "/root");
         if let Some((uid, gid)) = self.user {
@@ -429,4 +445,26 @@ pub fn hex(bytes: &[u8]) -> String {
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex(&sha2::Sha256::digest(bytes))
+}
+
+/// An example program (examples/NAME.rs), built and copied next to cw-exec in the fixture
+/// (world-readable, so the unprivileged user can run it too).
+pub fn example(name: &str) -> PathBuf {
+    let f = fixture();
+    let copy = f.bin.join(name);
+    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap();
+    if !built.iter().any(|b| b == name) {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--example", name])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("running cargo build --example");
+        let target = PathBuf::from(env!("CARGO_BIN_EXE_cw-exec"));
+        let exe = target.parent().unwrap().join("examples").join(name);
+        assert!(status.success() && exe.exists(), "could not build {name}");
+        std::fs::copy(&exe, &copy).unwrap();
+        built.push(name.to_string());
+    }
+    copy
 }
