@@ -76,6 +76,7 @@ pub fn verdict(plan: &Plan, rb: &KernelReadback) -> Verdict {
     let nnp = rb.status_is("NoNewPrivs", "1");
     let seccomp_on = rb.seccomp_filters_at_least(plan.seccomp.filters.len());
     let probe = |name: &str| rb.probe_passed(name);
+    let proxy_listener = format!("127.0.0.1:{}", crate::netpolicy::PROXY_PORT);
 
     let mut reasons = BTreeMap::new();
     let mut proven = |dim: Dimension, checks: Checks<'_>| {
@@ -210,6 +211,19 @@ pub fn verdict(plan: &Plan, rb: &KernelReadback) -> Verdict {
                     observed.push(("landlock denies TCP connect (probe)", ran));
                 }
             }
+            if mode == NetMode::Allowlist {
+                // The proxy is the only way out: no interface but loopback, no listener but
+                // the proxy's, and Landlock lets TCP connect to the proxy's port only.
+                observed.push(("only a loopback interface", rb.interfaces_are(&["lo"])));
+                observed.push((
+                    "the egress proxy is the only listener",
+                    rb.tcp_listeners_are(&[&proxy_listener]),
+                ));
+                observed.push((
+                    "landlock denies TCP connect but to the proxy (probe)",
+                    probe("tcp-connect"),
+                ));
+            }
             proven(
                 Dimension::Network,
                 Checks {
@@ -272,6 +286,10 @@ pub fn gaps(plan: &Plan) -> BTreeMap<&'static str, Vec<String>> {
     let push = |g: &mut BTreeMap<&'static str, Vec<String>>, d: &'static str, s: &str| {
         g.get_mut(d).unwrap().push(s.to_string())
     };
+    if plan.net == NetMode::Allowlist {
+        push(&mut g, "network", "allowlist: the proxy decides on the name a client asks for; a TLS connection to an allowed name can carry another Host inside (domain fronting), and anything the sandbox can read can be sent to an allowed host");
+        push(&mut g, "network", "allowlist: no DNS inside the sandbox (the proxy resolves names); only programs that honour HTTP_PROXY/HTTPS_PROXY/ALL_PROXY get out; UDP (QUIC, DNS) has no route");
+    }
     push(&mut g, "read", "metadata of paths in the view (stat, readlink, path traversal) is not mediated by Landlock; only the contents of granted paths are readable");
     if plan.tier == Tier::Landlock {
         push(&mut g, "read", "landlock tier: no private mount view: every host path exists for the sandbox (stat, readlink and path lookup work outside the grants; only contents and listings are denied), and host processes are visible in /proc (their command lines; their memory and environment are denied by Landlock's ptrace scoping)");
@@ -525,6 +543,8 @@ mod tests {
             probes,
             env_names: plan.env.keys().cloned().collect(),
             quotas: vec![],
+            interfaces: vec!["lo".into()],
+            tcp_listeners: vec![format!("127.0.0.1:{}", crate::netpolicy::PROXY_PORT)],
         }
     }
 

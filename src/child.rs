@@ -71,9 +71,15 @@ impl Reporter {
 }
 
 /// Init: PID 1 of the sandbox. Never returns.
-pub fn init_main(plan: &Plan, host_ns: &BTreeMap<String, u64>, go: OwnedFd, report: OwnedFd) -> ! {
+pub fn init_main(
+    plan: &Plan,
+    host_ns: &BTreeMap<String, u64>,
+    go: OwnedFd,
+    report: OwnedFd,
+    proxy_channel: Option<OwnedFd>,
+) -> ! {
     let mut reporter = Reporter(std::fs::File::from(report));
-    let code = match init(plan, host_ns, go, &mut reporter) {
+    let code = match init(plan, host_ns, go, &mut reporter, proxy_channel) {
         Ok(code) => code,
         Err((step, message)) => {
             reporter.send(&Message::SetupError { step, message });
@@ -96,6 +102,7 @@ fn init(
     host_ns: &BTreeMap<String, u64>,
     go: OwnedFd,
     reporter: &mut Reporter,
+    proxy_channel: Option<OwnedFd>,
 ) -> Result<i32, StepError> {
     // The signals init waits for must be blocked, or sigwait would not see them (and, for
     // PID 1, unblocked signals without a handler are discarded).
@@ -119,7 +126,7 @@ fn init(
     }
     drop(go);
     crate::timings::mark("init: released by cw-exec");
-    let proc_handle = containment::init_steps(plan)?;
+    let proc_handle = containment::init_steps(plan, proxy_channel)?;
     let command = match step("fork", sys::clone_into_namespaces(0))? {
         None => command_main(plan, host_ns, reporter, proc_handle),
         Some(pid) => pid,

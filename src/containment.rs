@@ -122,7 +122,7 @@ pub fn identity_and_limits(
 
 /// Step 4, in init: everything init sets up before it forks the command. Returns the
 /// writable /proc handle the command uses for its oom_score_adj.
-pub fn init_steps(plan: &Plan) -> Result<OwnedFd, StepError> {
+pub fn init_steps(plan: &Plan, proxy_channel: Option<OwnedFd>) -> Result<OwnedFd, StepError> {
     if plan.tier == Tier::Landlock {
         return landlock_init_steps();
     }
@@ -139,8 +139,21 @@ pub fn init_steps(plan: &Plan) -> Result<OwnedFd, StepError> {
             std::fs::write("/proc/sys/vm/memfd_noexec", "2"),
         )?;
     }
-    if plan.net == NetMode::Loopback {
+    if matches!(plan.net, NetMode::Loopback | NetMode::Allowlist) {
         step("loopback interface", sys::loopback_up())?;
+    }
+    // The egress proxy's socket: created here, in the sandbox's network namespace, so it is
+    // reachable only from inside; served by cw-exec outside (`proxy`), which gets it over a
+    // Unix socket. Init keeps no copy (nor does the command it forks).
+    if let (Some(_), Some(channel)) = (&plan.proxy, proxy_channel) {
+        let listener = step(
+            "egress proxy: listening on 127.0.0.1",
+            std::net::TcpListener::bind(("127.0.0.1", crate::netpolicy::PROXY_PORT)),
+        )?;
+        step(
+            "egress proxy: handing the socket to cw-exec",
+            send_fd(&channel, listener.as_fd()),
+        )?;
     }
 
     // The command raises its own oom_score_adj (`prefer_for_oom_kill`) after /proc is sealed
@@ -176,6 +189,20 @@ pub fn init_steps(plan: &Plan) -> Result<OwnedFd, StepError> {
         sys::scrub_initial_arguments(c"cw-exec-init"),
     )?;
     Ok(proc_handle)
+}
+
+/// Sends one descriptor over a Unix socket (SCM_RIGHTS).
+fn send_fd(channel: &OwnedFd, fd: std::os::fd::BorrowedFd<'_>) -> nix::Result<usize> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, UnixAddr};
+    use std::os::fd::AsRawFd;
+    let fds = [fd.as_raw_fd()];
+    sendmsg::<UnixAddr>(
+        channel.as_raw_fd(),
+        &[std::io::IoSlice::new(b"p")],
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
 }
 
 /// Step 4 in the Landlock tier: no namespace to build. Init becomes the subreaper of
@@ -270,11 +297,20 @@ pub fn command_steps(
     let grants: Vec<_> = plan.all_grants().cloned().collect();
     let outcome = step(
         "landlock",
-        landlock::restrict(plan.landlock, &grants, plan.net),
+        landlock::restrict(
+            plan.landlock,
+            &grants,
+            plan.net,
+            if plan.proxy.is_some() {
+                &[crate::netpolicy::PROXY_PORT]
+            } else {
+                &[]
+            },
+        ),
     )?;
     crate::timings::mark("command: session, cwd, fds, no_new_privs, landlock");
     let mut probes = Vec::new();
-    if plan.net == NetMode::None && plan.landlock.has_tcp() {
+    if matches!(plan.net, NetMode::None | NetMode::Allowlist) && plan.landlock.has_tcp() {
         // Before seccomp, which would refuse the socket itself: Landlock alone must deny it.
         probes.push(readback::probe(
             "tcp-connect",

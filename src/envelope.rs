@@ -137,7 +137,12 @@ pub fn for_run(plan: &Plan, outcome: &Outcome, label: &str, kind: Kind) -> Value
             ..Default::default()
         },
     };
-    let kernel = attest::kernel_section(plan, outcome.readback.as_ref(), &verdict);
+    let mut kernel = attest::kernel_section(plan, outcome.readback.as_ref(), &verdict);
+    if let Some(policy) = &plan.proxy {
+        let mut network = policy.describe();
+        network["decisions"] = json!(outcome.net_decisions);
+        kernel["network"] = network;
+    }
     let mut notes = vec![];
     if outcome.timed_out {
         notes.push(format!(

@@ -121,6 +121,9 @@ pub enum NetMode {
     Loopback,
     /// The host's network, unrestricted (network is then not a required dimension).
     Host,
+    /// Only through cw-exec's egress proxy, to the names the policy allows: a fresh network
+    /// namespace with loopback, where the proxy's socket is the only way out.
+    Allowlist,
 }
 
 impl NetMode {
@@ -129,8 +132,9 @@ impl NetMode {
             "none" => Ok(NetMode::None),
             "loopback" => Ok(NetMode::Loopback),
             "host" => Ok(NetMode::Host),
+            "allowlist" => Ok(NetMode::Allowlist),
             other => Err(format!(
-                "unknown network mode {other:?}: expected none, loopback or host"
+                "unknown network mode {other:?}: expected none, loopback, host, or allow=NAMES"
             )),
         }
     }
@@ -139,6 +143,7 @@ impl NetMode {
             NetMode::None => "none",
             NetMode::Loopback => "loopback",
             NetMode::Host => "host",
+            NetMode::Allowlist => "allowlist",
         }
     }
 }

@@ -75,6 +75,11 @@ pub struct Request {
     pub env_literal: Vec<(String, String)>,
     /// Which containment tiers the caller accepts (`--tier`); the profile's `tier` otherwise.
     pub tier: Option<TierChoice>,
+    /// The egress allowlist (`--net allow=...`), deny entries and pinned names, added to the
+    /// profile's `[network]` table.
+    pub net_allow: Vec<String>,
+    pub net_deny: Vec<String>,
+    pub net_resolve: Vec<String>,
     /// Why the Landlock tier is used when the namespace tier was tried first and failed at
     /// run time (set by `supervise::run_falling_back`).
     pub tier_fallback: Option<String>,
@@ -290,6 +295,8 @@ pub struct Plan {
     pub agent_install: Vec<Grant>,
     /// Credential paths a grant covers without naming them, masked in the view.
     pub masks: Vec<Mask>,
+    /// With `net = allowlist`: the policy of the egress proxy.
+    pub proxy: Option<crate::netpolicy::NetPolicy>,
     /// How the sandbox is built, what the policy accepted, and why this tier (when not the
     /// namespace tier by default).
     pub tier: Tier,
@@ -580,6 +587,73 @@ impl Plan {
             }
         }
         let net = req.net_mode(&profile);
+        let proxy = match net {
+            NetMode::Allowlist => {
+                if !abi_has_tcp(abi) {
+                    return Err(Refusal::dimensions(
+                        &[Dimension::Network],
+                        "network allowlist",
+                        format!("a network allowlist needs Landlock TCP rules (ABI 4), so that the proxy's port is the only one the sandbox can connect to; this kernel offers ABI {abi}"),
+                    ));
+                }
+                if tier == Tier::Landlock {
+                    return Err(Refusal::dimensions(
+                        &[Dimension::Network],
+                        "landlock tier",
+                        format!(
+                            "a network allowlist needs the sandbox's own network namespace (the proxy is its only way out), which this tier does not have ({}); Landlock TCP rules alone would let any host on the proxy's port through",
+                            tier_reason.as_deref().unwrap_or("landlock tier")
+                        ),
+                    ));
+                }
+                let allow: Vec<String> = profile
+                    .network
+                    .allow
+                    .iter()
+                    .chain(&req.net_allow)
+                    .cloned()
+                    .collect();
+                let deny: Vec<String> = profile
+                    .network
+                    .deny
+                    .iter()
+                    .chain(&req.net_deny)
+                    .cloned()
+                    .collect();
+                let resolve: Vec<String> = profile
+                    .network
+                    .resolve
+                    .iter()
+                    .chain(&req.net_resolve)
+                    .cloned()
+                    .collect();
+                // An entry cw-exec cannot express is a network it cannot enforce (as for a
+                // cool-workflow policy), not a guess.
+                Some(
+                    crate::netpolicy::NetPolicy::parse(&allow, &deny, &resolve).map_err(|e| {
+                        Refusal::dimensions(&[Dimension::Network], "network allowlist", e)
+                    })?,
+                )
+            }
+            _ => {
+                if !req.net_deny.is_empty() || !req.net_resolve.is_empty() {
+                    return Err(bad(format!(
+                        "--net-deny and --net-resolve apply to a network allowlist (--net allow=NAMES); the network mode here is {net}"
+                    )));
+                }
+                None
+            }
+        };
+        if let Some(_policy) = &proxy {
+            // Programs that honour proxy settings go through it; the rest have no route out.
+            let url = format!("http://127.0.0.1:{}", crate::netpolicy::PROXY_PORT);
+            for name in PROXY_VARIABLES {
+                env.insert(name.to_string(), url.clone());
+            }
+            for name in ["NO_PROXY", "no_proxy"] {
+                env.insert(name.to_string(), "localhost,127.0.0.1".into());
+            }
+        }
         if tier == Tier::Landlock && net == NetMode::Loopback {
             return Err(Refusal::dimensions(
                 &[Dimension::Network],
@@ -649,6 +723,7 @@ impl Plan {
                         || matches!(q.mechanism, crate::kernel::quotas::Mechanism::Rlimit(_))
                 })
                 .collect(),
+            proxy,
             tier,
             tier_choice,
             tier_reason,
@@ -1007,6 +1082,20 @@ fn home_grants(
         }
     }
     Ok(private)
+}
+
+/// The variables that point programs at the egress proxy.
+pub const PROXY_VARIABLES: [&str; 6] = [
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+];
+
+fn abi_has_tcp(abi: u32) -> bool {
+    LandlockAbi(abi).has_tcp()
 }
 
 /// The tier a policy gets here: the namespace tier unless user namespaces are known to be
@@ -1587,6 +1676,12 @@ impl EnvRule {
             .chain(req.env_literal.iter().map(|(k, _)| k.clone()))
             .collect();
         rule.names.extend(set.iter().cloned());
+        if req.net_mode(profile) == NetMode::Allowlist {
+            rule.names
+                .extend(PROXY_VARIABLES.iter().map(|n| n.to_string()));
+            rule.names
+                .extend(["NO_PROXY".to_string(), "no_proxy".to_string()]);
+        }
         // cool-workflow's own secrets never come from cw-exec's environment; the caller may
         // still set one explicitly. `deny` wins over everything.
         rule.denied.extend(

@@ -219,6 +219,25 @@ pub struct Profile {
     /// rather than run weaker where user namespaces are unavailable), `landlock`.
     #[serde(default)]
     pub tier: Option<crate::model::TierChoice>,
+    /// With `net = "allowlist"`: the names the egress proxy lets the sandbox reach.
+    #[serde(default)]
+    pub network: NetworkPolicy,
+}
+
+/// The `[network]` table of a profile (used with `net = "allowlist"`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkPolicy {
+    /// `host`, `host:port`, `*.domain[:port]`, IP addresses; an entry without a port allows
+    /// 80 and 443.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// The same forms; deny wins over allow.
+    #[serde(default)]
+    pub deny: Vec<String>,
+    /// Names pinned to addresses (`NAME=ADDRESS`), which then count as named explicitly.
+    #[serde(default)]
+    pub resolve: Vec<String>,
 }
 
 /// What HOME is inside the sandbox.

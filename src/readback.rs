@@ -51,6 +51,12 @@ pub struct KernelReadback {
     /// The per-user kernel quotas as read back (see `kernel::quotas`).
     #[serde(default)]
     pub quotas: Vec<QuotaReadback>,
+    /// Network interfaces of the command's network namespace (/proc/self/net/dev).
+    #[serde(default)]
+    pub interfaces: Vec<String>,
+    /// Listening TCP sockets of that namespace, as address:port (/proc/self/net/tcp, tcp6).
+    #[serde(default)]
+    pub tcp_listeners: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -138,6 +144,23 @@ impl KernelReadback {
                 .iter()
                 .all(|r| self.landlock.handled_fs.iter().any(|h| h == r)),
         )
+    }
+
+    /// The namespace has exactly these interfaces.
+    pub fn interfaces_are(&self, names: &[&str]) -> Observed {
+        let mut have: Vec<&str> = self.interfaces.iter().map(String::as_str).collect();
+        have.sort_unstable();
+        let mut want = names.to_vec();
+        want.sort_unstable();
+        Observed(have == want)
+    }
+
+    /// The namespace's only listening TCP sockets are these.
+    pub fn tcp_listeners_are(&self, listeners: &[&str]) -> Observed {
+        let mut have: Vec<&str> = self.tcp_listeners.iter().map(String::as_str).collect();
+        have.sort_unstable();
+        have.dedup();
+        Observed(have == listeners)
     }
 
     /// The ruleset scopes every one of these (`AbstractUnixSocket`, `Signal`).
@@ -345,6 +368,11 @@ pub fn collect(
         })
         .collect();
     let quotas = crate::kernel::quotas::read_back(&plan.quotas);
+    let (interfaces, tcp_listeners) = if plan.net == NetMode::Allowlist {
+        (read_interfaces(), read_tcp_listeners())
+    } else {
+        (vec![], vec![])
+    };
     Ok(KernelReadback {
         quotas,
         landlock,
@@ -352,7 +380,49 @@ pub fn collect(
         namespaces,
         probes,
         env_names,
+        interfaces,
+        tcp_listeners,
     })
+}
+
+/// The interface names of this network namespace.
+fn read_interfaces() -> Vec<String> {
+    std::fs::read_to_string("/proc/self/net/dev")
+        .unwrap_or_default()
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split_once(':').map(|(name, _)| name.trim().to_string()))
+        .collect()
+}
+
+/// The listening TCP sockets of this network namespace, as `address:port`.
+fn read_tcp_listeners() -> Vec<String> {
+    let mut out = vec![];
+    for (file, v6) in [("/proc/self/net/tcp", false), ("/proc/self/net/tcp6", true)] {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // local_address is field 1, st field 3; 0A is LISTEN.
+            if fields.len() < 4 || fields[3] != "0A" {
+                continue;
+            }
+            let Some((addr, port)) = fields[1].split_once(':') else {
+                continue;
+            };
+            let port = u16::from_str_radix(port, 16).unwrap_or(0);
+            let shown = if v6 {
+                format!("[{addr}]:{port}")
+            } else {
+                match u32::from_str_radix(addr, 16) {
+                    // The kernel prints the address in host byte order.
+                    Ok(a) => format!("{}:{port}", std::net::Ipv4Addr::from(a.swap_bytes())),
+                    Err(_) => format!("{addr}:{port}"),
+                }
+            };
+            out.push(shown);
+        }
+    }
+    out
 }
 
 pub fn probe(name: &str, attempt: &str, expect: &str, got: String) -> Probe {

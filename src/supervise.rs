@@ -55,6 +55,8 @@ pub struct Outcome {
     pub marks: Vec<(String, u64)>,
     /// What the command's descriptor 0 was (`StdinPlan::describe`).
     pub stdin: &'static str,
+    /// The egress proxy's decisions (`--net allow=...`).
+    pub net_decisions: Vec<crate::proxy::Decision>,
 }
 
 /// What cw-exec relays instead of handing the child its own descriptors. Whenever output is
@@ -351,6 +353,20 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
         Ok(p) => p,
         Err(e) => return refused("pipes", e),
     };
+    // The egress proxy's channel: init sends the listening socket it made in the sandbox's
+    // network namespace.
+    let proxy_channel = match &plan.proxy {
+        Some(_) => match nix::sys::socket::socketpair(
+            nix::sys::socket::AddressFamily::Unix,
+            nix::sys::socket::SockType::Stream,
+            None,
+            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        ) {
+            Ok(pair) => Some(pair),
+            Err(e) => return refused("egress proxy channel", e.to_string()),
+        },
+        None => None,
+    };
     let stdin = match StdinPlan::new(capture) {
         Ok(s) => s,
         Err(e) => return refused("stdin", e),
@@ -393,7 +409,11 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
                 }
             }
             std::mem::forget(cgroups); // the parent's to remove, not ours
-            child::init_main(plan, &host_ns, go_read, report_write)
+            let channel = proxy_channel.map(|(ours, theirs)| {
+                drop(ours);
+                theirs
+            });
+            child::init_main(plan, &host_ns, go_read, report_write, channel)
         }
         Err(e) => {
             return refused(
@@ -426,6 +446,23 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
     crate::timings::mark("identity mapped, cgroups joined");
     let _ = nix::unistd::write(&go_write, b"g");
     drop(go_write);
+    // The proxy starts serving as soon as init hands over its socket (connections queue on it
+    // until then); init ending first (a failed step) closes the channel instead.
+    let proxy = match (proxy_channel, &plan.proxy) {
+        (Some((ours, theirs)), Some(policy)) => {
+            drop(theirs);
+            match sys::receive_fd(&ours).map(|fd| crate::proxy::Proxy::start(fd, policy.clone())) {
+                Some(Ok(p)) => Some(p),
+                Some(Err(e)) => {
+                    let _ = kill(init, Signal::SIGKILL);
+                    let _ = waitpid(init, None);
+                    return refused("egress proxy", e);
+                }
+                None => None,
+            }
+        }
+        _ => None,
+    };
 
     let mut outcome = relay(
         plan,
@@ -438,6 +475,9 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
         capture.forward_stdout,
     );
     outcome.stdin = stdin_described;
+    if let Some(p) = proxy {
+        outcome.net_decisions = p.finish();
+    }
     if let Some(c) = cgroups {
         outcome.oom_killed = c.oom_killed();
     }

@@ -523,3 +523,30 @@ pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Receives one descriptor sent over a Unix socket (SCM_RIGHTS); None when the other end
+/// closed first or sent none.
+pub fn receive_fd(channel: &std::os::fd::OwnedFd) -> Option<std::os::fd::OwnedFd> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, UnixAddr};
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let mut byte = [0u8; 1];
+    let mut iov = [std::io::IoSliceMut::new(&mut byte)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<UnixAddr>(
+        channel.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .ok()?;
+    for cmsg in msg.cmsgs().ok()? {
+        if let ControlMessageOwned::ScmRights(fds) = cmsg {
+            if let Some(fd) = fds.first() {
+                // SAFETY: the kernel just installed this descriptor in our table for us
+                // (SCM_RIGHTS, with MSG_CMSG_CLOEXEC); nothing else owns it.
+                return Some(unsafe { std::os::fd::OwnedFd::from_raw_fd(*fd) });
+            }
+        }
+    }
+    None
+}

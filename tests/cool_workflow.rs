@@ -478,10 +478,37 @@ fn exec_refuses_an_allowlist_it_cannot_express() {
 }
 
 #[test]
-fn exec_refuses_a_network_allowlist_as_unenforceable() {
+fn exec_runs_a_network_allowlist_through_the_proxy() {
     let w = worker();
     let mut p = policy("readonly", &w);
     p["network"] = json!({"mode": "allowlist", "allow": ["api.example.com:443"]});
+    let (code, e, err) = exec(&request(
+        "request.json",
+        &w,
+        &p,
+        "/usr/bin/true",
+        &[],
+        "net",
+    ));
+    assert_eq!(code, Some(0), "{err}");
+    assert_completed(&e, "/usr/bin/true", 0, b"", "net");
+    let a = &e["provenance"]["attestation"];
+    assert_eq!(
+        a["enforced"],
+        json!(["read", "write", "network", "env"]),
+        "{a:#}"
+    );
+    assert_eq!(
+        a["kernel"]["network"]["allow"],
+        json!(["api.example.com:443"])
+    );
+}
+
+#[test]
+fn exec_refuses_an_allowlist_entry_it_cannot_express() {
+    let w = worker();
+    let mut p = policy("readonly", &w);
+    p["network"] = json!({"mode": "allowlist", "allow": ["api.*.example.com"]});
     let marker = w.cwd.join("ran");
     let (code, e, _) = exec(&request(
         "request.json",
@@ -928,17 +955,31 @@ fn wrapper_execute_none_runs_only_the_agent_itself() {
 }
 
 #[test]
-fn wrapper_refuses_a_network_allowlist() {
+fn wrapper_runs_a_network_allowlist_and_refuses_an_entry_it_cannot_express() {
     let w = worker();
     let mut p = policy("readonly", &w);
     p["network"] = json!({"mode": "allowlist", "allow": ["api.example.com"]});
     let m = manifest(&w, &p);
     let marker = w.cwd.join("ran");
+    let out = wrapper(&w, &m, &["/usr/bin/true"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let e = envelope(&w.dir.join("logs/cw-exec-attestation.json"));
+    assert_eq!(e["status"], "completed");
+    let a = &e["provenance"]["attestation"];
+    assert!(
+        a["enforced"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("network")),
+        "{a:#}"
+    );
+    p["network"] = json!({"mode": "allowlist", "allow": ["*"]});
+    let m = manifest(&w, &p);
     let out = wrapper(&w, &m, &["/usr/bin/touch", marker.to_str().unwrap()])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(125));
-    assert!(stderr(&out).contains("allowlist"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("network allow"), "{}", stderr(&out));
     assert!(!marker.exists());
     let e = envelope(&w.dir.join("logs/cw-exec-attestation.json"));
     assert_eq!(e["status"], "refused");

@@ -53,6 +53,17 @@ pub fn describe(plan: &Plan) -> String {
                 .join(", ")
         );
     }
+    if let Some(policy) = &plan.proxy {
+        let d = policy.describe();
+        let _ = writeln!(
+            s,
+            "egress       only through cw-exec's proxy at {}: allow {}, deny {}, resolve {}",
+            d["proxy"].as_str().unwrap_or_default(),
+            d["allow"],
+            d["deny"],
+            d["resolve"]
+        );
+    }
     let _ = writeln!(s, "cwd          {}", plan.cwd.display());
     let _ = writeln!(
         s,

@@ -131,8 +131,15 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH")]
     pub exec: Vec<String>,
     /// Network: none (default), loopback (private), host (unrestricted).
-    #[arg(long, value_name = "MODE", value_parser = NetMode::parse)]
-    pub net: Option<NetMode>,
+    #[arg(long, value_name = "MODE", value_parser = NetArg::parse)]
+    pub net: Option<NetArg>,
+    /// With --net allow=...: names never to connect to (same forms; deny wins).
+    #[arg(long, value_name = "NAMES")]
+    pub net_deny: Vec<String>,
+    /// With --net allow=...: resolve NAME to ADDRESS (no DNS is asked; the address counts as
+    /// named, so a loopback or private one is allowed).
+    #[arg(long, value_name = "NAME=ADDRESS")]
+    pub net_resolve: Vec<String>,
     /// Pass this variable from cw-exec's environment.
     #[arg(long = "env", value_name = "NAME")]
     pub env: Vec<String>,
@@ -193,7 +200,15 @@ impl RunArgs {
             read: self.read.clone(),
             write: self.write.clone(),
             exec: self.exec.clone(),
-            net: self.net,
+            net: self.net.as_ref().map(|n| n.mode),
+            net_allow: self
+                .net
+                .as_ref()
+                .and_then(|n| n.allow.clone())
+                .into_iter()
+                .collect(),
+            net_deny: self.net_deny.clone(),
+            net_resolve: self.net_resolve.clone(),
             env: self.env.clone(),
             setenv: self.setenv.clone(),
             cwd: self.cwd.clone(),
@@ -249,6 +264,9 @@ impl RunArgs {
         req.write.extend(flags.write);
         req.exec.extend(flags.exec);
         req.net = flags.net.or(req.net);
+        req.net_allow.extend(flags.net_allow);
+        req.net_deny.extend(flags.net_deny);
+        req.net_resolve.extend(flags.net_resolve);
         req.env.extend(flags.env);
         req.setenv = flags.setenv;
         req.cwd = flags.cwd;
@@ -258,6 +276,33 @@ impl RunArgs {
         req.command = flags.command;
         req.timings = flags.timings;
         Ok((req, Some(policy)))
+    }
+}
+
+/// `--net`: none, loopback, host, or allow=NAMES (the egress allowlist).
+#[derive(Clone, Debug)]
+pub struct NetArg {
+    pub mode: NetMode,
+    pub allow: Option<String>,
+}
+
+impl NetArg {
+    fn parse(text: &str) -> Result<NetArg, String> {
+        if let Some(list) = text.strip_prefix("allow=") {
+            return Ok(NetArg {
+                mode: NetMode::Allowlist,
+                allow: Some(list.to_string()),
+            });
+        }
+        if text == "allowlist" {
+            return Err(
+                "--net allowlist: give the names: --net allow=NAME,*.DOMAIN,HOST:PORT".into(),
+            );
+        }
+        Ok(NetArg {
+            mode: NetMode::parse(text)?,
+            allow: None,
+        })
     }
 }
 
@@ -382,6 +427,20 @@ pub fn report(outcome: &supervise::Outcome) {
             "cw-exec: output limit reached: {} bytes dropped",
             outcome.output_dropped
         );
+    }
+    let denied: Vec<&crate::proxy::Decision> = outcome
+        .net_decisions
+        .iter()
+        .filter(|d| !d.allowed)
+        .collect();
+    if !denied.is_empty() {
+        eprintln!(
+            "cw-exec: network: {} connection(s) refused by the allowlist:",
+            denied.len()
+        );
+        for d in denied {
+            eprintln!("cw-exec:   {}:{}: {}", d.host, d.port, d.rule);
+        }
     }
 }
 

@@ -248,17 +248,14 @@ pub fn lower(
     let net = match policy.network.mode.as_str() {
         "none" => NetMode::None,
         "any" => NetMode::Host,
-        "allowlist" => {
+        // Served by cw-exec's egress proxy: the names (`host`, `*.domain`, `host:port`) are
+        // checked, resolved and connected to by cw-exec; nothing else leaves the sandbox.
+        "allowlist" => NetMode::Allowlist,
+        other => {
             return Err(inexpressible(
                 Dimension::Network,
-                format!(
-                    "network.mode \"allowlist\" ({}) is not expressible: cw-exec enforces none, a private loopback, or the host network, and cannot restrict to named destinations; use network.mode \"none\" or \"any\"",
-                    if policy.network.allow.is_empty() { "no entries".to_string() } else { policy.network.allow.join(", ") }
-                ),
+                format!("unknown network.mode {other:?}"),
             ))
-        }
-        other => {
-            return Err(inexpressible(Dimension::Network, format!("unknown network.mode {other:?}")))
         }
     };
     let mut notes = vec![];
@@ -299,6 +296,11 @@ pub fn lower(
         write: write_set.iter().map(text).collect(),
         exec,
         net: Some(net),
+        net_allow: if net == NetMode::Allowlist {
+            policy.network.allow.clone()
+        } else {
+            vec![]
+        },
         env: policy.env.expose.clone(),
         env_base: EnvBase::CoolWorkflow {
             inherit: policy.env.inherit,

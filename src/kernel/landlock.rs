@@ -8,8 +8,8 @@
 //! attestation as is.
 
 use landlock::{
-    Access as _, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, PathBeneath, PathFd,
-    Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope, ABI,
+    Access as _, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath,
+    PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope, ABI,
 };
 use std::os::fd::AsFd;
 
@@ -88,6 +88,7 @@ pub fn restrict(
     abi: LandlockAbi,
     grants: &[Grant],
     net: NetMode,
+    connect_ports: &[u16],
 ) -> Result<LandlockOutcome, String> {
     let handled_fs = abi.handled_fs();
     let mut ruleset = Ruleset::default()
@@ -95,7 +96,8 @@ pub fn restrict(
         .handle_access(handled_fs)
         .map_err(|e| format!("landlock: {e}"))?;
     let mut handled_net: BitFlags<AccessNet> = BitFlags::EMPTY;
-    if net == NetMode::None && abi.has_tcp() {
+    // TCP: nothing at all with --net none; with an allowlist, connect to the proxy's port only.
+    if matches!(net, NetMode::None | NetMode::Allowlist) && abi.has_tcp() {
         handled_net = AccessNet::BindTcp | AccessNet::ConnectTcp;
         ruleset = ruleset
             .handle_access(handled_net)
@@ -127,6 +129,12 @@ pub fn restrict(
             }
         };
         created = added.map_err(|e| format!("landlock: rule for {}: {e}", grant.path.display()))?;
+        rules += 1;
+    }
+    for port in connect_ports {
+        created = created
+            .add_rule(NetPort::new(*port, AccessNet::ConnectTcp))
+            .map_err(|e| format!("landlock: TCP connect rule for port {port}: {e}"))?;
         rules += 1;
     }
     // no_new_privs is set by the caller (it has to precede seccomp too); the crate setting it

@@ -247,7 +247,7 @@ impl SeccompProgram {
         }
         let allowed_families: &[u64] = match net {
             NetMode::None => &[libc::AF_UNIX as u64],
-            NetMode::Loopback => &[
+            NetMode::Loopback | NetMode::Allowlist => &[
                 libc::AF_UNIX as u64,
                 libc::AF_INET as u64,
                 libc::AF_INET6 as u64,
