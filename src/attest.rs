@@ -380,6 +380,7 @@ fn quota_reports(plan: &Plan, rb: Option<&KernelReadback>) -> Vec<LimitReport> {
                 mechanism,
                 whole_sandbox: true,
                 coverage: q.coverage(),
+                asked: "cw-exec (a per-user kernel quota)".into(),
             }
         })
         .collect()

@@ -13,7 +13,6 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::fd::OwnedFd;
 
-use nix::errno::Errno;
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
@@ -227,16 +226,13 @@ fn command_main(
 
     sys::reset_signals_for_exec();
     let err = nix::unistd::execve(&command, &argv, &envp).unwrap_err();
-    let hint = match err {
-        Errno::ENOENT => {
-            " (not present in the sandbox's view: grant its directory with --read or --exec)"
-        }
-        Errno::EACCES => " (denied: not on the exec allowlist, or not executable)",
-        _ => "",
-    };
     reporter.send(&Message::ExecError {
         errno: err as i32,
-        message: format!("{}: {}{hint}", plan.command_path.display(), err.desc()),
+        message: crate::fsio::exec_failure_message(
+            &plan.command_path,
+            err as i32,
+            plan.exec_allowlist,
+        ),
     });
     std::process::exit(exec_failure_status(err as i32))
 }

@@ -127,6 +127,77 @@ pub fn attestation(
     out
 }
 
+/// What each limit that ended or cut the run did, with how it was asked for and the exit
+/// code it gives (README "Exit codes"): the envelope's notes, and cw-exec's stderr.
+pub fn limit_notes(plan: &Plan, outcome: &Outcome) -> Vec<String> {
+    let asked = |limit: &str, unit: &str| {
+        plan.limits
+            .reports
+            .iter()
+            .find(|r| r.limit == limit)
+            .map(|r| format!("{}{unit} ({})", r.requested, r.asked))
+            .unwrap_or_default()
+    };
+    // How a limit's signal reached the command: directly, or as a shell's exit code for a
+    // child it killed (128 + the signal).
+    let by_signal = |sig: i32, name: &str| {
+        if outcome.signal == Some(sig) {
+            format!("the command was killed by {name}")
+        } else {
+            format!(
+                "the command exited {} (128 + {name}: how a shell reports a child killed by it)",
+                128 + sig
+            )
+        }
+    };
+    let mut notes = vec![];
+    if outcome.cpu_exceeded {
+        let how = if outcome.signal == Some(libc::SIGKILL) {
+            "cw-exec's whole-sandbox accounting saw it and killed the process tree".to_string()
+        } else {
+            format!(
+                "a process reached RLIMIT_CPU first: {}",
+                by_signal(libc::SIGXCPU, "SIGXCPU")
+            )
+        };
+        notes.push(format!(
+            "cpu: the sandbox used up its CPU time limit of {}: {how} (exit {})",
+            asked("cpu", ""),
+            crate::model::EXIT_CPU
+        ));
+    }
+    if outcome.oom_killed {
+        notes.push(format!(
+            "memory: the sandbox reached its memory limit of {}; the kernel OOM-killed a process (exit 137 if that was the command, else the command's own code)",
+            asked("memory", " bytes")
+        ));
+    }
+    if outcome.pids_refused > 0 {
+        notes.push(format!(
+            "pids: the sandbox reached its limit of {}; the kernel refused {} fork/clone calls (EAGAIN); the exit code is the command's",
+            asked("pids", " processes"),
+            outcome.pids_refused
+        ));
+    }
+    if outcome.fsize_exceeded {
+        notes.push(format!(
+            "fsize: a process wrote past the file size limit of {}: {} (exit {})",
+            asked("fsize", " bytes"),
+            by_signal(libc::SIGXFSZ, "SIGXFSZ"),
+            128 + libc::SIGXFSZ
+        ));
+    }
+    if outcome.output_dropped > 0 {
+        notes.push(format!(
+            "output truncated: {} bytes of stdout and stderr past the output limit of {} were dropped; stdoutSha256 covers the {} stdout bytes passed through; the exit code is the command's",
+            outcome.output_dropped,
+            asked("output", " bytes"),
+            outcome.stdout_bytes
+        ));
+    }
+    notes
+}
+
 /// The envelope for a run that got as far as a plan.
 pub fn for_run(plan: &Plan, outcome: &Outcome, label: &str, kind: Kind) -> Value {
     let facts = plan.facts();
@@ -154,22 +225,7 @@ pub fn for_run(plan: &Plan, outcome: &Outcome, label: &str, kind: Kind) -> Value
     if let Some(e) = &outcome.exec_error {
         notes.push(format!("exec failed: {e}"));
     }
-    if outcome.cpu_exceeded {
-        notes.push(
-            "cpu: the sandbox exceeded its CPU time limit; the process tree was killed".into(),
-        );
-    }
-    if outcome.oom_killed {
-        notes.push(
-            "memory: the sandbox reached its memory limit; the kernel OOM-killed a process".into(),
-        );
-    }
-    if outcome.output_dropped > 0 {
-        notes.push(format!(
-            "output truncated: {} bytes past the output limit were dropped; stdoutSha256 covers the {} stdout bytes passed through",
-            outcome.output_dropped, outcome.stdout_bytes
-        ));
-    }
+    notes.extend(limit_notes(plan, outcome));
     // A refusal means nothing was run: nothing counts as enforced for it, and what was not
     // proven (everything, if the sandbox was never built) is unenforceable.
     let (enforced, unenforceable) = match &outcome.refusal {
@@ -207,6 +263,8 @@ pub fn for_run(plan: &Plan, outcome: &Outcome, label: &str, kind: Kind) -> Value
             "timedOut": outcome.timed_out,
             "cpuLimitExceeded": outcome.cpu_exceeded,
             "oomKilled": outcome.oom_killed,
+            "fsizeExceeded": outcome.fsize_exceeded,
+            "pidsRefused": outcome.pids_refused,
             "outputTruncated": outcome.output_dropped > 0,
             "outputDroppedBytes": outcome.output_dropped,
             "durationMs": outcome.duration.as_millis() as u64,

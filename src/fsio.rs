@@ -121,6 +121,88 @@ pub fn open_regular(path: &Path) -> io::Result<File> {
     Ok(File::from(fd))
 }
 
+/// What the kernel needs besides `path` itself to execute it, read from its first bytes:
+/// the interpreter of a `#!` line, or an ELF program's dynamic loader (PT_INTERP).
+/// None if it needs nothing else, or if it cannot be read.
+pub fn exec_interpreter(path: &Path) -> Option<(String, &'static str)> {
+    let mut head = Vec::new();
+    open_regular(path)
+        .ok()?
+        .take(4096)
+        .read_to_end(&mut head)
+        .ok()?;
+    if let Some(line) = head.strip_prefix(b"#!") {
+        let line = line.split(|b| *b == b'\n').next().unwrap_or(&[]);
+        let text = String::from_utf8_lossy(line);
+        let interp = text.split_whitespace().next()?.to_string();
+        return Some((interp, "the interpreter its #! line names"));
+    }
+    // ELF64, little-endian: the PT_INTERP program header names the dynamic loader.
+    if head.len() < 64 || &head[..4] != b"\x7fELF" || head[4] != 2 || head[5] != 1 {
+        return None;
+    }
+    let u = |at: usize, n: usize| -> Option<u64> {
+        let bytes = head.get(at..at + n)?;
+        Some(bytes.iter().rev().fold(0u64, |acc, b| acc << 8 | *b as u64))
+    };
+    let (phoff, phentsize, phnum) = (u(0x20, 8)? as usize, u(0x36, 2)? as usize, u(0x38, 2)?);
+    for i in 0..phnum as usize {
+        let ph = phoff + i * phentsize;
+        if u(ph, 4)? == 3 {
+            let (off, size) = (u(ph + 8, 8)? as usize, u(ph + 32, 8)? as usize);
+            let name = head.get(off..off + size)?;
+            let name = String::from_utf8_lossy(name)
+                .trim_end_matches('\0')
+                .to_string();
+            return Some((name, "the dynamic loader it is linked to use"));
+        }
+    }
+    None
+}
+
+/// Why `execve(path)` failed with `errno`, in words, from what the failing process can see
+/// (inside the sandbox: its view). A missing `#!` interpreter or dynamic loader is named
+/// instead of blaming the file; a directory is called one; "the exec allowlist" is
+/// mentioned only when there is one.
+pub fn exec_failure_message(path: &Path, errno: i32, allowlist: bool) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let shown = path.display();
+    let desc = Errno::from_raw(errno).desc();
+    let meta = std::fs::metadata(path).ok();
+    let interp = || {
+        meta.as_ref()
+            .filter(|m| m.is_file())
+            .and(exec_interpreter(path))
+    };
+    match errno {
+        libc::ENOENT | libc::ENOTDIR => match (&meta, interp()) {
+            (None, _) => format!("{shown}: {desc} (not present in the sandbox's view: grant its directory with --read or --exec)"),
+            (Some(_), Some((interp, what))) => format!(
+                "{shown}: cannot be run: {what}, {interp}, is missing or not visible in the sandbox ({desc}): install it, or grant its directory with --read or --exec"
+            ),
+            (Some(_), None) => format!("{shown}: cannot be run: it is present, but what it needs to run (a #! interpreter or its dynamic loader) is missing or not visible in the sandbox ({desc})"),
+        },
+        libc::EACCES => {
+            let why = match &meta {
+                Some(m) if m.is_dir() => "it is a directory, not a program".to_string(),
+                Some(m) if !m.is_file() => "it is not a regular file".into(),
+                Some(m) if m.permissions().mode() & 0o111 == 0 => {
+                    "it is not executable: no execute permission in its mode".into()
+                }
+                _ => match (allowlist, interp().filter(|(_, what)| what.contains("#!"))) {
+                    (true, Some((interp, what))) => {
+                        format!("denied: it, or {what} ({interp}), is not on the exec allowlist")
+                    }
+                    (true, None) => "denied: not on the exec allowlist".into(),
+                    (false, _) => "denied: its filesystem is mounted noexec, or a directory on the way may not be searched".into(),
+                },
+            };
+            format!("{shown}: {desc} ({why})")
+        }
+        _ => format!("{shown}: {desc}"),
+    }
+}
+
 /// Reads at most `limit` bytes from `reader`; more is an error, not a truncation.
 pub fn read_limited(reader: impl Read, limit: u64) -> io::Result<Vec<u8>> {
     let mut out = vec![];

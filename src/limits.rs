@@ -21,7 +21,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use nix::sys::resource::{setrlimit, Resource};
+use nix::sys::resource::{getrlimit, setrlimit, Resource, RLIM_INFINITY};
 use serde::Serialize;
 
 use crate::kernel::cgroup::{self, CgroupLimits, Controller};
@@ -59,6 +59,10 @@ pub struct LimitReport {
     pub whole_sandbox: bool,
     /// Exactly what the mechanism bounds, and what it does not.
     pub coverage: String,
+    /// How it was asked for, for messages: "--memory", "profile p.toml: limits.memory
+    /// (required)", or "a profile default".
+    #[serde(skip)]
+    pub asked: String,
 }
 
 /// The lowered limits.
@@ -112,6 +116,17 @@ fn private_tmpfs_size_of(memory: Option<u64>, ram: u64) -> u64 {
 /// Decides a mechanism for every requested limit; Err((limit, why)) if an explicit one cannot
 /// bind as asked here.
 pub fn plan(limits: &Limits, uid: u32) -> Result<LimitsPlan, (String, String)> {
+    plan_with(limits, uid, |r| {
+        getrlimit(r).map(|(_, hard)| hard).unwrap_or(RLIM_INFINITY)
+    })
+}
+
+/// `plan`, with cw-exec's own hard limit of each resource from `hard_of`.
+fn plan_with(
+    limits: &Limits,
+    uid: u32,
+    hard_of: impl Fn(Resource) -> u64,
+) -> Result<LimitsPlan, (String, String)> {
     let tmpfs_size = private_tmpfs_size(limits.memory);
     let mut p = LimitsPlan {
         cgroups: CgroupLimits {
@@ -137,9 +152,34 @@ pub fn plan(limits: &Limits, uid: u32) -> Result<LimitsPlan, (String, String)> {
             mechanism,
             whole_sandbox: whole,
             coverage,
+            asked: limits
+                .explicit
+                .get(limit)
+                .cloned()
+                .unwrap_or_else(|| "a profile default".into()),
         })
     };
     let refuse = |limit: &str, message: String| Err((limit.to_string(), message));
+    // An rlimit cannot be raised past cw-exec's own hard limit: the sandbox inherits it, and
+    // a user namespace gives no CAP_SYS_RESOURCE over limits the host set. An explicit limit
+    // above it is refused now, naming it; a default is lowered to it, and says so.
+    let fit = |resource: Resource, value: u64| -> Result<(u64, String), (String, String)> {
+        let ceiling = hard_of(resource);
+        let (name, ulimit) = rlimit_of(resource);
+        if value <= ceiling {
+            return Ok((value, String::new()));
+        }
+        if let Some(how) = limits.explicit.get(name) {
+            return Err((
+                name.to_string(),
+                format!("{how} = {value} is above cw-exec's own hard limit of {ceiling} for {resource:?} ({ulimit}), which nothing in the sandbox can raise: ask for at most {ceiling}, or raise the hard limit before starting cw-exec"),
+            ));
+        }
+        Ok((
+            ceiling,
+            format!(" (the profile's {value} lowered to {ceiling}: cw-exec's own hard limit for {resource:?}, {ulimit}, which nothing in the sandbox can raise)"),
+        ))
+    };
     if let Some(bytes) = limits.memory {
         match find(Controller::Memory) {
             Ok(h) => {
@@ -174,14 +214,15 @@ pub fn plan(limits: &Limits, uid: u32) -> Result<LimitsPlan, (String, String)> {
                         format!("{how} = {bytes} bytes must bind the whole sandbox, but no memory cgroup is usable here ({why}); RLIMIT_DATA would bound each process's heap separately and not tmpfs, shared memory or memfd at all. Run as root, or delegate a cgroup with the memory controller to this user"),
                     );
                 }
+                let (data, lowered) = fit(Resource::RLIMIT_DATA, bytes)?;
                 report(
                     "memory",
                     bytes.to_string(),
                     "RLIMIT_DATA".into(),
                     false,
-                    format!("RLIMIT_DATA per process (heap and private writable mappings of each process); tmpfs, shared memory and memfd not covered (the private /tmp is bounded by its own size of {} bytes instead); the sandbox as a whole is not bounded: no memory cgroup is usable here ({why})", tmpfs_size),
+                    format!("RLIMIT_DATA of {data} bytes per process{lowered} (heap and private writable mappings of each process); tmpfs, shared memory and memfd not covered (the private /tmp is bounded by its own size of {} bytes instead); the sandbox as a whole is not bounded: no memory cgroup is usable here ({why})", tmpfs_size),
                 );
-                p.rlimits.push((Resource::RLIMIT_DATA, bytes, bytes));
+                p.rlimits.push((Resource::RLIMIT_DATA, data, data));
             }
         }
     }
@@ -199,14 +240,15 @@ pub fn plan(limits: &Limits, uid: u32) -> Result<LimitsPlan, (String, String)> {
             }
             Err(_) if uid != 0 => {
                 // Counted per (user namespace, uid) since Linux 5.14: this sandbox's processes.
+                let (nproc, lowered) = fit(Resource::RLIMIT_NPROC, n)?;
                 report(
                     "pids",
                     n.to_string(),
                     "RLIMIT_NPROC (this sandbox's user namespace)".into(),
                     true,
-                    "RLIMIT_NPROC, which the kernel counts per user namespace and uid: every process and thread of this sandbox (it has its own user namespace), init included (fork and clone fail with EAGAIN past it)".into(),
+                    format!("RLIMIT_NPROC of {nproc}{lowered}, which the kernel counts per user namespace and uid: every process and thread of this sandbox (it has its own user namespace), init included (fork and clone fail with EAGAIN past it)"),
                 );
-                p.rlimits.push((Resource::RLIMIT_NPROC, n, n));
+                p.rlimits.push((Resource::RLIMIT_NPROC, nproc, nproc));
             }
             Err(why) => {
                 if let Some(how) = asked("pids") {
@@ -226,7 +268,10 @@ pub fn plan(limits: &Limits, uid: u32) -> Result<LimitsPlan, (String, String)> {
         }
     }
     if let Some(cpu) = limits.cpu {
-        let secs = cpu.as_secs_f64().ceil().max(1.0) as u64;
+        let (secs, lowered) = fit(
+            Resource::RLIMIT_CPU,
+            cpu.as_secs_f64().ceil().max(1.0) as u64,
+        )?;
         match find(Controller::CpuAccounting) {
             Ok(h) => {
                 report(
@@ -237,7 +282,7 @@ pub fn plan(limits: &Limits, uid: u32) -> Result<LimitsPlan, (String, String)> {
                         h.describe()
                     ),
                     true,
-                    format!("CPU time of every process of the sandbox, init included, read from the cgroup every {} ms: the tree is SIGKILLed once past it (it may overshoot by up to that much per CPU); RLIMIT_CPU of {secs}s per process as well", CPU_POLL.as_millis()),
+                    format!("CPU time of every process of the sandbox, init included, read from the cgroup every {} ms: the tree is SIGKILLed once past it (it may overshoot by up to that much per CPU); RLIMIT_CPU of {secs}s per process as well{lowered}", CPU_POLL.as_millis()),
                 );
                 p.cgroups.cpu = Some(h);
                 p.cpu_total = Some(cpu);
@@ -254,30 +299,33 @@ pub fn plan(limits: &Limits, uid: u32) -> Result<LimitsPlan, (String, String)> {
                     format!("{secs}s"),
                     "RLIMIT_CPU".into(),
                     false,
-                    format!("RLIMIT_CPU per process: each process may use {secs}s of CPU (SIGXCPU, then SIGKILL); a tree of processes is not bounded as a whole: no cgroup accounts CPU time here ({why})"),
+                    format!("RLIMIT_CPU per process: each process may use {secs}s of CPU{lowered} (SIGXCPU, then SIGKILL); a tree of processes is not bounded as a whole: no cgroup accounts CPU time here ({why})"),
                 );
             }
         }
-        // SIGXCPU at the soft limit, SIGKILL a second later.
-        p.rlimits.push((Resource::RLIMIT_CPU, secs, secs + 1));
+        // SIGXCPU at the soft limit, SIGKILL a second later (or at the hard limit).
+        let hard = (secs + 1).min(hard_of(Resource::RLIMIT_CPU));
+        p.rlimits.push((Resource::RLIMIT_CPU, secs, hard));
     }
-    if let Some(n) = limits.nofile {
+    if let Some(asked_n) = limits.nofile {
+        let (n, lowered) = fit(Resource::RLIMIT_NOFILE, asked_n)?;
         report(
             "nofile",
-            n.to_string(),
+            asked_n.to_string(),
             "RLIMIT_NOFILE".into(),
             false,
-            format!("RLIMIT_NOFILE per process, which is what this limit means: each process may hold at most {n} open descriptors (EMFILE past it)"),
+            format!("RLIMIT_NOFILE per process, which is what this limit means: each process may hold at most {n} open descriptors{lowered} (EMFILE past it)"),
         );
         p.rlimits.push((Resource::RLIMIT_NOFILE, n, n));
     }
-    if let Some(bytes) = limits.fsize {
+    if let Some(asked_bytes) = limits.fsize {
+        let (bytes, lowered) = fit(Resource::RLIMIT_FSIZE, asked_bytes)?;
         report(
             "fsize",
-            bytes.to_string(),
+            asked_bytes.to_string(),
             "RLIMIT_FSIZE".into(),
             false,
-            format!("RLIMIT_FSIZE per process, which is what this limit means: no process may write a file past {bytes} bytes (SIGXFSZ, or EFBIG where it is ignored), the private /tmp included"),
+            format!("RLIMIT_FSIZE per process, which is what this limit means: no process may write a file past {bytes} bytes{lowered} (SIGXFSZ, or EFBIG where it is ignored), the private /tmp included"),
         );
         p.rlimits.push((Resource::RLIMIT_FSIZE, bytes, bytes));
     }
@@ -293,6 +341,18 @@ pub fn plan(limits: &Limits, uid: u32) -> Result<LimitsPlan, (String, String)> {
     Ok(p)
 }
 
+/// The limit each rlimit enforces, by report name, and how `ulimit` names its hard limit.
+fn rlimit_of(resource: Resource) -> (&'static str, &'static str) {
+    match resource {
+        Resource::RLIMIT_DATA => ("memory", "ulimit -Hd, in KiB"),
+        Resource::RLIMIT_NPROC => ("pids", "ulimit -Hu"),
+        Resource::RLIMIT_CPU => ("cpu", "ulimit -Ht, in seconds"),
+        Resource::RLIMIT_NOFILE => ("nofile", "ulimit -Hn"),
+        Resource::RLIMIT_FSIZE => ("fsize", "ulimit -Hf, in 512-byte blocks"),
+        _ => ("?", "ulimit -H"),
+    }
+}
+
 /// Applies the planned rlimits to the calling process (inherited by everything it starts).
 pub fn apply_rlimits(rlimits: &[(Resource, u64, u64)]) -> Result<(), String> {
     for (resource, soft, hard) in rlimits {
@@ -305,6 +365,51 @@ pub fn apply_rlimits(rlimits: &[(Resource, u64, u64)]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rlimits_above_the_callers_hard_limit_are_refused_if_explicit_else_lowered() {
+        let ceiling = |_| 4096;
+        let asked = |nofile, explicit: bool| Limits {
+            nofile: Some(nofile),
+            explicit: if explicit {
+                [("nofile", "--nofile".to_string())].into()
+            } else {
+                BTreeMap::new()
+            },
+            ..Default::default()
+        };
+        let default = plan_with(&asked(8192, false), 0, ceiling).unwrap();
+        assert_eq!(default.rlimits, vec![(Resource::RLIMIT_NOFILE, 4096, 4096)]);
+        let coverage = &default.reports[0].coverage;
+        assert!(
+            coverage.contains("at most 4096 open descriptors (the profile's 8192 lowered to 4096"),
+            "{coverage}"
+        );
+        assert_eq!(default.reports[0].requested, "8192");
+        let Err((limit, why)) = plan_with(&asked(8192, true), 0, ceiling) else {
+            panic!("an explicit limit above the hard limit must be refused");
+        };
+        assert_eq!(limit, "nofile");
+        assert!(
+            why.starts_with("--nofile = 8192 is above")
+                && why.contains("4096")
+                && why.contains("ulimit -Hn"),
+            "{why}"
+        );
+        let under = plan_with(&asked(1024, true), 0, ceiling).unwrap();
+        assert_eq!(under.rlimits, vec![(Resource::RLIMIT_NOFILE, 1024, 1024)]);
+        // RLIMIT_CPU's hard limit (a second past the soft one) stays under the ceiling.
+        let cpu = Limits {
+            cpu: Some(Duration::from_secs(10)),
+            ..Default::default()
+        };
+        let p = plan_with(&cpu, 0, |_| 10).unwrap();
+        assert!(
+            p.rlimits.contains(&(Resource::RLIMIT_CPU, 10, 10)),
+            "{:?}",
+            p.rlimits
+        );
+    }
 
     #[test]
     fn tmpfs_size_is_the_memory_limit_capped_at_a_quarter_of_ram() {

@@ -38,7 +38,11 @@ mod timings;
 use clap::Parser;
 
 fn main() {
-    std::process::exit(dispatch());
+    // A panic is cw-exec failing, never the command's result: exit 125, not Rust's 101. (The
+    // one that happens in practice: a diagnostic written to a stderr that cannot take it,
+    // such as /dev/full, after the envelope on that stderr already failed.)
+    let code = std::panic::catch_unwind(dispatch).unwrap_or(model::EXIT_REFUSED);
+    std::process::exit(code);
 }
 
 /// Parses the command line and runs the subcommand; returns the exit status.

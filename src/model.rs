@@ -17,6 +17,9 @@ pub const EXIT_CANNOT_EXECUTE: i32 = 126;
 pub const EXIT_NOT_FOUND: i32 = 127;
 /// Exit status when the wall-clock limit expired.
 pub const EXIT_TIMEOUT: i32 = 124;
+/// Exit status when the CPU limit ended the run: 128 + SIGXCPU, whether the whole-sandbox
+/// accounting or a process's RLIMIT_CPU stopped it first (README "Exit codes").
+pub const EXIT_CPU: i32 = 128 + libc::SIGXCPU;
 
 /// One of the five things a policy restricts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

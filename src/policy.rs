@@ -32,13 +32,23 @@ pub struct EnvPolicy {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Size(pub u64);
 
+/// The largest size any limit takes: 1 EiB (1048576T), far past any machine's memory or
+/// disk, and well inside what the kernel's counters and rlimits hold.
+pub const MAX_SIZE: u64 = 1 << 60;
+
 impl Size {
-    pub fn parse(text: &str) -> Result<Size, String> {
+    /// The number of bytes a size's text states (K/M/G/T are binary), before any range
+    /// check: a negative or huge value is kept, for the range check to name.
+    pub fn bytes_in(text: &str) -> Result<f64, String> {
         let t = text.trim();
-        let split = t
+        let (sign, body) = match t.strip_prefix('-') {
+            Some(rest) => (-1.0, rest),
+            None => (1.0, t.strip_prefix('+').unwrap_or(t)),
+        };
+        let split = body
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(t.len());
-        let (num, unit) = t.split_at(split);
+            .unwrap_or(body.len());
+        let (num, unit) = body.split_at(split);
         let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
             "" | "b" => 1,
             "k" | "kb" | "kib" => 1 << 10,
@@ -54,28 +64,235 @@ impl Size {
         let n: f64 = num
             .parse()
             .map_err(|_| format!("{text:?} is not a size (examples: 1048576, 512M, 2G)"))?;
-        let bytes = n * mult as f64;
-        if !(1.0..1.8e19).contains(&bytes) {
-            return Err(format!("{text:?} is not a positive size"));
-        }
-        Ok(Size(bytes as u64))
+        Ok(sign * n * mult as f64)
     }
 }
 
-impl<'de> Deserialize<'de> for Size {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Int(u64),
-            Text(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Int(0) => Err(serde::de::Error::custom("a size must be positive")),
-            Raw::Int(n) => Ok(Size(n)),
-            Raw::Text(t) => Size::parse(&t).map_err(serde::de::Error::custom),
+/// Bytes in the largest binary unit that states them exactly ("8M", "1048576T", "1536").
+pub fn human_size(bytes: u64) -> String {
+    for (shift, unit) in [(40, "T"), (30, "G"), (20, "M"), (10, "K")] {
+        if bytes >= 1 << shift && bytes % (1 << shift) == 0 {
+            return format!("{}{unit}", bytes >> shift);
         }
     }
+    bytes.to_string()
+}
+
+/// What a limit counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Measure {
+    /// Bytes: a `Size`.
+    Bytes,
+    /// A whole number (processes, descriptors).
+    Count,
+}
+
+/// The valid range of one limit. Every value — a flag, a profile key, a cool-workflow
+/// policy's — is checked against it before anything starts, and a value outside it is an
+/// error naming the flag or key and the range (exit 125), never a set-up failure later.
+/// (`timeout` and `cpu` are seconds, checked by `check_timeout`.)
+#[derive(Debug)]
+pub struct LimitRange {
+    /// The key as a profile spells it; the flag is `--KEY`.
+    pub key: &'static str,
+    pub measure: Measure,
+    pub min: u64,
+    pub max: u64,
+    /// Why the range is what it is.
+    pub why: &'static str,
+}
+
+/// The valid range of each size and count limit (README "Limits"; docs/containment.md).
+pub const LIMIT_RANGES: &[LimitRange] = &[
+    LimitRange {
+        key: "memory",
+        measure: Measure::Bytes,
+        min: 8 << 20,
+        max: MAX_SIZE,
+        why: "below 8M the sandbox's own set-up (its init and the read-back, before the command starts) can be OOM-killed",
+    },
+    LimitRange {
+        key: "pids",
+        measure: Measure::Count,
+        min: 2,
+        max: 4_194_304,
+        why: "the sandbox's init and the command are two processes; 4194304 is the kernel's PID_MAX_LIMIT",
+    },
+    LimitRange {
+        key: "nofile",
+        measure: Measure::Count,
+        min: 16,
+        max: 1_048_576,
+        why: "the read-back inside the sandbox and the dynamic loader need descriptors besides 0, 1 and 2; 1048576 is the kernel's default fs.nr_open, and no more than cw-exec's own hard limit (ulimit -Hn) can bind",
+    },
+    LimitRange {
+        key: "fsize",
+        measure: Measure::Bytes,
+        min: 1,
+        max: MAX_SIZE,
+        why: "a size in bytes",
+    },
+    LimitRange {
+        key: "output-limit",
+        measure: Measure::Bytes,
+        min: 1,
+        max: MAX_SIZE,
+        why: "a size in bytes",
+    },
+];
+
+impl LimitRange {
+    /// The range of `key` (a `LIMIT_RANGES` key).
+    pub fn of(key: &str) -> &'static LimitRange {
+        LIMIT_RANGES
+            .iter()
+            .find(|r| r.key == key)
+            .expect("a limit with a range")
+    }
+
+    fn show(&self, n: u64) -> String {
+        match self.measure {
+            Measure::Bytes => human_size(n),
+            Measure::Count => n.to_string(),
+        }
+    }
+
+    /// "must be between 8M and 1048576T: below 8M ..."
+    pub fn describe(&self) -> String {
+        let bytes = match self.measure {
+            Measure::Bytes if self.min != 1 => format!(" ({} to {} bytes)", self.min, self.max),
+            Measure::Bytes => " bytes".to_string(),
+            Measure::Count => String::new(),
+        };
+        format!(
+            "must be between {} and {}{bytes}: {}",
+            self.show(self.min),
+            self.show(self.max),
+            self.why
+        )
+    }
+
+    /// Checks a value (bytes or a count, before rounding to a whole number of bytes).
+    pub fn check(&self, value: f64, shown: &str) -> Result<u64, String> {
+        if value.is_finite() && value >= self.min as f64 && value <= self.max as f64 {
+            Ok(value as u64)
+        } else {
+            Err(format!("{shown} is out of range: {}", self.describe()))
+        }
+    }
+
+    /// Parses and checks a value's text: a size for a byte limit, a whole number for a count.
+    pub fn parse(&self, text: &str) -> Result<u64, String> {
+        let value = match self.measure {
+            Measure::Bytes => Size::bytes_in(text)?,
+            Measure::Count => {
+                let t = text.trim();
+                match t.parse::<i128>() {
+                    Ok(n) => n as f64,
+                    // All digits but too long for i128: out of range, not malformed.
+                    Err(_)
+                        if t.strip_prefix('-')
+                            .unwrap_or(t)
+                            .bytes()
+                            .all(|b| b.is_ascii_digit())
+                            && !t.is_empty() =>
+                    {
+                        f64::INFINITY
+                    }
+                    Err(_) => return Err(format!("{text:?} is not a whole number")),
+                }
+            }
+        };
+        self.check(value, text.trim())
+    }
+}
+
+/// A clap value parser for the flag of a size limit (`--memory`, `--fsize`, `--output-limit`):
+/// its text parsed and range-checked, so the error names the flag (clap adds it) and range.
+pub fn size_flag(key: &'static str) -> impl Fn(&str) -> Result<Size, String> + Clone + Send + Sync {
+    move |text| LimitRange::of(key).parse(text).map(Size)
+}
+
+/// A clap value parser for the flag of a count limit (`--pids`, `--nofile`).
+pub fn count_flag(key: &'static str) -> impl Fn(&str) -> Result<u64, String> + Clone + Send + Sync {
+    move |text| LimitRange::of(key).parse(text)
+}
+
+/// Deserializes a profile's size limit: an integer (bytes), a float, or a string with a
+/// unit, range-checked with the key named.
+fn de_size<'de, D: serde::Deserializer<'de>>(
+    d: D,
+    key: &'static str,
+) -> Result<Option<Size>, D::Error> {
+    de_limit(d, key).map(|n| n.map(Size))
+}
+
+fn de_limit<'de, D: serde::Deserializer<'de>>(
+    d: D,
+    key: &'static str,
+) -> Result<Option<u64>, D::Error> {
+    struct Visit(&'static LimitRange);
+    impl serde::de::Visitor<'_> for Visit {
+        type Value = u64;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            match self.0.measure {
+                Measure::Bytes => write!(
+                    f,
+                    "limits.{}: a size (bytes, or a string such as \"512M\"), {}",
+                    self.0.key,
+                    self.0.describe()
+                ),
+                Measure::Count => write!(
+                    f,
+                    "limits.{}: a whole number, {}",
+                    self.0.key,
+                    self.0.describe()
+                ),
+            }
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<u64, E> {
+            self.visit_f64(v as f64)
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<u64, E> {
+            self.visit_f64(v as f64)
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<u64, E> {
+            if self.0.measure == Measure::Count && v.fract() != 0.0 {
+                return Err(E::custom(format!(
+                    "limits.{}: {v} is not a whole number",
+                    self.0.key
+                )));
+            }
+            self.0
+                .check(v, &format!("{v}"))
+                .map_err(|e| E::custom(format!("limits.{}: {e}", self.0.key)))
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<u64, E> {
+            if self.0.measure == Measure::Count {
+                return Err(E::invalid_type(serde::de::Unexpected::Str(v), &self));
+            }
+            self.0
+                .parse(v)
+                .map_err(|e| E::custom(format!("limits.{}: {e}", self.0.key)))
+        }
+    }
+    d.deserialize_any(Visit(LimitRange::of(key))).map(Some)
+}
+
+fn de_memory<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Size>, D::Error> {
+    de_size(d, "memory")
+}
+fn de_fsize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Size>, D::Error> {
+    de_size(d, "fsize")
+}
+fn de_output_limit<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Size>, D::Error> {
+    de_size(d, "output-limit")
+}
+fn de_pids<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    de_limit(d, "pids")
+}
+fn de_nofile<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    de_limit(d, "nofile")
 }
 
 /// The `[limits]` table of a profile; the same as the `run` flags of the same names.
@@ -85,17 +302,21 @@ pub struct LimitsPolicy {
     /// Wall-clock seconds; the whole tree is killed when it expires (exit 124).
     pub timeout: Option<f64>,
     /// Memory of the whole sandbox.
+    #[serde(default, deserialize_with = "de_memory")]
     pub memory: Option<Size>,
     /// Processes (and threads) of the whole sandbox.
+    #[serde(default, deserialize_with = "de_pids")]
     pub pids: Option<u64>,
     /// CPU seconds of the whole sandbox.
     pub cpu: Option<f64>,
     /// Open files per process.
+    #[serde(default, deserialize_with = "de_nofile")]
     pub nofile: Option<u64>,
     /// Largest file a process may write.
+    #[serde(default, deserialize_with = "de_fsize")]
     pub fsize: Option<Size>,
     /// Total stdout+stderr relayed; past it output is dropped and the envelope says so.
-    #[serde(rename = "output-limit")]
+    #[serde(rename = "output-limit", default, deserialize_with = "de_output_limit")]
     pub output_limit: Option<Size>,
     /// Keys of this table that must bind as asked (whole sandbox for memory, pids and cpu),
     /// or the run is refused. A key not listed is defence in depth: applied with the best
@@ -124,9 +345,18 @@ impl LimitsPolicy {
                 check_timeout(t).map_err(|e| format!("{}: {e}", name(key)))?;
             }
         }
-        for (key, count) in [("pids", self.pids), ("nofile", self.nofile)] {
-            if count == Some(0) {
-                return Err(format!("{}: must be at least 1", name(key)));
+        for (key, value) in [
+            ("memory", self.memory.map(|s| s.0)),
+            ("pids", self.pids),
+            ("nofile", self.nofile),
+            ("fsize", self.fsize.map(|s| s.0)),
+            ("output-limit", self.output_limit.map(|s| s.0)),
+        ] {
+            if let Some(v) = value {
+                let range = LimitRange::of(key);
+                range
+                    .check(v as f64, &range.show(v))
+                    .map_err(|e| format!("{}: {e}", name(key)))?;
             }
         }
         for key in &self.required {
@@ -347,6 +577,18 @@ impl Profile {
         profile
             .limits
             .check(|key| format!("profile {origin}: limits.{key}"))?;
+        let lists = [
+            ("read", Some(&profile.read)),
+            ("write", Some(&profile.write)),
+            ("exec", profile.exec.allow.as_ref()),
+        ];
+        for (key, list) in lists {
+            if list.is_some_and(|l| l.iter().any(|p| p.is_empty())) {
+                return Err(format!(
+                    "profile {origin}: {key}: an empty path names nothing (for the working directory, say \"$cwd\")"
+                ));
+            }
+        }
         for name in &profile.env.expose {
             check_env_name(name).map_err(|e| format!("profile {origin}: env.expose: {e}"))?;
         }
@@ -446,7 +688,17 @@ impl Tokens<'_> {
             ))
             }
         };
-        let mut out = base.to_string_lossy().into_owned();
+        // Paths here are text: a token standing for a path that is not UTF-8 cannot be
+        // expanded faithfully, and a lossy spelling would name another path (or none).
+        let mut out = base
+            .to_str()
+            .ok_or_else(|| {
+                format!(
+                    "{text}: ${name} is {}, which is not valid UTF-8, and paths in profiles and flags are text: run from (or --cwd) a directory whose path is UTF-8",
+                    base.to_string_lossy()
+                )
+            })?
+            .to_string();
         if !tail.is_empty() {
             out.push_str(tail);
         }
@@ -507,21 +759,99 @@ mod tests {
 
     #[test]
     fn sizes_parse() {
-        assert_eq!(Size::parse("512M").unwrap().0, 512 << 20);
-        assert_eq!(Size::parse("2G").unwrap().0, 2 << 30);
-        assert_eq!(Size::parse("1.5k").unwrap().0, 1536);
-        assert_eq!(Size::parse("4096").unwrap().0, 4096);
-        assert!(Size::parse("12Q").is_err());
-        assert!(Size::parse("0").is_err());
+        let size = |t: &str| Size::bytes_in(t).unwrap();
+        assert_eq!(size("512M"), (512u64 << 20) as f64);
+        assert_eq!(size("2G"), (2u64 << 30) as f64);
+        assert_eq!(size("1.5k"), 1536.0);
+        assert_eq!(size("4096"), 4096.0);
+        assert_eq!(size("-5"), -5.0);
+        assert!(Size::bytes_in("12Q").is_err());
+        assert!(Size::bytes_in("lots").is_err());
+        assert_eq!(human_size(8 << 20), "8M");
+        assert_eq!(human_size(MAX_SIZE), "1048576T");
+        assert_eq!(human_size(1536), "1536");
         let p = Profile::parse(
             "[limits]\nmemory = \"1G\"\npids = 10\noutput-limit = 1024\n",
             "t",
         )
         .unwrap();
         assert_eq!(p.limits.memory, Some(Size(1 << 30)));
+        assert_eq!(p.limits.pids, Some(10));
         assert!(Profile::parse("[limits]\nmemroy = 1\n", "t")
             .unwrap_err()
             .contains("memroy"));
+    }
+
+    #[test]
+    fn every_limit_has_a_range_named_in_its_error() {
+        let memory = LimitRange::of("memory");
+        assert_eq!(memory.parse("8M").unwrap(), 8 << 20);
+        for bad in ["1", "1M", "-5", "0", "99999999999T", "2000000T"] {
+            let e = memory.parse(bad).unwrap_err();
+            assert!(
+                e.contains("out of range") && e.contains("between 8M and 1048576T"),
+                "{bad}: {e}"
+            );
+        }
+        let pids = LimitRange::of("pids");
+        assert_eq!(pids.parse("2").unwrap(), 2);
+        for bad in [
+            "1",
+            "0",
+            "-5",
+            "4194305",
+            "99999999999999999999999999999999999999999999",
+        ] {
+            let e = pids.parse(bad).unwrap_err();
+            assert!(e.contains("between 2 and 4194304"), "{bad}: {e}");
+        }
+        assert!(pids
+            .parse("2.5")
+            .unwrap_err()
+            .contains("not a whole number"));
+        let nofile = LimitRange::of("nofile");
+        assert!(nofile
+            .parse("3")
+            .unwrap_err()
+            .contains("between 16 and 1048576"));
+        assert!(LimitRange::of("fsize").parse("0").is_err());
+        assert_eq!(LimitRange::of("output-limit").parse("1").unwrap(), 1);
+        for (text, needle) in [
+            (
+                "[limits]\nmemory = -5\n",
+                "limits.memory: -5 is out of range",
+            ),
+            (
+                "[limits]\nmemory = \"1\"\n",
+                "limits.memory: 1 is out of range",
+            ),
+            ("[limits]\nmemory = 1\n", "limits.memory: 1 is out of range"),
+            ("[limits]\npids = 1\n", "limits.pids: 1 is out of range"),
+            ("[limits]\npids = -1\n", "limits.pids: -1 is out of range"),
+            (
+                "[limits]\npids = 2.5\n",
+                "limits.pids: 2.5 is not a whole number",
+            ),
+            (
+                "[limits]\nnofile = 99999999999\n",
+                "limits.nofile: 99999999999 is out of range",
+            ),
+            ("[limits]\nfsize = true\n", "limits.fsize: a size"),
+            (
+                "[limits]\noutput-limit = 0\n",
+                "limits.output-limit: 0 is out of range",
+            ),
+        ] {
+            let e = Profile::parse(text, "t").unwrap_err();
+            assert!(e.contains(needle), "{text}: {e}");
+            assert!(!e.contains("untagged"), "{text}: {e}");
+        }
+        let flags = LimitsPolicy {
+            pids: Some(1),
+            ..Default::default()
+        };
+        let e = flags.check(|k| format!("--{k}")).unwrap_err();
+        assert!(e.starts_with("--pids: 1 is out of range"), "{e}");
     }
 
     #[test]
@@ -555,5 +885,11 @@ mod tests {
         assert_eq!(t.expand("$command_dir").unwrap(), "/usr/bin");
         assert_eq!(t.expand("/abs").unwrap(), "/abs");
         assert!(t.expand("$cwdx").unwrap_err().contains("$cwdx"));
+        use std::os::unix::ffi::OsStrExt;
+        let odd = Path::new(std::ffi::OsStr::from_bytes(b"/w/d\xff"));
+        let t = Tokens { cwd: odd, ..t };
+        let e = t.expand("$cwd").unwrap_err();
+        assert!(e.contains("not valid UTF-8") && e.contains("$cwd"), "{e}");
+        assert_eq!(t.expand("$tmp").unwrap(), "/t");
     }
 }

@@ -219,7 +219,11 @@ pub fn write_all(sinks: Vec<Sink>, envelope: &serde_json::Value) -> bool {
     let mut ok = true;
     for sink in sinks {
         if let Err(e) = sink.write(text.as_bytes()) {
-            eprintln!("cw-exec: the envelope could not be written: {e}");
+            // Best effort: this stderr may be the destination that just failed.
+            let _ = writeln!(
+                std::io::stderr(),
+                "cw-exec: the envelope could not be written: {e}"
+            );
             ok = false;
         }
     }

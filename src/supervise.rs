@@ -16,7 +16,9 @@ use sha2::{Digest, Sha256};
 use crate::child::{self, Message, FORWARDED, TERMINATE_TREE};
 use crate::containment;
 use crate::kernel::cgroup::RunCgroups;
-use crate::model::{exec_failure_status, hex, names, Refusal, EXIT_REFUSED, EXIT_TIMEOUT};
+use crate::model::{
+    exec_failure_status, hex, names, Refusal, EXIT_CPU, EXIT_REFUSED, EXIT_TIMEOUT,
+};
 use crate::model::{Tier, TierChoice};
 use crate::plan::Request;
 use crate::plan::{namespace_inodes, Plan};
@@ -40,6 +42,10 @@ pub struct Outcome {
     pub cpu_exceeded: bool,
     /// The kernel OOM-killed a process because the sandbox reached `--memory`.
     pub oom_killed: bool,
+    /// The command was killed by SIGXFSZ: it wrote past `--fsize`.
+    pub fsize_exceeded: bool,
+    /// Forks and clones the pids cgroup refused at `--pids` (0 where no cgroup counts them).
+    pub pids_refused: u64,
     pub duration: Duration,
     pub readback: Option<KernelReadback>,
     /// Why nothing was executed, if so (its mechanism is the step that failed).
@@ -478,10 +484,43 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
     if let Some(p) = proxy {
         outcome.net_decisions = p.finish();
     }
+    observe_limits(plan, &mut outcome, cgroups.as_ref());
+    outcome
+}
+
+/// What the limits did to the run, read once it ended: OOM kills and refused forks from the
+/// cgroups, and a command killed by the signal of its CPU or file-size rlimit. A limit that
+/// ends the run has one exit code whichever mechanism stopped it first (README "Exit codes").
+fn observe_limits(plan: &Plan, outcome: &mut Outcome, cgroups: Option<&RunCgroups>) {
     if let Some(c) = cgroups {
         outcome.oom_killed = c.oom_killed();
+        outcome.pids_refused = c.pids_refused();
     }
-    outcome
+    let limited = |limit: &str| plan.limits.reports.iter().any(|r| r.limit == limit);
+    let ran = outcome.refusal.is_none() && outcome.exec_error.is_none() && !outcome.timed_out;
+    // Killed by the limit's signal, or exited 128 + it: a shell's code for a child killed so.
+    let ended_by = |sig: i32| {
+        ran && (outcome.signal == Some(sig)
+            || (outcome.signal.is_none() && outcome.child_code == Some(128 + sig)))
+    };
+    if ended_by(libc::SIGXCPU) && limited("cpu") {
+        // RLIMIT_CPU stopped a process before the whole-sandbox accounting saw the total.
+        outcome.cpu_exceeded = true;
+        outcome.exit_code = EXIT_CPU;
+    }
+    if ended_by(libc::SIGXFSZ) && limited("fsize") {
+        outcome.fsize_exceeded = true;
+    }
+    // The memory limit killed init before the command ran: say that, not "init ended".
+    if let (true, Some(r)) = (outcome.oom_killed, outcome.refusal.as_mut()) {
+        if r.mechanism.as_deref() == Some("init") {
+            r.message = format!(
+                "the sandbox reached its memory limit ({} bytes) before the command started: the kernel OOM-killed its init ({})",
+                plan.limits.cgroups.memory.as_ref().map_or(0, |(b, _)| *b),
+                r.message
+            );
+        }
+    }
 }
 
 /// Hashes stdout on a second thread, so hashing overlaps with relaying (SHA-256 is the
@@ -753,7 +792,7 @@ fn relay(
         // The tree was SIGKILLed for it, by cw-exec rather than by the kernel.
         outcome.signal = Some(libc::SIGKILL);
         outcome.child_code = None;
-        128 + libc::SIGKILL
+        EXIT_CPU
     } else if outcome.refusal.is_some() {
         EXIT_REFUSED
     } else if outcome.exec_error.is_some() {

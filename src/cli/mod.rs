@@ -16,10 +16,20 @@ use crate::envelope;
 use crate::fsio;
 use crate::model::{names, Dimension, Failing, PolicyFacts, Refusal, RefusalCode, EXIT_REFUSED};
 use crate::plan::{self, Plan, Request};
-use crate::policy::{LimitsPolicy, NetMode, Profile, Size};
+use crate::policy::{count_flag, size_flag, LimitsPolicy, NetMode, Profile, Size};
 use crate::seal;
 use crate::sink;
 use crate::supervise;
+
+/// `eprintln!` that never panics: cw-exec's diagnostics are best effort when its stderr
+/// cannot take them (a full disk, /dev/full); what decides the exit status is said in the
+/// envelope as well, and a failed envelope write is its own exit status (125).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
 
 #[derive(Parser)]
 #[command(
@@ -158,25 +168,26 @@ pub struct RunArgs {
     #[arg(long)]
     pub follow_symlinks: bool,
     /// Wall-clock limit in seconds; the whole process tree is killed when it expires (exit 124).
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", allow_hyphen_values = true)]
     pub timeout: Option<f64>,
-    /// Memory of the whole sandbox (bytes, or with K/M/G/T).
-    #[arg(long, value_name = "SIZE", value_parser = Size::parse)]
+    /// Memory of the whole sandbox (bytes, or with K/M/G/T; 8M to 1048576T).
+    #[arg(long, value_name = "SIZE", value_parser = size_flag("memory"), allow_hyphen_values = true)]
     pub memory: Option<Size>,
-    /// Processes and threads of the whole sandbox.
-    #[arg(long, value_name = "N")]
+    /// Processes and threads of the whole sandbox, its init included (2 to 4194304).
+    #[arg(long, value_name = "N", value_parser = count_flag("pids"), allow_hyphen_values = true)]
     pub pids: Option<u64>,
-    /// CPU seconds of the whole sandbox.
-    #[arg(long, value_name = "SECONDS")]
+    /// CPU seconds of the whole sandbox (exit 152 when it is used up).
+    #[arg(long, value_name = "SECONDS", allow_hyphen_values = true)]
     pub cpu: Option<f64>,
-    /// Open files per process.
-    #[arg(long, value_name = "N")]
+    /// Open files per process (16 to 1048576, and at most `ulimit -Hn`).
+    #[arg(long, value_name = "N", value_parser = count_flag("nofile"), allow_hyphen_values = true)]
     pub nofile: Option<u64>,
-    /// Largest file a process may write.
-    #[arg(long, value_name = "SIZE", value_parser = Size::parse)]
+    /// Largest file a process may write (SIGXFSZ past it: exit 153).
+    #[arg(long, value_name = "SIZE", value_parser = size_flag("fsize"), allow_hyphen_values = true)]
     pub fsize: Option<Size>,
-    /// Total stdout+stderr passed through; the rest is dropped and the envelope says so.
-    #[arg(long, value_name = "SIZE", value_parser = Size::parse)]
+    /// Total stdout+stderr passed through; the rest is dropped, stderr and the envelope say so,
+    /// and the exit code stays the command's.
+    #[arg(long, value_name = "SIZE", value_parser = size_flag("output-limit"), allow_hyphen_values = true)]
     pub output_limit: Option<Size>,
     /// Print where the time of the run went (phase by phase) on stderr.
     #[arg(long)]
@@ -194,6 +205,23 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
+    /// An empty path is an error naming its flag: joined to the working directory it would
+    /// silently mean the working directory.
+    fn check_paths(&self) -> Result<(), String> {
+        for (flag, paths) in [
+            ("--read", &self.read),
+            ("--write", &self.write),
+            ("--exec", &self.exec),
+        ] {
+            if paths.iter().any(|p| p.is_empty()) {
+                return Err(format!(
+                    "{flag} \"\": an empty path names nothing (for the working directory, say {flag} . or {flag} '$cwd')"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn request(&self) -> Request {
         Request {
             profile: self.profile.clone(),
@@ -233,6 +261,7 @@ impl RunArgs {
     /// The request, lowered from `--manifest` when given (flags and `--profile` add to it;
     /// `--net` replaces its network mode), with the manifest's policy.
     pub fn lowered(&self) -> Result<(Request, Option<cw::SandboxPolicy>), Box<Refused>> {
+        self.check_paths().map_err(|e| Box::new(Refused::bad(e)))?;
         let flags = self.request();
         let Some(path) = &self.manifest else {
             return Ok((flags, None));
@@ -342,7 +371,7 @@ pub fn required_of(request: &Request) -> Vec<Dimension> {
 
 /// Says why on stderr; exit 125.
 pub fn fail(message: impl std::fmt::Display) -> i32 {
-    eprintln!("cw-exec: {message}");
+    say!("cw-exec: {message}");
     EXIT_REFUSED
 }
 
@@ -383,7 +412,7 @@ pub fn deliver(
     if sink::write_all(sinks, &envelope) || code == EXIT_REFUSED {
         return code;
     }
-    eprintln!(
+    say!(
         "cw-exec: exiting {EXIT_REFUSED}, not the command's {code}: the attestation could not be written"
     );
     EXIT_REFUSED
@@ -392,12 +421,12 @@ pub fn deliver(
 /// The one line a refusal gets on stderr.
 pub fn say_refused(refusal: &Refusal) {
     match &refusal.mechanism {
-        Some(m) => eprintln!(
+        Some(m) => say!(
             "cw-exec: refused ({}): {m}: {}",
             refusal.code.as_str(),
             refusal.message
         ),
-        None => eprintln!(
+        None => say!(
             "cw-exec: refused ({}): {}",
             refusal.code.as_str(),
             refusal.message
@@ -405,28 +434,21 @@ pub fn say_refused(refusal: &Refusal) {
     }
 }
 
-/// cw-exec's own diagnostics about how a run ended, on stderr.
-pub fn report(outcome: &supervise::Outcome) {
+/// cw-exec's own diagnostics about how a run ended, on stderr: a refusal, an exec failure,
+/// a timeout, and every limit that ended or cut the run.
+pub fn report(plan: &Plan, outcome: &supervise::Outcome) {
     if let Some(refusal) = &outcome.refusal {
         say_refused(refusal);
     } else if let Some(e) = &outcome.exec_error {
-        eprintln!("cw-exec: {e}");
+        say!("cw-exec: {e}");
     } else if outcome.timed_out {
-        eprintln!(
+        say!(
             "cw-exec: timed out after {:.3}s; the process tree was killed",
             outcome.duration.as_secs_f64()
         );
-    } else if outcome.cpu_exceeded {
-        eprintln!("cw-exec: the sandbox exceeded its CPU time limit; the process tree was killed");
     }
-    if outcome.oom_killed {
-        eprintln!("cw-exec: the sandbox reached its memory limit; the kernel killed a process");
-    }
-    if outcome.output_dropped > 0 {
-        eprintln!(
-            "cw-exec: output limit reached: {} bytes dropped",
-            outcome.output_dropped
-        );
+    for note in envelope::limit_notes(plan, outcome) {
+        say!("cw-exec: {note}");
     }
     let denied: Vec<&crate::proxy::Decision> = outcome
         .net_decisions
@@ -455,7 +477,7 @@ pub fn refuse(
     say_refused(&refused.refusal);
     let (sinks, errors) = sink::open(envelope_to, refused.logs_dir.as_deref(), untrusted);
     for e in &errors {
-        eprintln!("cw-exec: {e}");
+        say!("cw-exec: {e}");
     }
     let envelope = refusal_envelope(refused, label, envelope::Kind::Local);
     deliver(sinks, envelope, EXIT_REFUSED, signer)
@@ -525,7 +547,7 @@ pub fn plan_failure(
 ) -> i32 {
     match refusal.code {
         RefusalCode::Unenforceable => say_refused(&refusal),
-        _ => eprintln!("cw-exec: {}", refusal.message),
+        _ => say!("cw-exec: {}", refusal.message),
     }
     let exit = refusal.exit_status();
     let refused = Refused {
@@ -536,7 +558,7 @@ pub fn plan_failure(
     };
     let envelope = refusal_envelope(&refused, label, envelope::Kind::Local);
     for e in &sink_errors {
-        eprintln!("cw-exec: {e}");
+        say!("cw-exec: {e}");
     }
     match deliver(sinks, envelope, exit, signer) {
         _ if !sink_errors.is_empty() => EXIT_REFUSED,

@@ -70,7 +70,7 @@ pub fn run(args: &RunArgs) -> i32 {
         stderr: plan.limits.output.is_some(),
     };
     let (plan, outcome) = supervise::run_falling_back(&request, plan, capture);
-    report(&outcome);
+    report(&plan, &outcome);
     let envelope = envelope::for_run(&plan, &outcome, &label, envelope::Kind::Local);
     let code = deliver(sinks, envelope, outcome.exit_code, Some(&signer));
     if plan.timings {

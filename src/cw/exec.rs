@@ -166,7 +166,7 @@ pub fn exec(source: &str) -> i32 {
         return refused(Refusal::bad(e));
     }
     let (plan, outcome) = supervise::run_falling_back(&req, plan, capture);
-    report(&outcome);
+    report(&plan, &outcome);
     print(
         &envelope::for_run(&plan, &outcome, &label, kind),
         signer.as_ref(),

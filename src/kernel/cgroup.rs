@@ -425,6 +425,21 @@ impl RunCgroups {
             .unwrap_or(false)
     }
 
+    /// How many forks and clones the pids cgroup refused at its limit (`pids.events`: `max`).
+    pub fn pids_refused(&self) -> u64 {
+        let Some((_, _, dir)) = self.dirs.iter().find(|(c, _, _)| *c == Controller::Pids) else {
+            return 0;
+        };
+        std::fs::read_to_string(dir.join("pids.events"))
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("max "))
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+            })
+            .unwrap_or(0)
+    }
+
     /// Removes the run's cgroups. They can only go once empty; the processes of a finished
     /// run may take a moment to be reaped, so retry briefly.
     pub fn remove(&mut self) {
