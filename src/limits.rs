@@ -220,7 +220,7 @@ fn plan_with(
                     bytes.to_string(),
                     "RLIMIT_DATA".into(),
                     false,
-                    format!("RLIMIT_DATA of {data} bytes per process{lowered} (heap and private writable mappings of each process); tmpfs, shared memory and memfd not covered (the private /tmp is bounded by its own size of {} bytes instead); the sandbox as a whole is not bounded: no memory cgroup is usable here ({why})", tmpfs_size),
+                    format!("RLIMIT_DATA per process (heap and private writable mappings of each process, at most {data} bytes each{lowered}); tmpfs, shared memory and memfd not covered (the private /tmp is bounded by its own size of {} bytes instead); the sandbox as a whole is not bounded: no memory cgroup is usable here ({why})", tmpfs_size),
                 );
                 p.rlimits.push((Resource::RLIMIT_DATA, data, data));
             }
@@ -246,7 +246,7 @@ fn plan_with(
                     n.to_string(),
                     "RLIMIT_NPROC (this sandbox's user namespace)".into(),
                     true,
-                    format!("RLIMIT_NPROC of {nproc}{lowered}, which the kernel counts per user namespace and uid: every process and thread of this sandbox (it has its own user namespace), init included (fork and clone fail with EAGAIN past it)"),
+                    format!("RLIMIT_NPROC, which the kernel counts per user namespace and uid: every process and thread of this sandbox (it has its own user namespace), init included, at most {nproc}{lowered} (fork and clone fail with EAGAIN past it)"),
                 );
                 p.rlimits.push((Resource::RLIMIT_NPROC, nproc, nproc));
             }

@@ -31,11 +31,31 @@ fn fork_bomb_stops_at_the_pids_limit() {
         );
         let made: u32 = parts.next().unwrap().parse().unwrap();
         assert!(made < 20, "{who}: {made} processes under --pids 20");
-        let mech = limit_mechanism(&envelope(&env), "pids");
+        let e = envelope(&env);
+        let mech = limit_mechanism(&e, "pids");
         assert!(
             mech.contains("pids") || mech.contains("RLIMIT_NPROC"),
             "{who}: {mech}"
         );
+        if mech.starts_with("cgroup") {
+            // The pids cgroup counts the forks it refused: cw-exec says so, and keeps the
+            // command's own exit code (the helper reports EAGAIN and exits 0).
+            assert_eq!(out.status.code(), Some(0), "{who}");
+            assert!(
+                stderr(&out).contains(
+                    "cw-exec: pids: the sandbox reached its limit of 20 processes (--pids)"
+                ),
+                "{who}: {}",
+                stderr(&out)
+            );
+            assert!(
+                e["provenance"]["handle"]["metadata"]["pidsRefused"]
+                    .as_u64()
+                    .unwrap()
+                    > 0,
+                "{who}"
+            );
+        }
     });
 }
 
@@ -56,6 +76,11 @@ fn allocating_past_the_memory_limit_fails() {
         if mech.starts_with("cgroup") {
             // The kernel OOM-kills inside the sandbox's cgroup.
             assert_eq!(out.status.code(), Some(137), "{who}: {text}");
+            assert!(
+                stderr(&out).contains("cw-exec: memory: the sandbox reached its memory limit of 67108864 bytes (--memory)"),
+                "{who}: {}",
+                stderr(&out)
+            );
             assert_eq!(
                 e["provenance"]["handle"]["metadata"]["oomKilled"], true,
                 "{who}"
@@ -361,7 +386,7 @@ fn required_limits_are_checked_by_profile_check() {
             "limits.memory is not set",
         ),
         (
-            "[limits]\nmemory = 1\nrequired = [\"memroy\"]\n",
+            "[limits]\nmemory = \"64M\"\nrequired = [\"memroy\"]\n",
             false,
             "memroy",
         ),
@@ -386,12 +411,14 @@ fn spinning_past_the_cpu_limit_is_stopped() {
             assert_refused_for(&out, "cpu", who);
             return;
         }
-        // SIGKILL from cw-exec's whole-sandbox accounting (137), or SIGXCPU from RLIMIT_CPU
-        // (152) when that comes first.
-        let code = out.status.code();
+        // One exit code, 152 (128 + SIGXCPU), whether cw-exec's whole-sandbox accounting or
+        // RLIMIT_CPU stopped it first, and a message naming the limit.
+        assert_eq!(out.status.code(), Some(152), "{who}: {}", stderr(&out));
         assert!(
-            code == Some(152) || code == Some(137),
-            "{who}: exit {code:?}"
+            stderr(&out)
+                .contains("cw-exec: cpu: the sandbox used up its CPU time limit of 1.000s (--cpu)"),
+            "{who}: {}",
+            stderr(&out)
         );
         assert!(!stdout(&out).contains("spun"), "{who}: the spin finished");
         let entry = limit_entry(&envelope(&env), "cpu");
@@ -418,10 +445,10 @@ fn profile_default_cpu_applies_per_process_where_no_cgroup_accounts_it() {
                 env.to_str().unwrap(),
             ])
             .violate(&["spin", "20"]);
-        let code = out.status.code();
+        assert_eq!(out.status.code(), Some(152), "{who}: {}", stderr(&out));
         assert!(
-            code == Some(152) || code == Some(137),
-            "{who}: exit {code:?} {}",
+            stderr(&out).contains("cw-exec: cpu: the sandbox used up its CPU time limit"),
+            "{who}: {}",
             stderr(&out)
         );
         let entry = limit_entry(&envelope(&env), "cpu");
@@ -465,7 +492,13 @@ fn cpu_limit_binds_the_whole_sandbox_where_cgroups_account_it() {
         skip("whole-sandbox CPU limit: no cgroup CPU accounting usable by this user");
         return;
     }
-    assert_eq!(out.status.code(), Some(137), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(152), "{}", stderr(&out));
+    assert!(
+        stderr(&out)
+            .contains("cw-exec: cpu: the sandbox used up its CPU time limit of 1.000s (--cpu)"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(
         e["provenance"]["handle"]["metadata"]["cpuLimitExceeded"],
         true
@@ -492,13 +525,21 @@ fn files_stop_at_the_fsize_limit() {
         let out = sb
             .args(["--fsize", "1M", "--write", dir.to_str().unwrap()])
             .violate(&["write-bytes", f.to_str().unwrap(), "4194304"]);
-        // SIGXFSZ kills by default (153); a program that ignores it gets EFBIG.
+        // SIGXFSZ kills by default (153, and cw-exec says why); a program that ignores it
+        // gets EFBIG.
         assert!(
             out.status.code() == Some(153) || stdout(&out).trim() == "EFBIG",
             "{who}: {:?} {}",
             out.status.code(),
             stdout(&out)
         );
+        if out.status.code() == Some(153) {
+            assert!(
+                stderr(&out).contains("cw-exec: fsize: a process wrote past the file size limit of 1048576 bytes (--fsize): the command was killed by SIGXFSZ (exit 153)"),
+                "{who}: {}",
+                stderr(&out)
+            );
+        }
         assert!(
             std::fs::metadata(&f).map(|m| m.len()).unwrap_or(0) <= 1 << 20,
             "{who}"
@@ -538,6 +579,11 @@ fn output_past_the_limit_is_dropped_and_recorded() {
         assert_eq!(meta["outputDroppedBytes"], 900_000, "{who}");
         let notes = e["provenance"]["attestation"]["notes"].to_string();
         assert!(notes.contains("output truncated"), "{who}: {notes}");
+        assert!(
+            stderr(&out).contains("cw-exec: output truncated: 900000 bytes of stdout and stderr past the output limit of 100000 bytes (--output-limit) were dropped"),
+            "{who}: {}",
+            stderr(&out)
+        );
     });
 }
 
