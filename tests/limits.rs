@@ -4,10 +4,13 @@
 mod common;
 use common::*;
 
+/// The mechanism of `limit` in an envelope; empty when there is none (a refused run's
+/// envelope, for a limit no mechanism here could bind, has no limits at all).
 fn limit_mechanism(env: &serde_json::Value, limit: &str) -> String {
     env["provenance"]["attestation"]["kernel"]["limits"]
         .as_array()
-        .unwrap()
+        .map(|a| a.as_slice())
+        .unwrap_or_default()
         .iter()
         .find(|l| l["limit"] == limit)
         .map(|l| l["mechanism"].as_str().unwrap().to_string())
