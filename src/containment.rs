@@ -384,27 +384,14 @@ fn prefer_for_oom_kill(proc: OwnedFd) -> Result<(), String> {
 /// Clears every capability set. Securebits first (they need CAP_SETPCAP), so uid 0 in the
 /// namespace does not get a full set back on execve.
 pub fn drop_capabilities() -> Result<(), String> {
-    use caps::CapSet;
     // A process that holds no capability (an unprivileged caller in the Landlock tier) has
     // nothing to drop and may not change its bounding set or securebits; no_new_privs keeps
     // execve from granting any.
-    let held =
-        caps::read(None, CapSet::Permitted).map_err(|e| format!("reading capabilities: {e}"))?;
-    if held.is_empty() && !nix::unistd::geteuid().is_root() {
-        for set in [CapSet::Ambient, CapSet::Inheritable, CapSet::Effective] {
-            caps::clear(None, set).map_err(|e| format!("clearing {set:?}: {e}"))?;
-        }
-        return Ok(());
+    let none =
+        sys::no_permitted_capabilities().map_err(|e| format!("reading capabilities: {e}"))?;
+    if none && !nix::unistd::geteuid().is_root() {
+        return sys::clear_capabilities(false).map_err(|e| format!("clearing capabilities: {e}"));
     }
     sys::lock_securebits().map_err(|e| format!("securebits: {e}"))?;
-    for set in [
-        CapSet::Bounding,
-        CapSet::Ambient,
-        CapSet::Inheritable,
-        CapSet::Effective,
-        CapSet::Permitted,
-    ] {
-        caps::clear(None, set).map_err(|e| format!("clearing {set:?}: {e}"))?;
-    }
-    Ok(())
+    sys::clear_capabilities(true).map_err(|e| format!("clearing capabilities: {e}"))
 }

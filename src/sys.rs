@@ -550,3 +550,80 @@ pub fn receive_fd(channel: &std::os::fd::OwnedFd) -> Option<std::os::fd::OwnedFd
     }
     None
 }
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+/// Whether this process's permitted capability set is empty (`capget`).
+pub fn no_permitted_capabilities() -> io::Result<bool> {
+    let mut header = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: capget writes two CapData (the v3 layout) into `data`, which is exactly that,
+    // and reads the header, which lives for the call.
+    let ret = unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) };
+    if ret != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(data.iter().all(|d| d.permitted == 0))
+}
+
+/// Empties the effective, permitted and inheritable sets in one `capset`, and the ambient set
+/// (`PR_CAP_AMBIENT_CLEAR_ALL`); with `bounding`, also the bounding set (one
+/// `PR_CAPBSET_DROP` per capability the kernel knows, which needs CAP_SETPCAP, so first).
+pub fn clear_capabilities(bounding: bool) -> io::Result<()> {
+    let check = |ret: libc::c_long| {
+        if ret < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    };
+    if bounding {
+        let last: libc::c_ulong = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(63);
+        for cap in 0..=last {
+            // SAFETY: prctl with integer arguments only.
+            let ret = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) };
+            // EINVAL: a capability this kernel does not have.
+            if ret < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINVAL) {
+                return Err(io::Error::last_os_error());
+            }
+        }
+    }
+    // SAFETY: prctl with integer arguments only.
+    check(unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    } as libc::c_long)?;
+    let mut header = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let data = [CapData::default(); 2];
+    // SAFETY: capset reads the header and two CapData (the v3 layout), all of which live for
+    // the call.
+    check(unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) })
+}
