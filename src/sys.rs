@@ -1,5 +1,5 @@
 //! Every `unsafe` block in cw-exec lives here, each with the reason it is sound.
-//! Everything else calls these safe wrappers, `nix`, `landlock`, `seccompiler` or `caps`.
+//! Everything else calls these safe wrappers, `nix`, `landlock` or `seccompiler`.
 
 use std::ffi::CString;
 use std::io;
