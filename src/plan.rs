@@ -456,6 +456,7 @@ impl Plan {
 
         // Filesystem grants.
         let exec_allowlist = req.exec_allowlist(&profile);
+        crate::timings::mark("plan: profile, environment, command found");
         let mut grants = requested_grants(req, &profile, &tokens, &cwd, exec_allowlist)?;
         let skipped: Vec<PathBuf> = grants
             .iter()
@@ -539,7 +540,9 @@ impl Plan {
             loaders: &loaders,
         };
         let exec_programs = program_grants(&req.exec_programs, &chains, &mut grants)?;
+        crate::timings::mark("plan: grants resolved");
         let runtime = runtime_allowance(exec_allowlist, &write_roots, &credentials, uid);
+        crate::timings::mark("plan: runtime allowance resolved");
         let agent_install = if req.agent_install {
             agent_install_grants(&command_path, exec_allowlist, &chains)?
         } else {
@@ -677,6 +680,7 @@ impl Plan {
         // vm.memfd_noexec is per PID namespace: only the namespace tier has its own.
         let memfd_sysctl = tier == Tier::Namespaces && can_set_memfd_sysctl(uid);
         let native_code = profile.exec.native_code();
+        crate::timings::mark("plan: masks, landlock ABI, limits");
         let seccomp = SeccompProgram::compile(net, !memfd_sysctl, native_code).map_err(bad)?;
 
         let exec_probe = if exec_allowlist {

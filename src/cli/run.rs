@@ -22,6 +22,7 @@ pub fn run(args: &RunArgs) -> i32 {
         Ok(s) => s,
         Err(e) => return refuse(&Refused::bad(e), &label, envelope_to, &[], None),
     };
+    crate::timings::mark("signing key opened");
     let (request, policy) = match args.lowered() {
         Ok(r) => r,
         Err(refusal) => return refuse(&refusal, &label, envelope_to, &[], Some(&signer)),
@@ -58,7 +59,7 @@ pub fn run(args: &RunArgs) -> i32 {
             None,
         );
     }
-    crate::timings::mark("plan: policy, paths, seccomp program");
+    crate::timings::mark("plan: seccomp program compiled, signing key checked");
     // The destinations are opened now, before the sandbox exists, and held.
     let (sinks, errors) = sink::open(envelope_to, logs_dir.as_deref(), &write_set(&plan));
     if let Some(e) = errors.first() {
