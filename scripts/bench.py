@@ -153,6 +153,35 @@ def throughput(work, size_mib):
     return stats, int(open(f"{work}/rss").read().split()[-1])
 
 
+def proxy_throughput(work, size_mib):
+    """3b. size_mib downloaded over HTTP from a server on the host's loopback: directly, and
+    from inside cw-exec through its egress proxy (--net allow=...)."""
+    data = os.path.join(work, "big.bin")
+    with open(data, "wb") as f:
+        block = bytes(1 << 20)
+        for _ in range(size_mib):
+            f.write(block)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", "18099", "--bind", "127.0.0.1"],
+        cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    time.sleep(1)
+    try:
+        url = "http://up.test:18099/big.bin"
+        cmds = {
+            "curl direct": "curl -s -o /dev/null http://127.0.0.1:18099/big.bin",
+            "curl through the proxy": f"{CW} run --net allow=up.test:18099 --net-resolve up.test=127.0.0.1 -- curl -s -o /dev/null {url}",
+        }
+        stats = hyperfine(cmds, 3 if QUICK else 10, warmup=1)
+        for name in stats:
+            stats[name]["mib_per_s"] = size_mib / (stats[name]["mean_ms"] / 1000)
+            stats[name]["ratio_to_direct"] = stats["curl direct"]["mean_ms"] / stats[name]["mean_ms"]
+        return stats
+    finally:
+        server.kill()
+        os.unlink(data)
+
+
 def scale(work, cheapest_profile, levels, per_level):
     """4. N concurrent sandboxed runs: runs per second, and each tool's own peak RSS."""
     bwrap = f"bwrap --unshare-all --die-with-parent --ro-bind / / --dev /dev --proc /proc --bind {work} {work} /bin/true"
@@ -203,6 +232,8 @@ def main():
     results["spawn"] = spawn(work, cheapest)
     print("phases ...", file=sys.stderr)
     results["phases"] = phases(work, 20 if QUICK else 100)
+    print("proxy throughput ...", file=sys.stderr)
+    results["proxy_throughput"] = proxy_throughput(work, 128 if QUICK else 1024)
     print("throughput ...", file=sys.stderr)
     results["throughput"], results["throughput_rss_kib"] = throughput(work, 128 if QUICK else 1024)
     print("scale ...", file=sys.stderr)

@@ -306,6 +306,7 @@ pub fn command_steps(
             } else {
                 &[]
             },
+            &plan.allow_bind,
         ),
     )?;
     crate::timings::mark("command: session, cwd, fds, no_new_privs, landlock");

@@ -80,6 +80,8 @@ pub struct Request {
     pub net_allow: Vec<String>,
     pub net_deny: Vec<String>,
     pub net_resolve: Vec<String>,
+    /// With `--net loopback`: the only TCP ports the sandbox may listen on.
+    pub allow_bind: Vec<u16>,
     /// Why the Landlock tier is used when the namespace tier was tried first and failed at
     /// run time (set by `supervise::run_falling_back`).
     pub tier_fallback: Option<String>,
@@ -295,6 +297,8 @@ pub struct Plan {
     pub agent_install: Vec<Grant>,
     /// Credential paths a grant covers without naming them, masked in the view.
     pub masks: Vec<Mask>,
+    /// With `--net loopback --allow-bind PORT`: the only ports the sandbox may bind.
+    pub allow_bind: Vec<u16>,
     /// With `net = allowlist`: the policy of the egress proxy.
     pub proxy: Option<crate::netpolicy::NetPolicy>,
     /// How the sandbox is built, what the policy accepted, and why this tier (when not the
@@ -657,6 +661,20 @@ impl Plan {
                 env.insert(name.to_string(), "localhost,127.0.0.1".into());
             }
         }
+        if !req.allow_bind.is_empty() {
+            if net != NetMode::Loopback {
+                return Err(bad(format!(
+                    "--allow-bind applies to --net loopback (the network mode here is {net})"
+                )));
+            }
+            if !abi_has_tcp(abi) {
+                return Err(Refusal::dimensions(
+                    &[Dimension::Network],
+                    "--allow-bind",
+                    format!("--allow-bind needs Landlock TCP rules (ABI 4); this kernel offers ABI {abi}"),
+                ));
+            }
+        }
         if tier == Tier::Landlock && net == NetMode::Loopback {
             return Err(Refusal::dimensions(
                 &[Dimension::Network],
@@ -728,6 +746,7 @@ impl Plan {
                 })
                 .collect(),
             proxy,
+            allow_bind: req.allow_bind.clone(),
             tier,
             tier_choice,
             tier_reason,

@@ -277,3 +277,21 @@ fn bad_allowlists_are_precise_errors_and_other_modes_refuse_allowlist_flags() {
         stderr(&out)
     );
 }
+
+#[test]
+fn loopback_with_allow_bind_listens_on_the_listed_port_only() {
+    as_each_identity(|sb, who| {
+        let lo = sb
+            .clone()
+            .args(["--net", "loopback", "--allow-bind", "8081"]);
+        assert_eq!(lo.attempt(&["tcp-listen", "8081"]), "ok", "{who}");
+        assert_eq!(lo.attempt(&["tcp-listen", "8082"]), "EACCES", "{who}");
+        // Without it a private loopback listens anywhere, as before.
+        let plain = sb.clone().args(["--net", "loopback"]);
+        assert_eq!(plain.attempt(&["tcp-listen", "8082"]), "ok", "{who}");
+        // Only with loopback.
+        let out = sb.clone().args(["--allow-bind", "8081"]).run(&["true"]);
+        assert_eq!(code(&out), 125, "{who}");
+        assert!(stderr(&out).contains("--allow-bind"), "{}", stderr(&out));
+    });
+}

@@ -150,6 +150,9 @@ pub struct RunArgs {
     /// named, so a loopback or private one is allowed).
     #[arg(long, value_name = "NAME=ADDRESS")]
     pub net_resolve: Vec<String>,
+    /// With --net loopback: the sandbox may listen on TCP PORT (and on no other port).
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub allow_bind: Vec<u16>,
     /// Pass this variable from cw-exec's environment.
     #[arg(long = "env", value_name = "NAME")]
     pub env: Vec<String>,
@@ -237,6 +240,7 @@ impl RunArgs {
                 .collect(),
             net_deny: self.net_deny.clone(),
             net_resolve: self.net_resolve.clone(),
+            allow_bind: self.allow_bind.clone(),
             env: self.env.clone(),
             setenv: self.setenv.clone(),
             cwd: self.cwd.clone(),
@@ -296,6 +300,7 @@ impl RunArgs {
         req.net_allow.extend(flags.net_allow);
         req.net_deny.extend(flags.net_deny);
         req.net_resolve.extend(flags.net_resolve);
+        req.allow_bind.extend(flags.allow_bind);
         req.env.extend(flags.env);
         req.setenv = flags.setenv;
         req.cwd = flags.cwd;

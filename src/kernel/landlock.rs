@@ -89,6 +89,7 @@ pub fn restrict(
     grants: &[Grant],
     net: NetMode,
     connect_ports: &[u16],
+    bind_ports: &[u16],
 ) -> Result<LandlockOutcome, String> {
     let handled_fs = abi.handled_fs();
     let mut ruleset = Ruleset::default()
@@ -99,6 +100,11 @@ pub fn restrict(
     // TCP: nothing at all with --net none; with an allowlist, connect to the proxy's port only.
     if matches!(net, NetMode::None | NetMode::Allowlist) && abi.has_tcp() {
         handled_net = AccessNet::BindTcp | AccessNet::ConnectTcp;
+    } else if net == NetMode::Loopback && !bind_ports.is_empty() {
+        // --allow-bind: a private loopback where only the listed ports can be listened on.
+        handled_net = AccessNet::BindTcp.into();
+    }
+    if !handled_net.is_empty() {
         ruleset = ruleset
             .handle_access(handled_net)
             .map_err(|e| format!("landlock: {e}"))?;
@@ -129,6 +135,12 @@ pub fn restrict(
             }
         };
         created = added.map_err(|e| format!("landlock: rule for {}: {e}", grant.path.display()))?;
+        rules += 1;
+    }
+    for port in bind_ports {
+        created = created
+            .add_rule(NetPort::new(*port, AccessNet::BindTcp))
+            .map_err(|e| format!("landlock: TCP bind rule for port {port}: {e}"))?;
         rules += 1;
     }
     for port in connect_ports {
