@@ -548,7 +548,15 @@ impl Plan {
         let runtime = runtime_allowance(exec_allowlist, &write_roots, &credentials, uid);
         crate::timings::mark("plan: runtime allowance resolved");
         let agent_install = if req.agent_install {
-            agent_install_grants(&command_path, exec_allowlist, &chains)?
+            let mut install = agent_install_grants(&command_path, exec_allowlist, &chains)?;
+            script_install_grants(
+                &req.command,
+                &command_path,
+                exec_allowlist,
+                &chains,
+                &mut install,
+            );
+            install
         } else {
             vec![]
         };
@@ -1644,6 +1652,131 @@ fn agent_install_grants(
         merge_grant(&mut out, Grant::held(held, requested, read_only(true)));
     }
     Ok(out)
+}
+
+/// Interpreters whose first operand is a program file: `node agent.js`, `python3 tool.py`.
+/// Matched on the command's name as given and as resolved, version suffixes ignored
+/// (`python3.12`, `ruby3.2`).
+const SCRIPT_INTERPRETERS: &[&str] = &[
+    "node", "nodejs", "bun", "deno", "tsx", "ts-node", "python", "pypy", "ruby", "perl", "php",
+    "lua", "luajit", "Rscript", "sh", "bash", "dash", "zsh", "ksh",
+];
+
+/// Options after which the next word is the option's value, not the script.
+const OPTIONS_WITH_VALUE: &[&str] = &[
+    "-r",
+    "--require",
+    "--import",
+    "--loader",
+    "--experimental-loader",
+    "-C",
+    "--conditions",
+    "--env-file",
+    "--title",
+    "--input-type",
+    "-W",
+    "-X",
+    "-I",
+];
+
+/// Options that give the program inline (or as a module to search for): no script file follows.
+const INLINE_PROGRAM_OPTIONS: &[&str] = &["-e", "--eval", "-p", "--print", "-c", "-m", "-E"];
+
+/// Files whose presence makes a directory a package (the script's installation).
+const PACKAGE_MARKERS: &[&str] = &["package.json", "pyproject.toml", "setup.py"];
+
+fn is_script_interpreter(name: &str) -> bool {
+    let base = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+    SCRIPT_INTERPRETERS.contains(&base) || SCRIPT_INTERPRETERS.contains(&name)
+}
+
+/// The script an interpreter is given on the command line (`node /opt/agents/agent.js ...`),
+/// as written: the first operand after the interpreter's options, skipping a `run`
+/// subcommand (bun, deno). None when the command is no known interpreter, or the program is
+/// given inline (`-e`, `-c`, `-m`, ...).
+pub fn interpreter_script<'a>(argv: &'a [String], command_path: &Path) -> Option<&'a str> {
+    let named = |p: &Path| {
+        p.file_name()
+            .map(|n| is_script_interpreter(&n.to_string_lossy()))
+            .unwrap_or(false)
+    };
+    let first = Path::new(argv.first()?);
+    let resolved = std::fs::canonicalize(command_path).unwrap_or_default();
+    if !named(first) && !named(command_path) && !named(&resolved) {
+        return None;
+    }
+    let mut words = argv[1..].iter();
+    let mut subcommand_skipped = false;
+    while let Some(word) = words.next() {
+        if word == "--" {
+            return words.next().map(String::as_str);
+        }
+        if INLINE_PROGRAM_OPTIONS.contains(&word.as_str()) {
+            return None;
+        }
+        if OPTIONS_WITH_VALUE.contains(&word.as_str()) {
+            words.next();
+            continue;
+        }
+        if word.starts_with('-') && word.len() > 1 {
+            continue;
+        }
+        if word == "run" && !subcommand_skipped {
+            subcommand_skipped = true;
+            continue;
+        }
+        return Some(word);
+    }
+    None
+}
+
+/// The script an interpreter is given on the operator's command line is part of the agent's
+/// installation (read-only; executable only without an exec allowlist): the file, and when it
+/// lies inside a package (nearest ancestor with `package.json`, `pyproject.toml` or
+/// `setup.py`) that package's directory. Never a file or package in the write set, reached
+/// through a symlink someone else could have placed, or at or beneath a credential path; the
+/// package directory never when it is `/`, a home directory, or the working directory or an
+/// ancestor of it (that is the workspace, not an installation: only the file is granted).
+fn script_install_grants(
+    argv: &[String],
+    command_path: &Path,
+    exec_allowlist: bool,
+    ctx: &ChainContext<'_>,
+    out: &mut Vec<Grant>,
+) {
+    let Some(script) = interpreter_script(argv, command_path) else {
+        return;
+    };
+    let Ok(held) = pathfd::resolve(&ctx.cwd.join(script)) else {
+        return; // not there: the run's failure hints name it
+    };
+    if held.is_dir || !derivable(&held, ctx.write_roots, ctx.credentials, ctx.uid) {
+        return;
+    }
+    let access = Access {
+        read: true,
+        write: false,
+        exec: !exec_allowlist,
+    };
+    let package = held.path.ancestors().skip(1).find(|dir| {
+        PACKAGE_MARKERS.iter().any(|m| {
+            std::fs::symlink_metadata(dir.join(m))
+                .map(|meta| meta.is_file())
+                .unwrap_or(false)
+        })
+    });
+    let homes = crate::credentials::homes(&home_dir());
+    let package = package
+        .filter(|dir| *dir != Path::new("/") && !homes.iter().any(|h| h == dir))
+        .filter(|dir| !ctx.cwd.starts_with(dir))
+        .and_then(|dir| pathfd::resolve(dir).ok())
+        .filter(|dir| derivable(dir, ctx.write_roots, ctx.credentials, ctx.uid));
+    let requested = held.path.to_string_lossy().into_owned();
+    merge_grant(out, Grant::held(held, requested, access));
+    if let Some(dir) = package {
+        let requested = dir.path.to_string_lossy().into_owned();
+        merge_grant(out, Grant::held(dir, requested, access));
+    }
 }
 
 /// Which environment names may reach execve, derived from the policy alone: the base

@@ -3,6 +3,7 @@
 //! destinations. One module per subcommand beside this one.
 
 pub mod explain;
+pub mod hints;
 pub mod profile;
 pub mod run;
 pub mod verify;

@@ -72,6 +72,9 @@ pub fn run(args: &RunArgs) -> i32 {
     };
     let (plan, outcome) = supervise::run_falling_back(&request, plan, capture);
     report(&plan, &outcome);
+    if outcome.exit_code != 0 && outcome.refusal.is_none() {
+        super::hints::print(&plan);
+    }
     // The envelope is built only when it goes somewhere (it costs half a millisecond).
     let code = if sinks.is_empty() {
         outcome.exit_code
