@@ -862,3 +862,55 @@ fn a_failed_run_names_what_the_sandbox_could_not_see() {
         stderr(&out)
     );
 }
+
+#[test]
+fn inside_a_sandbox_the_shim_wraps_nothing_again() {
+    // cool-workflow itself running in a cw-exec sandbox, the shim preloaded: its agents run in
+    // that sandbox (contained once), and the shim starts no cw-exec inside it, which cw-exec
+    // would refuse as a nested sandbox.
+    let Some(node) = node() else { return };
+    let run = setup("readonly", 1, |_| {});
+    let w = &run.workers[0];
+    let shim_dir = Path::new(SHIM).parent().unwrap();
+    let out = Command::new(&fixture().cw)
+        .args([
+            "run",
+            "--read",
+            STANDIN,
+            "--read",
+            shim_dir.to_str().unwrap(),
+        ])
+        .args([
+            "--write",
+            run.base.to_str().unwrap(),
+            "--read",
+            run.bin.parent().unwrap().to_str().unwrap(),
+        ])
+        .args(["--setenv", &format!("HOME={}", run.home.display())])
+        .args(["--setenv", &format!("CW_EXEC_BIN={}", run.bin.display())])
+        .args([
+            "--setenv",
+            &format!("CW_AGENT_COMMAND={}", run.agent_command()),
+        ])
+        .args(["--setenv", &format!("NODE_OPTIONS=--require {SHIM}")])
+        .args(["--", node.to_str().unwrap()])
+        .arg(format!("{STANDIN}/shell/drive.js"))
+        .arg(run.run_file(1, None))
+        .current_dir(&run.repo)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["steps"][0]["status"], "completed", "{v:#}");
+    assert!(
+        !v["ids"].as_array().unwrap().contains(&json!("cw-exec")),
+        "the shim registered drivers inside the sandbox: {v:#}"
+    );
+    let a: Value = serde_json::from_str(&std::fs::read_to_string(w.result()).unwrap()).unwrap();
+    // Contained by the outer sandbox's policy (the repository is read-only there).
+    assert_eq!(a["hostname"], "cw-exec");
+    assert!(DENIED.contains(&a["writeRepo"].as_str().unwrap()), "{a}");
+    assert!(!run.repo.join("pwned.txt").exists());
+    assert!(run.runs().is_empty(), "{:?}", run.runs());
+}
