@@ -312,7 +312,9 @@ fn assert_contained(run: &Run, w: &Worker, how: &str) {
     assert!(!run.home.join("pwned.txt").exists(), "{how}: HOME written");
 }
 
-/// The persisted hop (CW keeps `provenance.handle`): cw-exec's kernel evidence and CW's report.
+/// The persisted hop (CW keeps `provenance.handle`): cw-exec's kernel evidence, its signed
+/// attestation (verified from what CW persisted alone, so the shim altered none of it) and
+/// CW's report.
 fn assert_persisted(task: &Value, w: &Worker, how: &str) {
     assert_eq!(task["status"], "completed", "{how}: {task:#}");
     assert_eq!(task["backendId"], "cw-exec", "{how}");
@@ -321,6 +323,25 @@ fn assert_persisted(task: &Value, w: &Worker, how: &str) {
         m["kernel"]["landlock"].is_object(),
         "{how}: no kernel section: {m:#}"
     );
+    if is_root() || m.get("signature").is_some() {
+        assert!(m["attestation"]["kernel"].is_object(), "{how}: {m:#}");
+        let persisted = json!({
+            "schemaVersion": 1, "status": task["status"], "evidence": task["evidence"],
+            "result": {"evidence": task["evidence"]},
+            "provenance": {"handle": task["handle"]},
+        });
+        let file = w.dir.join("persisted.json");
+        std::fs::write(&file, persisted.to_string()).unwrap();
+        let key = m["signature"]["publicKey"].as_str().unwrap().to_string();
+        let out = cw(&["verify", "--key", &key, file.to_str().unwrap()]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{how}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+    }
     assert_eq!(m["reportedModel"], "hostile-1", "{how}");
     assert_eq!(m["command"], "node", "{how}: cw-exec's own handle key");
     let logged = envelope(&w.attestation());
