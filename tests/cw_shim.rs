@@ -935,3 +935,32 @@ fn inside_a_sandbox_the_shim_wraps_nothing_again() {
     assert!(!run.repo.join("pwned.txt").exists());
     assert!(run.runs().is_empty(), "{:?}", run.runs());
 }
+
+#[test]
+fn a_hop_without_the_shims_own_envelope_is_refused() {
+    // A wrapper that names its own --envelope: the shim cannot collect the envelope from its
+    // private directory, so the hop is refused rather than settled without kernel evidence.
+    let Some(node) = node() else { return };
+    let run = setup("readonly", 1, |_| {});
+    let elsewhere = run.base.join("elsewhere.json");
+    let wrapped = format!(
+        "{} run --envelope {} --manifest {{{{manifest}}}} -- {}",
+        run.bin.display(),
+        elsewhere.display(),
+        run.agent_command()
+    );
+    for (concurrency, reason) in [
+        (1, "already names --envelope"),
+        (2, "no cw-exec envelope for this concurrent hop"),
+    ] {
+        let mut c = run.node(&node, "drive.js", &run.run_file(concurrency, None), true);
+        c.env("CW_AGENT_COMMAND", &wrapped);
+        let (out, v) = ran(&mut c);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let step = &v["steps"][0];
+        assert_eq!(step["status"], "refused", "{v:#}");
+        assert!(step["summary"].as_str().unwrap().contains(reason), "{step}");
+        let task = &run.state(concurrency)["tasks"][0];
+        assert!(task["handle"]["metadata"].get("kernel").is_none());
+    }
+}
