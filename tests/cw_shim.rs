@@ -115,6 +115,7 @@ fn setup(profile: &str, workers: usize, tweak: impl Fn(&mut Value)) -> Run {
         std::fs::create_dir_all(d).unwrap();
     }
     write_file(&repo.join("README"), "repo");
+    write_file(&home.join("home-secret.txt"), "the real home");
     let secret = base.join("secret.txt");
     write_file(&secret, "top secret");
     let log = base.join("cw-exec.log");
@@ -280,16 +281,23 @@ fn ran(c: &mut Command) -> (Output, Value) {
 const DENIED: &[&str] = &["ENOENT", "EACCES", "EPERM", "EROFS"];
 
 /// What the hostile agent recorded: each violation failed with an errno inside the sandbox,
-/// and the host saw nothing.
+/// and the host saw nothing. $HOME inside is the sandbox's private one (an empty directory of
+/// its tmpfs at the same path): the real home's file is not there, and a write there, which
+/// may succeed, never reaches the host.
 fn assert_contained(run: &Run, w: &Worker, how: &str) {
     let text = std::fs::read_to_string(w.result())
         .unwrap_or_else(|e| panic!("{how}: {}: {e}", w.result().display()));
     let a: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{how}: {text}: {e}"));
     assert_eq!(a["readInput"], "ok", "{how}: {a}");
-    for key in ["readSecret", "writeRepo", "appendRepo", "writeHome"] {
+    for key in ["readSecret", "writeRepo", "appendRepo", "readHome"] {
         let got = a[key].as_str().unwrap_or_default();
         assert!(DENIED.contains(&got), "{how}: {key} got {got:?}: {a}");
     }
+    let home = a["writeHome"].as_str().unwrap_or_default();
+    assert!(
+        home == "ok" || DENIED.contains(&home),
+        "{how}: writeHome got {home:?}"
+    );
     assert_eq!(a["hostname"], "cw-exec", "{how}: not in a sandbox: {a}");
     assert_eq!(
         a["child"], "ok",
@@ -701,12 +709,16 @@ fn the_wrapper_runs_an_agent_script_outside_the_repository() {
         assert_eq!(v["steps"][0]["status"], "completed", "{profile}: {v:#}");
         assert!(w.result().exists(), "{profile}: no result");
         let a: Value = serde_json::from_str(&std::fs::read_to_string(w.result()).unwrap()).unwrap();
-        for key in ["readSecret", "writeRepo", "writeHome"] {
+        for key in ["readSecret", "writeRepo", "readHome"] {
             assert!(
                 DENIED.contains(&a[key].as_str().unwrap_or_default()),
                 "{profile}: {a}"
             );
         }
+        assert!(
+            !run.home.join("pwned.txt").exists(),
+            "{profile}: HOME written"
+        );
     }
     // The script file and its package are the agent's installation, read-only.
     let run = setup("readonly", 1, |_| {});
