@@ -65,7 +65,10 @@ pub fn unseen(plan: &Plan) -> Vec<PathBuf> {
         let Ok(resolved) = std::fs::canonicalize(&path) else {
             continue; // not on the host either
         };
-        if OWN_TREES.iter().any(|t| resolved.starts_with(t)) {
+        // The sandbox's /tmp is always its own: granting "/tmp" grants that, not the host's.
+        if OWN_TREES.iter().any(|t| resolved.starts_with(t))
+            || resolved == Path::new(crate::plan::PRIVATE_TMP)
+        {
             continue;
         }
         if !visible(plan, &resolved) && !out.contains(&resolved) {
