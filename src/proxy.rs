@@ -25,6 +25,9 @@ const MAX_HEAD: usize = 64 * 1024;
 /// How long a client may take to send its request head, and an upstream to accept.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// Connections served at once; past it the proxy answers 503, so a sandbox cannot make
+/// cw-exec start threads without bound.
+const MAX_CONNECTIONS: usize = 256;
 
 /// One decision of the proxy, as the attestation lists it.
 #[derive(Clone, Debug, Serialize)]
@@ -57,6 +60,7 @@ struct State {
     /// Open connections (client, upstream), shut down when the run ends.
     open: Mutex<Vec<TcpStream>>,
     workers: Mutex<Vec<JoinHandle<()>>>,
+    active: std::sync::atomic::AtomicUsize,
 }
 
 impl Proxy {
@@ -70,6 +74,7 @@ impl Proxy {
             decisions: Mutex::new(vec![]),
             open: Mutex::new(vec![]),
             workers: Mutex::new(vec![]),
+            active: std::sync::atomic::AtomicUsize::new(0),
         });
         let st = state.clone();
         let accept = std::thread::Builder::new()
@@ -138,13 +143,27 @@ fn accept_loop(listener: std::net::TcpListener, stop: OwnedFd, state: Arc<State>
         if fds[1].revents().map(|r| !r.is_empty()).unwrap_or(false) {
             return;
         }
-        let Ok((client, _)) = listener.accept() else {
+        let Ok((mut client, _)) = listener.accept() else {
             continue;
         };
+        use std::sync::atomic::Ordering;
+        if state.active.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
+            state.active.fetch_sub(1, Ordering::SeqCst);
+            let _ = respond(
+                &mut client,
+                503,
+                "Service Unavailable",
+                &format!("cw-exec proxy: more than {MAX_CONNECTIONS} connections at once\n"),
+            );
+            continue;
+        }
         let st = state.clone();
         if let Ok(handle) = std::thread::Builder::new()
             .name("cw-exec proxy conn".into())
-            .spawn(move || serve(client, st))
+            .spawn(move || {
+                serve(client, st.clone());
+                st.active.fetch_sub(1, Ordering::SeqCst);
+            })
         {
             if let Ok(mut w) = state.workers.lock() {
                 w.push(handle);
