@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::attest;
 use crate::containment;
+use crate::kernel::pty::SandboxTerminal;
 use crate::model::{exec_failure_status, Dimension, Tier, EXIT_REFUSED};
 use crate::plan::Plan;
 use crate::readback::{KernelReadback, StepError};
@@ -69,16 +70,18 @@ impl Reporter {
     }
 }
 
-/// Init: PID 1 of the sandbox. Never returns.
+/// Init: PID 1 of the sandbox. Never returns. `terminal`: the sandbox's own pty, when it
+/// has one (descriptors 0 and 1, and 2 when cw-exec's stderr is a terminal, are its slave).
 pub fn init_main(
     plan: &Plan,
+    terminal: Option<&SandboxTerminal>,
     host_ns: &BTreeMap<String, u64>,
     go: OwnedFd,
     report: OwnedFd,
     proxy_channel: Option<OwnedFd>,
 ) -> ! {
     let mut reporter = Reporter(std::fs::File::from(report));
-    let code = match init(plan, host_ns, go, &mut reporter, proxy_channel) {
+    let code = match init(plan, terminal, host_ns, go, &mut reporter, proxy_channel) {
         Ok(code) => code,
         Err((step, message)) => {
             reporter.send(&Message::SetupError { step, message });
@@ -98,11 +101,13 @@ fn step<T, E: std::fmt::Display>(name: &str, r: Result<T, E>) -> Result<T, StepE
 
 fn init(
     plan: &Plan,
+    terminal: Option<&SandboxTerminal>,
     host_ns: &BTreeMap<String, u64>,
     go: OwnedFd,
     reporter: &mut Reporter,
     proxy_channel: Option<OwnedFd>,
 ) -> Result<i32, StepError> {
+    containment::init_own_process_group()?;
     // The signals init waits for must be blocked, or sigwait would not see them (and, for
     // PID 1, unblocked signals without a handler are discarded).
     let mut wanted = SigSet::empty();
@@ -125,9 +130,9 @@ fn init(
     }
     drop(go);
     crate::timings::mark("init: released by cw-exec");
-    let proc_handle = containment::init_steps(plan, proxy_channel)?;
+    let proc_handle = containment::init_steps(plan, proxy_channel, terminal)?;
     let command = match step("fork", sys::clone_into_namespaces(0))? {
-        None => command_main(plan, host_ns, reporter, proc_handle),
+        None => command_main(plan, terminal, host_ns, reporter, proc_handle),
         Some(pid) => pid,
     };
     drop(proc_handle);
@@ -173,7 +178,13 @@ fn init(
                 Tier::Landlock => containment::kill_descendants(),
             },
             s => {
-                let _ = kill(command, s);
+                // The command's whole process group (it is its session's leader, so the
+                // group's id is its pid): a shell's children get the signal as they would
+                // from a terminal, not only the shell. Before the command's setsid the
+                // group does not exist yet; then the command alone.
+                if kill(Pid::from_raw(-command.as_raw()), s) == Err(nix::errno::Errno::ESRCH) {
+                    let _ = kill(command, s);
+                }
             }
         }
     }
@@ -182,6 +193,7 @@ fn init(
 /// The command's process: restrict, read back, exec. Never returns.
 fn command_main(
     plan: &Plan,
+    terminal: Option<&SandboxTerminal>,
     host_ns: &BTreeMap<String, u64>,
     reporter: &mut Reporter,
     proc_handle: OwnedFd,
@@ -199,7 +211,7 @@ fn command_main(
     let envp = plan.envp();
     let command = crate::plan::c_path(&plan.command_path);
 
-    let readback = match containment::command_steps(plan, host_ns, &envp, proc_handle) {
+    let readback = match containment::command_steps(plan, terminal, host_ns, &envp, proc_handle) {
         Ok(rb) => rb,
         Err((step, message)) => {
             reporter.send(&Message::SetupError { step, message });

@@ -8,17 +8,21 @@
 //!  3. `identity_and_limits`: uid/gid maps of the new user namespace; init joins the cgroups;
 //!     then init is released.
 //!
-//! init (PID 1 of the sandbox) — `init_steps`:
-//!  4. hostname; the mount view (`kernel::mount_view::enter`: pivot_root into a tmpfs, binds
-//!     verified by identity, masks, pins, private /tmp, own /proc, the host tree detached);
+//! init (PID 1 of the sandbox) — `init_own_process_group`, then `init_steps`:
+//!  4. its own process group (a terminal's signals reach the sandbox only through cw-exec,
+//!     once); hostname; the mount view (`kernel::mount_view::enter`: pivot_root into a tmpfs, binds
+//!     verified by identity, masks, pins, private /tmp, own /proc, the host tree detached;
+//!     with a terminal of its own, its pty slave and /dev/tty);
 //!     vm.memfd_noexec=2 (root); loopback up (`--net loopback`); a writable /proc handle for
 //!     the command's oom_score_adj; lowered per-user quotas; host kernel state sealed
 //!     read-only; init non-dumpable, its environment and arguments scrubbed.
 //!  5. fork the command's process; init drops every capability and only reaps and forwards.
 //!
 //! the command's process — `command_steps`:
-//!  6. setsid; chdir; oom_score_adj; close-on-exec from fd 3; no_new_privs.
-//!  7. Landlock (filesystem, TCP, scopes); the TCP probe (before seccomp); rlimits and
+//!  6. setsid; with a terminal of its own, the pty slave (descriptor 0) as controlling
+//!     terminal; chdir; oom_score_adj; close-on-exec from fd 3; no_new_privs.
+//!  7. Landlock (filesystem, TCP, scopes; read, write and ioctl on its own terminal); the
+//!     TCP probe (before seccomp); rlimits and
 //!     rlimit-backed quotas; capabilities cleared and securebits locked.
 //!  8. seccomp, last; the set-id probe that needs a before/after pair.
 //!  9. the read-back (`readback::collect`), then — in `child` — the verdict, and execve only
@@ -31,6 +35,7 @@ use std::path::{Path, PathBuf};
 use nix::unistd::Pid;
 
 use crate::kernel::cgroup::RunCgroups;
+use crate::kernel::pty::SandboxTerminal;
 use crate::kernel::{landlock, mount_view, userns};
 use crate::model::{NetMode, Tier};
 use crate::plan::Plan;
@@ -120,14 +125,35 @@ pub fn identity_and_limits(
     }
 }
 
+/// Step 4 begins, in init, before anything else: init leaves cw-exec's process group. A
+/// terminal that signals cw-exec's process group (Ctrl-C without a terminal of the
+/// sandbox's own) would otherwise signal init too, and the command would get the signal
+/// twice: once from init's copy, once forwarded by cw-exec.
+pub fn init_own_process_group() -> Result<(), StepError> {
+    step(
+        "init: own process group",
+        nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0)),
+    )
+}
+
 /// Step 4, in init: everything init sets up before it forks the command. Returns the
-/// writable /proc handle the command uses for its oom_score_adj.
-pub fn init_steps(plan: &Plan, proxy_channel: Option<OwnedFd>) -> Result<OwnedFd, StepError> {
+/// writable /proc handle the command uses for its oom_score_adj. `terminal`: the sandbox's
+/// own pty, bound into the view with /dev/tty (the Landlock tier has no view: Landlock alone
+/// confines the command to its own terminal's nodes, see `command_steps`).
+pub fn init_steps(
+    plan: &Plan,
+    proxy_channel: Option<OwnedFd>,
+    terminal: Option<&SandboxTerminal>,
+) -> Result<OwnedFd, StepError> {
     if plan.tier == Tier::Landlock {
         return landlock_init_steps();
     }
     step("hostname", nix::unistd::sethostname("cw-exec"))?;
-    step("mount view", mount_view::enter(&plan.view()))?;
+    let mut view = plan.view();
+    if let Some(t) = terminal {
+        view.binds.extend(t.binds());
+    }
+    step("mount view", mount_view::enter(&view))?;
     crate::timings::mark("init: mount view built and entered");
     // Landlock does not mediate exec of a memfd (it lives on an internal mount Landlock
     // exempts), so forbid executable memfds for the whole PID namespace (Linux 6.3); the
@@ -273,6 +299,7 @@ pub fn kill_descendants() {
 /// assumes the ones before it.
 pub fn command_steps(
     plan: &Plan,
+    terminal: Option<&SandboxTerminal>,
     host_ns: &BTreeMap<String, u64>,
     envp: &[std::ffi::CString],
     proc_handle: OwnedFd,
@@ -280,6 +307,16 @@ pub fn command_steps(
     crate::timings::mark("command: forked");
     // 1. A new session: no controlling terminal, so TIOCSTI cannot reach the caller's.
     step("setsid", nix::unistd::setsid())?;
+    // 1b. With a terminal of its own, descriptor 0 is its pty slave: the session's
+    //     controlling terminal, so Ctrl-C, Ctrl-Z and job control work inside (the
+    //     session's process group is its foreground group until a shell changes that).
+    //     Before seccomp, which refuses TIOCSCTTY from here on.
+    if terminal.is_some() {
+        step(
+            "controlling terminal",
+            sys::set_controlling_terminal(std::io::stdin().as_fd()),
+        )?;
+    }
     // 2. The working directory, inside the view.
     step(
         &format!("chdir {}", plan.cwd.display()),
@@ -295,11 +332,15 @@ pub fn command_steps(
     step("no_new_privs", nix::sys::prctl::set_no_new_privs())?;
     // 5. Landlock: filesystem allowlist, TCP (for --net none), scopes.
     let grants: Vec<_> = plan.all_grants().cloned().collect();
+    let devices = terminal
+        .map(SandboxTerminal::device_paths)
+        .unwrap_or_default();
     let outcome = step(
         "landlock",
         landlock::restrict(
             plan.landlock,
             &grants,
+            &devices,
             plan.net,
             if plan.proxy.is_some() {
                 &[crate::netpolicy::PROXY_PORT]

@@ -226,6 +226,12 @@ pub fn for_run(plan: &Plan, outcome: &Outcome, label: &str, kind: Kind) -> Value
         notes.push(format!("exec failed: {e}"));
     }
     notes.extend(limit_notes(plan, outcome));
+    if let (Some(grace), Some(sig)) = (outcome.killed_after, outcome.forwarded) {
+        notes.push(format!(
+            "signal: the command had not ended {}s (kill-after) after signal {sig} was forwarded; the process tree was killed",
+            grace.as_secs_f64()
+        ));
+    }
     // A refusal means nothing was run: nothing counts as enforced for it, and what was not
     // proven (everything, if the sandbox was never built) is unenforceable.
     let (enforced, unenforceable) = match &outcome.refusal {

@@ -85,6 +85,9 @@ pub struct Request {
     /// Why the Landlock tier is used when the namespace tier was tried first and failed at
     /// run time (set by `supervise::run_falling_back`).
     pub tier_fallback: Option<String>,
+    /// Seconds between forwarding SIGTERM, SIGINT or SIGHUP and killing the whole tree
+    /// (`--kill-after`; None: `DEFAULT_KILL_AFTER`).
+    pub kill_after: Option<f64>,
 }
 
 impl Request {
@@ -337,6 +340,9 @@ pub struct Plan {
     /// is checked against the policy rather than against itself.
     pub env_rule: EnvRule,
     pub timeout: Option<Duration>,
+    /// After cw-exec forwards SIGTERM, SIGINT or SIGHUP, how long the command gets before the
+    /// whole tree is killed (`--kill-after`).
+    pub kill_after: Duration,
     pub limits: LimitsPlan,
     pub landlock: LandlockAbi,
     pub seccomp: SeccompProgram,
@@ -703,6 +709,7 @@ impl Plan {
             ));
         }
         let (timeout, limits) = limits_of(req, &profile, &profile_id, uid)?;
+        let kill_after = kill_after_of(req.kill_after).map_err(bad)?;
         // vm.memfd_noexec is per PID namespace: only the namespace tier has its own.
         let memfd_sysctl = tier == Tier::Namespaces && can_set_memfd_sysctl(uid);
         let native_code = profile.exec.native_code();
@@ -739,6 +746,7 @@ impl Plan {
             env,
             env_rule,
             timeout,
+            kill_after,
             limits,
             landlock: LandlockAbi(abi),
             seccomp,
@@ -1373,6 +1381,25 @@ fn limits_of(
     let limits = crate::limits::plan(&wanted, uid)
         .map_err(|(limit, message)| Refusal::limit(limit, message))?;
     Ok((timeout, limits))
+}
+
+/// How long the command gets after a forwarded SIGTERM, SIGINT or SIGHUP when no
+/// `--kill-after` says otherwise.
+pub const DEFAULT_KILL_AFTER: Duration = Duration::from_secs(10);
+/// The longest `--kill-after` (a day): past it, the flag is a mistake.
+pub const MAX_KILL_AFTER: f64 = 86_400.0;
+
+/// `--kill-after SECONDS`: 0 (kill as soon as the signal is forwarded) up to a day.
+pub fn kill_after_of(seconds: Option<f64>) -> Result<Duration, String> {
+    match seconds {
+        None => Ok(DEFAULT_KILL_AFTER),
+        Some(s) if s.is_finite() && (0.0..=MAX_KILL_AFTER).contains(&s) => {
+            Ok(Duration::from_secs_f64(s))
+        }
+        Some(s) => Err(format!(
+            "--kill-after {s}: not a number of seconds in [0, {MAX_KILL_AFTER}] (0 kills the tree as soon as a signal is forwarded)"
+        )),
+    }
 }
 
 /// The native rule for required dimensions, from the two facts it depends on (known before

@@ -1,6 +1,8 @@
 //! cw-exec's side of a run: make the run's cgroups, start init in fresh namespaces, map its
-//! identity, relay output (hashing stdout, enforcing the output limit), forward signals,
-//! enforce the timeout and the CPU limit, and clean up whatever happens.
+//! identity, relay output (hashing stdout, enforcing the output limit) or, on a terminal,
+//! relay the sandbox's own pty, forward signals (killing the tree `--kill-after` a
+//! forwarded SIGTERM, SIGINT or SIGHUP), enforce the timeout and the CPU limit, and clean
+//! up whatever happens.
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
@@ -16,6 +18,7 @@ use sha2::{Digest, Sha256};
 use crate::child::{self, Message, FORWARDED, TERMINATE_TREE};
 use crate::containment;
 use crate::kernel::cgroup::RunCgroups;
+use crate::kernel::pty::{self, Pty, RawMode};
 use crate::model::{
     exec_failure_status, hex, names, Refusal, EXIT_CPU, EXIT_REFUSED, EXIT_TIMEOUT,
 };
@@ -25,8 +28,14 @@ use crate::plan::{namespace_inodes, Plan};
 use crate::readback::KernelReadback;
 use crate::sys;
 
-/// After a timeout, how long the tree gets between SIGTERM and SIGKILL.
+/// After a timeout, how long the tree gets between SIGTERM and SIGKILL. (A timeout is a
+/// bound the caller set; `--kill-after` does not extend it.)
 pub const KILL_GRACE: Duration = Duration::from_secs(2);
+
+/// Forwarded signals that ask the command to end: `--kill-after` later, the whole tree is
+/// killed if it has not. SIGQUIT is forwarded too but does not count (programs such as the
+/// JVM answer it with a dump and keep running, as asked).
+pub const ENDING_SIGNALS: [Signal; 3] = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP];
 
 use crate::limits::CPU_POLL;
 
@@ -63,6 +72,11 @@ pub struct Outcome {
     pub stdin: &'static str,
     /// The egress proxy's decisions (`--net allow=...`).
     pub net_decisions: Vec<crate::proxy::Decision>,
+    /// The first SIGTERM, SIGINT or SIGHUP cw-exec forwarded to the command, if any.
+    pub forwarded: Option<i32>,
+    /// The command had not ended this long (`--kill-after`) after that signal: cw-exec
+    /// killed the whole tree.
+    pub killed_after: Option<Duration>,
 }
 
 /// What cw-exec relays instead of handing the child its own descriptors. Whenever output is
@@ -319,6 +333,37 @@ impl StdinRelay {
     }
 }
 
+/// The sandbox's own terminal, when cw-exec's stdin and stdout are terminals and nothing
+/// captures output (no envelope, no protocol front end, no output limit): with it the
+/// command's session has a controlling terminal, so the terminal's Ctrl-C reaches the
+/// sandbox's whole foreground process group and shells do job control. Without a pty
+/// (none can be opened here), the command shares cw-exec's terminal as before, and says so.
+fn sandbox_terminal(capture: Capture) -> Option<Pty> {
+    if capture.stdout || capture.stderr {
+        return None;
+    }
+    let (stdin, stdout) = (std::io::stdin(), std::io::stdout());
+    if !(pty::is_terminal(stdin.as_fd()) && pty::is_terminal(stdout.as_fd())) {
+        return None;
+    }
+    match Pty::open(stdin.as_fd()) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            eprintln!(
+                "cw-exec: no terminal of the sandbox's own ({e}): the command shares this one, without job control"
+            );
+            None
+        }
+    }
+}
+
+/// cw-exec's side of the sandbox's terminal during the run.
+struct TerminalRelay {
+    master: OwnedFd,
+    /// The caller's terminal in raw mode until this is dropped (None if it could not be).
+    raw: Option<RawMode>,
+}
+
 /// Bytes of cw-exec's stdin read at once for the relay (the pipe holds 64 KiB).
 const STDIN_BUFFER: usize = 64 << 10;
 
@@ -334,10 +379,16 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
 
     // Signals we forward or watch are blocked and read through a signalfd; init inherits
     // the mask and waits for them synchronously.
+    let terminal = sandbox_terminal(capture);
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);
     for sig in FORWARDED {
         mask.add(sig);
+    }
+    if terminal.is_some() {
+        // The window size follows the caller's; raw mode comes back after a stop.
+        mask.add(Signal::SIGWINCH);
+        mask.add(Signal::SIGCONT);
     }
     if let Err(e) = mask.thread_block() {
         return refused("blocking signals", e.to_string());
@@ -377,7 +428,12 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
         Ok(s) => s,
         Err(e) => return refused("stdin", e),
     };
-    let stdin_described = stdin.describe();
+    let stdin_described = if terminal.is_some() {
+        "the sandbox's own terminal (a pty cw-exec relays)"
+    } else {
+        stdin.describe()
+    };
+    let sandbox_side = terminal.as_ref().map(|t| t.sandbox.clone());
 
     // Limits that bind the sandbox as a whole are in place before init runs anything.
     let cgroups = match containment::limits_before_clone(plan) {
@@ -414,12 +470,32 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
                     std::process::exit(EXIT_REFUSED);
                 }
             }
+            if let Some(Pty { master, slave, .. }) = terminal {
+                drop(master);
+                let stderr_too = pty::is_terminal(std::io::stderr().as_fd());
+                let dup = nix::unistd::dup2_stdin(&slave)
+                    .and_then(|_| nix::unistd::dup2_stdout(&slave))
+                    .and_then(|_| match stderr_too {
+                        true => nix::unistd::dup2_stderr(&slave),
+                        false => Ok(()),
+                    });
+                if dup.is_err() {
+                    std::process::exit(EXIT_REFUSED);
+                }
+            }
             std::mem::forget(cgroups); // the parent's to remove, not ours
             let channel = proxy_channel.map(|(ours, theirs)| {
                 drop(ours);
                 theirs
             });
-            child::init_main(plan, &host_ns, go_read, report_write, channel)
+            child::init_main(
+                plan,
+                sandbox_side.as_ref(),
+                &host_ns,
+                go_read,
+                report_write,
+                channel,
+            )
         }
         Err(e) => {
             return refused(
@@ -439,9 +515,34 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
     drop((go_read, report_write));
     let stdout_read = stdout_pipe.map(|(read, _write)| read);
     let stderr_read = stderr_pipe.map(|(read, _write)| read);
-    let stdin_feed = match stdin {
+    let mut stdin_feed = match stdin {
         StdinPlan::Relay { feed, .. } => Some(feed),
         _ => None,
+    };
+    // The sandbox's terminal: init holds the slave now (the master reads EIO once every
+    // process of the sandbox has closed it); cw-exec's stdin is fed to the master.
+    let terminal = match terminal {
+        Some(Pty { master, slave, .. }) => {
+            drop(slave);
+            let feed = nix::fcntl::fcntl(
+                &master,
+                nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+            )
+            .map_err(std::io::Error::from)
+            .and_then(|_| master.try_clone());
+            match feed {
+                Ok(feed) => {
+                    stdin_feed = Some(feed);
+                    Some(master)
+                }
+                Err(e) => {
+                    let _ = kill(init, Signal::SIGKILL);
+                    let _ = waitpid(init, None);
+                    return refused("terminal", format!("the sandbox's pty: {e}"));
+                }
+            }
+        }
+        None => None,
     };
 
     if let Err(e) = containment::identity_and_limits(plan, init, cgroups.as_ref()) {
@@ -450,6 +551,12 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
         return refused("sandbox set-up", e);
     }
     crate::timings::mark("identity mapped, cgroups joined");
+    // The caller's terminal goes raw only now, after the last early return above, and
+    // comes back when `relay` drops the guard (or a panic runs its hook).
+    let terminal = terminal.map(|master| TerminalRelay {
+        master,
+        raw: RawMode::enter(std::io::stdin().as_fd()).ok(),
+    });
     let _ = nix::unistd::write(&go_write, b"g");
     drop(go_write);
     // The proxy starts serving as soon as init hands over its socket (connections queue on it
@@ -477,6 +584,7 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
         report_read,
         (stdout_read, stderr_read),
         StdinRelay::new(stdin_feed),
+        terminal,
         cgroups.as_ref(),
         capture.forward_stdout,
     );
@@ -565,10 +673,20 @@ impl BackgroundHasher {
     }
 }
 
-/// One captured output stream.
+/// One relayed output stream.
 struct Stream {
     fd: Option<OwnedFd>,
-    is_stdout: bool,
+    kind: Out,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Out {
+    /// The command's stdout: hashed, limited, passed on to cw-exec's stdout.
+    Stdout,
+    /// Its stderr: limited, passed on to cw-exec's stderr.
+    Stderr,
+    /// The sandbox's pty master: passed on to cw-exec's terminal as is.
+    Terminal,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -579,6 +697,7 @@ fn relay(
     report: OwnedFd,
     (stdout, stderr): (Option<OwnedFd>, Option<OwnedFd>),
     mut stdin: StdinRelay,
+    terminal: Option<TerminalRelay>,
     cgroups: Option<&RunCgroups>,
     forward_stdout: bool,
 ) -> Outcome {
@@ -589,11 +708,15 @@ fn relay(
     let mut streams = [
         Stream {
             fd: stdout,
-            is_stdout: true,
+            kind: Out::Stdout,
         },
         Stream {
             fd: stderr,
-            is_stdout: false,
+            kind: Out::Stderr,
+        },
+        Stream {
+            fd: terminal.as_ref().and_then(|t| t.master.try_clone().ok()),
+            kind: Out::Terminal,
         },
     ];
     let mut output_budget = plan.limits.output.unwrap_or(u64::MAX);
@@ -601,6 +724,8 @@ fn relay(
     let deadline = plan.timeout.map(|t| Instant::now() + t);
     let cpu_limit = plan.limits.cpu_total.filter(|_| cgroups.is_some());
     let mut kill_at: Option<Instant> = None;
+    // `--kill-after` the first forwarded SIGTERM, SIGINT or SIGHUP.
+    let mut grace_ends: Option<Instant> = None;
     let mut exit_message: Option<(Option<i32>, Option<i32>)> = None;
 
     while report_file.is_some() || streams.iter().any(|s| s.fd.is_some()) {
@@ -617,17 +742,42 @@ fn relay(
                 kill_at = Some(now + KILL_GRACE);
             }
         }
+        if let Some(at) = grace_ends {
+            if now >= at {
+                grace_ends = None;
+                if exit_message.is_none() {
+                    // The command did not end when asked: the whole tree goes.
+                    outcome.killed_after = Some(plan.kill_after);
+                    match plan.tier {
+                        // Init is PID 1 of its namespace: every process in it dies with it.
+                        Tier::Namespaces => {
+                            let _ = kill(init, Signal::SIGKILL);
+                        }
+                        // No namespace: init SIGKILLs every process of the run (it is their
+                        // subreaper), then goes itself, after the grace a timeout gets.
+                        Tier::Landlock => {
+                            let _ = kill(init, TERMINATE_TREE);
+                            kill_at.get_or_insert(now + KILL_GRACE);
+                        }
+                    }
+                }
+            }
+        }
         if let (Some(limit), Some(c), false) = (cpu_limit, cgroups, outcome.cpu_exceeded) {
             if c.cpu_used().map(|used| used > limit).unwrap_or(false) {
                 outcome.cpu_exceeded = true;
                 let _ = kill(init, Signal::SIGKILL);
             }
         }
-        let mut wake = [kill_at, if outcome.timed_out { None } else { deadline }]
-            .into_iter()
-            .flatten()
-            .min()
-            .map(|t| t.saturating_duration_since(Instant::now()));
+        let mut wake = [
+            kill_at,
+            grace_ends,
+            if outcome.timed_out { None } else { deadline },
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(|t| t.saturating_duration_since(Instant::now()));
         if cpu_limit.is_some() {
             wake = Some(wake.map_or(CPU_POLL, |w| w.min(CPU_POLL)));
         }
@@ -701,10 +851,28 @@ fn relay(
 
         if sig_ready {
             while let Ok(Some(info)) = signals.read_signal() {
-                let sig = info.ssi_signo as i32;
-                if sig != libc::SIGCHLD {
-                    if let Ok(s) = Signal::try_from(sig) {
+                let Ok(sig) = Signal::try_from(info.ssi_signo as i32) else {
+                    continue;
+                };
+                match (sig, terminal.as_ref()) {
+                    (Signal::SIGCHLD, _) => {}
+                    (Signal::SIGWINCH, Some(t)) => {
+                        pty::copy_window_size(std::io::stdin().as_fd(), t.master.as_fd())
+                    }
+                    (Signal::SIGCONT, Some(t)) => {
+                        if let Some(raw) = &t.raw {
+                            raw.reapply();
+                        }
+                        pty::copy_window_size(std::io::stdin().as_fd(), t.master.as_fd());
+                    }
+                    (Signal::SIGWINCH | Signal::SIGCONT, None) => {}
+                    (s, _) => {
+                        // Init passes it on to the command's whole process group.
                         let _ = kill(init, s);
+                        if ENDING_SIGNALS.contains(&s) && outcome.forwarded.is_none() {
+                            outcome.forwarded = Some(s as i32);
+                            grace_ends = Some(Instant::now() + plan.kill_after);
+                        }
                     }
                 }
             }
@@ -752,19 +920,27 @@ fn relay(
             if pass == 0 {
                 continue;
             }
-            let written = if stream.is_stdout {
-                if let Some(h) = hasher.as_ref() {
-                    h.feed(&buf[..pass]);
+            let written = match stream.kind {
+                Out::Stdout => {
+                    if let Some(h) = hasher.as_ref() {
+                        h.feed(&buf[..pass]);
+                    }
+                    outcome.stdout_bytes += pass as u64;
+                    if forward_stdout {
+                        let mut out = std::io::stdout().lock();
+                        out.write_all(&buf[..pass]).and_then(|_| out.flush())
+                    } else {
+                        Ok(())
+                    }
                 }
-                outcome.stdout_bytes += pass as u64;
-                if forward_stdout {
+                Out::Stderr => std::io::stderr().lock().write_all(&buf[..pass]),
+                Out::Terminal => {
+                    // A terminal that went away: keep draining the master, so nothing in
+                    // the sandbox blocks on a full pty (its SIGHUP is forwarded).
                     let mut out = std::io::stdout().lock();
-                    out.write_all(&buf[..pass]).and_then(|_| out.flush())
-                } else {
+                    let _ = out.write_all(&buf[..pass]).and_then(|_| out.flush());
                     Ok(())
                 }
-            } else {
-                std::io::stderr().lock().write_all(&buf[..pass])
             };
             if written.is_err() {
                 // Our side is gone (a closed pipe): close the child's too, so it sees
@@ -799,6 +975,11 @@ fn relay(
         outcome.exit_code
     } else if let Some((code, signal)) = exit_message {
         code.unwrap_or_else(|| 128 + signal.unwrap_or(0))
+    } else if outcome.killed_after.is_some() {
+        // SIGKILLed by cw-exec `--kill-after` a forwarded signal it did not end on.
+        outcome.signal = Some(libc::SIGKILL);
+        outcome.child_code = None;
+        128 + libc::SIGKILL
     } else {
         // init ended without reporting the command's end: it was killed (OOM, SIGKILL).
         let why = match status {

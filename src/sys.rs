@@ -627,3 +627,53 @@ pub fn clear_capabilities(bounding: bool) -> io::Result<()> {
     // the call.
     check(unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) })
 }
+
+/// `ioctl(fd, TIOCSCTTY, 0)`: makes the terminal behind `fd` the calling process's
+/// controlling terminal. The caller must be a session leader without one, and the terminal
+/// nobody's controlling terminal (0: never steal it, whatever the caller's privilege).
+pub fn set_controlling_terminal(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: TIOCSCTTY takes an integer argument, not a pointer; no memory is touched.
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0 as libc::c_int) };
+    if ret == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `ioctl(fd, TIOCGWINSZ)`: the terminal's window size.
+pub fn window_size(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<libc::winsize> {
+    use std::os::fd::AsRawFd;
+    let mut size = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one `struct winsize` through the pointer, which points to a
+    // live, exclusively borrowed value of that type.
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut size) };
+    if ret == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(size)
+}
+
+/// `ioctl(fd, TIOCSWINSZ)`: sets the terminal's window size (the kernel sends SIGWINCH to
+/// its foreground process group when the size changes).
+pub fn set_window_size(fd: std::os::fd::BorrowedFd<'_>, size: &libc::winsize) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: TIOCSWINSZ reads one `struct winsize` through the pointer, which points to a
+    // live value of that type.
+    let ret = unsafe {
+        libc::ioctl(
+            fd.as_raw_fd(),
+            libc::TIOCSWINSZ,
+            size as *const libc::winsize,
+        )
+    };
+    if ret == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

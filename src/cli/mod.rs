@@ -174,6 +174,10 @@ pub struct RunArgs {
     /// Wall-clock limit in seconds; the whole process tree is killed when it expires (exit 124).
     #[arg(long, value_name = "SECONDS", allow_hyphen_values = true)]
     pub timeout: Option<f64>,
+    /// After forwarding SIGTERM, SIGINT or SIGHUP to the command, kill the whole process
+    /// tree if it has not ended within SECONDS (default 10; 0 to 86400, 0: at once).
+    #[arg(long, value_name = "SECONDS", allow_hyphen_values = true)]
+    pub kill_after: Option<f64>,
     /// Memory of the whole sandbox (bytes, or with K/M/G/T; 8M to 1048576T).
     #[arg(long, value_name = "SIZE", value_parser = size_flag("memory"), allow_hyphen_values = true)]
     pub memory: Option<Size>,
@@ -259,6 +263,7 @@ impl RunArgs {
             },
             command: self.command.clone(),
             timings: self.timings,
+            kill_after: self.kill_after,
             ..Default::default()
         }
     }
@@ -310,6 +315,7 @@ impl RunArgs {
         req.limits = flags.limits;
         req.command = flags.command;
         req.timings = flags.timings;
+        req.kill_after = flags.kill_after;
         Ok((req, Some(policy)))
     }
 }
@@ -451,6 +457,15 @@ pub fn report(plan: &Plan, outcome: &supervise::Outcome) {
         say!(
             "cw-exec: timed out after {:.3}s; the process tree was killed",
             outcome.duration.as_secs_f64()
+        );
+    } else if let Some(grace) = outcome.killed_after {
+        say!(
+            "cw-exec: the command had not ended {}s (--kill-after) after {} was forwarded; the process tree was killed",
+            grace.as_secs_f64(),
+            outcome
+                .forwarded
+                .and_then(|s| nix::sys::signal::Signal::try_from(s).ok())
+                .map_or("a forwarded signal", |s| s.as_str())
         );
     }
     for note in envelope::limit_notes(plan, outcome) {

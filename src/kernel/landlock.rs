@@ -82,11 +82,22 @@ pub struct LandlockOutcome {
     pub rules: usize,
 }
 
-/// Builds the ruleset from the grants (paths as seen inside the sandbox) and restricts the
+/// Read, write and device ioctls on one device file: the sandbox's own terminal (its pty
+/// slave and /dev/tty), which job control and terminal modes drive with ioctls. Never
+/// beneath a grant: grants keep device ioctls denied.
+pub fn device_rights(abi: LandlockAbi) -> BitFlags<AccessFs> {
+    (AccessFs::ReadFile | AccessFs::WriteFile | AccessFs::IoctlDev)
+        & abi.handled_fs()
+        & AccessFs::from_file(abi.abi())
+}
+
+/// Builds the ruleset from the grants (paths as seen inside the sandbox), plus a rule with
+/// `device_rights` for each of `devices` (opened by name, in the view), and restricts the
 /// calling thread. no_new_privs must already be set.
 pub fn restrict(
     abi: LandlockAbi,
     grants: &[Grant],
+    devices: &[std::path::PathBuf],
     net: NetMode,
     connect_ports: &[u16],
     bind_ports: &[u16],
@@ -147,6 +158,13 @@ pub fn restrict(
         created = created
             .add_rule(NetPort::new(*port, AccessNet::ConnectTcp))
             .map_err(|e| format!("landlock: TCP connect rule for port {port}: {e}"))?;
+        rules += 1;
+    }
+    for device in devices {
+        let fd = PathFd::new(device).map_err(|e| format!("landlock: {}: {e}", device.display()))?;
+        created = created
+            .add_rule(PathBeneath::new(fd, device_rights(abi)))
+            .map_err(|e| format!("landlock: rule for {}: {e}", device.display()))?;
         rules += 1;
     }
     // no_new_privs is set by the caller (it has to precede seccomp too); the crate setting it

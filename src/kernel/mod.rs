@@ -4,6 +4,7 @@ pub mod cgroup;
 pub mod landlock;
 pub mod mount_view;
 pub mod pathfd;
+pub mod pty;
 pub mod quotas;
 pub mod seccomp;
 pub mod userns;

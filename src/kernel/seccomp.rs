@@ -127,10 +127,27 @@ const NAMESPACE_FLAGS: &[u64] = &[
     0x80, // CLONE_NEWTIME
 ];
 
-/// ioctls that push input into a terminal; compared on the low 32 bits only, because the
-/// kernel truncates the request number to 32 bits (so `TIOCSTI | 1<<32` is still TIOCSTI).
+/// Terminal ioctls refused on every descriptor; compared on the low 32 bits only, because
+/// the kernel truncates the request number to 32 bits (so `TIOCSTI | 1<<32` is still
+/// TIOCSTI):
+/// - TIOCSTI and TIOCLINUX push input into a terminal (even the sandbox's own pty: what is
+///   typed there comes from the caller alone);
+/// - TIOCSCTTY takes a terminal as controlling terminal: the command's process takes its
+///   own pty before seccomp, and nothing inside takes another (nor its own back after a
+///   setsid);
+/// - TIOCSETD changes the line discipline: module autoloading and rarely used kernel code
+///   (n_gsm, n_hdlc) that no program in a sandbox needs.
+///
+/// Every other terminal ioctl stays allowed, so job control and terminal modes work: the
+/// kernel confines TIOCSPGRP and TIOCGPGRP to the caller's controlling terminal, and the
+/// only terminal in the view is the sandbox's own (see `kernel::pty`).
 #[allow(clippy::unnecessary_cast)] // the ioctl request type differs between libc targets
-const TERMINAL_INJECTION: &[u64] = &[libc::TIOCSTI as u64, 0x541C /* TIOCLINUX */];
+const TERMINAL_DENIED: &[u64] = &[
+    libc::TIOCSTI as u64,
+    0x541C, // TIOCLINUX
+    libc::TIOCSCTTY as u64,
+    libc::TIOCSETD as u64,
+];
 
 /// Set-user-ID and set-group-ID: either bit in a mode argument is refused.
 const SETID_BITS: [u64; 2] = [libc::S_ISUID as u64, libc::S_ISGID as u64];
@@ -204,12 +221,12 @@ impl SeccompProgram {
         denies.push("namespace creation via clone/unshare flags; clone3 answers ENOSYS".into());
         eperm.insert(
             libc::SYS_ioctl,
-            TERMINAL_INJECTION
+            TERMINAL_DENIED
                 .iter()
                 .map(|req| rule(vec![cond(1, Len::Dword, Op::Eq, *req)?]))
                 .collect::<Result<_, _>>()?,
         );
-        denies.push("terminal input injection (ioctl TIOCSTI, TIOCLINUX)".into());
+        denies.push("terminal input injection (ioctl TIOCSTI, TIOCLINUX), taking a controlling terminal (TIOCSCTTY), line disciplines (TIOCSETD)".into());
         if forbid_exec_memfd {
             const MFD_NOEXEC_SEAL: u64 = 0x8;
             eperm.insert(
