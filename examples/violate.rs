@@ -852,6 +852,17 @@ fn main() {
                 libc::ioctl(fd, libc::TCGETS, &mut t) as i64
             }
         }),
+        // Becomes a session leader without a controlling terminal (as setsid(1) would),
+        // then tries to take the terminal on descriptor FD as its controlling terminal.
+        "tiocsctty" => report(unsafe {
+            libc::setsid();
+            libc::ioctl(a(1).parse::<i32>().unwrap(), libc::TIOCSCTTY, 0) as i64
+        }),
+        // Sets the line discipline of the terminal on FD to N_TTY (what it already is).
+        "tiocsetd" => report(unsafe {
+            let ldisc: libc::c_int = 0;
+            libc::ioctl(a(1).parse::<i32>().unwrap(), libc::TIOCSETD, &ldisc) as i64
+        }),
         "tiocsti-path" => report(unsafe {
             let fd = libc::open(p(1).as_ptr(), libc::O_RDWR);
             if fd < 0 {
