@@ -409,6 +409,8 @@ pub fn kernel_section(plan: &Plan, rb: Option<&KernelReadback>, verdict: &Verdic
     let mut section = json!({
         "readBackAt": "child, after every restriction, immediately before execve",
         "rules": rules,
+        "binds": plan.binds.iter().map(|b| b.describe(plan.landlock)).collect::<Vec<_>>(),
+        "runAs": plan.run_as.map(|(uid, gid)| json!({"uid": uid, "gid": gid})),
         "runtimeAllowance": runtime,
         "agentInstall": plan.agent_install.iter().map(|g| json!({"path": g.path, "access": g.access.describe()})).collect::<Vec<_>>(),
         "tier": {

@@ -317,6 +317,11 @@ pub fn command_steps(
             sys::set_controlling_terminal(std::io::stdin().as_fd()),
         )?;
     }
+    // 1c. Another identity (`--user`, as root): before anything the command's identity
+    //     decides (the working directory, the probes' files).
+    if let Some(ids) = plan.run_as {
+        step("--user", switch_identity(ids))?;
+    }
     // 2. The working directory, inside the view.
     step(
         &format!("chdir {}", plan.cwd.display()),
@@ -383,6 +388,19 @@ pub fn command_steps(
 
     // 9. The read-back: what the kernel says about this process, and the late probes.
     readback::collect(plan, host_ns, envp, outcome, probes, setid_chmod)
+}
+
+/// Becomes `uid`:`gid` with no supplementary groups (the namespace of a root caller maps
+/// every id). The securebits are locked first (NO_SETUID_FIXUP: the switch clears no
+/// capability), so the steps after it keep the namespace's capabilities until
+/// `drop_capabilities` clears them (locking the same bits again is allowed).
+fn switch_identity((uid, gid): (u32, u32)) -> Result<(), String> {
+    use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
+    sys::lock_securebits().map_err(|e| format!("securebits: {e}"))?;
+    let (uid, gid) = (Uid::from_raw(uid), Gid::from_raw(gid));
+    setgroups(&[]).map_err(|e| format!("dropping supplementary groups: {e}"))?;
+    setresgid(gid, gid, gid).map_err(|e| format!("setresgid({gid}): {e}"))?;
+    setresuid(uid, uid, uid).map_err(|e| format!("setresuid({uid}): {e}"))
 }
 
 /// A detached copy of the sandbox's /proc mount (`open_tree` clone), writable whatever later

@@ -14,6 +14,7 @@ mod cli;
 mod containment;
 mod credentials;
 mod cw;
+mod docker;
 mod envelope;
 mod fsio;
 mod jcs;
@@ -51,6 +52,10 @@ fn dispatch() -> i32 {
         let args: Vec<String> = std::env::args().skip(1).collect();
         return raxcell::main(&args);
     }
+    if docker::invoked_as_docker() {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        return docker::main(&args);
+    }
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -84,6 +89,7 @@ fn dispatch() -> i32 {
         }),
         cli::Command::Key(cli::KeyCommand::Show) => cli::verify::key_show(),
         cli::Command::Raxcell { args } => raxcell::main(&args),
+        cli::Command::Docker { args } => docker::main(&args),
     };
     code
 }

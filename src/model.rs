@@ -273,6 +273,90 @@ pub struct Grant {
     pub links: Vec<Link>,
 }
 
+/// A host path bound at another path in the sandbox (`--bind HOST:SANDBOX[:ro]`, a profile's
+/// `bind`, a docker `--mount`): what was asked for, before anything is resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BindSpec {
+    /// The host source as given (path tokens allowed).
+    pub host: String,
+    /// Where it appears in the sandbox: absolute, without `.` or `..`.
+    pub sandbox: PathBuf,
+    pub read_only: bool,
+}
+
+impl BindSpec {
+    /// Parses `HOST:SANDBOX`, `HOST:SANDBOX:ro` or `HOST:SANDBOX:rw`. Neither path may contain
+    /// a `:` (use the docker front end's `--mount src=,dst=` for such paths).
+    pub fn parse(text: &str) -> Result<BindSpec, String> {
+        let parts: Vec<&str> = text.split(':').collect();
+        let (host, sandbox, read_only) = match parts.as_slice() {
+            [h, s] => (*h, *s, false),
+            [h, s, "ro"] => (*h, *s, true),
+            [h, s, "rw"] => (*h, *s, false),
+            [_, _, other] => {
+                return Err(format!(
+                    "{text:?}: unknown bind option {other:?} (expected ro or rw)"
+                ))
+            }
+            _ => {
+                return Err(format!(
+                    "{text:?}: expected HOST:SANDBOX or HOST:SANDBOX:ro (paths without ':')"
+                ))
+            }
+        };
+        BindSpec::new(host, sandbox, read_only).map_err(|e| format!("{text:?}: {e}"))
+    }
+
+    /// A bind from its parts; the sandbox path must be absolute and normal (no `.`, `..`,
+    /// doubled or trailing `/`), and not `/`.
+    pub fn new(host: &str, sandbox: &str, read_only: bool) -> Result<BindSpec, String> {
+        if host.is_empty() {
+            return Err("the host path is empty".into());
+        }
+        if host.contains('\0') || sandbox.contains('\0') {
+            return Err("a path contains a NUL byte".into());
+        }
+        let dest = Path::new(sandbox);
+        let normal = sandbox.starts_with('/')
+            && sandbox.len() > 1
+            && !sandbox.ends_with('/')
+            && !sandbox.contains("//")
+            && dest.components().all(|c| {
+                matches!(
+                    c,
+                    std::path::Component::RootDir | std::path::Component::Normal(_)
+                )
+            })
+            && !sandbox.split('/').any(|c| c == ".");
+        if !normal {
+            return Err(format!(
+                "sandbox path {sandbox:?}: must be an absolute path other than / without '.' or '..' components"
+            ));
+        }
+        Ok(BindSpec {
+            host: host.to_string(),
+            sandbox: dest.to_path_buf(),
+            read_only,
+        })
+    }
+}
+
+/// `UID:GID`, both numeric (`--user`, docker's `--user`).
+pub fn parse_user(text: &str) -> Result<(u32, u32), String> {
+    let parse = |n: &str| n.parse::<u32>().ok().filter(|v| *v != u32::MAX);
+    match text.split_once(':') {
+        Some((u, g)) => match (parse(u), parse(g)) {
+            (Some(u), Some(g)) => Ok((u, g)),
+            _ => Err(format!(
+                "{text:?}: expected UID:GID, two numbers in [0, 4294967294]"
+            )),
+        },
+        None => Err(format!(
+            "{text:?}: expected UID:GID (numeric; names are not looked up)"
+        )),
+    }
+}
+
 /// A credential path covered by a grant that does not name it: masked in the view.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Mask {
@@ -462,6 +546,32 @@ mod tests {
         );
         assert_eq!(exec_failure_status(libc::ENOENT), 127);
         assert_eq!(exec_failure_status(libc::EACCES), 126);
+    }
+
+    #[test]
+    fn bind_specs_parse_or_name_what_is_wrong() {
+        let b = BindSpec::parse("/srv/data:/data:ro").unwrap();
+        assert_eq!(
+            (b.host.as_str(), b.sandbox.as_path(), b.read_only),
+            ("/srv/data", Path::new("/data"), true)
+        );
+        assert!(!BindSpec::parse("$cwd:/workspace").unwrap().read_only);
+        assert!(!BindSpec::parse("a:/w:rw").unwrap().read_only);
+        for (bad, why) in [
+            ("/a", "expected HOST:SANDBOX"),
+            ("/a:/b:ro:x", "expected HOST:SANDBOX"),
+            ("/a:/b:rx", "unknown bind option"),
+            (":/b", "host path is empty"),
+            ("/a:b", "absolute"),
+            ("/a:/", "absolute"),
+            ("/a:/b/../c", "absolute"),
+            ("/a:/b/./c", "absolute"),
+            ("/a:/b/", "absolute"),
+            ("/a://b", "absolute"),
+        ] {
+            let e = BindSpec::parse(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
     }
 
     #[test]

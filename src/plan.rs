@@ -21,7 +21,7 @@ use crate::kernel::pathfd::{self, Held};
 use crate::kernel::seccomp::SeccompProgram;
 use crate::limits::{Limits, LimitsPlan};
 use crate::model::{
-    Access, Dimension, Grant, Mask, NetMode, PolicyFacts, Refusal, Tier, TierChoice,
+    Access, BindSpec, Dimension, Grant, Mask, NetMode, PolicyFacts, Refusal, Tier, TierChoice,
     LANDLOCK_DIMENSIONS,
 };
 use crate::policy::{check_env_name, HomeMode, LimitsPolicy, Profile, Tokens};
@@ -59,6 +59,16 @@ pub struct Request {
     pub forward_provider_keys: Option<bool>,
     /// Follow symlinks in grants and `--cwd` that someone else could have placed.
     pub follow_symlinks: bool,
+    /// Host paths bound at other sandbox paths (`--bind`; added to the profile's `bind`).
+    pub binds: Vec<BindSpec>,
+    /// The identity to run the command as (`--user UID:GID`): the caller's own, or any when
+    /// cw-exec runs as root.
+    pub user: Option<(u32, u32)>,
+    /// Host paths no sandbox may see or change (a front end's private state, a label
+    /// store), with what each is: a grant at or beneath one is refused, and so is a write
+    /// grant covering one and any bind overlapping one; a read grant covering one gets it
+    /// masked, like cw-exec's signing key.
+    pub protected: Vec<(PathBuf, String)>,
     /// Grant the command's own installation (and its script interpreter's) as a separately
     /// attested allowance: the directory of the resolved binary.
     pub agent_install: bool,
@@ -357,6 +367,45 @@ pub struct Plan {
     /// The caller's identity, kept inside the user namespace.
     pub uid: u32,
     pub gid: u32,
+    /// Host paths bound at other paths in the sandbox (`--bind`, a profile's `bind`).
+    pub binds: Vec<SandboxBind>,
+    /// The identity the command runs as when it is not the caller's (`--user`, as root).
+    pub run_as: Option<(u32, u32)>,
+}
+
+/// A host object bound at another path in the sandbox. Its Landlock rule is built from the
+/// descriptor of the host object (rules attach to inodes, so it holds at the sandbox path).
+#[derive(Clone, Debug)]
+pub struct SandboxBind {
+    /// The host side, resolved and held as any grant (`path` is the host path).
+    pub grant: Grant,
+    /// Where it appears in the sandbox.
+    pub sandbox: PathBuf,
+}
+
+impl SandboxBind {
+    /// What the attestation and `explain` state about it.
+    pub fn describe(&self, abi: LandlockAbi) -> serde_json::Value {
+        use crate::kernel::landlock::FlagNames;
+        serde_json::json!({
+            "host": self.grant.path,
+            "requested": self.grant.requested,
+            "sandbox": self.sandbox,
+            "access": self.grant.access.describe(),
+            "landlock": abi.rights(self.grant.access, self.grant.is_dir).names(),
+            "identity": self.grant.identity,
+        })
+    }
+
+    /// The host path behind a sandbox path at or beneath this bind's, if it is one.
+    pub fn host_of(&self, sandbox_path: &Path) -> Option<PathBuf> {
+        let rel = sandbox_path.strip_prefix(&self.sandbox).ok()?;
+        Some(if rel.as_os_str().is_empty() {
+            self.grant.path.clone()
+        } else {
+            self.grant.path.join(rel)
+        })
+    }
 }
 
 impl Plan {
@@ -376,17 +425,6 @@ impl Plan {
         let follow_symlinks = req.follow_symlinks || profile.follow_symlinks;
         let here =
             std::env::current_dir().map_err(|e| bad(format!("the current directory: {e}")))?;
-        let (cwd, cwd_links) = match &req.cwd {
-            Some(dir) => {
-                let held = pathfd::resolve(&here.join(dir))
-                    .map_err(|e| bad(format!("--cwd {}: {e}", dir.display())))?;
-                if !held.is_dir {
-                    return Err(bad(format!("--cwd {}: not a directory", dir.display())));
-                }
-                (held.path, held.links)
-            }
-            None => (here, vec![]),
-        };
         let home = home_dir();
         let uid = nix::unistd::getuid().as_raw();
         let gid = nix::unistd::getgid().as_raw();
@@ -399,6 +437,28 @@ impl Plan {
             Some(dir) => dir.join("tmp"),
             None => PathBuf::from(PRIVATE_TMP),
         };
+        // `cwd` is the host directory the working directory is (what `$cwd` means);
+        // `view_cwd` where the command starts in the view (a sandbox path inside a bind).
+        let (cwd, cwd_links, view_cwd, binds) = place_cwd_and_binds(
+            req,
+            &profile,
+            &here,
+            &home,
+            &tmp,
+            req.exec_allowlist(&profile),
+        )?;
+        let run_as = run_as(req.user, uid, gid)?;
+        if tier == Tier::Landlock && (!binds.is_empty() || run_as.is_some()) {
+            return Err(Refusal::dimensions(
+                &[],
+                "landlock tier",
+                format!(
+                    "{} needs the sandbox's own mount and user namespaces, which this tier does not have ({})",
+                    if binds.is_empty() { "--user with another identity" } else { "a bind at another sandbox path (--bind, a docker --mount)" },
+                    tier_reason.as_deref().unwrap_or("landlock tier")
+                ),
+            ));
+        }
 
         // The environment first: PATH decides where the command is found.
         let mut env = base_environment(req, &profile, &home, &tmp)?;
@@ -431,12 +491,15 @@ impl Plan {
                 .cloned()
                 .unwrap_or_else(|| DEFAULT_PATH.to_string()),
         };
-        let command_path = resolve_command(&req.command[0], &cwd, &search_path)?;
+        // A command inside a bind is found (and executed) at its sandbox path; `$command`
+        // and the agent's installation are its host path.
+        let (command_path, command_host) =
+            resolve_command_in_view(&req.command[0], &cwd, &view_cwd, &search_path, &binds)?;
         let tokens = Tokens {
             cwd: &cwd,
             home: &home,
             tmp: &tmp,
-            command: Some(&command_path),
+            command: Some(&command_host),
         };
         let mut set: Vec<(String, String, String)> = profile
             .env
@@ -495,6 +558,7 @@ impl Plan {
         // sandbox could have planted them) only when the caller says so.
         let write_roots: Vec<PathBuf> = grants
             .iter()
+            .chain(binds.iter().map(|b| &b.grant))
             .filter(|g| g.access.write && !g.per_run)
             .map(|g| g.path.clone())
             .collect();
@@ -504,7 +568,7 @@ impl Plan {
                 None => "the working directory".into(),
             };
             check_links(&cwd_named, &cwd, &cwd_links, &write_roots, uid)?;
-            for g in &grants {
+            for g in grants.iter().chain(binds.iter().map(|b| &b.grant)) {
                 check_links(&g.requested, &g.path, &g.links, &write_roots, uid)?;
             }
         }
@@ -524,6 +588,13 @@ impl Plan {
                 )));
             }
         }
+        let mut protected = req.protected.clone();
+        protected.extend(
+            signing_key_dir
+                .iter()
+                .map(|d| (d.clone(), "cw-exec's signing key".to_string())),
+        );
+        let protected_masks = check_protected(&protected, &grants, &binds)?;
         let key_pins = match tier {
             Tier::Namespaces => key_pins(signing_key_dir.as_deref(), &write_roots),
             // No mounts: a grant that covers the key is split around it instead (below).
@@ -539,6 +610,7 @@ impl Plan {
         patterns.extend(profile.credentials.iter().map(String::as_str));
         let mut credentials = crate::credentials::expand(&patterns, &homes);
         credentials.extend(signing_key_dir.clone());
+        credentials.extend(protected_masks);
         let loaders = known_loaders();
         let chains = ChainContext {
             cwd: &cwd,
@@ -554,10 +626,10 @@ impl Plan {
         let runtime = runtime_allowance(exec_allowlist, &write_roots, &credentials, uid);
         crate::timings::mark("plan: runtime allowance resolved");
         let agent_install = if req.agent_install {
-            let mut install = agent_install_grants(&command_path, exec_allowlist, &chains)?;
+            let mut install = agent_install_grants(&command_host, exec_allowlist, &chains)?;
             script_install_grants(
                 &req.command,
-                &command_path,
+                &command_host,
                 exec_allowlist,
                 &chains,
                 &mut install,
@@ -570,6 +642,13 @@ impl Plan {
             &credentials,
             grants.iter().chain(&agent_install).chain(&runtime),
         );
+        check_bind_destinations(
+            &binds,
+            grants.iter().chain(&agent_install).chain(&runtime),
+            (&cwd, &view_cwd),
+        )?;
+        masks.extend(bind_masks(&credentials, &binds));
+        masks.sort_by(|a, b| a.path.cmp(&b.path));
         // Landlock only allows: it cannot hide a path beneath a grant. In the Landlock tier a
         // grant covering a credential is replaced by grants of its other entries.
         let mut split = vec![];
@@ -727,7 +806,7 @@ impl Plan {
             profile_id,
             argv: req.command.clone(),
             command_path,
-            cwd,
+            cwd: view_cwd,
             tmp,
             grants,
             runtime,
@@ -770,6 +849,8 @@ impl Plan {
             split,
             uid,
             gid,
+            binds,
+            run_as,
         })
     }
 
@@ -804,8 +885,12 @@ impl Plan {
             masks: self.masks.clone(),
             key_dir: self.signing_key_dir.clone(),
             pins: self.key_pins.clone(),
+            // The symlinks of bind sources are host spellings, not sandbox paths.
             links: self
-                .all_grants()
+                .grants
+                .iter()
+                .chain(self.agent_install.iter())
+                .chain(self.runtime.iter())
                 .flat_map(|g| g.links.iter())
                 .map(|l| (l.at.clone(), l.target.clone()))
                 .collect(),
@@ -830,6 +915,7 @@ impl Plan {
             path: PathBuf::from(PRIVATE_SHM),
             mode: 0o1777,
             exec: false,
+            owner: None,
             what: "/dev/shm",
         }];
         if let Some(home) = &self.private_home {
@@ -837,6 +923,7 @@ impl Plan {
                 path: home.clone(),
                 mode: 0o700,
                 exec: self.tmp_exec(),
+                owner: self.run_as,
                 what: "HOME",
             });
         }
@@ -857,12 +944,13 @@ impl Plan {
             .any(|g| g.per_run && g.path == self.tmp && g.access.exec)
     }
 
-    /// Every grant the sandbox applies, user grants first.
+    /// Every grant the sandbox applies (Landlock rules), user grants first, binds last.
     pub fn all_grants(&self) -> impl Iterator<Item = &Grant> {
         self.grants
             .iter()
             .chain(self.agent_install.iter())
             .chain(self.runtime.iter())
+            .chain(self.binds.iter().map(|b| &b.grant))
     }
 
     /// The environment as execve wants it.
@@ -896,6 +984,7 @@ fn view_binds(plan: &Plan) -> Vec<Bind> {
         let device = g.path.starts_with("/dev");
         Bind {
             path: g.path.clone(),
+            source: None,
             writable: g.access.write && !device,
             // Runtime entries keep exec at the mount level only where shared libraries
             // live (they must be mmap-able PROT_EXEC); under an exec allowlist the rest is
@@ -950,6 +1039,17 @@ fn view_binds(plan: &Plan) -> Vec<Bind> {
         }
         out.push(bind);
     }
+    // Binds at other sandbox paths overlap nothing else in the view (checked when planned).
+    out.extend(plan.binds.iter().map(|b| Bind {
+        path: b.sandbox.clone(),
+        source: Some(b.grant.path.clone()),
+        writable: b.grant.access.write,
+        exec: b.grant.access.exec,
+        device: false,
+        is_dir: b.grant.is_dir,
+        expect: b.grant.identity.map(|i| (i.dev, i.ino)),
+    }));
+    out.sort_by(|a, b| a.path.cmp(&b.path));
     out
 }
 
@@ -1333,6 +1433,381 @@ fn base_environment(
         env.insert(name.clone(), value.clone());
     }
     Ok(env)
+}
+
+/// The working directory and the binds, resolved in the order they depend on each other. A
+/// `--cwd` inside a bind's sandbox path is that sandbox path, backed by the host directory
+/// behind it (which `$cwd` then names); binds' host paths are then taken relative to (and
+/// `$cwd` in them is) the directory cw-exec runs in. Otherwise `--cwd` is a host path as
+/// always, and binds' host paths are relative to it. Returns the host working directory,
+/// the symlinks met resolving it, the working directory in the view, and the binds.
+fn place_cwd_and_binds(
+    req: &Request,
+    profile: &Profile,
+    here: &Path,
+    home: &Path,
+    tmp: &Path,
+    exec_allowlist: bool,
+) -> Result<(PathBuf, Vec<crate::model::Link>, PathBuf, Vec<SandboxBind>), Refusal> {
+    let mut specs: Vec<(&str, &BindSpec)> = vec![];
+    let parsed: Vec<BindSpec> = profile
+        .bind
+        .iter()
+        .map(|t| BindSpec::parse(t).map_err(|e| bad(format!("bind: {e}"))))
+        .collect::<Result<_, _>>()?;
+    specs.extend(parsed.iter().map(|b| ("bind", b)));
+    specs.extend(req.binds.iter().map(|b| ("--bind", b)));
+    for (i, (field, a)) in specs.iter().enumerate() {
+        for (other_field, b) in &specs[..i] {
+            if a.sandbox.starts_with(&b.sandbox) || b.sandbox.starts_with(&a.sandbox) {
+                return Err(bad(format!(
+                    "{field} {}:{}: its sandbox path overlaps that of {other_field} {}:{} (bind destinations may not lie at, above or beneath each other)",
+                    a.host,
+                    a.sandbox.display(),
+                    b.host,
+                    b.sandbox.display()
+                )));
+            }
+        }
+    }
+    let in_bind = req
+        .cwd
+        .as_ref()
+        .map(|d| normalize(&here.join(d)))
+        .filter(|p| specs.iter().any(|(_, b)| p.starts_with(&b.sandbox)));
+    if let (Some(sandbox_cwd), Some(dir)) = (in_bind, &req.cwd) {
+        let binds = resolve_binds(&specs, here, home, tmp, exec_allowlist)?;
+        let named = format!("--cwd {}", dir.display());
+        let (bind, host) = binds
+            .iter()
+            .find_map(|b| b.host_of(&sandbox_cwd).map(|h| (b, h)))
+            .expect("the working directory lies in a bind");
+        let held = pathfd::resolve(&host).map_err(|e| {
+            bad(format!(
+                "{named}: {e} (it is {} on the host, in the bind of {} at {})",
+                host.display(),
+                bind.grant.path.display(),
+                bind.sandbox.display()
+            ))
+        })?;
+        if !held.path.starts_with(&bind.grant.path) {
+            return Err(bad(format!(
+                "{named}: resolves to {} through a symlink, out of the bind of {} at {}",
+                held.path.display(),
+                bind.grant.path.display(),
+                bind.sandbox.display()
+            )));
+        }
+        if !held.is_dir {
+            return Err(bad(format!("{named}: not a directory")));
+        }
+        // Where it resolved to, seen from the sandbox (symlinks inside the bind followed).
+        let rel = held
+            .path
+            .strip_prefix(&bind.grant.path)
+            .expect("checked to lie in the bind");
+        let view = if rel.as_os_str().is_empty() {
+            bind.sandbox.clone()
+        } else {
+            bind.sandbox.join(rel)
+        };
+        return Ok((held.path, held.links, view, binds));
+    }
+    let (cwd, links) = match &req.cwd {
+        Some(dir) => {
+            let held = pathfd::resolve(&here.join(dir))
+                .map_err(|e| bad(format!("--cwd {}: {e}", dir.display())))?;
+            if !held.is_dir {
+                return Err(bad(format!("--cwd {}: not a directory", dir.display())));
+            }
+            (held.path, held.links)
+        }
+        None => (here.to_path_buf(), vec![]),
+    };
+    let binds = resolve_binds(&specs, &cwd, home, tmp, exec_allowlist)?;
+    Ok((cwd.clone(), links, cwd, binds))
+}
+
+/// Resolves each bind's host side once and holds it, checked as a grant of the same access
+/// is (readable, and writable unless `:ro`; never the host's shared memory; never host
+/// kernel state when writable). The host's root cannot be bound elsewhere.
+fn resolve_binds(
+    specs: &[(&str, &BindSpec)],
+    cwd: &Path,
+    home: &Path,
+    tmp: &Path,
+    exec_allowlist: bool,
+) -> Result<Vec<SandboxBind>, Refusal> {
+    let tokens = Tokens {
+        cwd,
+        home,
+        tmp,
+        command: None,
+    };
+    let mut out = vec![];
+    for (field, spec) in specs {
+        let named = format!(
+            "{field} {}:{}{}",
+            spec.host,
+            spec.sandbox.display(),
+            if spec.read_only { ":ro" } else { "" }
+        );
+        let expanded = tokens
+            .expand(&spec.host)
+            .map_err(|e| bad(format!("{named}: {e}")))?;
+        let joined = cwd.join(&expanded);
+        let held = pathfd::resolve(&joined).map_err(|e| bad(format!("{named}: {e}")))?;
+        if held.path == Path::new("/") {
+            return Err(bad(format!(
+                "{named}: the host's root cannot be bound at another path (grant what the command needs with --read or --write)"
+            )));
+        }
+        if held.path.starts_with(PRIVATE_SHM) {
+            return Err(bad(format!(
+                "{named}: {} is the host's shared memory, a channel to the host's processes: it is never granted",
+                held.path.display()
+            )));
+        }
+        let access = Access {
+            read: true,
+            write: !spec.read_only,
+            exec: !exec_allowlist,
+        };
+        if access.write {
+            if let Some(what) = kernel_state(&held) {
+                return Err(bad(format!(
+                    "{named}: {} is {what}, host kernel state: it is never writable in the sandbox (add :ro)",
+                    held.path.display()
+                )));
+            }
+        }
+        let mut need = libc::R_OK;
+        if held.is_dir {
+            need |= libc::X_OK;
+        }
+        if access.write {
+            need |= libc::W_OK;
+        }
+        crate::sys::access_fd(held.fd.as_fd(), need).map_err(|e| {
+            bad(format!(
+                "{named}: {e} ({})",
+                if access.write {
+                    "needs read and write access, or add :ro"
+                } else {
+                    "needs read access"
+                }
+            ))
+        })?;
+        let requested = normalize(&joined).to_string_lossy().into_owned();
+        out.push(SandboxBind {
+            grant: Grant::held(held, requested, access),
+            sandbox: spec.sandbox.clone(),
+        });
+    }
+    Ok(out)
+}
+
+/// `--user UID:GID`: None when it is the caller's own identity (or not given); another
+/// identity only when cw-exec runs as root, since an unprivileged user namespace can map
+/// nothing but the caller's own ids.
+fn run_as(user: Option<(u32, u32)>, uid: u32, gid: u32) -> Result<Option<(u32, u32)>, Refusal> {
+    match user {
+        None => Ok(None),
+        Some(ids) if ids == (uid, gid) => Ok(None),
+        Some(ids) if uid == 0 => Ok(Some(ids)),
+        Some((u, g)) => Err(bad(format!(
+            "--user {u}:{g}: cw-exec runs as {uid}:{gid}, not as root, and an unprivileged user namespace can map only the caller's own identity: --user {uid}:{gid} is the only one it can honour (run cw-exec as root to run the command as another user)"
+        ))),
+    }
+}
+
+/// Finds the command as `resolve_command` does, but in the view: a name with a `/` is taken
+/// relative to the view's working directory, and a path (or a PATH directory) inside a bind
+/// is looked up on the host behind it. Returns the path execve gets (in the view) and the
+/// host path (what `$command` names).
+fn resolve_command_in_view(
+    name: &str,
+    cwd: &Path,
+    view_cwd: &Path,
+    path_var: &str,
+    binds: &[SandboxBind],
+) -> Result<(PathBuf, PathBuf), Refusal> {
+    let host_of = |p: &Path| binds.iter().find_map(|b| b.host_of(p));
+    if binds.is_empty() {
+        let found = resolve_command(name, cwd, path_var)?;
+        return Ok((found.clone(), found));
+    }
+    if name.contains('/') {
+        let in_view = normalize(&view_cwd.join(name));
+        if let Some(host) = host_of(&in_view) {
+            if host.exists() {
+                return Ok((in_view, host));
+            }
+            return Err(Refusal::not_found(format!(
+                "{name}: No such file or directory"
+            )));
+        }
+        let found = resolve_command(&in_view.to_string_lossy(), cwd, path_var)?;
+        return Ok((found.clone(), found));
+    }
+    for dir in path_var.split(':').filter(|d| !d.is_empty()) {
+        let candidate = Path::new(dir).join(name);
+        let host = host_of(&candidate).unwrap_or_else(|| candidate.clone());
+        let found = std::fs::metadata(&host)
+            .map(|m| m.is_file())
+            .unwrap_or(false)
+            && nix::unistd::access(&host, nix::unistd::AccessFlags::X_OK).is_ok();
+        if found {
+            return Ok((candidate, host));
+        }
+    }
+    Err(Refusal::not_found(format!(
+        "{name}: command not found on the sandbox PATH ({path_var})"
+    )))
+}
+
+/// Checks the protected paths (a front end's state, cw-exec's signing key) against the
+/// grants and binds: a grant at or beneath one, a write grant covering one, or a bind
+/// overlapping one is refused. Returns those a read grant covers, to be masked.
+fn check_protected(
+    protected: &[(PathBuf, String)],
+    grants: &[Grant],
+    binds: &[SandboxBind],
+) -> Result<Vec<PathBuf>, Refusal> {
+    let mut masks = vec![];
+    for (path, what) in protected {
+        let path = pathfd::resolve(path)
+            .map(|h| h.path)
+            .unwrap_or_else(|_| normalize(path));
+        for g in grants.iter().filter(|g| !g.per_run) {
+            if g.path.starts_with(&path) {
+                return Err(bad(format!(
+                    "{}: {} holds {what}, which no sandbox may see",
+                    g.requested,
+                    path.display()
+                )));
+            }
+            if path.starts_with(&g.path) {
+                if g.access.write {
+                    return Err(bad(format!(
+                        "{}: this write grant covers {} ({what}), which no sandbox may change",
+                        g.requested,
+                        path.display()
+                    )));
+                }
+                if !masks.contains(&path) {
+                    masks.push(path.clone());
+                }
+            }
+        }
+        for b in binds {
+            if b.grant.path.starts_with(&path) || path.starts_with(&b.grant.path) {
+                return Err(bad(format!(
+                    "bind of {} at {}: it overlaps {} ({what}), which no sandbox may see",
+                    b.grant.requested,
+                    b.sandbox.display(),
+                    path.display()
+                )));
+            }
+        }
+    }
+    Ok(masks)
+}
+
+/// Where a bind may not appear in the view: at, above or beneath anything else the view
+/// holds — a grant (at its own path), the runtime allowance, the symlinks recreated there,
+/// the sandbox's own /proc, /dev, /tmp, /dev/shm and private HOME, cw-exec's own names in
+/// the view's root — and not above the working directory (unless that is inside a bind).
+fn check_bind_destinations<'a>(
+    binds: &[SandboxBind],
+    grants: impl Iterator<Item = &'a Grant> + Clone,
+    (host_cwd, view_cwd): (&Path, &Path),
+) -> Result<(), Refusal> {
+    let overlaps = |a: &Path, b: &Path| a.starts_with(b) || b.starts_with(a);
+    for b in binds {
+        let named = format!("bind of {} at {}", b.grant.requested, b.sandbox.display());
+        for own in ["/proc", "/dev", "/tmp", "/sys"] {
+            if overlaps(&b.sandbox, Path::new(own)) {
+                return Err(bad(format!(
+                    "{named}: the sandbox path would shadow {own} (the sandbox has its own /proc, /dev and /tmp; /sys is host state): choose another sandbox path"
+                )));
+            }
+        }
+        if b.sandbox
+            .components()
+            .nth(1)
+            .is_some_and(|c| c.as_os_str().to_string_lossy().starts_with(".cw-exec"))
+        {
+            return Err(bad(format!(
+                "{named}: names beginning with .cw-exec in the sandbox's root are cw-exec's own"
+            )));
+        }
+        for g in grants.clone() {
+            let what = if g.per_run {
+                "a private directory or the /proc of the sandbox"
+            } else {
+                "a grant or the runtime allowance"
+            };
+            let mut clash = overlaps(&b.sandbox, &g.path).then(|| g.path.clone());
+            if !g.per_run && clash.is_none() {
+                let requested = PathBuf::from(&g.requested);
+                if requested.is_absolute() && overlaps(&b.sandbox, &requested) {
+                    clash = Some(requested);
+                }
+            }
+            clash = clash.or_else(|| {
+                g.links
+                    .iter()
+                    .find(|l| overlaps(&b.sandbox, &l.at))
+                    .map(|l| l.at.clone())
+            });
+            if let Some(at) = clash {
+                return Err(bad(format!(
+                    "{named}: the sandbox path overlaps {} ({what}, which the view holds at that path): binds may not lie at, above or beneath it",
+                    at.display()
+                )));
+            }
+        }
+        if host_cwd == view_cwd && host_cwd.starts_with(&b.sandbox) {
+            return Err(bad(format!(
+                "{named}: the working directory {} lies beneath the sandbox path, where the bind would replace it (give --cwd as a sandbox path)",
+                host_cwd.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Credential paths beneath a bind's host side, masked at the sandbox path they appear at
+/// (unless the bind names the credential exactly).
+fn bind_masks(credentials: &[PathBuf], binds: &[SandboxBind]) -> Vec<Mask> {
+    let mut out: Vec<Mask> = vec![];
+    for cred in credentials {
+        let Ok(meta) = std::fs::symlink_metadata(cred) else {
+            continue;
+        };
+        let (path, is_dir) = if meta.file_type().is_symlink() {
+            match pathfd::resolve(cred) {
+                Ok(held) => (held.path, held.is_dir),
+                Err(_) => continue,
+            }
+        } else {
+            (cred.clone(), meta.is_dir())
+        };
+        for b in binds {
+            if path == b.grant.path || !path.starts_with(&b.grant.path) {
+                continue;
+            }
+            let Ok(rel) = path.strip_prefix(&b.grant.path) else {
+                continue;
+            };
+            let at = b.sandbox.join(rel);
+            if !out.iter().any(|m| m.path == at) {
+                out.push(Mask { path: at, is_dir });
+            }
+        }
+    }
+    out
 }
 
 /// The limits of a run: flags over the profile, each marked explicit (binds as asked or is

@@ -452,6 +452,10 @@ pub struct Profile {
     /// With `net = "allowlist"`: the names the egress proxy lets the sandbox reach.
     #[serde(default)]
     pub network: NetworkPolicy,
+    /// Host paths bound at other paths in the sandbox: `"HOST:SANDBOX"` (read-write) or
+    /// `"HOST:SANDBOX:ro"`; path tokens in HOST. The same as `--bind`.
+    #[serde(default)]
+    pub bind: Vec<String>,
 }
 
 /// The `[network]` table of a profile (used with `net = "allowlist"`).
@@ -567,6 +571,7 @@ pub const BUNDLED: &[(&str, &str)] = &[
     ("agent", include_str!("../policies/agent.toml")),
     ("ci", include_str!("../policies/ci.toml")),
     ("raxcell", include_str!("../policies/raxcell.toml")),
+    ("docker", include_str!("../policies/docker.toml")),
 ];
 
 impl Profile {
@@ -594,6 +599,10 @@ impl Profile {
         }
         for name in profile.env.set.keys() {
             check_env_name(name).map_err(|e| format!("profile {origin}: env.set: {e}"))?;
+        }
+        for spec in &profile.bind {
+            crate::model::BindSpec::parse(spec)
+                .map_err(|e| format!("profile {origin}: bind: {e}"))?;
         }
         for pattern in &profile.credentials {
             crate::credentials::check_pattern(pattern)

@@ -152,6 +152,28 @@ pub fn describe(plan: &Plan) -> String {
             }
         );
     }
+    if !plan.binds.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nbinds (host path at another sandbox path; Landlock rule from the host object):"
+        );
+        for b in &plan.binds {
+            let _ = writeln!(
+                s,
+                "  {:<14} {} -> {}",
+                b.grant.access.describe(),
+                b.grant.path.display(),
+                b.sandbox.display()
+            );
+        }
+    }
+    if let Some((uid, gid)) = plan.run_as {
+        let _ = writeln!(
+            s,
+            "\nruns as     {uid}:{gid} (--user; the caller is {}:{})",
+            plan.uid, plan.gid
+        );
+    }
     let _ = writeln!(s, "\nruntime allowance:");
     for g in &plan.runtime {
         let _ = writeln!(s, "  {:<14} {}", g.access.describe(), g.path.display());

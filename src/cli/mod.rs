@@ -95,6 +95,13 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Docker-compatible front end for Common Fabric's harness (also when run as `docker`):
+    /// `cw-exec docker --help`.
+    #[command(disable_help_flag = true, disable_version_flag = true)]
+    Docker {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -171,6 +178,14 @@ pub struct RunArgs {
     /// run's write set, could have placed them (refused by default, naming the symlink).
     #[arg(long)]
     pub follow_symlinks: bool,
+    /// Bind the host path HOST at SANDBOX in the sandbox (read-write, or read-only with
+    /// :ro); --cwd may name a sandbox path inside it.
+    #[arg(long, value_name = "HOST:SANDBOX[:ro]", value_parser = crate::model::BindSpec::parse)]
+    pub bind: Vec<crate::model::BindSpec>,
+    /// Run the command as UID:GID: the caller's own, or any identity when cw-exec runs as
+    /// root.
+    #[arg(long, value_name = "UID:GID", value_parser = crate::model::parse_user)]
+    pub user: Option<(u32, u32)>,
     /// Wall-clock limit in seconds; the whole process tree is killed when it expires (exit 124).
     #[arg(long, value_name = "SECONDS", allow_hyphen_values = true)]
     pub timeout: Option<f64>,
@@ -251,6 +266,8 @@ impl RunArgs {
             cwd: self.cwd.clone(),
             follow_symlinks: self.follow_symlinks,
             tier: self.tier,
+            binds: self.bind.clone(),
+            user: self.user,
             limits: LimitsPolicy {
                 timeout: self.timeout,
                 memory: self.memory,
@@ -312,6 +329,8 @@ impl RunArgs {
         req.cwd = flags.cwd;
         req.follow_symlinks = flags.follow_symlinks;
         req.tier = flags.tier;
+        req.binds = flags.binds;
+        req.user = flags.user;
         req.limits = flags.limits;
         req.command = flags.command;
         req.timings = flags.timings;
@@ -392,6 +411,7 @@ pub fn fail(message: impl std::fmt::Display) -> i32 {
 pub fn write_set(plan: &Plan) -> Vec<PathBuf> {
     plan.grants
         .iter()
+        .chain(plan.binds.iter().map(|b| &b.grant))
         .filter(|g| g.access.write && !g.per_run)
         .flat_map(|g| [g.path.clone(), PathBuf::from(&g.requested)])
         .collect()

@@ -47,7 +47,11 @@ pub const CANARY: &str = "/.cw-exec-canary";
 /// One bind mount of the view.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bind {
+    /// Where it appears in the view.
     pub path: PathBuf,
+    /// The host path to bind, when it is not `path` itself (a bind at another sandbox path,
+    /// `--bind HOST:SANDBOX`): re-opened beneath the host's tree and verified like any bind.
+    pub source: Option<PathBuf>,
     pub writable: bool,
     pub exec: bool,
     pub device: bool,
@@ -64,6 +68,9 @@ pub struct PrivateDir {
     /// Mode of the directory (`0o1777` for shared scratch, `0o700` for a home).
     pub mode: u32,
     pub exec: bool,
+    /// Owner and group to give the directory, when not the namespace's root (a private HOME
+    /// of a command run as another user, `--user`).
+    pub owner: Option<(u32, u32)>,
     /// What it is, for descriptions.
     pub what: &'static str,
 }
@@ -187,6 +194,7 @@ pub fn enter(view: &View) -> Result<(), String> {
         path: PathBuf::from(PRIVATE_TMP),
         mode: 0o1777,
         exec: view.tmp_exec,
+        owner: None,
         what: "tmp",
     };
     private_dir(&tmp).map_err(|e| step("private /tmp", &e))?;
@@ -272,12 +280,21 @@ pub fn enter(view: &View) -> Result<(), String> {
         }
     }
 
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .open(CANARY)
-        .map_err(|e| step("canary", &e))?;
+    // Mode 0666 whatever the umask: its mode lets any identity the command runs as (`--user`
+    // included) read and write it, so only Landlock (reading) and the read-only mount
+    // (writing) refuse it.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let canary = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o666)
+            .open(CANARY)
+            .map_err(|e| step("canary", &e))?;
+        canary
+            .set_permissions(std::fs::Permissions::from_mode(0o666))
+            .map_err(|e| step("canary", &e))?;
+    }
     if std::fs::symlink_metadata(&view.cwd).is_err() {
         make_mount_point(&view.cwd, true)
             .map_err(|e| step(&format!("cwd {}", view.cwd.display()), &e))?;
@@ -300,7 +317,8 @@ pub fn enter(view: &View) -> Result<(), String> {
 /// symlinks, check it is the object the plan resolved, clone its mount tree, set the flags on
 /// the detached clone, attach it.
 fn bind_verified(host_root: BorrowedFd<'_>, bind: &Bind) -> io::Result<()> {
-    let fd = pathfd::reopen_beneath(host_root, &bind.path).map_err(|e| {
+    let host = bind.source.as_deref().unwrap_or(&bind.path);
+    let fd = pathfd::reopen_beneath(host_root, host).map_err(|e| {
         if e.raw_os_error() == Some(libc::ELOOP) {
             io::Error::other(
                 "a symlink now stands where the plan resolved a directory or file: refusing to follow it",
@@ -348,6 +366,9 @@ fn private_dir(dir: &PrivateDir) -> io::Result<()> {
     let source = Path::new(PRIVATE_STAGING).join(name);
     std::fs::create_dir(&source)?;
     std::fs::set_permissions(&source, std::fs::Permissions::from_mode(dir.mode))?;
+    if let Some((uid, gid)) = dir.owner {
+        std::os::unix::fs::chown(&source, Some(uid), Some(gid))?;
+    }
     make_mount_point(&dir.path, true)?;
     let mut flags = MsFlags::MS_BIND;
     mount(Some(&source), &dir.path, None::<&str>, flags, None::<&str>).map_err(io::Error::from)?;
@@ -527,10 +548,14 @@ pub fn describe(view: &View) -> Vec<String> {
         .iter()
         .map(|b| {
             format!(
-                "{} {}{}",
+                "{} {}{}{}",
                 b.path.display(),
                 if b.writable { "rw" } else { "ro" },
-                if b.exec { "" } else { ",noexec" }
+                if b.exec { "" } else { ",noexec" },
+                match &b.source {
+                    Some(host) => format!(" (bound from the host's {})", host.display()),
+                    None => String::new(),
+                }
             )
         })
         .collect();

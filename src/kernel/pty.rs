@@ -43,6 +43,7 @@ impl SandboxTerminal {
     pub fn binds(&self) -> Vec<Bind> {
         let device = |path: PathBuf, identity: (u64, u64)| Bind {
             path,
+            source: None,
             writable: false, // a read-only mount does not stop writing to a device
             exec: false,
             device: true,
