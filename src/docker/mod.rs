@@ -46,7 +46,7 @@ pub fn main(args: &[String]) -> i32 {
     };
     match invocation {
         Invocation::Help => {
-            print!("{USAGE}");
+            say(USAGE.trim_end());
             0
         }
         Invocation::Create(c) => create(&c),
@@ -70,6 +70,12 @@ const USAGE: &str =
   docker info --format '{{json .Runtimes}}'                the configured runtime
   docker inspect ID...                                     the record, status and attestation
 ";
+
+/// A line on stdout; a closed stdout (the reader went away) is not an error worth a panic.
+fn say(line: impl std::fmt::Display) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{line}");
+}
 
 fn fail(message: impl std::fmt::Display) -> i32 {
     eprintln!("cw-exec docker: {message}");
@@ -228,7 +234,7 @@ fn create(c: &CreateArgs) -> i32 {
         let _ = state.remove_entry(entry);
         return fail(format!("recording container {id}: {e}"));
     }
-    println!("{}", entry.id);
+    say(&entry.id);
     0
 }
 
@@ -540,7 +546,7 @@ fn wait(ids: &[String]) -> i32 {
     let mut code = 0;
     for id in ids {
         match wait_one(id) {
-            Ok(status) => println!("{status}"),
+            Ok(status) => say(status),
             Err(e) => code = fail(e),
         }
     }
@@ -568,7 +574,7 @@ fn rm(force: bool, ids: &[String]) -> i32 {
     let mut code = 0;
     for id in ids {
         match rm_one(force, id) {
-            Ok(true) => println!("{id}"),
+            Ok(true) => say(id),
             Ok(false) => {}
             Err(e) => code = fail(e),
         }
@@ -649,7 +655,7 @@ fn info() -> i32 {
             "runtimeArgs": config.runtime_args(),
         }
     });
-    println!("{table}");
+    say(table);
     0
 }
 
@@ -662,10 +668,7 @@ fn inspect(ids: &[String]) -> i32 {
             Err(e) => code = fail(e),
         }
     }
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&Value::from(out)).unwrap_or_default()
-    );
+    say(serde_json::to_string_pretty(&Value::from(out)).unwrap_or_default());
     code
 }
 
