@@ -601,9 +601,17 @@ fn rm_one(force: bool, id: &str) -> Result<bool, String> {
         }
         None => {
             stop_start(&entry)?;
+            // The start is gone; its sandbox's init (which shares the lock) dies with it.
+            let deadline = std::time::Instant::now() + RM_GRACE * 6;
             loop {
                 if let Some(l) = entry.try_lock()? {
                     break l;
+                }
+                if std::time::Instant::now() > deadline {
+                    return Err(format!(
+                        "container {id} is still held by a process cw-exec did not start as its start (see {}); not removed",
+                        entry.file(state::START).display()
+                    ));
                 }
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
