@@ -588,13 +588,14 @@ impl Plan {
                 )));
             }
         }
-        let mut protected = req.protected.clone();
-        protected.extend(
-            signing_key_dir
-                .iter()
-                .map(|d| (d.clone(), "cw-exec's signing key".to_string())),
-        );
-        let protected_masks = check_protected(&protected, &grants, &binds)?;
+        // Paths a front end protects are kept like the key; the key itself may be covered by
+        // a write grant (masked and pinned below), but a bind may not reach it.
+        let protected_masks = check_protected(&req.protected, &grants, &binds)?;
+        let key_only: Vec<(PathBuf, String)> = signing_key_dir
+            .iter()
+            .map(|d| (d.clone(), "cw-exec's signing key".to_string()))
+            .collect();
+        check_protected(&key_only, &[], &binds)?;
         let key_pins = match tier {
             Tier::Namespaces => key_pins(signing_key_dir.as_deref(), &write_roots),
             // No mounts: a grant that covers the key is split around it instead (below).
