@@ -685,7 +685,12 @@ fn inspect_one(id: &str) -> Result<Value, String> {
     let spec: Option<Spec> = entry.read_json(state::SPEC)?;
     let started: Option<Started> = entry.read_json(state::START)?;
     let status: Option<Status> = entry.read_json(state::STATUS)?;
-    let running = entry.try_lock()?.is_none();
+    // Running: a start recorded itself, has not recorded a status, and is still that process
+    // (its start time matches). The lock is not taken: a start must never find it held.
+    let running = status.is_none()
+        && started
+            .as_ref()
+            .is_some_and(|s| s.pid > 0 && start_time(s.pid) == Some(s.start_time));
     let envelope: Option<Value> = entry.read_json(state::ENVELOPE)?;
     let cfc_result: Option<Value> = entry.read_json(state::CFC_RESULT)?;
     let state_name = match (&status, running, &started) {
