@@ -2990,6 +2990,63 @@ mod tests {
     }
 
     #[test]
+    fn a_bind_at_another_path_is_bound_from_its_host_object() {
+        let root = tree("binds-dest", &["ws/sub", "data"]);
+        let p = |s: &str| root.join(s).to_string_lossy().into_owned();
+        let plan = Plan::build(&Request {
+            command: vec!["/bin/true".into()],
+            binds: vec![
+                BindSpec::new(&p("ws"), "/workspace", false).unwrap(),
+                BindSpec::new(&p("data"), "/srv/data", true).unwrap(),
+            ],
+            cwd: Some(PathBuf::from("/workspace/sub")),
+            ..Default::default()
+        })
+        .unwrap();
+        // The working directory is the sandbox path; `$cwd` (the default profile's read
+        // grant) the host directory behind it.
+        assert_eq!(plan.cwd, Path::new("/workspace/sub"));
+        assert!(plan.grants.iter().any(|g| g.path == root.join("ws/sub")));
+        let binds = plan.view().binds;
+        let ws = binds
+            .iter()
+            .find(|b| b.path == Path::new("/workspace"))
+            .unwrap();
+        assert_eq!(ws.source.as_deref(), Some(root.join("ws").as_path()));
+        assert!(ws.writable && ws.expect.is_some());
+        let data = binds
+            .iter()
+            .find(|b| b.path == Path::new("/srv/data"))
+            .unwrap();
+        assert!(!data.writable);
+        // Landlock rules come from the host objects (the held descriptors).
+        let ruled: Vec<&Path> = plan.all_grants().map(|g| g.path.as_path()).collect();
+        assert!(ruled.contains(&root.join("ws").as_path()));
+        assert!(ruled.contains(&root.join("data").as_path()));
+        assert!(plan.binds.iter().all(|b| b.grant.held.is_some()));
+        // Parents before children, binds among them.
+        let paths: Vec<&PathBuf> = binds.iter().map(|b| &b.path).collect();
+        let mut sorted = paths.clone();
+        sorted.sort();
+        assert_eq!(paths, sorted);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn user_is_the_callers_or_any_as_root() {
+        assert_eq!(run_as(None, 1000, 1000).unwrap(), None);
+        assert_eq!(run_as(Some((1000, 1000)), 1000, 1000).unwrap(), None);
+        assert_eq!(run_as(Some((0, 0)), 0, 0).unwrap(), None);
+        assert_eq!(run_as(Some((5, 6)), 0, 0).unwrap(), Some((5, 6)));
+        let e = run_as(Some((5, 6)), 1000, 1000).unwrap_err();
+        assert!(
+            e.message.contains("not as root") && e.message.contains("--user 1000:1000"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
     fn the_bind_list_has_parents_first_and_no_redundant_children() {
         let root = tree("binds", &["a/same", "a/rw/deeper", "b"]);
         let p = |s: &str| root.join(s).to_string_lossy().into_owned();

@@ -643,6 +643,23 @@ fn run_bind_puts_a_host_directory_at_a_sandbox_path() {
         assert_eq!(sb.attempt(&["write", "/srv/in/f"]), "EROFS", "{who}");
         assert_eq!(sb.attempt(&["write", "/work/v"]), "ok", "{who}");
         assert_eq!(std::fs::read_to_string(ro.join("f")).unwrap(), "ro\n");
+        // The same from a profile's `bind` key.
+        let profile = workdir("bind-profile").join("p.toml");
+        write_file(
+            &profile,
+            &format!(
+                "write = [\"$tmp\"]\nbind = [\"{}:/work\", \"{}:/srv/in:ro\"]\n",
+                d.display(),
+                ro.display()
+            ),
+        );
+        let out = Sandbox {
+            user: sb.user,
+            ..Sandbox::new()
+        }
+        .args(["--profile", profile.to_str().unwrap(), "--cwd", "/work"])
+        .run(&["/bin/sh", "-c", "pwd; cat /srv/in/f"]);
+        assert_eq!(stdout(&out), "/work\nro\n", "{who}: {}", stderr(&out));
     });
 }
 
