@@ -39,8 +39,13 @@ fn named(plan: &Plan) -> Vec<PathBuf> {
 /// (user grants, the agent's installation, the runtime allowance; never the private tmp) is
 /// deeper than any credential mask covering it.
 fn visible(plan: &Plan, path: &Path) -> bool {
+    // A bind's host side is not at its host path in the view; its sandbox path is.
+    if plan.binds.iter().any(|b| path.starts_with(&b.sandbox)) {
+        return true;
+    }
     let grant = plan
         .all_grants()
+        .filter(|g| !plan.binds.iter().any(|b| std::ptr::eq(&b.grant, *g)))
         .filter(|g| !g.per_run && path.starts_with(&g.path))
         .map(|g| g.path.components().count())
         .max();
