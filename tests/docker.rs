@@ -500,12 +500,12 @@ fn the_harness_timeout_kills_the_whole_sandbox_at_once() {
             Ok(String::new()),
             "{who}: a process of the sandbox survived the timeout"
         );
-        // The status was recorded before start exited.
-        let code = h.wait(&id);
-        assert!(
-            matches!(code, Some(c) if c != 0),
-            "{who}: wait said {code:?}"
-        );
+        // The status was recorded before start exited: SIGKILLed, by cw-exec, on SIGTERM.
+        assert_eq!(h.wait(&id), Some(137), "{who}");
+        let inspect: serde_json::Value =
+            serde_json::from_slice(&h.run(&["inspect", &id]).stdout).unwrap();
+        assert_eq!(inspect[0]["CwExec"]["status"]["terminated"], true, "{who}");
+        assert_eq!(status.code(), Some(137), "{who}");
         assert_eq!(h.run(&["rm", "-f", &id]).status.code(), Some(0));
         assert!(h.entries().is_empty(), "{who}");
     });
@@ -975,6 +975,34 @@ fn cfc_unknowns_and_integrity_claims_are_never_public() {
         assert_eq!(out.status.code(), Some(125), "{}", dir.display());
         assert!(stderr(&out).contains("CFC"), "{}", stderr(&out));
     }
+}
+
+#[test]
+fn the_cfc_result_is_written_when_the_harness_times_out() {
+    let (h, c) = cfc_harness("");
+    let ws = h.dir("ws");
+    let id = h.create(&ws, &[], &shell("trap '' TERM; echo ready; sleep 1000"));
+    std::fs::write(
+        c.ctx.join(format!("{id}.json")),
+        context(serde_json::json!([])),
+    )
+    .unwrap();
+    let (mut child, _rest) = start_until_ready(&h, &id);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(!child.wait().unwrap().success());
+    // Before start exited (so before wait can return): the result, with the wait status.
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(c.results.join(format!("{id}.json"))).unwrap())
+            .unwrap();
+    assert_eq!(r["containerId"], id);
+    assert_eq!(r["waitStatus"], 137);
+    assert!(observed(&r), "{r}");
+    assert_eq!(h.wait(&id), Some(137));
+    h.run(&["rm", "-f", &id]);
 }
 
 #[test]

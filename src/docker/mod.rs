@@ -161,6 +161,8 @@ fn lower(c: &CreateArgs, config: &Config, state_dir: &Path) -> Result<Request, S
         env_literal: env,
         command: c.argv.clone(),
         protected,
+        // The harness's timeout is a SIGTERM to start: the whole sandbox goes at once.
+        kill_after: Some(0.0),
         ..Default::default()
     })
 }
@@ -425,7 +427,7 @@ fn run_recorded(entry: &Entry, spec: &Spec, interactive: bool) -> i32 {
     crate::cli::report(&plan, &outcome);
     let mut env = envelope::for_run(&plan, &outcome, &label, envelope::Kind::Local);
     signer.seal(&mut env);
-    let terminated = false;
+    let terminated = outcome.forwarded == Some(libc::SIGTERM);
     let status = Status {
         exit_code: outcome.exit_code,
         signal: outcome.signal,
