@@ -76,7 +76,7 @@ pub fn verdict(plan: &Plan, rb: &KernelReadback) -> Verdict {
     let nnp = rb.status_is("NoNewPrivs", "1");
     let seccomp_on = rb.seccomp_filters_at_least(plan.seccomp.filters.len());
     let probe = |name: &str| rb.probe_passed(name);
-    let proxy_listener = format!("127.0.0.1:{}", crate::netpolicy::PROXY_PORT);
+    let proxy_listener = crate::netpolicy::proxy_listener();
 
     let mut reasons = BTreeMap::new();
     let mut proven = |dim: Dimension, checks: Checks<'_>| {
@@ -547,7 +547,7 @@ mod tests {
             env_names: plan.env.keys().cloned().collect(),
             quotas: vec![],
             interfaces: vec!["lo".into()],
-            tcp_listeners: vec![format!("127.0.0.1:{}", crate::netpolicy::PROXY_PORT)],
+            tcp_listeners: vec![crate::netpolicy::proxy_listener()],
         }
     }
 

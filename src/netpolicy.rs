@@ -12,6 +12,11 @@ use std::net::IpAddr;
 /// Where the proxy listens inside the sandbox's network namespace (loopback only).
 pub const PROXY_PORT: u16 = 3128;
 
+/// The proxy's address inside the sandbox, as a listener is written (`127.0.0.1:3128`).
+pub fn proxy_listener() -> String {
+    format!("127.0.0.1:{PROXY_PORT}")
+}
+
 /// Ports an entry without a port allows.
 const WEB_PORTS: [u16; 2] = [80, 443];
 
@@ -292,7 +297,7 @@ impl NetPolicy {
             "allow": self.allow.iter().map(|e| &e.text).collect::<Vec<_>>(),
             "deny": self.deny.iter().map(|e| &e.text).collect::<Vec<_>>(),
             "resolve": self.resolve.iter().map(|(n, a)| format!("{n}={a}")).collect::<Vec<_>>(),
-            "proxy": format!("127.0.0.1:{PROXY_PORT}"),
+            "proxy": proxy_listener(),
         })
     }
 }

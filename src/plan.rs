@@ -690,7 +690,7 @@ impl Plan {
         let net = req.net_mode(&profile);
         let proxy = match net {
             NetMode::Allowlist => {
-                if !abi_has_tcp(abi) {
+                if !LandlockAbi(abi).has_tcp() {
                     return Err(Refusal::dimensions(
                         &[Dimension::Network],
                         "network allowlist",
@@ -747,7 +747,7 @@ impl Plan {
         };
         if let Some(_policy) = &proxy {
             // Programs that honour proxy settings go through it; the rest have no route out.
-            let url = format!("http://127.0.0.1:{}", crate::netpolicy::PROXY_PORT);
+            let url = format!("http://{}", crate::netpolicy::proxy_listener());
             for name in PROXY_VARIABLES {
                 env.insert(name.to_string(), url.clone());
             }
@@ -761,7 +761,7 @@ impl Plan {
                     "--allow-bind applies to --net loopback (the network mode here is {net})"
                 )));
             }
-            if !abi_has_tcp(abi) {
+            if !LandlockAbi(abi).has_tcp() {
                 return Err(Refusal::dimensions(
                     &[Dimension::Network],
                     "--allow-bind",
@@ -943,6 +943,15 @@ impl Plan {
         self.grants
             .iter()
             .any(|g| g.per_run && g.path == self.tmp && g.access.exec)
+    }
+
+    /// The host paths the sandbox may write: write grants and writable binds (the private
+    /// tmpfs directories are not host paths).
+    pub fn host_write_grants(&self) -> impl Iterator<Item = &Grant> {
+        self.grants
+            .iter()
+            .chain(self.binds.iter().map(|b| &b.grant))
+            .filter(|g| g.access.write && !g.per_run)
     }
 
     /// Every grant the sandbox applies (Landlock rules), user grants first, binds last.
@@ -1233,10 +1242,6 @@ pub const PROXY_VARIABLES: [&str; 6] = [
     "https_proxy",
     "all_proxy",
 ];
-
-fn abi_has_tcp(abi: u32) -> bool {
-    LandlockAbi(abi).has_tcp()
-}
 
 /// The tier a policy gets here: the namespace tier unless user namespaces are known to be
 /// unavailable (then the Landlock tier, if the policy accepts it, else a refusal naming why).

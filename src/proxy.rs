@@ -93,14 +93,10 @@ impl Proxy {
     pub fn finish(self) -> Vec<Decision> {
         let _ = nix::unistd::write(&self.stop, b"x");
         let _ = self.accept.join();
-        for conn in self
-            .state
-            .open
-            .lock()
-            .map(|o| o.clone_all())
-            .unwrap_or_default()
-        {
-            let _ = conn.shutdown(std::net::Shutdown::Both);
+        if let Ok(open) = self.state.open.lock() {
+            for conn in open.iter() {
+                let _ = conn.shutdown(std::net::Shutdown::Both);
+            }
         }
         let workers: Vec<JoinHandle<()>> = self
             .state
@@ -116,16 +112,6 @@ impl Proxy {
             .lock()
             .map(|d| d.clone())
             .unwrap_or_default()
-    }
-}
-
-trait CloneAll {
-    fn clone_all(&self) -> Vec<TcpStream>;
-}
-
-impl CloneAll for Vec<TcpStream> {
-    fn clone_all(&self) -> Vec<TcpStream> {
-        self.iter().filter_map(|s| s.try_clone().ok()).collect()
     }
 }
 

@@ -48,9 +48,7 @@ impl Signer {
             return Ok(());
         };
         let inside = plan
-            .grants
-            .iter()
-            .filter(|g| g.access.write && !g.per_run)
+            .host_write_grants()
             .find(|g| key.dir.starts_with(&g.path));
         let Some(grant) = inside else {
             return Ok(());

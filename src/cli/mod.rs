@@ -409,10 +409,7 @@ pub fn fail(message: impl std::fmt::Display) -> i32 {
 /// The write set of a run, as `sink` needs it: symlinks inside it are not followed on the
 /// way to an envelope's directory (resolved paths and the requested spellings).
 pub fn write_set(plan: &Plan) -> Vec<PathBuf> {
-    plan.grants
-        .iter()
-        .chain(plan.binds.iter().map(|b| &b.grant))
-        .filter(|g| g.access.write && !g.per_run)
+    plan.host_write_grants()
         .flat_map(|g| [g.path.clone(), PathBuf::from(&g.requested)])
         .collect()
 }
