@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -131,11 +131,19 @@ fn init(
     drop(go);
     crate::timings::mark("init: released by cw-exec");
     let proc_handle = containment::init_steps(plan, proxy_channel, terminal)?;
-    let command = match step("fork", sys::clone_into_namespaces(0))? {
-        None => command_main(plan, terminal, host_ns, reporter, proc_handle),
-        Some(pid) => pid,
-    };
-    drop(proc_handle);
+    // The command's process shares init's memory until its execve (init waits meanwhile):
+    // no copy of cw-exec's address space is made for a process that replaces it at once.
+    // It takes the /proc handle (its own copy of the descriptor; init closes its copy).
+    let proc_handle_fd = proc_handle.as_raw_fd();
+    let mut proc_handle = Some(proc_handle);
+    let command = step(
+        "starting the command's process",
+        sys::spawn_sharing_memory(&mut || match proc_handle.take() {
+            Some(handle) => command_main(plan, terminal, host_ns, reporter, handle),
+            None => EXIT_REFUSED,
+        }),
+    )?;
+    let _ = nix::unistd::close(proc_handle_fd);
     // Init needs no privilege from here on (the command's process drops its own).
     step(
         "init: dropping capabilities",
@@ -190,14 +198,16 @@ fn init(
     }
 }
 
-/// The command's process: restrict, read back, exec. Never returns.
+/// The command's process: restrict, read back, exec. Returns only when it cannot exec: its
+/// exit status. It shares init's memory until execve (`sys::spawn_sharing_memory`), so it
+/// never calls `std::process::exit`.
 fn command_main(
     plan: &Plan,
     terminal: Option<&SandboxTerminal>,
     host_ns: &BTreeMap<String, u64>,
     reporter: &mut Reporter,
     proc_handle: OwnedFd,
-) -> ! {
+) -> i32 {
     let argv = match plan.argv_c() {
         Ok(a) => a,
         Err(e) => {
@@ -205,7 +215,7 @@ fn command_main(
                 step: "arguments".into(),
                 message: e,
             });
-            std::process::exit(EXIT_REFUSED)
+            return EXIT_REFUSED;
         }
     };
     let envp = plan.envp();
@@ -215,7 +225,7 @@ fn command_main(
         Ok(rb) => rb,
         Err((step, message)) => {
             reporter.send(&Message::SetupError { step, message });
-            std::process::exit(EXIT_REFUSED)
+            return EXIT_REFUSED;
         }
     };
     let verdict = attest::verdict(plan, &readback);
@@ -224,7 +234,7 @@ fn command_main(
             readback: Box::new(readback),
             unenforceable: verdict.unenforceable.clone(),
         });
-        std::process::exit(EXIT_REFUSED)
+        return EXIT_REFUSED;
     }
     reporter.send(&Message::Readback {
         readback: Box::new(readback),
@@ -246,5 +256,5 @@ fn command_main(
             plan.exec_allowlist,
         ),
     });
-    std::process::exit(exec_failure_status(err as i32))
+    exec_failure_status(err as i32)
 }

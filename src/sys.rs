@@ -40,6 +40,83 @@ pub fn clone_into_namespaces(flags: libc::c_int) -> io::Result<Option<Pid>> {
     }
 }
 
+/// The stack of a `spawn_sharing_memory` child: generous for the command's set-up (Landlock
+/// rules, the read-back and its JSON); untouched pages cost nothing.
+const SHARED_SPAWN_STACK: usize = 4 << 20;
+
+/// Starts a process that shares this one's memory until it calls `execve` (or ends), like
+/// `vfork(2)` (`clone(CLONE_VM | CLONE_VFORK)` on a stack of its own): no page tables are
+/// copied, no page is faulted in twice. The caller is suspended until then. `child` runs in
+/// the new process; its return value is the process's exit status (it normally never
+/// returns: it calls execve). Returns the new process's pid, once it has exec'd or ended.
+///
+/// Sound only under the conditions the SAFETY comments below state, which the caller
+/// keeps: the calling process is single-threaded, and `child` ends only by execve, by
+/// returning, or by a signal — never by `std::process::exit`, whose exit handlers would run
+/// on (and tear down) the suspended caller's state. A panic in `child` is caught here and
+/// ends the process with status 125.
+pub fn spawn_sharing_memory(child: &mut dyn FnMut() -> i32) -> io::Result<Pid> {
+    extern "C" fn trampoline(arg: *mut libc::c_void) -> libc::c_int {
+        // SAFETY: `arg` is the `&mut &mut dyn FnMut` passed to clone below, which stays
+        // alive because the parent is suspended (CLONE_VFORK) until this process execs or
+        // exits; nothing else uses it meanwhile.
+        let child = unsafe { &mut *(arg as *mut &mut dyn FnMut() -> i32) };
+        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| child()))
+            .unwrap_or(crate::model::EXIT_REFUSED);
+        // SAFETY: _exit ends this process without running exit handlers or destructors
+        // (which would act on the suspended parent's memory); always sound.
+        unsafe { libc::_exit(code) }
+    }
+    // SAFETY: a fresh anonymous private mapping; the result is checked for MAP_FAILED.
+    let stack = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            SHARED_SPAWN_STACK,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if stack == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    // A guard page at the low end: an overflow faults instead of writing into other memory.
+    // SAFETY: the first page of the mapping made above.
+    if unsafe { libc::mprotect(stack, 4096, libc::PROT_NONE) } != 0 {
+        let e = io::Error::last_os_error();
+        // SAFETY: the whole mapping made above, used by nothing.
+        unsafe { libc::munmap(stack, SHARED_SPAWN_STACK) };
+        return Err(e);
+    }
+    let mut child = child;
+    // SAFETY: glibc's clone switches to the new stack (its top: stacks grow down on every
+    // architecture cw-exec builds for) and calls `trampoline` there. CLONE_VM shares this
+    // process's memory; CLONE_VFORK suspends this thread until the child execs or exits, so
+    // no two threads of control ever use the shared memory (heap, allocator, thread-locals)
+    // at once: this process is single-threaded (the caller's contract) and suspended. The
+    // child's file table, fs state, credentials, Landlock domain and seccomp filters are its
+    // own (no CLONE_FILES, CLONE_FS, CLONE_THREAD), so what it restricts is itself alone.
+    // `&mut child` outlives the child's use of it (see trampoline).
+    let pid = unsafe {
+        libc::clone(
+            trampoline,
+            (stack as *mut u8).add(SHARED_SPAWN_STACK) as *mut libc::c_void,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            &mut child as *mut &mut dyn FnMut() -> i32 as *mut libc::c_void,
+        )
+    };
+    let result = if pid == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(Pid::from_raw(pid))
+    };
+    // SAFETY: the child has exec'd (its memory is its own now) or ended: nothing uses the
+    // stack any more.
+    unsafe { libc::munmap(stack, SHARED_SPAWN_STACK) };
+    result
+}
+
 pub const MOUNT_ATTR_RDONLY: u64 = 0x0000_0001;
 pub const MOUNT_ATTR_NOSUID: u64 = 0x0000_0002;
 pub const MOUNT_ATTR_NODEV: u64 = 0x0000_0004;
