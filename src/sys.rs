@@ -61,7 +61,7 @@ pub fn spawn_sharing_memory(child: &mut dyn FnMut() -> i32) -> io::Result<Pid> {
         // alive because the parent is suspended (CLONE_VFORK) until this process execs or
         // exits; nothing else uses it meanwhile.
         let child = unsafe { &mut *(arg as *mut &mut dyn FnMut() -> i32) };
-        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| child()))
+        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(child))
             .unwrap_or(crate::model::EXIT_REFUSED);
         // SAFETY: _exit ends this process without running exit handlers or destructors
         // (which would act on the suspended parent's memory); always sound.
