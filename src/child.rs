@@ -41,7 +41,9 @@ pub enum Message {
     Readback { readback: Box<KernelReadback> },
     /// execve failed with this errno.
     ExecError { errno: i32, message: String },
-    /// The command ended (reported by init).
+    /// The command ended, and every other process of the run is gone: init killed and reaped
+    /// them all and closed its own copies of the output streams (`containment::end_the_run`),
+    /// so cw-exec may return without waiting for init's own exit.
     Exit {
         code: Option<i32>,
         signal: Option<i32>,
@@ -159,6 +161,7 @@ fn init(
             Signal::SIGCHLD => loop {
                 match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
                     Ok(WaitStatus::Exited(pid, code)) if pid == command => {
+                        containment::end_the_run(plan.tier);
                         reporter.send(&Message::Exit {
                             code: Some(code),
                             signal: None,
@@ -166,6 +169,7 @@ fn init(
                         return Ok(code);
                     }
                     Ok(WaitStatus::Signaled(pid, sig, _)) if pid == command => {
+                        containment::end_the_run(plan.tier);
                         reporter.send(&Message::Exit {
                             code: None,
                             signal: Some(sig as i32),

@@ -27,6 +27,10 @@
 //!  8. seccomp, last; the set-id probe that needs a before/after pair.
 //!  9. the read-back (`readback::collect`), then — in `child` — the verdict, and execve only
 //!     if every required dimension is proven.
+//!
+//! init again, when the command's process has ended — `end_the_run`:
+//! 10. every other process of the run killed and reaped, init's output descriptors closed,
+//!     and only then the command's end reported (cw-exec returns on that report).
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, OwnedFd};
@@ -292,6 +296,31 @@ pub fn kill_descendants() {
                 break;
             }
         }
+    }
+}
+
+/// Step 10, in init, once the command's process has ended: nothing of the run outlives it.
+/// Every other process is killed and reaped (the namespace tier: `kill(-1)` from PID 1
+/// reaches every other process of the namespace, and orphans are reparented to init; the
+/// Landlock tier: init is the subreaper of all of them), then init closes its descriptors 0-2
+/// (the output pipes, or the sandbox's pty slave), so cw-exec sees every stream end. Only
+/// then does init report the command's end: cw-exec can return on that report, while the
+/// kernel still tears down the namespaces of an init with nothing left to run.
+pub fn end_the_run(tier: Tier) {
+    match tier {
+        Tier::Namespaces => {
+            let _ = nix::sys::signal::kill(Pid::from_raw(-1), nix::sys::signal::Signal::SIGKILL);
+            loop {
+                match nix::sys::wait::waitpid(Pid::from_raw(-1), None) {
+                    Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+                    Err(_) => break, // ECHILD: no child left
+                }
+            }
+        }
+        Tier::Landlock => kill_descendants(),
+    }
+    for fd in 0..3 {
+        let _ = nix::unistd::close(fd);
     }
 }
 

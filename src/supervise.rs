@@ -593,7 +593,26 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
         outcome.net_decisions = p.finish();
     }
     observe_limits(plan, &mut outcome, cgroups.as_ref());
+    // The cgroups can be removed only once init has left them, at the very end of its exit
+    // (after the kernel tore down its namespaces). Without cgroups nothing waits for that:
+    // init is reaped now if it is done, or by whoever reaps cw-exec's children later.
+    if cgroups.is_some() {
+        let _ = reap(init);
+        crate::timings::mark("init reaped (its cgroups are removed next)");
+    } else {
+        let _ = waitpid(init, Some(nix::sys::wait::WaitPidFlag::WNOHANG));
+    }
     outcome
+}
+
+/// Waits for `init` to end (once reaped, ECHILD).
+fn reap(init: Pid) -> nix::Result<WaitStatus> {
+    loop {
+        match waitpid(init, None) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            other => return other,
+        }
+    }
 }
 
 /// What the limits did to the run, read once it ended: OOM kills and refused forks from the
@@ -886,7 +905,13 @@ fn relay(
             while let Some(pos) = report_buf.iter().position(|b| *b == b'\n') {
                 let line: Vec<u8> = report_buf.drain(..=pos).collect();
                 match serde_json::from_slice::<Message>(&line) {
-                    Ok(message) => apply(&mut outcome, &mut exit_message, message),
+                    Ok(message) => {
+                        apply(&mut outcome, &mut exit_message, message);
+                        // Init's last word: every process of the run is gone by now.
+                        if exit_message.is_some() {
+                            report_file = None;
+                        }
+                    }
                     Err(e) => {
                         outcome.refusal.get_or_insert(step_failed(
                             "report",
@@ -950,13 +975,16 @@ fn relay(
         }
     }
 
-    let status = loop {
-        match waitpid(init, None) {
-            Err(nix::errno::Errno::EINTR) => continue,
-            other => break other,
-        }
+    // Init reported the command's end only after every other process of the run was gone
+    // (`containment::end_the_run`), so the run is over: its own exit, in which the kernel
+    // tears down the namespaces, is not waited for here (`supervise` reaps it before
+    // removing the cgroups). Without that report init ended some other way: reap it to learn
+    // how.
+    let status = match exit_message {
+        Some(_) => None,
+        None => Some(reap(init)),
     };
-    crate::timings::mark("command ran; init reaped");
+    crate::timings::mark("command ran; every process of the run ended");
     outcome.stdout_sha256 = hasher.map(BackgroundHasher::finish);
     if let Some((code, signal)) = exit_message {
         outcome.child_code = code;
@@ -983,8 +1011,8 @@ fn relay(
     } else {
         // init ended without reporting the command's end: it was killed (OOM, SIGKILL).
         let why = match status {
-            Ok(WaitStatus::Signaled(_, sig, _)) => format!("killed by {sig:?}"),
-            Ok(WaitStatus::Exited(_, code)) => format!("exited with {code}"),
+            Some(Ok(WaitStatus::Signaled(_, sig, _))) => format!("killed by {sig:?}"),
+            Some(Ok(WaitStatus::Exited(_, code))) => format!("exited with {code}"),
             other => format!("{other:?}"),
         };
         outcome.refusal = Some(step_failed(

@@ -134,6 +134,47 @@ fn no_process_outlives_the_run() {
     );
 }
 
+/// The moment cw-exec returns, nothing of the run is alive: init reports the command's end
+/// only after it killed and reaped every other process, and cw-exec returns on that report
+/// (without waiting for the kernel to tear down the namespaces). Looped, with background
+/// processes that keep forking and one in a session of its own, all holding the tripwire
+/// (and not the output pipes, whose end cw-exec would otherwise wait for):
+/// it must be closed when cw-exec returns, not eventually. Both tiers, each identity (root
+/// runs have cgroups, which cw-exec removes after init's exit; the test user's have none).
+#[test]
+fn nothing_of_the_run_is_alive_when_cw_exec_returns() {
+    as_each_identity(|sb, who| {
+        for tier in ["namespaces", "landlock"] {
+            for round in 0..8 {
+                let dir = workdir("ended");
+                let wire = Tripwire::new(&dir);
+                let sb = sb
+                    .clone()
+                    .args(["--tier", tier, "--write", dir.to_str().unwrap()]);
+                let script = format!(
+                    "exec 3>{}; echo up >&3; \
+                     (while :; do sh -c ':' ; done) >/dev/null 2>&1 & \
+                     (setsid sh -c 'while :; do sleep 0.01; done' >/dev/null 2>&1 &) ; \
+                     sleep 0.05; echo started",
+                    wire.path.display()
+                );
+                let out = sb.run(&["/bin/sh", "-c", &script]);
+                assert_eq!(
+                    stdout(&out).trim(),
+                    "started",
+                    "{who}, {tier}, round {round}: {}",
+                    stderr(&out)
+                );
+                assert_eq!(
+                    wire.closed_now(),
+                    Ok("up\n".to_string()),
+                    "{who}, {tier}, round {round}: a process of the run outlived cw-exec's return"
+                );
+            }
+        }
+    });
+}
+
 #[test]
 fn terminal_injection_is_denied() {
     let sb = Sandbox::new();

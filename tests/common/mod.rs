@@ -416,6 +416,32 @@ impl Tripwire {
         Tripwire { path, reader }
     }
 
+    /// Everything written to the FIFO if no process holds it open any more at this moment;
+    /// Err naming what was read if a writer is still there. No waiting: for "gone by now".
+    pub fn closed_now(self) -> Result<String, String> {
+        use std::io::Read;
+        let mut reader = self.reader;
+        let flags = nix::fcntl::fcntl(&reader, nix::fcntl::FcntlArg::F_GETFL).unwrap();
+        let flags = nix::fcntl::OFlag::from_bits_truncate(flags) | nix::fcntl::OFlag::O_NONBLOCK;
+        nix::fcntl::fcntl(&reader, nix::fcntl::FcntlArg::F_SETFL(flags)).unwrap();
+        let mut text = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match reader.read(&mut buf) {
+                Ok(0) => return Ok(String::from_utf8_lossy(&text).into_owned()),
+                Ok(n) => text.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    return Err(format!(
+                        "{} still held open (read so far: {:?}): a process of the run is alive",
+                        self.path.display(),
+                        String::from_utf8_lossy(&text)
+                    ))
+                }
+                Err(e) => return Err(format!("reading {}: {e}", self.path.display())),
+            }
+        }
+    }
+
     /// Everything written to the FIFO, once no process holds it open any more. Call it only
     /// after a writer has opened it (a line it wrote was seen, or the run that opened it
     /// ended): with no writer yet it returns at once. Err if it is still held after
