@@ -310,12 +310,10 @@ pub fn end_the_run(tier: Tier) {
     match tier {
         Tier::Namespaces => {
             let _ = nix::sys::signal::kill(Pid::from_raw(-1), nix::sys::signal::Signal::SIGKILL);
-            loop {
-                match nix::sys::wait::waitpid(Pid::from_raw(-1), None) {
-                    Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
-                    Err(_) => break, // ECHILD: no child left
-                }
-            }
+            // Until ECHILD: no child left.
+            while let Ok(_) | Err(nix::errno::Errno::EINTR) =
+                nix::sys::wait::waitpid(Pid::from_raw(-1), None)
+            {}
         }
         Tier::Landlock => kill_descendants(),
     }
