@@ -130,9 +130,15 @@ fn init(
     if step("waiting for cw-exec", nix::unistd::read(&go, &mut byte))? != 1 {
         return Ok(EXIT_REFUSED);
     }
-    drop(go);
     crate::timings::mark("init: released by cw-exec");
     let proc_handle = containment::init_steps(plan, proxy_channel, terminal)?;
+    // The second byte: the run's cgroups are in place, with init in them (cw-exec made them
+    // while init built the sandbox). Nothing of the command runs before that.
+    if step("waiting for the limits", nix::unistd::read(&go, &mut byte))? != 1 {
+        return Ok(EXIT_REFUSED);
+    }
+    drop(go);
+    crate::timings::mark("init: limits in place");
     // The command's process shares init's memory until its execve (init waits meanwhile):
     // no copy of cw-exec's address space is made for a process that replaces it at once.
     // It takes the /proc handle (its own copy of the descriptor; init closes its copy).

@@ -435,13 +435,6 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
     };
     let sandbox_side = terminal.as_ref().map(|t| t.sandbox.clone());
 
-    // Limits that bind the sandbox as a whole are in place before init runs anything.
-    let cgroups = match containment::limits_before_clone(plan) {
-        Ok(c) => c,
-        Err(e) => return refused(CGROUPS_STEP, e),
-    };
-    crate::timings::mark("cgroups created");
-
     let init = match sys::clone_into_namespaces(containment::namespace_flags(plan)) {
         Ok(Some(pid)) => pid,
         Ok(None) => {
@@ -483,7 +476,6 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
                     std::process::exit(EXIT_REFUSED);
                 }
             }
-            std::mem::forget(cgroups); // the parent's to remove, not ours
             let channel = proxy_channel.map(|(ours, theirs)| {
                 drop(ours);
                 theirs
@@ -545,19 +537,38 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
         None => None,
     };
 
-    if let Err(e) = containment::identity_and_limits(plan, init, cgroups.as_ref()) {
+    if let Err(e) = containment::identity(plan, init) {
         let _ = kill(init, Signal::SIGKILL);
         let _ = waitpid(init, None);
         return refused("sandbox set-up", e);
     }
-    crate::timings::mark("identity mapped, cgroups joined");
+    crate::timings::mark("identity mapped");
+    // Init builds the sandbox (its mount view) meanwhile: the cgroups are made and init
+    // joins them on the other side of the same pipe, and init forks the command only once
+    // they are in place (`containment::limits`).
+    let _ = nix::unistd::write(&go_write, b"g");
+    let cgroups = match containment::limits(plan) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = kill(init, Signal::SIGKILL);
+            let _ = waitpid(init, None);
+            return refused(CGROUPS_STEP, e);
+        }
+    };
+    if let Err(e) = containment::join_limits(cgroups.as_ref(), init) {
+        // Init is reaped before the cgroups are removed (dropped on return).
+        let _ = kill(init, Signal::SIGKILL);
+        let _ = waitpid(init, None);
+        return refused(CGROUPS_STEP, e);
+    }
+    crate::timings::mark("cgroups created and joined");
     // The caller's terminal goes raw only now, after the last early return above, and
     // comes back when `relay` drops the guard (or a panic runs its hook).
     let terminal = terminal.map(|master| TerminalRelay {
         master,
         raw: RawMode::enter(std::io::stdin().as_fd()).ok(),
     });
-    let _ = nix::unistd::write(&go_write, b"g");
+    let _ = nix::unistd::write(&go_write, b"l");
     drop(go_write);
     // The proxy starts serving as soon as init hands over its socket (connections queue on it
     // until then); init ending first (a failed step) closes the channel instead.
