@@ -21,6 +21,7 @@ Every number is measured in this run; nothing here asserts a timing.
 """
 
 import datetime
+import hashlib
 import json
 import os
 import platform
@@ -423,6 +424,14 @@ def load():
     return {"loadavg_1_5_15": [round(x, 2) for x in la], "cpu_pressure": psi, "time": datetime.datetime.now().isoformat(timespec="seconds")}
 
 
+def floor_source():
+    """Which floor.c the reference floor was built from (scripts/bench's default, or BENCH_FLOOR_SRC)."""
+    src = os.environ.get("BENCH_FLOOR_SRC") or os.path.join(ROOT, "..", "shared", "bench", "floor.c")
+    if not (os.path.exists(FLOOR) and os.path.exists(src)):
+        return None
+    return {"path": os.path.abspath(src), "sha256": hashlib.sha256(open(src, "rb").read()).hexdigest()}
+
+
 def machine():
     cpu = ""
     for line in open("/proc/cpuinfo"):
@@ -441,6 +450,7 @@ def machine():
         "cgroup": "v2" if " - cgroup2 " in mounts and " - cgroup " not in mounts else ("v1" if " - cgroup2 " not in mounts else "hybrid"),
         "cgroup2_favordynmods": "favordynmods" in mounts,
         "commit": commit,
+        "reference_floor_source": floor_source(),
         "versions": {
             "cw-exec": sh([CW, "--version"]),
             "bwrap": sh([BWRAP, "--version"]) if BWRAP else None,
