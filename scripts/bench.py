@@ -17,6 +17,7 @@ Writes docs/bench/results-<date>.json and the generated block of docs/performanc
 BENCH_QUICK=1: a short smoke pass; writes target/bench/results-<date>-quick.json and prints
 the tables, leaving docs/ alone. BENCH_ROUNDS=N: spawn rounds (default 500). BENCH_SEED=N:
 the shuffle's seed. BENCH_SKIP=NAME,...: leave these commands out (as if missing).
+BENCH_MACHINE_NOTE=TEXT: a description of the machine and what else runs on it, for the record.
 Every number is measured in this run; nothing here asserts a timing.
 """
 
@@ -450,7 +451,9 @@ def machine():
         "cgroup": "v2" if " - cgroup2 " in mounts and " - cgroup " not in mounts else ("v1" if " - cgroup2 " not in mounts else "hybrid"),
         "cgroup2_favordynmods": "favordynmods" in mounts,
         "commit": commit,
+        "src_commit": sh(["git", "-C", ROOT, "log", "-1", "--format=%h", "--", "src", "Cargo.toml", "Cargo.lock", "build.rs"]),
         "reference_floor_source": floor_source(),
+        "note": os.environ.get("BENCH_MACHINE_NOTE") or None,
         "versions": {
             "cw-exec": sh([CW, "--version"]),
             "bwrap": sh([BWRAP, "--version"]) if BWRAP else None,
@@ -526,6 +529,11 @@ def targets(res):
     return out
 
 
+def busy(l, cpus):
+    p = l.get("cpu_pressure")
+    return l["loadavg_1_5_15"][0] > 0.5 * cpus or (p is not None and p["some_avg60"] > 10)
+
+
 def markdown(res, date):
     m, s = res["machine"], res["spawn"]
     l0, l1 = res["load"]["start"], res["load"]["end"]
@@ -535,11 +543,15 @@ def markdown(res, date):
         return f"load average {l['loadavg_1_5_15'][0]:.2f}/{l['loadavg_1_5_15'][1]:.2f}/{l['loadavg_1_5_15'][2]:.2f}" + (f", CPU pressure {p['some_avg60']:.0f}% (60 s)" if p else "")
 
     md = [
-        f"Measured {date}{' (BENCH_QUICK: a smoke pass, too few rounds to read much into)' if QUICK else ''} by `scripts/bench` at commit `{m['commit']}` "
-        f"on {m['cpus']} CPUs ({m['cpu']}), {m['memory_gib']} GiB, Linux {m['kernel']}, uid {m['uid']}, cgroup {m['cgroup']}. "
-        f"Load: {loadtxt(l0)} at the start, {loadtxt(l1)} at the end. **The machine is shared**: other agents were building "
-        "and testing on the same two cores during the run, so absolute times are noisy; compare only ratios within this run. "
-        f"Every comparison is interleaved (each command once per round, a fresh random order each round; seed {SEED}). "
+        f"Measured {date}{' (BENCH_QUICK: a smoke pass, too few rounds to read much into)' if res['quick'] else ''} by `scripts/bench`; "
+        f"cw-exec built from `{m.get('src_commit') or m['commit']}` (the last commit touching src/ or Cargo.*), "
+        f"on {m['cpus']} CPUs ({m['cpu']}), {m['memory_gib']} GiB, Linux {m['kernel']}, uid {m['uid']}, cgroup {m['cgroup']}"
+        + (f" ({m['note']})" if m.get("note") else "") + ". "
+        f"Load: {loadtxt(l0)} at the start, {loadtxt(l1)} at the end. "
+        + ("**The machine was busy**: other jobs shared its CPUs during the run, so absolute "
+           "times are noisy and spreads wide; compare only ratios within this run. "
+           if busy(l0, m["cpus"]) or busy(l1, m["cpus"]) else "The machine was otherwise quiet. ")
+        + f"Every comparison is interleaved (each command once per round, a fresh random order each round; seed {res['seed']}). "
         f"Raw data: `{os.path.relpath(res['path'], ROOT)}`.\n",
         "\n**Issue 17's targets** (ratios of medians; the mean ratio and the median of per-round ratios beside)\n\n",
     ]
@@ -556,7 +568,8 @@ def markdown(res, date):
         rows.append([t["target"], f"{t['measured']:.2f}", ", ".join(extra) or "—", f2(t.get("x_bwrap")), "yes" if t["met"] else "**no**"])
     md.append(table(["target", "measured", "also", "× bwrap", "met"], rows))
 
-    md.append(f"\n**Spawn of `/bin/true`** ({ROUNDS} rounds; ms; ratios: of medians / of means (median of per-round ratios))\n\n")
+    rounds = res.get("rounds") or max(d["n"] + d["failed"] for d in s.values())
+    md.append(f"\n**Spawn of `/bin/true`** ({rounds} rounds; ms; ratios: of medians / of means (median of per-round ratios))\n\n")
     rows = []
     for name, d in s.items():
         rows.append([name, f"{d['mean']:.2f}", f"{d['median']:.2f}", f"{d['p5']:.2f}", f"{d['p95']:.2f}",
@@ -599,8 +612,8 @@ def markdown(res, date):
                   "so that none finds a cgroup migration's fast path left by the run before; ms per phase)\n\n")
         md.append(table(["phase ends", "median", "mean"], [[p["phase"], f"{p['median_ms']:.3f}", f"{p['mean_ms']:.3f}"] for p in res["phases"]]))
 
-    if NOTES:
-        md.append("\n**Skipped**\n\n" + "".join(f"- {n}\n" for n in NOTES))
+    if res["notes"]:
+        md.append("\n**Skipped**\n\n" + "".join(f"- {n}\n" for n in res["notes"]))
     return "".join(md)
 
 
@@ -612,7 +625,7 @@ def main():
     work = tempfile.mkdtemp(prefix="cwx-bench-", dir="/var/tmp")
     os.chmod(work, 0o755)
     date = datetime.date.today().isoformat()
-    res = {"date": date, "quick": QUICK, "seed": SEED, "load": {"start": load()}, "machine": machine()}
+    res = {"date": date, "quick": QUICK, "seed": SEED, "rounds": ROUNDS, "load": {"start": load()}, "machine": machine()}
     try:
         res["spawn"] = spawn(work)
         print("phases ...", file=sys.stderr)
@@ -645,6 +658,11 @@ def main():
     if QUICK:
         print("BENCH_QUICK: docs/performance.md left as it is", file=sys.stderr)
         return
+    write_block(md)
+
+
+def write_block(md):
+    """Replaces the generated block of docs/performance.md (between its bench markers)."""
     doc = os.path.join(ROOT, "docs", "performance.md")
     text = open(doc).read()
     start, end = "<!-- bench:start -->", "<!-- bench:end -->"
@@ -654,5 +672,17 @@ def main():
     print("updated the generated block of docs/performance.md", file=sys.stderr)
 
 
+def render(path):
+    """bench.py --render docs/bench/results-DATE.json: the generated block again from a results
+    file (after a change of layout), without measuring anything."""
+    res = json.load(open(path))
+    res["path"] = os.path.abspath(path)
+    res.setdefault("notes", [])
+    write_block(markdown(res, res["date"]))
+
+
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 3 and sys.argv[1] == "--render":
+        render(sys.argv[2])
+    else:
+        main()
