@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::attest;
 use crate::containment;
+use crate::kernel::cgroup::SelfJoin;
 use crate::kernel::pty::SandboxTerminal;
 use crate::model::{exec_failure_status, Dimension, Tier, EXIT_REFUSED};
 use crate::plan::Plan;
@@ -81,9 +82,18 @@ pub fn init_main(
     go: OwnedFd,
     report: OwnedFd,
     proxy_channel: Option<OwnedFd>,
+    self_join: Option<SelfJoin>,
 ) -> ! {
     let mut reporter = Reporter(std::fs::File::from(report));
-    let code = match init(plan, terminal, host_ns, go, &mut reporter, proxy_channel) {
+    let code = match init(
+        plan,
+        terminal,
+        host_ns,
+        go,
+        &mut reporter,
+        proxy_channel,
+        self_join,
+    ) {
         Ok(code) => code,
         Err((step, message)) => {
             reporter.send(&Message::SetupError { step, message });
@@ -108,6 +118,7 @@ fn init(
     go: OwnedFd,
     reporter: &mut Reporter,
     proxy_channel: Option<OwnedFd>,
+    self_join: Option<SelfJoin>,
 ) -> Result<i32, StepError> {
     containment::init_own_process_group()?;
     // The signals init waits for must be blocked, or sigwait would not see them (and, for
@@ -130,15 +141,10 @@ fn init(
     if step("waiting for cw-exec", nix::unistd::read(&go, &mut byte))? != 1 {
         return Ok(EXIT_REFUSED);
     }
-    crate::timings::mark("init: released by cw-exec");
-    let proc_handle = containment::init_steps(plan, proxy_channel, terminal)?;
-    // The second byte: the run's cgroups are in place, with init in them (cw-exec made them
-    // while init built the sandbox). Nothing of the command runs before that.
-    if step("waiting for the limits", nix::unistd::read(&go, &mut byte))? != 1 {
-        return Ok(EXIT_REFUSED);
-    }
     drop(go);
-    crate::timings::mark("init: limits in place");
+    containment::init_join_limits(self_join)?;
+    crate::timings::mark("init: released by cw-exec, cgroups joined");
+    let proc_handle = containment::init_steps(plan, proxy_channel, terminal)?;
     // The command's process shares init's memory until its execve (init waits meanwhile):
     // no copy of cw-exec's address space is made for a process that replaces it at once.
     // It takes the /proc handle (its own copy of the descriptor; init closes its copy).

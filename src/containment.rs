@@ -2,22 +2,23 @@
 //! in the process that runs it. Each step assumes the ones before it.
 //!
 //! cw-exec (host namespaces) — `supervise` calls these:
+//!  1. `limits_before_clone`: the run's cgroups (memory, pids, cpu), before anything runs;
+//!     the v1 ones opened for init to join itself.
 //!  2. `namespace_flags`: clone into new user, mount, PID, IPC, UTS, cgroup (and network
 //!     unless `--net host`) namespaces; the child becomes init.
-//!  3. `identity`: uid/gid maps of the new user namespace; then init is released.
-//!  3b. `limits`, while init builds the sandbox: the run's cgroups (memory, pids, cpu) with
-//!     init in them; then init is released again, and only then forks the command.
+//!  3. `identity_and_limits`: uid/gid maps of the new user namespace; init put in the v2
+//!     cgroup; then init is released.
 //!
-//! init (PID 1 of the sandbox) — `init_own_process_group`, then `init_steps`:
-//!  4. its own process group (a terminal's signals reach the sandbox only through cw-exec,
-//!     once); hostname; the mount view (`kernel::mount_view::enter`: pivot_root into a tmpfs, binds
+//! init (PID 1 of the sandbox) — `init_join_limits`, `init_own_process_group`, `init_steps`:
+//!  4. the run's v1 cgroups, which init joins itself as its first act; its own process
+//!     group (a terminal's signals reach the sandbox only through cw-exec, once); hostname; the mount view (`kernel::mount_view::enter`: pivot_root into a tmpfs, binds
 //!     verified by identity, masks, pins, private /tmp, own /proc, the host tree detached;
 //!     with a terminal of its own, its pty slave and /dev/tty);
 //!     vm.memfd_noexec=2 (root); loopback up (`--net loopback`); a writable /proc handle for
 //!     the command's oom_score_adj; lowered per-user quotas; host kernel state sealed
 //!     read-only; init non-dumpable, its environment and arguments scrubbed.
-//!  5. wait for the limits (step 3b); start the command's process; init drops every
-//!     capability and only reaps and forwards.
+//!  5. start the command's process; init drops every capability and only reaps and
+//!     forwards.
 //!
 //! the command's process — `command_steps`:
 //!  6. setsid; with a terminal of its own, the pty slave (descriptor 0) as controlling
@@ -39,7 +40,7 @@ use std::path::{Path, PathBuf};
 
 use nix::unistd::Pid;
 
-use crate::kernel::cgroup::RunCgroups;
+use crate::kernel::cgroup::{RunCgroups, SelfJoin};
 use crate::kernel::pty::SandboxTerminal;
 use crate::kernel::{landlock, mount_view, userns};
 use crate::model::{NetMode, Tier};
@@ -51,26 +52,15 @@ fn step<T, E: std::fmt::Display>(name: &str, r: Result<T, E>) -> Result<T, StepE
     r.map_err(|e| (name.to_string(), e.to_string()))
 }
 
-/// Step 3b, while init builds the sandbox (step 4, which needs no limit: it runs cw-exec's
-/// code only): the cgroups that bind the sandbox as a whole, if the plan's limits need them,
-/// with init in them. Init forks the command only after this (its second go byte), so
-/// everything the command and its descendants do is charged and counted, and init too from
-/// then on.
-pub fn limits(plan: &Plan) -> Result<Option<RunCgroups>, String> {
-    if plan.limits.needs_cgroups() {
-        RunCgroups::create(&plan.limits.cgroups).map(Some)
-    } else {
-        Ok(None)
+/// Step 1: the cgroups that bind the sandbox as a whole, if the plan's limits need them,
+/// with the v1 ones opened for init to join itself (`SelfJoin`, step 4's first act).
+pub fn limits_before_clone(plan: &Plan) -> Result<Option<(RunCgroups, SelfJoin)>, String> {
+    if !plan.limits.needs_cgroups() {
+        return Ok(None);
     }
-}
-
-/// Step 3b, continued: init joins the cgroups (a failure leaves them for the caller to
-/// remove once init is gone).
-pub fn join_limits(cgroups: Option<&RunCgroups>, init: Pid) -> Result<(), String> {
-    match cgroups {
-        Some(c) => c.enter(init.as_raw()),
-        None => Ok(()),
-    }
+    let cgroups = RunCgroups::create(&plan.limits.cgroups)?;
+    let handles = cgroups.self_join()?;
+    Ok(Some((cgroups, handles)))
 }
 
 /// Step 1b, Landlock tier: the run's private directories on the host — `tmp/` (TMPDIR),
@@ -128,12 +118,29 @@ pub fn namespace_flags(plan: &Plan) -> libc::c_int {
     flags
 }
 
-/// Step 3: init's identity in its user namespace; then init is released (first go byte).
-pub fn identity(plan: &Plan, init: Pid) -> Result<(), String> {
+/// Step 3: init's identity in its user namespace, and its v2 cgroup (cgroup v1: init joins
+/// itself, step 4); then init is released.
+pub fn identity_and_limits(
+    plan: &Plan,
+    init: Pid,
+    cgroups: Option<&RunCgroups>,
+) -> Result<(), String> {
     if plan.tier == Tier::Namespaces {
         userns::write_id_maps(init, plan.uid, plan.gid)?;
     }
-    Ok(())
+    match cgroups {
+        Some(c) => c.enter_v2(init.as_raw()),
+        None => Ok(()),
+    }
+}
+
+/// Step 4 begins, in init, right after its release: into the run's v1 cgroups, before it
+/// does anything else (see `SelfJoin` for why init moves itself).
+pub fn init_join_limits(handles: Option<SelfJoin>) -> Result<(), StepError> {
+    match handles {
+        Some(h) => step("init: joining the run's cgroups", h.join()),
+        None => Ok(()),
+    }
 }
 
 /// Step 4 begins, in init, before anything else: init leaves cw-exec's process group. A

@@ -435,6 +435,14 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
     };
     let sandbox_side = terminal.as_ref().map(|t| t.sandbox.clone());
 
+    // Limits that bind the sandbox as a whole are in place before init runs anything.
+    let (cgroups, self_join) = match containment::limits_before_clone(plan) {
+        Ok(Some((c, h))) => (Some(c), Some(h)),
+        Ok(None) => (None, None),
+        Err(e) => return refused(CGROUPS_STEP, e),
+    };
+    crate::timings::mark("cgroups created");
+
     let init = match sys::clone_into_namespaces(containment::namespace_flags(plan)) {
         Ok(Some(pid)) => pid,
         Ok(None) => {
@@ -480,6 +488,7 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
                 drop(ours);
                 theirs
             });
+            std::mem::forget(cgroups); // the parent's to remove, not ours
             child::init_main(
                 plan,
                 sandbox_side.as_ref(),
@@ -487,6 +496,7 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
                 go_read,
                 report_write,
                 channel,
+                self_join,
             )
         }
         Err(e) => {
@@ -504,7 +514,7 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
         }
     };
     crate::timings::mark("namespaces created (clone)");
-    drop((go_read, report_write));
+    drop((go_read, report_write, self_join));
     let stdout_read = stdout_pipe.map(|(read, _write)| read);
     let stderr_read = stderr_pipe.map(|(read, _write)| read);
     let mut stdin_feed = match stdin {
@@ -537,38 +547,19 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
         None => None,
     };
 
-    if let Err(e) = containment::identity(plan, init) {
+    if let Err(e) = containment::identity_and_limits(plan, init, cgroups.as_ref()) {
         let _ = kill(init, Signal::SIGKILL);
         let _ = waitpid(init, None);
         return refused("sandbox set-up", e);
     }
     crate::timings::mark("identity mapped");
-    // Init builds the sandbox (its mount view) meanwhile: the cgroups are made and init
-    // joins them on the other side of the same pipe, and init forks the command only once
-    // they are in place (`containment::limits`).
-    let _ = nix::unistd::write(&go_write, b"g");
-    let cgroups = match containment::limits(plan) {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = kill(init, Signal::SIGKILL);
-            let _ = waitpid(init, None);
-            return refused(CGROUPS_STEP, e);
-        }
-    };
-    if let Err(e) = containment::join_limits(cgroups.as_ref(), init) {
-        // Init is reaped before the cgroups are removed (dropped on return).
-        let _ = kill(init, Signal::SIGKILL);
-        let _ = waitpid(init, None);
-        return refused(CGROUPS_STEP, e);
-    }
-    crate::timings::mark("cgroups created and joined");
     // The caller's terminal goes raw only now, after the last early return above, and
     // comes back when `relay` drops the guard (or a panic runs its hook).
     let terminal = terminal.map(|master| TerminalRelay {
         master,
         raw: RawMode::enter(std::io::stdin().as_fd()).ok(),
     });
-    let _ = nix::unistd::write(&go_write, b"l");
+    let _ = nix::unistd::write(&go_write, b"g");
     drop(go_write);
     // The proxy starts serving as soon as init hands over its socket (connections queue on it
     // until then); init ending first (a failed step) closes the channel instead.
