@@ -443,7 +443,21 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
     };
     crate::timings::mark("cgroups created");
 
-    let init = match sys::clone_into_namespaces(containment::namespace_flags(plan)) {
+    // Init is born in the run's v2 cgroup where the kernel allows it (clone3); else (an old
+    // kernel, or a seccomp filter answering clone3 with ENOSYS, as container runtimes do)
+    // it is moved in after the clone, in `identity_and_limits`, which binds the same.
+    let flags = containment::namespace_flags(plan);
+    let v2_dir = cgroups.as_ref().and_then(RunCgroups::v2_dir);
+    let born_in_cgroup = v2_dir
+        .as_ref()
+        .map(|dir| sys::clone_into_cgroup(flags, dir.as_fd()))
+        .filter(Result::is_ok);
+    let v2_joined = born_in_cgroup.is_some();
+    let cloned = match born_in_cgroup {
+        Some(result) => result,
+        None => sys::clone_into_namespaces(flags),
+    };
+    let init = match cloned {
         Ok(Some(pid)) => pid,
         Ok(None) => {
             drop((go_write, report_read, signals));
@@ -489,6 +503,7 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
                 theirs
             });
             std::mem::forget(cgroups); // the parent's to remove, not ours
+            drop(v2_dir);
             child::init_main(
                 plan,
                 sandbox_side.as_ref(),
@@ -547,7 +562,9 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
         None => None,
     };
 
-    if let Err(e) = containment::identity_and_limits(plan, init, cgroups.as_ref()) {
+    drop(v2_dir);
+    let v2_to_join = cgroups.as_ref().filter(|_| !v2_joined);
+    if let Err(e) = containment::identity_and_limits(plan, init, v2_to_join) {
         let _ = kill(init, Signal::SIGKILL);
         let _ = waitpid(init, None);
         return refused("sandbox set-up", e);

@@ -40,6 +40,57 @@ pub fn clone_into_namespaces(flags: libc::c_int) -> io::Result<Option<Pid>> {
     }
 }
 
+/// `struct clone_args` of clone3(2), up to `cgroup` (CLONE_ARGS_SIZE_VER2).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// `clone3(2)` with fork semantics into the namespaces named by `flags` and, born there,
+/// into the cgroup v2 directory `cgroup` (CLONE_INTO_CGROUP, Linux 5.7): no migration, so
+/// none of the global lock a write to `cgroup.procs` takes. Returns `None` in the child.
+/// Same contract as `clone_into_namespaces` (single-threaded caller).
+pub fn clone_into_cgroup(
+    flags: libc::c_int,
+    cgroup: std::os::fd::BorrowedFd<'_>,
+) -> io::Result<Option<Pid>> {
+    use std::os::fd::AsRawFd;
+    let mut args = CloneArgs {
+        flags: flags as u32 as u64 | CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: cgroup.as_raw_fd() as u64,
+        ..Default::default()
+    };
+    // SAFETY: clone3 with no stack and no CLONE_VM behaves like fork(2): the child continues
+    // on a copy-on-write copy of this stack. `args` is a valid clone_args of the size passed,
+    // alive for the call; no pointer field is set (no CLONE_*TID, PIDFD or SETTLS flag).
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match ret {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(None),
+        pid => Ok(Some(Pid::from_raw(pid as libc::pid_t))),
+    }
+}
+
 /// The stack of a `spawn_sharing_memory` child: generous for the command's set-up (Landlock
 /// rules, the read-back and its JSON); untouched pages cost nothing.
 const SHARED_SPAWN_STACK: usize = 4 << 20;

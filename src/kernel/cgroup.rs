@@ -388,6 +388,21 @@ impl RunCgroups {
         Ok(())
     }
 
+    /// The run's v2 cgroup, opened for `sys::clone_into_cgroup`: a process born in it needs
+    /// no migration (see `SelfJoin` for what a migration costs).
+    pub fn v2_dir(&self) -> Option<std::fs::File> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let (_, dir) = self
+            .distinct_dirs()
+            .into_iter()
+            .find(|(h, _)| matches!(h, Hierarchy::V2(_)))?;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(dir)
+            .ok()
+    }
+
     /// The run's v1 cgroups, opened for a process to move itself in (`SelfJoin::join`).
     pub fn self_join(&self) -> Result<SelfJoin, String> {
         let mut handles = vec![];
