@@ -74,7 +74,9 @@ pub fn verdict(plan: &Plan, rb: &KernelReadback) -> Verdict {
             .and(rb.status_is("NoNewPrivs", "1"))
     };
     let nnp = rb.status_is("NoNewPrivs", "1");
-    let seccomp_on = rb.seccomp_filters_at_least(plan.seccomp.filters.len());
+    let seccomp_on = rb
+        .seccomp_filters_at_least(plan.seccomp.filters.len())
+        .and(rb.probe_passed(crate::readback::SECCOMP_INSTALLED));
     let probe = |name: &str| rb.probe_passed(name);
     let proxy_listener = crate::netpolicy::proxy_listener();
 
@@ -512,6 +514,10 @@ mod tests {
             probe("setid-chmod", "EPERM"),
             probe("setid-create", "EPERM"),
             probe("native-code", "EPERM"),
+            probe(
+                crate::readback::SECCOMP_INSTALLED,
+                &format!("+{}", plan.seccomp.filters.len()),
+            ),
         ];
         if plan.exec_allowlist {
             probes.push(probe("exec-outside-allowlist", "EACCES"));
@@ -615,6 +621,13 @@ mod tests {
         // seccomp not in filter mode: command and network fall; caps still dropped.
         let mut rb = live(&p);
         rb.proc_status.insert("Seccomp".into(), "0".into());
+        let v = verdict(&p, &rb);
+        assert_eq!(v.enforced, vec![Read, Write, Env], "{:#?}", v.reasons);
+        // An inherited filter (a container runtime's) in filter mode, but cw-exec's own
+        // install added none: the filter count alone would pass, the before/after probe
+        // does not.
+        let mut rb = with_probe(live(&p), crate::readback::SECCOMP_INSTALLED, "+0");
+        rb.proc_status.insert("Seccomp_filters".into(), "3".into());
         let v = verdict(&p, &rb);
         assert_eq!(v.enforced, vec![Read, Write, Env], "{:#?}", v.reasons);
         // Capabilities left: write and command fall.

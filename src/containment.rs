@@ -423,12 +423,21 @@ pub fn command_steps(
     // is accepted here, so an EPERM for the same call after seccomp is seccomp's.
     let setid_control = readback::setid_probe_control(setid_memfd);
     // 8. seccomp, last: after it, only the read-back and execve run.
+    let filters_before = readback::seccomp_filter_count();
     step("seccomp", plan.seccomp.install())?;
     let setid_chmod = readback::setid_probe(setid_control);
     crate::timings::mark("command: rlimits, capabilities, seccomp");
 
     // 9. The read-back: what the kernel says about this process, and the late probes.
-    readback::collect(plan, host_ns, envp, outcome, probes, setid_chmod)
+    readback::collect(
+        plan,
+        host_ns,
+        envp,
+        outcome,
+        probes,
+        setid_chmod,
+        filters_before,
+    )
 }
 
 /// Becomes `uid`:`gid` with no supplementary groups (the namespace of a root caller maps

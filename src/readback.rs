@@ -197,9 +197,24 @@ pub fn collect(
     landlock: LandlockOutcome,
     mut probes: Vec<Probe>,
     setid_chmod: Probe,
+    filters_before: Option<usize>,
 ) -> Result<KernelReadback, StepError> {
     let proc_status =
         read_proc_status().map_err(|e| ("read-back /proc/self/status".to_string(), e))?;
+    // The filters this process gained by the install: filters it inherited (a container
+    // runtime's, say) must not pass for cw-exec's own.
+    let filters_after = proc_status
+        .get("Seccomp_filters")
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    probes.push(probe(
+        SECCOMP_INSTALLED,
+        "Seccomp_filters of /proc/self/status before and after installing cw-exec's program",
+        &format!("+{}", plan.seccomp.filters.len()),
+        match (filters_before, filters_after) {
+            (Some(before), Some(after)) => format!("+{}", after as i64 - before as i64),
+            _ => "unreadable".into(),
+        },
+    ));
     let sandbox_ns = namespace_inodes("self");
     let namespaces = sandbox_ns
         .iter()
@@ -537,6 +552,17 @@ pub fn tcp_connect_errno() -> String {
         Err(e) => format!("{e:?}"),
         Ok(fd) => errno_of(connect(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, 9))),
     }
+}
+
+/// The probe that the seccomp install added exactly cw-exec's filters.
+pub const SECCOMP_INSTALLED: &str = "seccomp-filters-added";
+
+/// How many seccomp filters this process has now (None: unreadable).
+pub fn seccomp_filter_count() -> Option<usize> {
+    read_proc_status()
+        .ok()?
+        .get("Seccomp_filters")
+        .and_then(|v| v.trim().parse().ok())
 }
 
 fn read_proc_status() -> Result<BTreeMap<String, String>, String> {

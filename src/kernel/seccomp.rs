@@ -178,7 +178,7 @@ const READ_IMPLIES_EXEC: u64 = 0x040_0000;
 /// `shmat(2)`'s SHM_EXEC: an executable mapping of a System V segment the program wrote.
 const SHM_EXEC: u64 = 0o100_000;
 
-/// The compiled seccomp programs (one per action), ready to install.
+/// The compiled seccomp program (one filter), ready to install.
 #[derive(Clone)]
 pub struct SeccompProgram {
     pub filters: Vec<BpfProgram>,
@@ -288,22 +288,17 @@ impl SeccompProgram {
             ));
         }
 
-        let mut enosys: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
-        enosys.insert(libc::SYS_clone3, vec![]);
-        enosys.insert(libc::SYS_openat2, vec![]);
-
-        let build = |rules, errno: i32| -> Result<BpfProgram, String> {
-            let filter = SeccompFilter::new(
-                rules,
-                SeccompAction::Allow,
-                SeccompAction::Errno(errno as u32),
-                arch,
-            )
-            .map_err(|e| format!("seccomp: {e}"))?;
-            let program: BpfProgram = filter.try_into().map_err(|e| format!("seccomp: {e}"))?;
-            deny_x32(program)
-        };
-        let filters = vec![build(eperm, libc::EPERM)?, build(enosys, libc::ENOSYS)?];
+        let filter = SeccompFilter::new(
+            eperm,
+            SeccompAction::Allow,
+            SeccompAction::Errno(libc::EPERM as u32),
+            arch,
+        )
+        .map_err(|e| format!("seccomp: {e}"))?;
+        let program: BpfProgram = filter.try_into().map_err(|e| format!("seccomp: {e}"))?;
+        // One filter per run: the calls answered ENOSYS are checked in the same program,
+        // right after the architecture check (`after_arch_check`).
+        let filters = vec![after_arch_check(program)?];
         denies.push("x32 syscall numbers (the filter is written for x86_64 numbers)".into());
 
         let mut hasher = Sha256::new();
@@ -403,18 +398,20 @@ fn cond(arg: u8, len: Len, op: Op, value: u64) -> Result<Cond, String> {
     Cond::new(arg, len, op, value).map_err(|e| format!("seccomp: {e}"))
 }
 
-/// seccompiler checks the architecture first (AUDIT_ARCH_X86_64, else kill), but on x86_64
-/// the x32 ABI shares that architecture value and offsets syscall numbers by 0x4000_0000,
-/// which would slip past every number the filter lists. Insert, right after the arch check,
-/// "syscall number >= 0x4000_0000 → EPERM". The inserted block sits between the arch check
-/// (whose jumps stay inside it) and the rest (whose jumps are relative and stay inside it),
-/// so no jump offset changes.
-fn deny_x32(mut program: BpfProgram) -> Result<BpfProgram, String> {
-    if std::env::consts::ARCH != "x86_64" {
-        return Ok(program);
-    }
+/// seccompiler checks the architecture first (AUDIT_ARCH_X86_64, else kill), then matches
+/// the syscall number against its rules, all with one action (EPERM here). Two checks go in
+/// between, right after the arch check, as one self-contained block (its jumps stay inside
+/// it; the jumps before it and after it are relative and stay on their side, so no offset
+/// changes):
+/// - on x86_64 the x32 ABI shares the architecture value and offsets syscall numbers by
+///   0x4000_0000, which would slip past every number the filter lists: nr >= 0x4000_0000
+///   → EPERM;
+/// - `clone3` and `openat2` → ENOSYS (their flags and mode are behind a pointer the filter
+///   cannot read; libc falls back to `clone` and `openat`, which the rules inspect).
+fn after_arch_check(mut program: BpfProgram) -> Result<BpfProgram, String> {
     const BPF_LD_W_ABS: u16 = 0x20;
     const BPF_JMP_JGE_K: u16 = 0x05 | 0x30;
+    const BPF_JMP_JEQ_K: u16 = 0x05 | 0x10;
     const BPF_RET_K: u16 = 0x06;
     let arch_check_len = 3;
     let shape_ok = program.len() > arch_check_len
@@ -425,16 +422,17 @@ fn deny_x32(mut program: BpfProgram) -> Result<BpfProgram, String> {
         return Err("seccomp: unexpected program layout from seccompiler; refusing to guess where the architecture check ends".into());
     }
     let insn = |code, jt, jf, k| seccompiler::sock_filter { code, jt, jf, k };
-    let block = [
-        insn(BPF_LD_W_ABS, 0, 0, 0), // A = seccomp_data.nr
-        insn(BPF_JMP_JGE_K, 0, 1, 0x4000_0000),
-        insn(
-            BPF_RET_K,
-            0,
-            0,
-            libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
-        ),
-    ];
+    let errno = |e: i32| libc::SECCOMP_RET_ERRNO | e as u32;
+    let mut block = vec![insn(BPF_LD_W_ABS, 0, 0, 0)]; // A = seccomp_data.nr
+    if std::env::consts::ARCH == "x86_64" {
+        block.push(insn(BPF_JMP_JGE_K, 0, 1, 0x4000_0000));
+        block.push(insn(BPF_RET_K, 0, 0, errno(libc::EPERM)));
+    }
+    block.extend([
+        insn(BPF_JMP_JEQ_K, 1, 0, libc::SYS_clone3 as u32),
+        insn(BPF_JMP_JEQ_K, 0, 1, libc::SYS_openat2 as u32),
+        insn(BPF_RET_K, 0, 0, errno(libc::ENOSYS)),
+    ]);
     program.splice(arch_check_len..arch_check_len, block);
     Ok(program)
 }
@@ -460,7 +458,7 @@ mod tests {
                 .unwrap()
                 .sha256
         );
-        assert_eq!(none.filters.len(), 2);
+        assert_eq!(none.filters.len(), 1);
         assert_ne!(none.sha256, lo.sha256);
         assert_ne!(lo.sha256, host.sha256);
     }
