@@ -7,4 +7,5 @@ pub mod pathfd;
 pub mod pty;
 pub mod quotas;
 pub mod seccomp;
+pub mod seccomp_rules;
 pub mod userns;
