@@ -332,7 +332,9 @@ impl RunCgroups {
         let dir = match existing {
             Some(d) => d,
             None => {
-                sweep_stale(h.parent());
+                if sweeps_this_run() {
+                    sweep_stale(h.parent());
+                }
                 let d = h.parent().join(name);
                 std::fs::create_dir(&d)
                     .map_err(|e| format!("creating cgroup {}: {e}", d.display()))?;
@@ -536,6 +538,18 @@ impl Drop for RunCgroups {
         self.remove();
     }
 }
+
+/// Whether this run looks for cgroups left behind (one run in `SWEEP_EVERY`, by its pid).
+/// Listing the parent directory takes its lock for reading, against every concurrent run's
+/// mkdir and rmdir there, which take it for writing: 32 runs in parallel that each listed it
+/// waited on each other for tens of milliseconds (perf lock contention). A cgroup is left
+/// only by a cw-exec that was SIGKILLed before it could remove it; it is empty (its
+/// processes died with init), and goes at one of the next runs.
+fn sweeps_this_run() -> bool {
+    std::process::id() % SWEEP_EVERY == 0
+}
+
+const SWEEP_EVERY: u32 = 8;
 
 /// Removes empty cgroups left by runs whose cw-exec no longer exists.
 fn sweep_stale(parent: &Path) {
