@@ -410,6 +410,10 @@ pub fn command_steps(
     // The set-id probe's memfd, made before the rlimits so that a low RLIMIT_NOFILE cannot
     // refuse it; it is closed again right after seccomp, before the read-back opens files.
     let setid_memfd = readback::setid_probe_memfd();
+    // The seccomp filters this process has before cw-exec's (the read-back proves the install
+    // added exactly cw-exec's): read before the rlimits, whose open-files limit may leave no
+    // descriptor free for /proc/self/status.
+    let filters_before = readback::seccomp_filter_count();
     // 6. Resource limits a process carries itself (the cgroup ones were applied by cw-exec).
     step(
         "rlimits",
@@ -423,7 +427,6 @@ pub fn command_steps(
     // is accepted here, so an EPERM for the same call after seccomp is seccomp's.
     let setid_control = readback::setid_probe_control(setid_memfd);
     // 8. seccomp, last: after it, only the read-back and execve run.
-    let filters_before = readback::seccomp_filter_count();
     step("seccomp", plan.seccomp.install())?;
     let setid_chmod = readback::setid_probe(setid_control);
     crate::timings::mark("command: rlimits, capabilities, seccomp");

@@ -539,14 +539,17 @@ impl Drop for RunCgroups {
     }
 }
 
-/// Whether this run looks for cgroups left behind (one run in `SWEEP_EVERY`, by its pid).
+/// Whether this run looks for cgroups left behind (one run in `SWEEP_EVERY`, at random: not
+/// by pid, which a caller starting runs in a fixed pattern could keep off every multiple).
 /// Listing the parent directory takes its lock for reading, against every concurrent run's
 /// mkdir and rmdir there, which take it for writing: 32 runs in parallel that each listed it
 /// waited on each other for tens of milliseconds (perf lock contention). A cgroup is left
 /// only by a cw-exec that was SIGKILLed before it could remove it; it is empty (its
 /// processes died with init), and goes at one of the next runs.
 fn sweeps_this_run() -> bool {
-    std::process::id() % SWEEP_EVERY == 0
+    let mut byte = [0u8; 1];
+    // Unreadable randomness: sweep (the careful answer, never the fast one).
+    crate::sys::random_bytes(&mut byte).is_err() || u32::from(byte[0]) % SWEEP_EVERY == 0
 }
 
 const SWEEP_EVERY: u32 = 8;
