@@ -130,13 +130,13 @@ const STAGING: &str = "/tmp";
 /// Where the host's tree sits, inside the view, while the binds are made from it.
 const OLD_ROOT: &str = "/.cw-exec-oldroot";
 
-/// What `enter` leaves for `seal_kernel_state`: the view's writable mounts, which alone can
-/// hold writable host kernel state (every other mount is read-only or one of the sandbox's own
-/// tmpfs directories).
+/// What `enter` leaves for `seal_kernel_state`: the mounts of the view that can be writable,
+/// which alone can hold writable host kernel state (every other mount is a clone of the
+/// read-only host tree, a frozen mask, or the read-only root).
 #[derive(Debug, Default)]
 pub struct Entered {
-    /// Each writable bind and private directory: its place in the view and the magic number
-    /// of its file system (`statfs`), 0 for the run's own tmpfs.
+    /// Each writable bind, private directory and pin: its place in the view and the magic
+    /// number of its file system (`statfs`), 0 for the run's own tmpfs.
     writable: Vec<(PathBuf, i64)>,
     /// A writable bind brought submounts along (or whether it did could not be asked): only
     /// the namespace's mount table then says what they are.
@@ -313,7 +313,13 @@ pub fn enter(view: &View) -> Result<Entered, String> {
                     masked.push(&mask.path);
                 }
             }
-            Op::Pin => pin(path).map_err(|e| step(&format!("pinning {}", path.display()), &e))?,
+            Op::Pin => {
+                let magic =
+                    pin(path).map_err(|e| step(&format!("pinning {}", path.display()), &e))?;
+                // A clone of whatever mount holds the directory, with its flags: sealed like
+                // a writable mount if it is kernel state.
+                entered.writable.push((path.to_path_buf(), magic));
+            }
             Op::Private(dir) => {
                 private_dir(&mut skel, dir)
                     .map_err(|e| step(&format!("private {} {}", dir.what, path.display()), &e))?;
@@ -501,8 +507,9 @@ fn private_dir(skel: &mut Skeleton, dir: &PrivateDir) -> io::Result<()> {
 }
 
 /// Makes `path` (a directory of the view) a mount point of itself, flags unchanged: the
-/// kernel refuses to rename or remove a mount point (EBUSY).
-fn pin(path: &Path) -> io::Result<()> {
+/// kernel refuses to rename or remove a mount point (EBUSY). Returns the magic number of the
+/// file system the directory is on.
+fn pin(path: &Path) -> io::Result<i64> {
     let root = nix::fcntl::open(
         "/",
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -510,7 +517,8 @@ fn pin(path: &Path) -> io::Result<()> {
     )?;
     let fd = pathfd::reopen_beneath(root.as_fd(), path)?;
     let tree = sys::clone_tree(fd.as_fd())?;
-    sys::attach_tree(tree.as_fd(), path)
+    sys::attach_tree(tree.as_fd(), path)?;
+    Ok(nix::sys::statfs::fstatfs(&tree)?.filesystem_type().0 as i64)
 }
 
 /// Covers a credential path with an empty, read-only directory or file. Returns true when the
