@@ -171,7 +171,7 @@ pub fn init_steps(
     if let Some(t) = terminal {
         view.binds.extend(t.binds());
     }
-    step("mount view", mount_view::enter(&view))?;
+    let entered = step("mount view", mount_view::enter(&view))?;
     crate::timings::mark("init: mount view built and entered");
     // Landlock does not mediate exec of a memfd (it lives on an internal mount Landlock
     // exempts), so forbid executable memfds for the whole PID namespace (Linux 6.3); the
@@ -212,13 +212,9 @@ pub fn init_steps(
     crate::kernel::quotas::lower_in_namespace(&plan.quotas);
     // Host kernel state is read-only in the view whatever the grants say, and so is the
     // sandbox's own /proc once init has written the sysctls above.
-    let kernel_fs: Vec<&str> = crate::plan::KERNEL_STATE_FS
-        .iter()
-        .map(|(_, name)| *name)
-        .collect();
     step(
         "read-only kernel state",
-        mount_view::seal_kernel_state(&kernel_fs),
+        mount_view::seal_kernel_state(&entered, crate::plan::KERNEL_STATE_FS),
     )?;
     crate::timings::mark("init: memfd sysctl, loopback, kernel state sealed");
     // Init must not expose cw-exec's environment through /proc/1/environ. All before the

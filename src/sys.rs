@@ -187,7 +187,16 @@ struct MountAttr {
 pub fn mount_setattr(path: &Path, recursive: bool, set: u64, clear: u64) -> io::Result<()> {
     let c_path = cstring(path)?;
     let flags = libc::AT_NO_AUTOMOUNT | if recursive { libc::AT_RECURSIVE } else { 0 };
-    mount_setattr_at(libc::AT_FDCWD, &c_path, flags, set, clear)
+    mount_setattr_at(libc::AT_FDCWD, &c_path, flags, set, clear, 0)
+}
+
+/// `mount_setattr(2)` as `mount_setattr`, and in the same call (the same walk of the tree)
+/// makes the mounts' propagation private (`MS_PRIVATE`): no mount event reaches them from, or
+/// leaves them for, any other mount.
+pub fn mount_setattr_private(path: &Path, recursive: bool, set: u64, clear: u64) -> io::Result<()> {
+    let c_path = cstring(path)?;
+    let flags = libc::AT_NO_AUTOMOUNT | if recursive { libc::AT_RECURSIVE } else { 0 };
+    mount_setattr_at(libc::AT_FDCWD, &c_path, flags, set, clear, libc::MS_PRIVATE)
 }
 
 /// The one `mount_setattr(2)` call: `dirfd` + `path` (or an empty path with AT_EMPTY_PATH).
@@ -197,11 +206,12 @@ fn mount_setattr_at(
     flags: libc::c_int,
     set: u64,
     clear: u64,
+    propagation: u64,
 ) -> io::Result<()> {
     let attr = MountAttr {
         attr_set: set,
         attr_clr: clear,
-        propagation: 0,
+        propagation,
         userns_fd: 0,
     };
     // SAFETY: path is a valid NUL-terminated string and attr a properly laid-out struct
@@ -552,6 +562,72 @@ pub fn access_fd(fd: std::os::fd::BorrowedFd<'_>, mode: libc::c_int) -> io::Resu
     }
 }
 
+/// The unique (never reused, Linux 6.8) id of the mount behind `fd`
+/// (`statx(fd, "", AT_EMPTY_PATH, STATX_MNT_ID_UNIQUE)`), for `has_submounts`. An error where
+/// the kernel does not know the field.
+pub fn mount_id_unique(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<u64> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: statx is plain old data, all-zero is a valid value.
+    let mut buf: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: `buf` is a live, exclusively borrowed statx the kernel writes at most
+    // size_of::<statx>() bytes into; the path is a static NUL-terminated string.
+    let ret = unsafe {
+        libc::statx(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+            libc::STATX_MNT_ID_UNIQUE,
+            &mut buf,
+        )
+    };
+    if ret == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    if buf.stx_mask & libc::STATX_MNT_ID_UNIQUE == 0 {
+        return Err(io::Error::from_raw_os_error(libc::ENOSYS));
+    }
+    Ok(buf.stx_mnt_id)
+}
+
+/// `listmount(2)` (Linux 6.8; the same number on every architecture's unified table).
+const SYS_LISTMOUNT: libc::c_long = 458;
+
+/// Whether the mount with unique id `mnt_id` (in the caller's mount namespace) has any mount
+/// beneath it: `listmount(2)` asked for at most one child. An error where the kernel lacks the
+/// call or refuses it; the caller then reads the mount table instead.
+pub fn has_submounts(mnt_id: u64) -> io::Result<bool> {
+    // struct mnt_id_req, first version (24 bytes): size, spare, mnt_id, param.
+    #[repr(C)]
+    struct MntIdReq {
+        size: u32,
+        spare: u32,
+        mnt_id: u64,
+        param: u64,
+    }
+    let req = MntIdReq {
+        size: std::mem::size_of::<MntIdReq>() as u32,
+        spare: 0,
+        mnt_id,
+        param: 0,
+    };
+    let mut child: u64 = 0;
+    // SAFETY: `req` is a properly laid-out struct mnt_id_req whose size field says how much
+    // the kernel may read; `child` has room for exactly the one id asked for (nr = 1).
+    let ret = unsafe {
+        libc::syscall(
+            SYS_LISTMOUNT,
+            &req as *const MntIdReq,
+            &mut child as *mut u64,
+            1usize,
+            0 as libc::c_uint,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(ret > 0)
+}
+
 const OPEN_TREE_CLONE: libc::c_uint = 1;
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x0000_0004;
 
@@ -591,7 +667,7 @@ pub fn mount_setattr_fd(
 ) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     let flags = libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 };
-    mount_setattr_at(fd.as_raw_fd(), c"", flags, set, clear)
+    mount_setattr_at(fd.as_raw_fd(), c"", flags, set, clear, 0)
 }
 
 /// `move_mount(fd, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH)`: attaches a detached
@@ -608,6 +684,29 @@ pub fn attach_tree(tree: std::os::fd::BorrowedFd<'_>, target: &Path) -> io::Resu
             libc::AT_FDCWD,
             c_target.as_ptr(),
             MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// `move_mount(AT_FDCWD, from, AT_FDCWD, to, 0)`: moves the mount at `from` (an attached
+/// mount of the caller's namespace) onto `to`. Neither path's final component is followed if
+/// it is a symlink.
+pub fn move_mount_path(from: &Path, to: &Path) -> io::Result<()> {
+    let (c_from, c_to) = (cstring(from)?, cstring(to)?);
+    // SAFETY: integer arguments and NUL-terminated strings that outlive the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            libc::AT_FDCWD,
+            c_from.as_ptr(),
+            libc::AT_FDCWD,
+            c_to.as_ptr(),
+            0 as libc::c_uint,
         )
     };
     if ret == -1 {

@@ -327,3 +327,88 @@ fn credentials_stay_unreadable_when_a_grant_covers_them() {
         assert_eq!(sb.attempt(&["read", "/etc/shadow"]), "ok");
     }
 }
+
+/// Mount propagation, on a host whose mounts are shared (as under systemd): a mount the host
+/// makes beneath a granted directory while the sandbox runs never appears in the view, and the
+/// view's mount table has no shared or slave mount. The host side is a mount namespace of
+/// util-linux `unshare --propagation shared`, so the test's own host stays untouched.
+#[test]
+fn host_mount_events_do_not_reach_the_view() {
+    if skip_unless_root("making a shared mount namespace for the host side") {
+        return;
+    }
+    let unshare = std::path::Path::new("/usr/bin/unshare");
+    if !unshare.exists() {
+        skip("mount propagation: util-linux unshare is not installed");
+        return;
+    }
+    let dir = workdir("propagation");
+    let sub = dir.join("sub");
+    let flags = workdir("propagation-flags");
+    std::fs::create_dir(&sub).unwrap();
+    let (started, ready) = (flags.join("started"), flags.join("ready"));
+    // Inside: announce the view is up, wait for the host's mount, then list what is there.
+    let inside = flags.join("inside.sh");
+    std::fs::write(
+        &inside,
+        format!(
+            "touch {started}\nwhile [ ! -e {ready} ]; do sleep 0.01; done\n\
+             echo \"entries:$(ls -A {sub})\"\n\
+             echo \"propagating:$(grep -cE 'shared:|master:' /proc/self/mountinfo)\"\n",
+            started = started.display(),
+            ready = ready.display(),
+            sub = sub.display()
+        ),
+    )
+    .unwrap();
+    let sb = Sandbox::new().args([
+        "--read",
+        dir.to_str().unwrap(),
+        "--write",
+        flags.to_str().unwrap(),
+        "--timeout",
+        "30",
+    ]);
+    let run = sb.command("run", &["/bin/sh", inside.to_str().unwrap()]);
+    let cw_line = std::iter::once(run.get_program())
+        .chain(run.get_args())
+        .map(|a| format!("'{}'", a.to_string_lossy()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    // The host side: start the run, wait until its view is built, mount a tmpfs beneath the
+    // grant and put a file there, then let the command look.
+    let host = format!(
+        "{cw_line} > {out} 2>&1 & \
+         while [ ! -e {started} ] && kill -0 $! 2>/dev/null; do sleep 0.01; done; \
+         mount -t tmpfs -o size=64k cwexec-test {sub} && touch {sub}/HOSTMOUNT; \
+         touch {ready}; wait $!; status=$?; umount -l {sub}; exit $status",
+        out = flags.join("out").display(),
+        started = started.display(),
+        ready = ready.display(),
+        sub = sub.display()
+    );
+    let status = std::process::Command::new(unshare)
+        .args([
+            "-m",
+            "--propagation",
+            "shared",
+            "--",
+            "/bin/sh",
+            "-c",
+            &host,
+        ])
+        .current_dir(&dir)
+        .status()
+        .unwrap();
+    let out = std::fs::read_to_string(flags.join("out")).unwrap_or_default();
+    assert!(status.success(), "{out}");
+    assert!(
+        out.contains("entries:\n"),
+        "the host's mount reached the view: {out}"
+    );
+    assert!(out.contains("propagating:0"), "{out}");
+    assert!(
+        !sub.join("HOSTMOUNT").exists(),
+        "the host side's mount leaked out of its namespace"
+    );
+}

@@ -343,6 +343,71 @@ fn kernel_state_under_a_root_write_grant_stays_read_only_as_root() {
     let _ = std::fs::remove_file(&marker);
 }
 
+/// A write grant whose host tree holds a kernel-state mount beneath it (a cgroup2 hierarchy,
+/// mounted here for the test) brings that submount in read-only, while an ordinary submount
+/// (a tmpfs) keeps the grant's write access. The view finds such submounts by asking the kernel
+/// whether the writable bind has any (listmount) and then reads its mount table; this is the
+/// case that must not be missed.
+#[test]
+fn kernel_state_mounted_beneath_a_write_grant_stays_read_only() {
+    if skip_unless_root("mounting a cgroup2 hierarchy and a tmpfs beneath a write grant") {
+        return;
+    }
+    use nix::mount::{mount, umount2, MntFlags, MsFlags};
+    struct Unmount(Vec<PathBuf>);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            for p in &self.0 {
+                let _ = umount2(p, MntFlags::MNT_DETACH);
+            }
+        }
+    }
+    let ws = workdir("state-beneath");
+    let (cg, scratch) = (ws.join("cg"), ws.join("scratch"));
+    std::fs::create_dir(&cg).unwrap();
+    std::fs::create_dir(&scratch).unwrap();
+    let mut guard = Unmount(vec![]);
+    if let Err(e) = mount(
+        Some("cwexec-test"),
+        &cg,
+        Some("cgroup2"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None::<&str>,
+    ) {
+        skip(&format!("a cgroup2 hierarchy cannot be mounted here: {e}"));
+        return;
+    }
+    guard.0.push(cg.clone());
+    mount(
+        Some("cwexec-test"),
+        &scratch,
+        Some("tmpfs"),
+        MsFlags::empty(),
+        Some("size=64k,mode=0777"),
+    )
+    .unwrap();
+    guard.0.push(scratch.clone());
+    let marker = cg.join(format!("cw-exec-test-{}", std::process::id()));
+    as_each_identity(|sb, who| {
+        let sb = sb.args(["--write", ws.to_str().unwrap()]);
+        assert_eq!(
+            sb.attempt(&["mkdir", marker.to_str().unwrap()]),
+            "EROFS",
+            "{who}: a cgroup beneath the write grant"
+        );
+        assert!(!marker.exists(), "{who}: a cgroup was created on the host");
+        let file = scratch.join(format!("f-{}", who.len()));
+        assert_eq!(
+            sb.attempt(&["write", file.to_str().unwrap()]),
+            "ok",
+            "{who}: a tmpfs beneath the write grant"
+        );
+        assert!(file.exists(), "{who}");
+    });
+    let _ = std::fs::remove_dir(&marker);
+    drop(guard);
+}
+
 /// The first line of a script can name the interpreter but never widen the policy.
 #[test]
 fn a_scripts_first_line_grants_only_the_interpreter_file() {

@@ -22,16 +22,17 @@
 //! ones; replacing a mount on the host needs privilege in the host's namespace, outside what
 //! a sandbox or another unprivileged user has.
 
+use std::collections::BTreeSet;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
 use std::os::fd::{AsFd, BorrowedFd};
 
 use nix::fcntl::OFlag;
-use nix::sys::stat::Mode;
+use nix::sys::stat::{Mode, SFlag};
 
 use crate::kernel::pathfd;
 use crate::model::Mask;
@@ -129,6 +130,70 @@ const STAGING: &str = "/tmp";
 /// Where the host's tree sits, inside the view, while the binds are made from it.
 const OLD_ROOT: &str = "/.cw-exec-oldroot";
 
+/// What `enter` leaves for `seal_kernel_state`: the mounts of the view that can be writable,
+/// which alone can hold writable host kernel state (every other mount is a clone of the
+/// read-only host tree, a frozen mask, or the read-only root).
+#[derive(Debug, Default)]
+pub struct Entered {
+    /// Each writable bind, private directory and pin: its place in the view and the magic
+    /// number of its file system (`statfs`), 0 for the run's own tmpfs.
+    writable: Vec<(PathBuf, i64)>,
+    /// A writable bind brought submounts along (or whether it did could not be asked): only
+    /// the namespace's mount table then says what they are.
+    read_mount_table: bool,
+}
+
+/// The view's own skeleton: the directories `enter` made or found, so that no parent is
+/// created or looked up twice (every `/etc` file bind shares `/etc`). Whatever is mounted at
+/// a path hides what was known beneath it, which is forgotten then (`covered`).
+struct Skeleton {
+    dirs: BTreeSet<PathBuf>,
+}
+
+impl Skeleton {
+    fn new() -> Skeleton {
+        Skeleton {
+            dirs: BTreeSet::from([PathBuf::from("/")]),
+        }
+    }
+
+    /// `mkdir -p` inside the view: a directory at `path` unless something is there already
+    /// (an existing name is left as it is, whatever it is).
+    fn dir(&mut self, path: &Path) -> io::Result<()> {
+        if self.dirs.contains(path) {
+            return Ok(());
+        }
+        if let Some(parent) = path.parent() {
+            self.dir(parent)?;
+        }
+        mkdir(path)?;
+        self.dirs.insert(path.to_path_buf());
+        Ok(())
+    }
+
+    /// A mount point at `path`: its parents as directories, the last a directory or an empty
+    /// file, unless something is there already.
+    fn mount_point(&mut self, path: &Path, is_dir: bool) -> io::Result<()> {
+        if is_dir {
+            return self.dir(path);
+        }
+        if let Some(parent) = path.parent() {
+            self.dir(parent)?;
+        }
+        // An empty regular file, in one call; an existing name (even a symlink, which is
+        // never followed here) is left as it is.
+        match nix::sys::stat::mknod(path, SFlag::S_IFREG, Mode::from_bits_truncate(0o644), 0) {
+            Err(nix::errno::Errno::EEXIST) => Ok(()),
+            other => other.map_err(io::Error::from),
+        }
+    }
+
+    /// Something was mounted at `path`: what was known beneath it is hidden now.
+    fn covered(&mut self, path: &Path) {
+        self.dirs.retain(|d| d == path || !d.starts_with(path));
+    }
+}
+
 /// Builds the view and enters it. Runs in init, inside the new user, mount and PID
 /// namespaces, with the namespace's capabilities.
 ///
@@ -137,18 +202,16 @@ const OLD_ROOT: &str = "/.cw-exec-oldroot";
 /// grant beneath the staging directory is still reachable, and no host path ever leads to
 /// the view's root. The private /tmp is a tmpfs too: when the namespace ends it is gone,
 /// whatever happened to cw-exec.
-pub fn enter(view: &View) -> Result<(), String> {
+///
+/// Propagation: the namespace belongs to a new user namespace, so the kernel copied every
+/// host mount into it as a slave at most (never shared): nothing mounted here propagates to
+/// the host. The host's tree is made private (with its read-only baseline, in one call) before
+/// any bind is cloned from it, so every bind, and everything mounted on the view's own tmpfs,
+/// is private: no host mount event reaches the view either.
+pub fn enter(view: &View) -> Result<Entered, String> {
     let step = |what: &str, e: &dyn std::fmt::Display| format!("mount view: {what}: {e}");
+    let mut entered = Entered::default();
 
-    // Nothing done below may propagate back to the host.
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .map_err(|e| step("making / private", &e))?;
     mount(
         Some("tmpfs"),
         STAGING,
@@ -161,25 +224,33 @@ pub fn enter(view: &View) -> Result<(), String> {
     mkdir(&old_root_in_staging).map_err(|e| step(OLD_ROOT, &e))?;
     nix::unistd::pivot_root(STAGING, &old_root_in_staging).map_err(|e| step("pivot_root", &e))?;
     std::env::set_current_dir("/").map_err(|e| step("chdir /", &e))?;
-    // The baseline every bind inherits (bind mounts copy their source's flags).
-    sys::mount_setattr(
+    // The baseline every bind inherits (bind mounts copy their source's flags), and private
+    // propagation, which the clones copy too.
+    sys::mount_setattr_private(
         Path::new(OLD_ROOT),
         true,
         MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
         0,
     )
-    .map_err(|e| step("making the host tree read-only in this namespace", &e))?;
+    .map_err(|e| {
+        step(
+            "making the host tree read-only and private in this namespace",
+            &e,
+        )
+    })?;
     let host_root = nix::fcntl::open(
         OLD_ROOT,
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
         Mode::empty(),
     )
     .map_err(|e| step("opening the host tree", &e))?;
+    let mut skel = Skeleton::new();
+    skel.dirs.insert(PathBuf::from(OLD_ROOT));
 
     // One tmpfs for every private directory, sized (see limits::private_tmpfs_size) so the
     // sandbox cannot fill the host's memory through them together: ENOSPC past the size.
     // Mounted at a staging point, each directory bound into place, the staging mount
-    // detached at the end.
+    // detached at the end (with the host's tree).
     mkdir(Path::new(PRIVATE_STAGING)).map_err(|e| step(PRIVATE_STAGING, &e))?;
     mount(
         Some("tmpfs"),
@@ -197,12 +268,14 @@ pub fn enter(view: &View) -> Result<(), String> {
         owner: None,
         what: "tmp",
     };
-    private_dir(&tmp).map_err(|e| step("private /tmp", &e))?;
+    private_dir(&mut skel, &tmp).map_err(|e| step("private /tmp", &e))?;
+    entered.writable.push((tmp.path.clone(), 0));
 
     // The symlinks the plan followed, so each requested spelling works inside too. Made from
     // the plan's record, not by reading the host again.
     for (at, target) in &view.links {
-        recreate_link(at, target).map_err(|e| step(&format!("symlink {}", at.display()), &e))?;
+        recreate_link(&mut skel, at, target)
+            .map_err(|e| step(&format!("symlink {}", at.display()), &e))?;
     }
 
     // Binds and masks, parents before children: a mask covers what its parent bind brought
@@ -214,39 +287,59 @@ pub fn enter(view: &View) -> Result<(), String> {
         Pin,
         Private(&'a PrivateDir),
     }
-    let mut ops: Vec<(PathBuf, Op)> = view
+    let mut ops: Vec<(&Path, Op)> = view
         .binds
         .iter()
-        .map(|b| (b.path.clone(), Op::Bind(b)))
-        .chain(view.masks.iter().map(|m| (m.path.clone(), Op::Mask(m))))
-        .chain(view.pins.iter().map(|p| (p.clone(), Op::Pin)))
+        .map(|b| (b.path.as_path(), Op::Bind(b)))
+        .chain(view.masks.iter().map(|m| (m.path.as_path(), Op::Mask(m))))
+        .chain(view.pins.iter().map(|p| (p.as_path(), Op::Pin)))
         .chain(
             view.private
                 .iter()
-                .map(|d| (d.path.clone(), Op::Private(d))),
+                .map(|d| (d.path.as_path(), Op::Private(d))),
         )
         .collect();
-    ops.sort_by(|a, b| a.0.cmp(&b.0));
+    ops.sort_by(|a, b| a.0.cmp(b.0));
     let mut masked: Vec<&Path> = Vec::new();
+    let mut mask_file = false;
     for (path, op) in &ops {
         match op {
-            Op::Bind(bind) => bind_verified(host_root.as_fd(), bind)
+            Op::Bind(bind) => bind_verified(host_root.as_fd(), &mut skel, bind, &mut entered)
                 .map_err(|e| step(&format!("bind {}", path.display()), &e))?,
             Op::Mask(mask) => {
-                if mask_credential(mask)
+                if mask_credential(mask, &mut mask_file)
                     .map_err(|e| step(&format!("masking {}", path.display()), &e))?
                 {
                     masked.push(&mask.path);
                 }
             }
-            Op::Pin => pin(path).map_err(|e| step(&format!("pinning {}", path.display()), &e))?,
-            Op::Private(dir) => private_dir(dir)
-                .map_err(|e| step(&format!("private {} {}", dir.what, path.display()), &e))?,
+            Op::Pin => {
+                let magic =
+                    pin(path).map_err(|e| step(&format!("pinning {}", path.display()), &e))?;
+                // A clone of whatever mount holds the directory, with its flags: sealed like
+                // a writable mount if it is kernel state.
+                entered.writable.push((path.to_path_buf(), magic));
+            }
+            Op::Private(dir) => {
+                private_dir(&mut skel, dir)
+                    .map_err(|e| step(&format!("private {} {}", dir.what, path.display()), &e))?;
+                entered.writable.push((dir.path.clone(), 0));
+            }
         }
+        skel.covered(path);
     }
-    // The tmpfs stays alive through the binds; its staging mount goes.
-    umount2(PRIVATE_STAGING, MntFlags::MNT_DETACH)
-        .map_err(|e| step("detaching the run's tmpfs staging mount", &e))?;
+    // The tmpfs stays alive through the binds; its staging mount goes. Moved beneath the
+    // host's tree (onto the directory the view's root was staged on, which every host has),
+    // it is detached with that tree in one unmount below; where the move fails, on its own.
+    let staging_gone = sys::move_mount_path(
+        Path::new(PRIVATE_STAGING),
+        &Path::new(OLD_ROOT).join(STAGING.trim_start_matches('/')),
+    )
+    .is_ok();
+    if !staging_gone {
+        umount2(PRIVATE_STAGING, MntFlags::MNT_DETACH)
+            .map_err(|e| step("detaching the run's tmpfs staging mount", &e))?;
+    }
     std::fs::remove_dir(PRIVATE_STAGING).map_err(|e| step(PRIVATE_STAGING, &e))?;
     // Masks were left writable for the mount points of sub-grants; freeze them now.
     for path in masked {
@@ -256,7 +349,8 @@ pub fn enter(view: &View) -> Result<(), String> {
     drop(host_root);
 
     // This sandbox's own /proc (init is PID 1 of a new PID namespace).
-    mkdir(Path::new("/proc")).map_err(|e| step("/proc", &e))?;
+    skel.dir(Path::new("/proc"))
+        .map_err(|e| step("/proc", &e))?;
     mount(
         Some("proc"),
         "/proc",
@@ -265,18 +359,19 @@ pub fn enter(view: &View) -> Result<(), String> {
         None::<&str>,
     )
     .map_err(|e| step("mounting /proc", &e))?;
+    skel.covered(Path::new("/proc"));
 
-    mkdir(Path::new("/dev")).map_err(|e| step("/dev", &e))?;
+    skel.dir(Path::new("/dev")).map_err(|e| step("/dev", &e))?;
     for (name, target) in [
         ("fd", "/proc/self/fd"),
         ("stdin", "/proc/self/fd/0"),
         ("stdout", "/proc/self/fd/1"),
         ("stderr", "/proc/self/fd/2"),
     ] {
-        let link = Path::new("/dev").join(name);
-        if std::fs::symlink_metadata(&link).is_err() {
-            std::os::unix::fs::symlink(target, &link)
-                .map_err(|e| step(&format!("/dev/{name}"), &e))?;
+        // An existing name (a granted /dev brings its own) is left as it is.
+        match std::os::unix::fs::symlink(target, Path::new("/dev").join(name)) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            other => other.map_err(|e| step(&format!("/dev/{name}"), &e))?,
         }
     }
 
@@ -295,12 +390,12 @@ pub fn enter(view: &View) -> Result<(), String> {
             .set_permissions(std::fs::Permissions::from_mode(0o666))
             .map_err(|e| step("canary", &e))?;
     }
-    if std::fs::symlink_metadata(&view.cwd).is_err() {
-        make_mount_point(&view.cwd, true)
-            .map_err(|e| step(&format!("cwd {}", view.cwd.display()), &e))?;
-    }
+    // The working directory: a mount point is made if nothing in the view is there.
+    skel.dir(&view.cwd)
+        .map_err(|e| step(&format!("cwd {}", view.cwd.display()), &e))?;
 
-    // Drop the host's tree from this namespace entirely, then freeze the skeleton.
+    // Drop the host's tree (and with it the run's tmpfs staging mount) from this namespace
+    // entirely, then freeze the skeleton.
     umount2(OLD_ROOT, MntFlags::MNT_DETACH).map_err(|e| step("detaching the host root", &e))?;
     std::fs::remove_dir(OLD_ROOT).map_err(|e| step("removing the old root's mount point", &e))?;
     sys::mount_setattr(
@@ -310,13 +405,19 @@ pub fn enter(view: &View) -> Result<(), String> {
         0,
     )
     .map_err(|e| step("making the view's root read-only", &e))?;
-    Ok(())
+    Ok(entered)
 }
 
 /// Binds one host path from a descriptor: re-open it beneath the host's tree without following
 /// symlinks, check it is the object the plan resolved, clone its mount tree, set the flags on
-/// the detached clone, attach it.
-fn bind_verified(host_root: BorrowedFd<'_>, bind: &Bind) -> io::Result<()> {
+/// the detached clone, attach it. The clone is made from the checked descriptor, so what is
+/// attached is that object, whatever its name points to by then.
+fn bind_verified(
+    host_root: BorrowedFd<'_>,
+    skel: &mut Skeleton,
+    bind: &Bind,
+    entered: &mut Entered,
+) -> io::Result<()> {
     let host = bind.source.as_deref().unwrap_or(&bind.path);
     let fd = pathfd::reopen_beneath(host_root, host).map_err(|e| {
         if e.raw_os_error() == Some(libc::ELOOP) {
@@ -328,6 +429,8 @@ fn bind_verified(host_root: BorrowedFd<'_>, bind: &Bind) -> io::Result<()> {
         }
     })?;
     if let Some((dev, ino)) = bind.expect {
+        // Device and inode of the descriptor (the mount id is not compared, see the
+        // module's comment).
         let found = pathfd::identity(fd.as_fd())?;
         if (found.dev, found.ino) != (dev, ino) {
             return Err(io::Error::other(format!(
@@ -336,8 +439,9 @@ fn bind_verified(host_root: BorrowedFd<'_>, bind: &Bind) -> io::Result<()> {
             )));
         }
     }
-    make_mount_point(&bind.path, bind.is_dir)?;
+    skel.mount_point(&bind.path, bind.is_dir)?;
     let tree = sys::clone_tree(fd.as_fd())?;
+    drop(fd);
     let (set, clear) = bind.attrs();
     if (set, clear) != (0, 0) {
         // Recursive first, so submounts get the same flags; a submount the host locked
@@ -351,12 +455,25 @@ fn bind_verified(host_root: BorrowedFd<'_>, bind: &Bind) -> io::Result<()> {
             }
         })?;
     }
-    sys::attach_tree(tree.as_fd(), &bind.path)
+    sys::attach_tree(tree.as_fd(), &bind.path)?;
+    if bind.writable {
+        // What `seal_kernel_state` needs: the file system (a write grant of kernel state is
+        // refused by the plan; this holds whatever reaches here), and whether the bind
+        // brought submounts, which only the mount table describes.
+        let magic = nix::sys::statfs::fstatfs(&tree)?.filesystem_type().0 as i64;
+        entered.writable.push((bind.path.clone(), magic));
+        let submounts = sys::mount_id_unique(tree.as_fd()).and_then(sys::has_submounts);
+        if !matches!(submounts, Ok(false)) {
+            entered.read_mount_table = true;
+        }
+    }
+    Ok(())
 }
 
 /// Makes an empty directory of the run's tmpfs appear at `dir.path`, with its mode, and
-/// noexec unless it allows exec (always nosuid, nodev).
-fn private_dir(dir: &PrivateDir) -> io::Result<()> {
+/// noexec unless it allows exec (always nosuid, nodev, which the bind copies from the staging
+/// mount).
+fn private_dir(skel: &mut Skeleton, dir: &PrivateDir) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let name = dir
         .path
@@ -369,19 +486,30 @@ fn private_dir(dir: &PrivateDir) -> io::Result<()> {
     if let Some((uid, gid)) = dir.owner {
         std::os::unix::fs::chown(&source, Some(uid), Some(gid))?;
     }
-    make_mount_point(&dir.path, true)?;
-    let mut flags = MsFlags::MS_BIND;
-    mount(Some(&source), &dir.path, None::<&str>, flags, None::<&str>).map_err(io::Error::from)?;
-    flags |= MsFlags::MS_REMOUNT | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
-    if !dir.exec {
-        flags |= MsFlags::MS_NOEXEC;
+    skel.dir(&dir.path)?;
+    mount(
+        Some(&source),
+        &dir.path,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(io::Error::from)?;
+    if dir.exec {
+        return Ok(());
     }
+    let flags = MsFlags::MS_BIND
+        | MsFlags::MS_REMOUNT
+        | MsFlags::MS_NOSUID
+        | MsFlags::MS_NODEV
+        | MsFlags::MS_NOEXEC;
     mount(None::<&str>, &dir.path, None::<&str>, flags, None::<&str>).map_err(io::Error::from)
 }
 
 /// Makes `path` (a directory of the view) a mount point of itself, flags unchanged: the
-/// kernel refuses to rename or remove a mount point (EBUSY).
-fn pin(path: &Path) -> io::Result<()> {
+/// kernel refuses to rename or remove a mount point (EBUSY). Returns the magic number of the
+/// file system the directory is on.
+fn pin(path: &Path) -> io::Result<i64> {
     let root = nix::fcntl::open(
         "/",
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -389,14 +517,16 @@ fn pin(path: &Path) -> io::Result<()> {
     )?;
     let fd = pathfd::reopen_beneath(root.as_fd(), path)?;
     let tree = sys::clone_tree(fd.as_fd())?;
-    sys::attach_tree(tree.as_fd(), path)
+    sys::attach_tree(tree.as_fd(), path)?;
+    Ok(nix::sys::statfs::fstatfs(&tree)?.filesystem_type().0 as i64)
 }
 
 /// Covers a credential path with an empty, read-only directory or file. Returns true when the
 /// mask is a directory left writable for the mount points of grants beneath it (made
 /// read-only once they are bound). A mask directory has mode 0111: it can be passed through
-/// to a granted sub-path, but not listed or read.
-fn mask_credential(mask: &Mask) -> io::Result<bool> {
+/// to a granted sub-path, but not listed or read. `file_made`: whether the empty mode-000
+/// file that file masks are bound from exists yet.
+fn mask_credential(mask: &Mask, file_made: &mut bool) -> io::Result<bool> {
     const MASK_FILE: &str = "/.cw-exec-mask";
     let Ok(meta) = std::fs::symlink_metadata(&mask.path) else {
         // Not in the view after all (the covering grant changed beneath it): nothing to hide.
@@ -413,12 +543,10 @@ fn mask_credential(mask: &Mask) -> io::Result<bool> {
         .map_err(io::Error::from)?;
         return Ok(true);
     }
-    if std::fs::symlink_metadata(MASK_FILE).is_err() {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o000)
-            .open(MASK_FILE)?;
+    if !*file_made {
+        nix::sys::stat::mknod(MASK_FILE, SFlag::S_IFREG, Mode::empty(), 0)
+            .map_err(io::Error::from)?;
+        *file_made = true;
     }
     mount(
         Some(MASK_FILE),
@@ -440,11 +568,49 @@ fn mask_credential(mask: &Mask) -> io::Result<bool> {
 /// Makes every host kernel-state mount in the view read-only, whatever the grants say: each
 /// sysfs, cgroup, proc, securityfs, debugfs, tracefs, bpf, configfs, efivarfs, pstore (...)
 /// mount, and anything mounted beneath /sys or /proc. Runs after init's own writes to the
-/// sandbox's /proc/sys, and reads this namespace's mount table, so submounts a recursive bind
-/// brought in are covered too.
-pub fn seal_kernel_state(kernel_fs: &[&str]) -> Result<(), String> {
-    let table = std::fs::read_to_string("/proc/self/mountinfo")
+/// sandbox's /proc/sys. `kernel_fs`: the kernel-state file systems, magic number and name.
+///
+/// Only a writable mount can be writable kernel state: the host's tree was made read-only
+/// before any bind was cloned from it, masks are frozen, and the view's root is read-only. So
+/// the sandbox's own /proc and each writable mount `enter` made (its file system and place
+/// known) are sealed as needed, without reading the mount table, unless a writable bind
+/// brought submounts: then the namespace's mount table (`/proc/self/mountinfo`) is read and
+/// every mount in it checked, as it covers what such a bind brought in.
+pub fn seal_kernel_state(entered: &Entered, kernel_fs: &[(i64, &str)]) -> Result<(), String> {
+    let beneath_state = |path: &Path| path.starts_with("/sys") || path.starts_with("/proc");
+    if entered.read_mount_table {
+        let names: Vec<&str> = kernel_fs.iter().map(|(_, name)| *name).collect();
+        return seal_from_mount_table(&names);
+    }
+    sys::mount_setattr(Path::new("/proc"), false, MOUNT_ATTR_RDONLY, 0)
+        .map_err(|e| format!("making /proc (proc) read-only: {e}"))?;
+    for (path, magic) in &entered.writable {
+        let fs = kernel_fs.iter().find(|(m, _)| m == magic);
+        if fs.is_none() && !beneath_state(path) {
+            continue;
+        }
+        sys::mount_setattr(path, false, MOUNT_ATTR_RDONLY, 0).map_err(|e| {
+            format!(
+                "making {} ({}) read-only: {e}",
+                path.display(),
+                fs.map(|(_, name)| *name).unwrap_or("beneath /sys or /proc")
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// `seal_kernel_state` from the namespace's mount table: every mount of a kernel-state type,
+/// or beneath /sys or /proc, that is not read-only yet is made read-only.
+fn seal_from_mount_table(kernel_fs: &[&str]) -> Result<(), String> {
+    use std::io::Read;
+    // One read or two: the table is generated on each read, and a small first read (what
+    // read_to_string does for a file that reports size 0) would mean a dozen.
+    let mut raw = Vec::with_capacity(64 * 1024);
+    std::fs::File::open("/proc/self/mountinfo")
+        .and_then(|mut f| f.read_to_end(&mut raw))
         .map_err(|e| format!("reading /proc/self/mountinfo: {e}"))?;
+    let table = String::from_utf8_lossy(&raw);
     for line in table.lines() {
         let Some((left, right)) = line.split_once(" - ") else {
             continue;
@@ -496,44 +662,11 @@ fn mkdir(path: &Path) -> io::Result<()> {
     }
 }
 
-/// Creates `path` inside the view (parents as directories, the last as a directory or an
-/// empty file) unless something is there already. Only names the plan resolved reach here,
-/// and the view's own skeleton holds no host symlinks but those the plan recorded.
-fn make_mount_point(path: &Path, is_dir: bool) -> io::Result<()> {
-    if std::fs::symlink_metadata(path).is_ok() {
-        return Ok(());
-    }
-    let mut inside = PathBuf::from("/");
-    let comps: Vec<Component> = path.components().collect();
-    for (i, comp) in comps.iter().enumerate() {
-        let Component::Normal(name) = comp else {
-            continue;
-        };
-        inside.push(name);
-        let last = i + 1 == comps.len();
-        if last && !is_dir {
-            if std::fs::symlink_metadata(&inside).is_err() {
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .truncate(false)
-                    .mode(0o644)
-                    .open(&inside)?;
-            }
-        } else {
-            mkdir(&inside)?;
-        }
-    }
-    Ok(())
-}
-
-/// Recreates a symlink the plan followed at its physical place in the view.
-fn recreate_link(at: &Path, target: &Path) -> io::Result<()> {
-    if std::fs::symlink_metadata(at).is_ok() {
-        return Ok(());
-    }
+/// Recreates a symlink the plan followed at its physical place in the view (an existing name
+/// is left as it is).
+fn recreate_link(skel: &mut Skeleton, at: &Path, target: &Path) -> io::Result<()> {
     if let Some(parent) = at.parent() {
-        make_mount_point(parent, true)?;
+        skel.dir(parent)?;
     }
     match std::os::unix::fs::symlink(target, at) {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
