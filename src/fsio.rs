@@ -205,7 +205,8 @@ pub fn exec_failure_message(path: &Path, errno: i32, allowlist: bool) -> String 
 
 /// Reads at most `limit` bytes from `reader`; more is an error, not a truncation.
 pub fn read_limited(reader: impl Read, limit: u64) -> io::Result<Vec<u8>> {
-    let mut out = vec![];
+    // Room for a small file up front: read in one go, not in growing probes.
+    let mut out = Vec::with_capacity(limit.saturating_add(1).min(16 << 10) as usize);
     reader.take(limit + 1).read_to_end(&mut out)?;
     if out.len() as u64 > limit {
         return Err(other(
@@ -317,6 +318,11 @@ impl Dir {
     /// Where the directory was found before the run (symlinks resolved).
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// What `fstat` said of the directory when it was opened.
+    pub fn stat(&self) -> &FileStat {
+        &self.st
     }
 
     /// What is at `name` in this directory (not following a symlink), if anything.

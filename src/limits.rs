@@ -82,16 +82,13 @@ impl LimitsPlan {
     }
 }
 
-/// The host's RAM in bytes (`MemTotal`), or 4 GiB if /proc/meminfo cannot say.
+/// The host's RAM in bytes (`sysinfo(2)`'s `totalram`, what /proc/meminfo shows as
+/// `MemTotal`: one system call, no file to parse), or 4 GiB if it cannot say.
 fn host_ram() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
+    nix::sys::sysinfo::sysinfo()
+        .map(|info| info.ram_total())
         .ok()
-        .and_then(|t| {
-            t.lines()
-                .find_map(|l| l.strip_prefix("MemTotal:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .map(|kib| kib * 1024)
+        .filter(|ram| *ram > 0)
         .unwrap_or(4 << 30)
 }
 
@@ -409,6 +406,17 @@ mod tests {
             "{:?}",
             p.rlimits
         );
+    }
+
+    #[test]
+    fn host_ram_is_memtotal() {
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+        let kib: u64 = meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap();
+        assert_eq!(host_ram(), kib * 1024);
     }
 
     #[test]

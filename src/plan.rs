@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::credentials::{Credentials, Found};
 use crate::kernel::landlock::LandlockAbi;
 use crate::kernel::mount_view::{Bind, PrivateDir, View};
 use crate::kernel::pathfd::{self, Held};
@@ -254,14 +255,22 @@ pub const RUNTIME_DEVICES: &[(&str, bool)] = &[
     ("/dev/urandom", false),
 ];
 
-/// ELF interpreters: executable even under an exec allowlist, since the kernel opens the
-/// loader of every dynamically linked program with an exec check.
-const DYNAMIC_LOADERS: &[&str] = &[
-    "/lib64/ld-linux-x86-64.so.2",
-    "/lib/ld-linux-aarch64.so.1",
-    "/lib/ld-linux-riscv64-lp64d.so.1",
-    "/lib/ld-musl-x86_64.so.1",
-];
+/// ELF interpreters of the architecture cw-exec runs on: executable even under an exec
+/// allowlist, since the kernel opens the loader of every dynamically linked program with an
+/// exec check. Another architecture's loader runs nothing here (its programs do not execute
+/// natively), so it is neither looked for nor granted.
+#[cfg(target_arch = "x86_64")]
+const DYNAMIC_LOADERS: &[&str] = &["/lib64/ld-linux-x86-64.so.2", "/lib/ld-musl-x86_64.so.1"];
+#[cfg(target_arch = "aarch64")]
+const DYNAMIC_LOADERS: &[&str] = &["/lib/ld-linux-aarch64.so.1"];
+#[cfg(target_arch = "riscv64")]
+const DYNAMIC_LOADERS: &[&str] = &["/lib/ld-linux-riscv64-lp64d.so.1"];
+#[cfg(not(any(
+    target_arch = "x86_64",
+    target_arch = "aarch64",
+    target_arch = "riscv64"
+)))]
+const DYNAMIC_LOADERS: &[&str] = &[];
 
 /// Shared-library directories: under an exec allowlist, the only part of the runtime
 /// allowance mounted exec, because the loader maps libraries with mmap(PROT_EXEC), which
@@ -360,7 +369,8 @@ pub struct Plan {
     pub memfd_sysctl: bool,
     /// `exec.native_code`: false when seccomp refuses executable memory the program wrote.
     pub native_code: bool,
-    /// LIBRARY_DIRS as they resolve on this host (existing ones only).
+    /// Under an exec allowlist, LIBRARY_DIRS as they resolve on this host (existing ones
+    /// only); empty without one (nothing is mounted noexec then).
     pub library_dirs: Vec<PathBuf>,
     /// Per-user kernel quotas lowered for the sandbox (see `kernel::quotas`).
     pub quotas: Vec<crate::kernel::quotas::Quota>,
@@ -575,7 +585,7 @@ impl Plan {
 
         // The signing key's directory: never granted, masked wherever a grant covers it, and
         // where a write grant covers it, its ancestors are pinned (see `key_pins`).
-        let signing_key_dir = signing_key_dir(uid);
+        let signing_key_dir = crate::signing::physical_key_dir(uid);
         if let Some(key_dir) = &signing_key_dir {
             if let Some(g) = grants
                 .iter()
@@ -590,7 +600,17 @@ impl Plan {
         }
         // Paths a front end protects are kept like the key; the key itself may be covered by
         // a write grant (masked and pinned below), but a bind may not reach it.
-        let protected_masks = check_protected(&req.protected, &grants, &binds)?;
+        let protected: Vec<(PathBuf, String)> = req
+            .protected
+            .iter()
+            .map(|(path, what)| {
+                let physical = pathfd::resolve(path)
+                    .map(|h| h.path)
+                    .unwrap_or_else(|_| normalize(path));
+                (physical, what.clone())
+            })
+            .collect();
+        let protected_masks = check_protected(&protected, &grants, &binds)?;
         let key_only: Vec<(PathBuf, String)> = signing_key_dir
             .iter()
             .map(|d| (d.clone(), "cw-exec's signing key".to_string()))
@@ -609,10 +629,18 @@ impl Plan {
             .copied()
             .collect();
         patterns.extend(profile.credentials.iter().map(String::as_str));
-        let mut credentials = crate::credentials::expand(&patterns, &homes);
-        credentials.extend(signing_key_dir.clone());
-        credentials.extend(protected_masks);
-        let loaders = known_loaders();
+        // Lexical: nothing is looked up until the masks are decided (`credential_masks`).
+        let mut credentials = Credentials::new(&patterns, &homes);
+        for path in signing_key_dir.iter().chain(&protected_masks) {
+            credentials.add(path.clone());
+        }
+        // Interpreter chains are followed only for an allowlist of programs and the agent's
+        // installation: only they need the loaders.
+        let loaders = if req.exec_programs.is_empty() && !req.agent_install {
+            vec![]
+        } else {
+            known_loaders()
+        };
         let chains = ChainContext {
             cwd: &cwd,
             search_path: &search_path,
@@ -639,16 +667,19 @@ impl Plan {
         } else {
             vec![]
         };
-        let mut masks = credential_masks(
-            &credentials,
-            grants.iter().chain(&agent_install).chain(&runtime),
-        );
         check_bind_destinations(
             &binds,
             grants.iter().chain(&agent_install).chain(&runtime),
             (&cwd, &view_cwd),
         )?;
-        masks.extend(bind_masks(&credentials, &binds));
+        let found = credentials.find(&|path| {
+            pathfd::resolve(path)
+                .ok()
+                .map(|held| (held.path, held.is_dir))
+        });
+        let mut masks =
+            credential_masks(&found, grants.iter().chain(&agent_install).chain(&runtime));
+        masks.extend(bind_masks(&found, &binds));
         masks.sort_by(|a, b| a.path.cmp(&b.path));
         // Landlock only allows: it cannot hide a path beneath a grant. In the Landlock tier a
         // grant covering a credential is replaced by grants of its other entries.
@@ -796,8 +827,15 @@ impl Plan {
         crate::timings::mark("plan: masks, landlock ABI, limits");
         let seccomp = SeccompProgram::compile(net, !memfd_sysctl, native_code).map_err(bad)?;
 
+        // Only an exec allowlist mounts anything noexec: the shared-library directories
+        // matter only then.
+        let library_dirs = if exec_allowlist {
+            library_dirs()
+        } else {
+            vec![]
+        };
         let exec_probe = if exec_allowlist {
-            exec_probe_target(&grants, &agent_install, &runtime, &library_dirs())
+            exec_probe_target(&grants, &agent_install, &runtime, &library_dirs)
         } else {
             None
         };
@@ -832,7 +870,7 @@ impl Plan {
             seccomp,
             memfd_sysctl,
             native_code,
-            library_dirs: library_dirs(),
+            library_dirs,
             quotas: crate::kernel::quotas::plan()
                 .into_iter()
                 .filter(|q| {
@@ -1284,7 +1322,7 @@ fn landlock_run_dir() -> PathBuf {
 fn split_around(
     grants: &mut Vec<Grant>,
     masks: &[Mask],
-    credentials: &[PathBuf],
+    credentials: &Credentials,
 ) -> Vec<(PathBuf, Vec<PathBuf>)> {
     let hidden: Vec<&Path> = masks.iter().map(|m| m.path.as_path()).collect();
     let mut out = vec![];
@@ -1321,7 +1359,7 @@ fn expand_around(
     g: &Grant,
     dir: &Path,
     hidden: &[&Path],
-    credentials: &[PathBuf],
+    credentials: &Credentials,
     out: &mut Vec<Grant>,
 ) {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -1330,7 +1368,7 @@ fn expand_around(
     let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
     paths.sort();
     for entry in paths {
-        if hidden.iter().any(|h| *h == entry) || credentials.contains(&entry) {
+        if hidden.iter().any(|h| *h == entry) || credentials.names(&entry) {
             continue;
         }
         let Ok(meta) = std::fs::symlink_metadata(&entry) else {
@@ -1580,7 +1618,7 @@ fn resolve_binds(
             exec: !exec_allowlist,
         };
         if access.write {
-            if let Some(what) = kernel_state(&held) {
+            if let Some(what) = kernel_state(&held).map_err(|e| bad(format!("{named}: {e}")))? {
                 return Err(bad(format!(
                     "{named}: {} is {what}, host kernel state: it is never writable in the sandbox (add :ro)",
                     held.path.display()
@@ -1672,9 +1710,10 @@ fn resolve_command_in_view(
     )))
 }
 
-/// Checks the protected paths (a front end's state, cw-exec's signing key) against the
-/// grants and binds: a grant at or beneath one, a write grant covering one, or a bind
-/// overlapping one is refused. Returns those a read grant covers, to be masked.
+/// Checks the protected paths (a front end's state, cw-exec's signing key), as they
+/// physically resolve, against the grants and binds: a grant at or beneath one, a write grant
+/// covering one, or a bind overlapping one is refused. Returns those a read grant covers, to
+/// be masked.
 fn check_protected(
     protected: &[(PathBuf, String)],
     grants: &[Grant],
@@ -1682,11 +1721,8 @@ fn check_protected(
 ) -> Result<Vec<PathBuf>, Refusal> {
     let mut masks = vec![];
     for (path, what) in protected {
-        let path = pathfd::resolve(path)
-            .map(|h| h.path)
-            .unwrap_or_else(|_| normalize(path));
         for g in grants.iter().filter(|g| !g.per_run) {
-            if g.path.starts_with(&path) {
+            if g.path.starts_with(path) {
                 return Err(bad(format!(
                     "{}: {} holds {what}, which no sandbox may see",
                     g.requested,
@@ -1701,13 +1737,13 @@ fn check_protected(
                         path.display()
                     )));
                 }
-                if !masks.contains(&path) {
+                if !masks.contains(path) {
                     masks.push(path.clone());
                 }
             }
         }
         for b in binds {
-            if b.grant.path.starts_with(&path) || path.starts_with(&b.grant.path) {
+            if b.grant.path.starts_with(path) || path.starts_with(&b.grant.path) {
                 return Err(bad(format!(
                     "bind of {} at {}: it overlaps {} ({what}), which no sandbox may see",
                     b.grant.requested,
@@ -1784,32 +1820,24 @@ fn check_bind_destinations<'a>(
     Ok(())
 }
 
-/// Credential paths beneath a bind's host side, masked at the sandbox path they appear at
-/// (unless the bind names the credential exactly).
-fn bind_masks(credentials: &[PathBuf], binds: &[SandboxBind]) -> Vec<Mask> {
+/// Credentials beneath a bind's host side (see `credential_masks`), masked at the sandbox
+/// path they appear at (unless the bind names the credential exactly).
+fn bind_masks(found: &[Found], binds: &[SandboxBind]) -> Vec<Mask> {
     let mut out: Vec<Mask> = vec![];
-    for cred in credentials {
-        let Ok(meta) = std::fs::symlink_metadata(cred) else {
-            continue;
-        };
-        let (path, is_dir) = if meta.file_type().is_symlink() {
-            match pathfd::resolve(cred) {
-                Ok(held) => (held.path, held.is_dir),
-                Err(_) => continue,
-            }
-        } else {
-            (cred.clone(), meta.is_dir())
-        };
+    for cred in found {
         for b in binds {
-            if path == b.grant.path || !path.starts_with(&b.grant.path) {
+            if !masks_credential(&b.grant.path, &cred.path) {
                 continue;
             }
-            let Ok(rel) = path.strip_prefix(&b.grant.path) else {
+            let Ok(rel) = cred.path.strip_prefix(&b.grant.path) else {
                 continue;
             };
             let at = b.sandbox.join(rel);
             if !out.iter().any(|m| m.path == at) {
-                out.push(Mask { path: at, is_dir });
+                out.push(Mask {
+                    path: at,
+                    is_dir: cred.is_dir,
+                });
             }
         }
     }
@@ -2012,7 +2040,7 @@ fn resolve_grant(
         )));
     }
     if access.write {
-        if let Some(what) = kernel_state(&held) {
+        if let Some(what) = kernel_state(&held).map_err(|e| bad(format!("{field} {named}: {e}")))? {
             return Err(bad(format!(
                 "{field} {named}: {} is {what}, host kernel state: it is never writable in the sandbox (grant it read-only, or not at all)",
                 held.path.display()
@@ -2066,14 +2094,16 @@ pub const KERNEL_STATE_FS: &[(i64, &str)] = &[
 
 /// Why a resolved path is host kernel state, if it is: its file system, or its place (beneath
 /// /sys or /proc, whatever is mounted there — /sys/fs/cgroup is a tmpfs on cgroup v1 hosts).
-fn kernel_state(held: &Held) -> Option<String> {
-    if let Some((_, name)) = KERNEL_STATE_FS.iter().find(|(m, _)| *m == held.fs_magic) {
-        return Some(format!("on a {name} file system"));
+/// Asked of write grants only (one `fstatfs` of the held descriptor).
+fn kernel_state(held: &Held) -> std::io::Result<Option<String>> {
+    let magic = held.fs_magic()?;
+    if let Some((_, name)) = KERNEL_STATE_FS.iter().find(|(m, _)| *m == magic) {
+        return Ok(Some(format!("on a {name} file system")));
     }
-    ["/sys", "/proc"]
+    Ok(["/sys", "/proc"]
         .iter()
         .find(|p| held.path.starts_with(p))
-        .map(|p| format!("beneath {p}"))
+        .map(|p| format!("beneath {p}")))
 }
 
 /// Refuses a resolution that followed a symlink someone other than root and the caller could
@@ -2102,14 +2132,14 @@ fn check_links(
 /// Whether a resolved host path may serve as an allowance cw-exec derives itself (the runtime
 /// allowance, the agent's installation): never through a symlink someone else or a sandbox
 /// could have placed, never inside the write set, never at or beneath a credential path.
-fn derivable(held: &Held, write_roots: &[PathBuf], credentials: &[PathBuf], uid: u32) -> bool {
+fn derivable(held: &Held, write_roots: &[PathBuf], credentials: &Credentials, uid: u32) -> bool {
     let planted = held
         .links
         .iter()
         .any(|l| l.placeable_by_others(uid) || write_roots.iter().any(|w| l.at.starts_with(w)));
     !planted
         && !write_roots.iter().any(|w| held.path.starts_with(w))
-        && !crate::credentials::within_credentials(&held.path, credentials)
+        && !credentials.covers(&held.path)
 }
 
 /// The agent's own installation: the directory of the resolved binary (symlinks followed)
@@ -2386,7 +2416,7 @@ struct ChainContext<'a> {
     search_path: &'a str,
     /// The write set: nothing found there is trusted to name what else may execute.
     write_roots: &'a [PathBuf],
-    credentials: &'a [PathBuf],
+    credentials: &'a Credentials,
     uid: u32,
     /// The caller's opt-in to following symlinks others could have placed (as for grants).
     follow_symlinks: bool,
@@ -2773,15 +2803,6 @@ fn exec_probe_target(
     None
 }
 
-/// The signing key's directory as it physically resolves, if it exists.
-fn signing_key_dir(uid: u32) -> Option<PathBuf> {
-    let lexical = crate::signing::key_dir(uid)?;
-    pathfd::resolve(&lexical)
-        .ok()
-        .filter(|h| h.is_dir)
-        .map(|h| h.path)
-}
-
 /// Every directory strictly between a write root and the key directory beneath it: renaming
 /// one (or the key directory, masked and so a mount point too) would let a sandbox put its own
 /// key where cw-exec looks for one. A mount point cannot be renamed (EBUSY).
@@ -2803,53 +2824,44 @@ fn key_pins(key_dir: Option<&Path>, write_roots: &[PathBuf]) -> Vec<PathBuf> {
     pins
 }
 
-/// The credential paths to mask: each that exists (a symlink is masked at its target) and lies
-/// strictly beneath a grant, unless a grant names it exactly. A grant beneath a masked path is
-/// bound on top of the mask.
+/// Whether a mask at `credential` (a physical path) matters for a grant of `grant` (a
+/// physical path): the grant covers it without naming it. Lexical, on physical paths, and
+/// component by component (`/root/.sshx` is not beneath `/root/.ssh`).
+///
+/// Why a lexical test on physical paths is sound: Landlock rules and bind mounts attach to
+/// the resolved objects, never to names. What a grant exposes is exactly the tree beneath
+/// its physical path; a symlink inside a grant that points at a credential is resolved when
+/// the sandbox follows it, to the credential's own path, which no grant's rule (and, in the
+/// namespace tier, no bind) covers: it is refused without a mask. A credential only needs a
+/// mask where its own physical path lies strictly beneath a grant's. The other way round, a
+/// grant inside a credential directory (`--read ~/.ssh/known_hosts`) names what it grants
+/// and needs no mask: the credential is not covered. What makes the paths physical is
+/// `Credentials::find`: a credential path that is a symlink (or lies beneath a symlinked
+/// directory) is compared at its target.
+fn masks_credential(grant: &Path, credential: &Path) -> bool {
+    credential.starts_with(grant) && credential != grant
+}
+
+/// The credentials to mask: each that exists (see `Credentials::find`: symlinks followed, at
+/// its physical path) and lies strictly beneath a grant, unless a grant names it exactly. A
+/// grant beneath a masked path is bound on top of the mask.
 fn credential_masks<'a>(
-    credentials: &[PathBuf],
+    found: &[Found],
     grants: impl Iterator<Item = &'a Grant> + Clone,
 ) -> Vec<Mask> {
+    let host: Vec<&Path> = grants
+        .filter(|g| !g.per_run && g.identity.is_some())
+        .map(|g| g.path.as_path())
+        .collect();
     let mut out: Vec<Mask> = Vec::new();
-    // Most credential paths do not exist: one directory listing per parent tells which do,
-    // instead of a failed stat for each (a hundred on a typical home).
-    let mut listed: BTreeMap<PathBuf, Option<std::collections::BTreeSet<std::ffi::OsString>>> =
-        BTreeMap::new();
-    for cred in credentials {
-        if let (Some(parent), Some(name)) = (cred.parent(), cred.file_name()) {
-            let names = listed.entry(parent.to_path_buf()).or_insert_with(|| {
-                std::fs::read_dir(parent)
-                    .ok()
-                    .map(|d| d.flatten().map(|e| e.file_name()).collect())
+    for cred in found {
+        let covered = host.iter().any(|g| masks_credential(g, &cred.path));
+        let named = host.iter().any(|g| *g == cred.path);
+        if covered && !named && !out.iter().any(|m| m.path == cred.path) {
+            out.push(Mask {
+                path: cred.path.clone(),
+                is_dir: cred.is_dir,
             });
-            if let Some(names) = names {
-                if !names.contains(name) {
-                    continue;
-                }
-            }
-        }
-        let Ok(meta) = std::fs::symlink_metadata(cred) else {
-            continue;
-        };
-        let (path, is_dir) = if meta.file_type().is_symlink() {
-            match pathfd::resolve(cred) {
-                Ok(held) => (held.path, held.is_dir),
-                Err(_) => continue,
-            }
-        } else {
-            (cred.clone(), meta.is_dir())
-        };
-        let host = grants
-            .clone()
-            .filter(|g| !g.per_run && g.identity.is_some());
-        let mut covered = false;
-        let mut named = false;
-        for g in host {
-            named |= g.path == path;
-            covered |= path.starts_with(&g.path) && g.path != path;
-        }
-        if covered && !named && !out.iter().any(|m| m.path == path) {
-            out.push(Mask { path, is_dir });
         }
     }
     out.sort_by(|a, b| a.path.cmp(&b.path));
@@ -2875,7 +2887,7 @@ fn merge_grant(grants: &mut Vec<Grant>, grant: Grant) {
 pub fn runtime_allowance(
     exec_allowlist: bool,
     write_roots: &[PathBuf],
-    credentials: &[PathBuf],
+    credentials: &Credentials,
     uid: u32,
 ) -> Vec<Grant> {
     let mut out: Vec<Grant> = Vec::new();
@@ -2992,6 +3004,105 @@ mod tests {
         })
         .unwrap();
         plan.view().binds
+    }
+
+    /// A grant of a host object at `path` (nothing held: only its path matters here).
+    fn host_grant(path: &str) -> Grant {
+        Grant {
+            path: PathBuf::from(path),
+            requested: path.into(),
+            access: Access {
+                read: true,
+                write: false,
+                exec: false,
+            },
+            is_dir: true,
+            per_run: false,
+            identity: Some(crate::model::Identity {
+                dev: 1,
+                ino: 1,
+                mnt_id: 1,
+            }),
+            held: None,
+            links: vec![],
+        }
+    }
+
+    fn found(path: &str) -> Found {
+        Found {
+            path: PathBuf::from(path),
+            is_dir: true,
+        }
+    }
+
+    /// Masks are decided lexically on physical paths, component by component: a credential
+    /// strictly beneath a grant is masked; one a grant names, or one holding a grant, or a
+    /// sibling sharing a prefix, is not.
+    #[test]
+    fn credential_masks_are_decided_by_coverage() {
+        let masked = |grants: &[Grant], creds: &[&str]| -> Vec<PathBuf> {
+            let found: Vec<Found> = creds.iter().map(|c| found(c)).collect();
+            credential_masks(&found, grants.iter())
+                .into_iter()
+                .map(|m| m.path)
+                .collect()
+        };
+        let root = host_grant("/root");
+        let ssh = host_grant("/root/.ssh");
+        let known_hosts = host_grant("/root/.ssh/known_hosts");
+        let sshx = host_grant("/root/.sshx");
+        // A credential directory inside a grant.
+        assert_eq!(
+            masked(std::slice::from_ref(&root), &["/root/.ssh"]),
+            [PathBuf::from("/root/.ssh")]
+        );
+        // A grant inside a credential directory: it names what it grants.
+        assert!(masked(std::slice::from_ref(&known_hosts), &["/root/.ssh"]).is_empty());
+        // ...and with the directory above granted too, the credential is masked and the
+        // grant beneath it is bound on top of the mask.
+        assert_eq!(
+            masked(&[root.clone(), known_hosts.clone()], &["/root/.ssh"]),
+            [PathBuf::from("/root/.ssh")]
+        );
+        // A grant naming the credential exactly is not masked by a grant above it.
+        assert!(masked(&[root.clone(), ssh.clone()], &["/root/.ssh"]).is_empty());
+        // Siblings with a common prefix are not beneath each other.
+        assert!(masked(std::slice::from_ref(&sshx), &["/root/.ssh"]).is_empty());
+        assert!(masked(std::slice::from_ref(&ssh), &["/root/.sshx"]).is_empty());
+        assert!(masked(&[host_grant("/root/.ss")], &["/root/.ssh"]).is_empty());
+        // Nothing outside a grant is masked; private directories of the run are no host grants.
+        assert!(masked(&[host_grant("/var/tmp")], &["/etc/shadow", "/root/.ssh"]).is_empty());
+        let private = Grant::internal("/root", "/root", Access::default());
+        assert!(masked(&[private], &["/root/.ssh"]).is_empty());
+        // The grant of everything: each credential once, sorted.
+        assert_eq!(
+            masked(
+                &[host_grant("/")],
+                &["/root/.ssh", "/etc/shadow", "/root/.ssh"]
+            ),
+            [PathBuf::from("/etc/shadow"), PathBuf::from("/root/.ssh")]
+        );
+    }
+
+    #[test]
+    fn bind_masks_appear_at_the_sandbox_path() {
+        let bind = |host: &str, sandbox: &str| SandboxBind {
+            grant: host_grant(host),
+            sandbox: PathBuf::from(sandbox),
+        };
+        let masked = |binds: &[SandboxBind], creds: &[&str]| -> Vec<PathBuf> {
+            let found: Vec<Found> = creds.iter().map(|c| found(c)).collect();
+            bind_masks(&found, binds)
+                .into_iter()
+                .map(|m| m.path)
+                .collect()
+        };
+        assert_eq!(
+            masked(&[bind("/data", "/mnt")], &["/data/keys", "/datax/keys"]),
+            [PathBuf::from("/mnt/keys")]
+        );
+        assert!(masked(&[bind("/data/keys", "/mnt")], &["/data/keys"]).is_empty());
+        assert!(masked(&[bind("/data/keys/a", "/mnt")], &["/data/keys"]).is_empty());
     }
 
     #[test]
@@ -3138,7 +3249,7 @@ mod tests {
             cwd: Path::new("/"),
             search_path: DEFAULT_PATH,
             write_roots,
-            credentials: &[],
+            credentials: Box::leak(Box::default()),
             uid: 0,
             follow_symlinks: false,
             loaders: &[],
@@ -3208,7 +3319,7 @@ mod tests {
             "/etc/ssl/private",
         ];
         for exec in [false, true] {
-            for g in runtime_allowance(exec, &[], &[], 0) {
+            for g in runtime_allowance(exec, &[], &Credentials::default(), 0) {
                 for f in forbidden {
                     assert!(
                         !Path::new(f).starts_with(&g.path),

@@ -67,14 +67,41 @@ pub fn key_dir(uid: u32) -> Option<PathBuf> {
 
 /// A loaded signing key.
 pub struct Key {
-    signing: SigningKey,
+    /// The secret seed as read from the key file. The key pair is derived from it when it is
+    /// first used: deriving the public key is a scalar multiplication (tens of microseconds),
+    /// which a run that signs nothing never needs.
+    seed: Seed,
+    signing: std::sync::OnceLock<SigningKey>,
     /// The key's directory, physically resolved (what the mount view masks).
     pub dir: PathBuf,
 }
 
+/// A secret seed, overwritten when dropped (as `SigningKey` is).
+struct Seed([u8; 32]);
+
+impl Drop for Seed {
+    fn drop(&mut self) {
+        self.0 = [0; 32];
+        std::hint::black_box(&self.0);
+    }
+}
+
 impl Key {
+    fn new(seed: [u8; 32], dir: PathBuf) -> Key {
+        Key {
+            seed: Seed(seed),
+            signing: std::sync::OnceLock::new(),
+            dir,
+        }
+    }
+
+    fn signing(&self) -> &SigningKey {
+        self.signing
+            .get_or_init(|| SigningKey::from_bytes(&self.seed.0))
+    }
+
     pub fn public(&self) -> VerifyingKey {
-        self.signing.verifying_key()
+        self.signing().verifying_key()
     }
 
     pub fn key_id(&self) -> String {
@@ -111,10 +138,7 @@ impl Key {
                 )))
             }
         };
-        Ok(Key {
-            signing: key,
-            dir: dir.path().to_path_buf(),
-        })
+        Ok(Key::new(key, dir.path().to_path_buf()))
     }
 }
 
@@ -165,7 +189,8 @@ fn private_to(st: &FileStat, uid: u32) -> Result<(), String> {
 }
 
 /// Opens (creating what is missing, mode 0700) the key directory. The parent of the
-/// directory cw-exec owns (the config directory) is resolved once; a symlink on the way that
+/// directory cw-exec owns (the config directory) is resolved once, and the descriptor that
+/// resolution holds is the one everything below is opened from; a symlink on the way that
 /// another user could have placed is refused. Below it nothing is followed.
 fn open_key_dir(lexical: &Path, uid: u32) -> Result<Dir, KeyError> {
     let unavailable = |what: &Path, e: &dyn std::fmt::Display| {
@@ -179,12 +204,16 @@ fn open_key_dir(lexical: &Path, uid: u32) -> Result<Dir, KeyError> {
     };
     // The config directory may be missing itself ($HOME/.config on a fresh account): its
     // parent (HOME, /etc) must exist.
-    let (base, missing): (&Path, Option<&OsStr>) = if config.exists() {
-        (config, None)
-    } else {
-        (config.parent().unwrap_or(config), config.file_name())
-    };
-    let held = crate::kernel::pathfd::resolve(base).map_err(|e| unavailable(base, &e))?;
+    let (base, missing, held): (&Path, Option<&OsStr>, _) =
+        match crate::kernel::pathfd::resolve(config) {
+            Ok(held) => (config, None, held),
+            Err(_) => {
+                let base = config.parent().unwrap_or(config);
+                let held =
+                    crate::kernel::pathfd::resolve(base).map_err(|e| unavailable(base, &e))?;
+                (base, config.file_name(), held)
+            }
+        };
     if let Some(link) = held.links.iter().find(|l| l.placeable_by_others(uid)) {
         return Err(untrusted(
             lexical,
@@ -194,7 +223,13 @@ fn open_key_dir(lexical: &Path, uid: u32) -> Result<Dir, KeyError> {
             ),
         ));
     }
-    let mut dir = Dir::open_physical(&held.path).map_err(|e| unavailable(base, &e))?;
+    if !held.is_dir {
+        return Err(unavailable(
+            base,
+            &format!("{}: {}", held.path.display(), Errno::ENOTDIR.desc()),
+        ));
+    }
+    let mut dir = Dir::new(held.fd, held.path).map_err(|e| unavailable(base, &e))?;
     for (component, private) in missing
         .map(|m| (m, false))
         .into_iter()
@@ -202,43 +237,78 @@ fn open_key_dir(lexical: &Path, uid: u32) -> Result<Dir, KeyError> {
     {
         dir = child_dir(&dir, component, private, uid)?;
     }
+    if let Ok(mut opened) = OPENED.lock() {
+        *opened = Some((lexical.to_path_buf(), dir.path().to_path_buf()));
+    }
     Ok(dir)
+}
+
+/// The key directory this process opened last: its lexical path (`key_dir`) and where it
+/// physically is. The plan masks that directory (`physical_key_dir`) without resolving it a
+/// second time.
+static OPENED: std::sync::Mutex<Option<(PathBuf, PathBuf)>> = std::sync::Mutex::new(None);
+
+/// The signing key's directory of `uid` as it physically resolves, if it exists: the one
+/// this process opened (`Key::open_or_create`), else resolved now.
+pub fn physical_key_dir(uid: u32) -> Option<PathBuf> {
+    let lexical = key_dir(uid)?;
+    let opened = OPENED.lock().ok().and_then(|opened| {
+        opened
+            .as_ref()
+            .filter(|(l, _)| *l == lexical)
+            .map(|(_, physical)| physical.clone())
+    });
+    opened.or_else(|| {
+        crate::kernel::pathfd::resolve(&lexical)
+            .ok()
+            .filter(|h| h.is_dir)
+            .map(|h| h.path)
+    })
 }
 
 /// The subdirectory `name` of `dir`, created if missing (0700); never a symlink. The key's
 /// own directory (`private`) must be private to `uid`.
 fn child_dir(dir: &Dir, name: &OsStr, private: bool, uid: u32) -> Result<Dir, KeyError> {
     let path = dir.path().join(name);
-    match mkdirat(dir.as_fd(), name, Mode::from_bits_truncate(0o700)) {
-        Ok(()) | Err(Errno::EEXIST) => {}
-        Err(e) => {
-            return Err(KeyError::Unavailable(format!(
-                "{}: {}",
-                path.display(),
-                e.desc()
-            )))
+    let open = || {
+        openat(
+            dir.as_fd(),
+            name,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+    };
+    // Opened first: it exists on every run but the first.
+    let opened = match open() {
+        Err(Errno::ENOENT) => {
+            match mkdirat(dir.as_fd(), name, Mode::from_bits_truncate(0o700)) {
+                Ok(()) | Err(Errno::EEXIST) => {}
+                Err(e) => {
+                    return Err(KeyError::Unavailable(format!(
+                        "{}: {}",
+                        path.display(),
+                        e.desc()
+                    )))
+                }
+            }
+            open()
         }
-    }
-    let fd: OwnedFd = openat(
-        dir.as_fd(),
-        name,
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| match e {
+        other => other,
+    };
+    let fd: OwnedFd = opened.map_err(|e| match e {
         Errno::ELOOP | Errno::ENOTDIR => untrusted(&path, "it is not a directory (a symlink?)"),
         e => KeyError::Unavailable(format!("{}: {}", path.display(), e.desc())),
     })?;
-    let st = fstat(&fd).map_err(|e| KeyError::Unavailable(e.desc().into()))?;
+    let child = Dir::new(fd, path.clone()).map_err(|e| KeyError::Unavailable(e.to_string()))?;
     if private {
-        private_to(&st, uid).map_err(|why| untrusted(&path, why))?;
+        private_to(child.stat(), uid).map_err(|why| untrusted(&path, why))?;
     }
-    Dir::new(fd, path).map_err(|e| KeyError::Unavailable(e.to_string()))
+    Ok(child)
 }
 
 /// Reads the key if there is one: a regular file, one link, private to `uid`, holding 64 hex
 /// digits. Anything else there is refused, never replaced.
-fn load(dir: &Dir, uid: u32) -> Result<Option<SigningKey>, KeyError> {
+fn load(dir: &Dir, uid: u32) -> Result<Option<[u8; 32]>, KeyError> {
     let path = dir.path().join(KEY_FILE);
     let fd: OwnedFd = match openat(
         dir.as_fd(),
@@ -272,12 +342,12 @@ fn load(dir: &Dir, uid: u32) -> Result<Option<SigningKey>, KeyError> {
     let seed: [u8; 32] = unhex(text.trim_end_matches('\n'))
         .and_then(|b| b.try_into().ok())
         .ok_or_else(|| untrusted(&path, "not an Ed25519 secret key (64 hex digits)"))?;
-    Ok(Some(SigningKey::from_bytes(&seed)))
+    Ok(Some(seed))
 }
 
 /// Creates a key: 32 random bytes, written 0600 under a temporary name and renamed into place
 /// only if nothing took the name meanwhile (then that is loaded and checked instead).
-fn create(dir: &Dir, uid: u32) -> Result<SigningKey, KeyError> {
+fn create(dir: &Dir, uid: u32) -> Result<[u8; 32], KeyError> {
     let unavailable = |e: &dyn std::fmt::Display| {
         KeyError::Unavailable(format!(
             "creating {}: {e}",
@@ -375,7 +445,7 @@ pub fn sign_envelope(envelope: &mut Value, key: &Key, seal: &Seal<'_>) {
     let key_id = key.key_id();
     let digests = digests(attestation);
     let message = statement(&key_id, seal, &evidence, digests.clone());
-    let signature: Signature = key.signing.sign(&message);
+    let signature: Signature = key.signing().sign(&message);
     let block = json!({
         "alg": "ed25519",
         "type": STATEMENT_TYPE,
@@ -697,10 +767,7 @@ mod tests {
     use super::*;
 
     fn key() -> Key {
-        Key {
-            signing: SigningKey::from_bytes(&[7u8; 32]),
-            dir: PathBuf::from("/nonexistent"),
-        }
+        Key::new([7u8; 32], PathBuf::from("/nonexistent"))
     }
 
     fn envelope() -> Value {

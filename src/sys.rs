@@ -516,9 +516,22 @@ pub fn reset_signals_for_exec() {
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
 }
 
-/// The mount id of the object behind `fd` (`statx(fd, "", AT_EMPTY_PATH, STATX_MNT_ID)`),
-/// recorded in the plan and the attestation alongside device and inode.
-pub fn mount_id(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<u64> {
+/// What one `statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW)` says about the object behind a
+/// descriptor: its type and mode, device and inode, and mount id (recorded in the plan and the
+/// attestation).
+#[derive(Clone, Copy, Debug)]
+pub struct FdStat {
+    /// `st_mode`: file type and permission bits.
+    pub mode: u32,
+    /// `st_dev`, encoded as `stat` encodes it.
+    pub dev: u64,
+    pub ino: u64,
+    pub mnt_id: u64,
+}
+
+/// One `statx` of the object behind `fd` (an `O_PATH` descriptor will do), asking for exactly
+/// the type, inode and mount id (the device comes with every statx).
+pub fn fd_stat(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<FdStat> {
     use std::os::fd::AsRawFd;
     // SAFETY: statx is plain old data, all-zero is a valid value; the kernel writes at most
     // size_of::<statx>() bytes into it and reads the NUL-terminated empty string.
@@ -530,14 +543,26 @@ pub fn mount_id(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<u64> {
             fd.as_raw_fd(),
             c"".as_ptr(),
             libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
-            libc::STATX_MNT_ID,
+            libc::STATX_TYPE | libc::STATX_MODE | libc::STATX_INO | libc::STATX_MNT_ID,
             &mut buf,
         )
     };
     if ret == -1 {
         return Err(io::Error::last_os_error());
     }
-    Ok(buf.stx_mnt_id)
+    let wanted = libc::STATX_TYPE | libc::STATX_INO | libc::STATX_MNT_ID;
+    if buf.stx_mask & wanted != wanted {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "statx did not report the type, inode and mount id",
+        ));
+    }
+    Ok(FdStat {
+        mode: u32::from(buf.stx_mode),
+        dev: libc::makedev(buf.stx_dev_major, buf.stx_dev_minor),
+        ino: buf.stx_ino,
+        mnt_id: buf.stx_mnt_id,
+    })
 }
 
 /// `faccessat2(fd, "", mode, AT_EMPTY_PATH)`: may the caller (real ids) access the object

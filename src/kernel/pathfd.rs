@@ -1,9 +1,13 @@
-//! Host paths held as descriptors. A path is resolved once, component by component, without
-//! ever following a symlink implicitly: each symlink met on the way is read and recorded (who
-//! owns it, who may write the directory it sits in), so the caller can decide whether to
-//! trust it. The result is an `O_PATH` descriptor of the object, with its device, inode and
-//! mount id: everything later (Landlock rules, binds, access checks) uses the descriptor or
-//! verifies an object against that identity, never the name again.
+//! Host paths held as descriptors. A path is resolved once, without ever following a symlink
+//! implicitly: each symlink met on the way is read and recorded (who owns it, who may write
+//! the directory it sits in), so the caller can decide whether to trust it. The result is an
+//! `O_PATH` descriptor of the object, with its device, inode and mount id: everything later
+//! (Landlock rules, binds, access checks) uses the descriptor or verifies an object against
+//! that identity, never the name again.
+//!
+//! Cost: a path without symlinks is one `openat2(RESOLVE_NO_SYMLINKS)` and one `statx`. A
+//! path with symlinks is walked: after each symlink, whatever is left is tried again in one
+//! `openat2`, so only the stretch up to the next symlink goes component by component.
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
@@ -11,8 +15,9 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
-use nix::fcntl::{openat, openat2, readlinkat, OFlag, OpenHow, ResolveFlag};
-use nix::sys::stat::{fstat, FileStat, Mode, SFlag};
+use nix::errno::Errno;
+use nix::fcntl::{openat, openat2, readlinkat, OFlag, OpenHow, ResolveFlag, AT_FDCWD};
+use nix::sys::stat::{fstatat, FileStat, Mode, SFlag};
 
 /// Symlinks followed in one resolution before giving up (the kernel's own limit).
 const MAX_LINKS: usize = 40;
@@ -28,53 +33,57 @@ pub struct Held {
     pub path: PathBuf,
     pub identity: Identity,
     pub is_dir: bool,
-    /// `statfs` magic of the file system the object lives on.
-    pub fs_magic: i64,
     /// Every symlink followed, in order.
     pub links: Vec<Link>,
 }
 
-fn o_path() -> OFlag {
-    OFlag::O_PATH | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW
+impl Held {
+    /// `statfs` magic of the file system the object lives on (asked only where it matters:
+    /// a write grant must not be host kernel state).
+    pub fn fs_magic(&self) -> io::Result<i64> {
+        Ok(nix::sys::statfs::fstatfs(&self.fd)?.filesystem_type().0 as i64)
+    }
 }
 
-fn identity_of(fd: BorrowedFd<'_>, st: &FileStat) -> io::Result<Identity> {
+/// `openat2` flags of every step: an `O_PATH` descriptor, and no symlink followed anywhere
+/// (a symlink on the way, the last component included, is ELOOP).
+fn no_symlinks() -> OpenHow {
+    OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_NO_MAGICLINKS)
+}
+
+/// The identity of the object behind a descriptor (one `statx`).
+pub fn identity(fd: BorrowedFd<'_>) -> io::Result<Identity> {
+    let st = crate::sys::fd_stat(fd)?;
     Ok(Identity {
-        dev: st.st_dev,
-        ino: st.st_ino,
-        mnt_id: crate::sys::mount_id(fd)?,
+        dev: st.dev,
+        ino: st.ino,
+        mnt_id: st.mnt_id,
     })
 }
 
-/// The identity of the object behind a descriptor.
-pub fn identity(fd: BorrowedFd<'_>) -> io::Result<Identity> {
-    let st = fstat(fd)?;
-    identity_of(fd, &st)
-}
-
-fn is_dir(st: &FileStat) -> bool {
-    SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFDIR
-}
-
-fn is_symlink(st: &FileStat) -> bool {
-    SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFLNK
+fn is_dir(mode: u32) -> bool {
+    SFlag::from_bits_truncate(mode & SFlag::S_IFMT.bits()) == SFlag::S_IFDIR
 }
 
 fn held(fd: OwnedFd, path: PathBuf, links: Vec<Link>) -> io::Result<Held> {
-    let st = fstat(&fd)?;
-    let fs_magic = nix::sys::statfs::fstatfs(&fd)?.filesystem_type().0 as i64;
+    let st = crate::sys::fd_stat(fd.as_fd())?;
     Ok(Held {
-        identity: identity_of(fd.as_fd(), &st)?,
-        is_dir: is_dir(&st),
+        identity: Identity {
+            dev: st.dev,
+            ino: st.ino,
+            mnt_id: st.mnt_id,
+        },
+        is_dir: is_dir(st.mode),
         fd,
         path,
-        fs_magic,
         links,
     })
 }
 
-/// Resolves an absolute host path. One `openat2(RESOLVE_NO_SYMLINKS)` when no symlink is on
-/// the way (the common case); otherwise a walk, one component at a time, recording each link.
+/// Resolves an absolute host path: one `openat2(RESOLVE_NO_SYMLINKS)` when no symlink is on
+/// the way (the common case); otherwise a walk that records each link.
 pub fn resolve(path: &Path) -> io::Result<Held> {
     if !path.is_absolute() {
         return Err(io::Error::new(
@@ -82,22 +91,136 @@ pub fn resolve(path: &Path) -> io::Result<Held> {
             "not an absolute path",
         ));
     }
-    let root = nix::fcntl::open("/", o_path() | OFlag::O_DIRECTORY, Mode::empty())?;
-    let lexical = normalize(path);
-    // `..` after a symlink means the link's physical parent: only the walk gets that right.
-    let has_dotdot = path.components().any(|c| c == Component::ParentDir);
-    if !has_dotdot {
-        // Without O_NOFOLLOW, so a trailing symlink is refused (ELOOP) like any other.
-        let how = OpenHow::new()
-            .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
-            .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-        match openat2(&root, relative(&lexical), how) {
-            Ok(fd) => return held(fd, lexical, vec![]),
-            Err(nix::errno::Errno::ELOOP) => {}
+    walk(path)
+}
+
+/// The directory a walk is in: the root (named by absolute paths from AT_FDCWD, so that no
+/// descriptor of it is opened) or a held directory.
+enum Cur {
+    Root,
+    Dir(OwnedFd),
+}
+
+impl Cur {
+    /// The descriptor and the name to hand an `*at` call for `rel` in this directory.
+    fn at<'a>(&'a self, rel: &Path) -> (BorrowedFd<'a>, PathBuf) {
+        match self {
+            Cur::Root => (AT_FDCWD, Path::new("/").join(rel)),
+            Cur::Dir(fd) => (fd.as_fd(), rel.to_path_buf()),
+        }
+    }
+
+    fn open(&self, rel: &Path) -> Result<OwnedFd, Errno> {
+        let (dir, name) = self.at(rel);
+        openat2(dir, &name, no_symlinks())
+    }
+
+    fn stat(&self) -> Result<FileStat, Errno> {
+        match self {
+            Cur::Root => fstatat(AT_FDCWD, "/", nix::fcntl::AtFlags::empty()),
+            Cur::Dir(fd) => nix::sys::stat::fstat(fd),
+        }
+    }
+}
+
+/// Walks `path`. Whatever is left of it is first tried in one `openat2` (the whole path at
+/// the start, and the rest after each symlink); when that meets a symlink (ELOOP), the walk
+/// goes component by component up to it, reads it, and tries the rest again. `..` after a
+/// symlink means the link's physical parent: `..` is always taken component by component.
+fn walk(path: &Path) -> io::Result<Held> {
+    let mut pending: VecDeque<OsString> = names(path);
+    let mut cur = Cur::Root;
+    let mut cur_path = PathBuf::from("/");
+    let mut links: Vec<Link> = Vec::new();
+    let mut try_rest = true;
+    while !pending.is_empty() {
+        // Set when the last try of the rest ended at its only component: a symlink.
+        let mut known_link = false;
+        if try_rest && !pending.iter().any(|n| n == "..") {
+            try_rest = false;
+            let rest: PathBuf = pending.iter().collect();
+            match cur.open(&rest) {
+                Ok(fd) => {
+                    cur_path.push(&rest);
+                    return held(fd, cur_path, links);
+                }
+                Err(Errno::ELOOP) => known_link = pending.len() == 1,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let name = pending.pop_front().expect("not empty");
+        if name == ".." {
+            if cur_path.pop() {
+                cur = if cur_path == Path::new("/") {
+                    Cur::Root
+                } else {
+                    let (dir, up) = cur.at(Path::new(".."));
+                    Cur::Dir(openat(
+                        dir,
+                        &up,
+                        OFlag::O_PATH | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW | OFlag::O_DIRECTORY,
+                        Mode::empty(),
+                    )?)
+                };
+            }
+            continue;
+        }
+        let opened = if known_link {
+            Err(Errno::ELOOP)
+        } else {
+            cur.open(Path::new(&name))
+        };
+        match opened {
+            Ok(fd) => {
+                // A file with components left: the next step fails with ENOTDIR.
+                cur = Cur::Dir(fd);
+                cur_path.push(&name);
+            }
+            Err(Errno::ELOOP) => {
+                if links.len() >= MAX_LINKS {
+                    return Err(io::Error::from_raw_os_error(libc::ELOOP));
+                }
+                let (dir, at) = cur.at(Path::new(&name));
+                let st = fstatat(dir, &at, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)?;
+                if SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) != SFlag::S_IFLNK {
+                    // Replaced meanwhile: what the kernel refused is no longer there.
+                    return Err(io::Error::from_raw_os_error(libc::ELOOP));
+                }
+                let target = PathBuf::from(readlinkat(dir, &at)?);
+                let parent = cur.stat()?;
+                links.push(Link {
+                    at: cur_path.join(&name),
+                    target: target.clone(),
+                    owner: st.st_uid,
+                    dir_owner: parent.st_uid,
+                    dir_group: parent.st_gid,
+                    dir_mode: parent.st_mode & 0o7777,
+                });
+                for (i, n) in names(&target).into_iter().enumerate() {
+                    pending.insert(i, n);
+                }
+                if target.is_absolute() {
+                    cur = Cur::Root;
+                    cur_path = PathBuf::from("/");
+                }
+                try_rest = true;
+            }
             Err(e) => return Err(e.into()),
         }
     }
-    walk(root, path)
+    match cur {
+        Cur::Dir(fd) => held(fd, cur_path, links),
+        // Everything resolved back to the root itself.
+        Cur::Root => held(
+            nix::fcntl::open(
+                "/",
+                OFlag::O_PATH | OFlag::O_CLOEXEC | OFlag::O_DIRECTORY,
+                Mode::empty(),
+            )?,
+            cur_path,
+            links,
+        ),
+    }
 }
 
 fn relative(path: &Path) -> &Path {
@@ -107,52 +230,6 @@ fn relative(path: &Path) -> &Path {
     } else {
         rel
     }
-}
-
-fn walk(root: OwnedFd, path: &Path) -> io::Result<Held> {
-    let mut pending: VecDeque<OsString> = names(path);
-    let mut cur = root.try_clone()?;
-    let mut cur_path = PathBuf::from("/");
-    let mut links = Vec::new();
-    while let Some(name) = pending.pop_front() {
-        if name == ".." {
-            if cur_path.pop() {
-                cur = openat(&cur, "..", o_path() | OFlag::O_DIRECTORY, Mode::empty())?;
-            }
-            continue;
-        }
-        let fd = openat(&cur, name.as_os_str(), o_path(), Mode::empty())?;
-        let st = fstat(&fd)?;
-        if is_symlink(&st) {
-            if links.len() >= MAX_LINKS {
-                return Err(io::Error::from_raw_os_error(libc::ELOOP));
-            }
-            let target = PathBuf::from(readlinkat(&fd, "")?);
-            let dir = fstat(&cur)?;
-            links.push(Link {
-                at: cur_path.join(&name),
-                target: target.clone(),
-                owner: st.st_uid,
-                dir_owner: dir.st_uid,
-                dir_group: dir.st_gid,
-                dir_mode: dir.st_mode & 0o7777,
-            });
-            for (i, n) in names(&target).into_iter().enumerate() {
-                pending.insert(i, n);
-            }
-            if target.is_absolute() {
-                cur = root.try_clone()?;
-                cur_path = PathBuf::from("/");
-            }
-            continue;
-        }
-        if !pending.is_empty() && !is_dir(&st) {
-            return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
-        }
-        cur = fd;
-        cur_path.push(&name);
-    }
-    held(cur, cur_path, links)
 }
 
 fn names(path: &Path) -> VecDeque<OsString> {
@@ -222,13 +299,70 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// What `resolve` reports, compared with the kernel's own resolution (`canonicalize`,
+    /// `stat`, errno) for chains of links: relative, absolute, to files, through `..`.
+    #[test]
+    fn walks_agree_with_the_kernel() {
+        use std::os::unix::fs::{symlink, MetadataExt};
+        let dir = std::env::temp_dir().join(format!("cwx-pathfd3-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("a/b/c")).unwrap();
+        std::fs::write(dir.join("a/b/c/file"), "x").unwrap();
+        symlink("a/b", dir.join("ab")).unwrap();
+        symlink(dir.join("a/b/c"), dir.join("abs")).unwrap();
+        symlink("../b/c/file", dir.join("a/b/up")).unwrap();
+        symlink("ab", dir.join("chain")).unwrap();
+        symlink("loop2", dir.join("loop1")).unwrap();
+        symlink("loop1", dir.join("loop2")).unwrap();
+        for (rel, links) in [
+            ("a/b/c/file", 0),
+            ("ab/c/file", 1),
+            ("abs/file", 1),
+            ("a/b/up", 1),
+            ("chain/c", 2),
+            ("chain/up", 3),
+            ("chain/c/../c/./file", 2),
+            ("./a//b/c", 0),
+        ] {
+            let path = dir.join(rel);
+            let held = resolve(&path).unwrap_or_else(|e| panic!("{rel}: {e}"));
+            assert_eq!(held.path, std::fs::canonicalize(&path).unwrap(), "{rel}");
+            assert_eq!(held.links.len(), links, "{rel}");
+            let meta = std::fs::metadata(&path).unwrap();
+            assert_eq!(held.identity.dev, meta.dev(), "{rel}");
+            assert_eq!(held.identity.ino, meta.ino(), "{rel}");
+            assert_eq!(held.is_dir, meta.is_dir(), "{rel}");
+            assert_eq!(held.identity, identity(held.fd.as_fd()).unwrap(), "{rel}");
+        }
+        for (rel, errno) in [
+            ("a/missing", libc::ENOENT),
+            ("ab/missing/x", libc::ENOENT),
+            ("a/b/c/file/x", libc::ENOTDIR),
+            ("ab/c/file/x", libc::ENOTDIR),
+            ("loop1", libc::ELOOP),
+            ("loop1/x", libc::ELOOP),
+        ] {
+            let err = resolve(&dir.join(rel)).unwrap_err();
+            assert_eq!(err.raw_os_error(), Some(errno), "{rel}: {err}");
+        }
+        let root = resolve(Path::new("/")).unwrap();
+        assert_eq!(root.path, Path::new("/"));
+        assert!(root.is_dir);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn reopen_beneath_refuses_symlinks() {
         let dir = std::env::temp_dir().join(format!("cwx-pathfd2-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("real")).unwrap();
         std::os::unix::fs::symlink("real", dir.join("link")).unwrap();
-        let root = nix::fcntl::open("/", o_path() | OFlag::O_DIRECTORY, Mode::empty()).unwrap();
+        let root = nix::fcntl::open(
+            "/",
+            OFlag::O_PATH | OFlag::O_CLOEXEC | OFlag::O_DIRECTORY,
+            Mode::empty(),
+        )
+        .unwrap();
         assert!(reopen_beneath(root.as_fd(), &dir.join("real")).is_ok());
         let err = reopen_beneath(root.as_fd(), &dir.join("link")).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::ELOOP));
