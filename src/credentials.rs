@@ -5,10 +5,14 @@
 //! `$HOME`, `/root`, and every directory in `/home`). A `*` may appear in the last component
 //! only (`/etc/*.keytab`, `~/.cargo/credentials*`).
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::ffi::{OsStr, OsString};
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::os::fd::AsFd;
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 /// System credentials.
 pub const SYSTEM: &[&str] = &[
@@ -83,9 +87,9 @@ pub const HOME: &[&str] = &[
 /// The home directories `~/` patterns apply to: the caller's, root's, and each in /home.
 pub fn homes(caller_home: &Path) -> Vec<PathBuf> {
     let mut out = vec![caller_home.to_path_buf(), PathBuf::from("/root")];
-    if let Ok(entries) = std::fs::read_dir("/home") {
-        out.extend(entries.flatten().map(|e| e.path()));
-    }
+    let _ = list_dir(Path::new("/home"), |name, _| {
+        out.push(Path::new("/home").join(OsStr::from_bytes(name)));
+    });
     out.sort();
     out.dedup();
     out
@@ -109,13 +113,13 @@ pub fn check_pattern(pattern: &str) -> Result<(), String> {
 /// The credential paths of this host, lexically: each pattern (`~/` applied to every home),
 /// normalized, a `*` possibly left in its last component. Built without touching the file
 /// system: `covers` and `names` are lexical, and `find` looks for what exists.
+///
+/// Held as a tree of path components (byte strings: normalized paths compare component by
+/// component as bytes, much more cheaply than `Path` does): a lookup walks one path down
+/// it, and `find` walks it over the file system.
 #[derive(Clone, Debug, Default)]
 pub struct Credentials {
-    /// Normalized paths, compared as byte strings (normalized, that is component by
-    /// component, and much cheaper than `Path`'s comparison).
-    exact: BTreeSet<OsString>,
-    /// Each pattern with a `*` in its last component: (directory, prefix, suffix).
-    globs: Vec<(OsString, String, String)>,
+    root: Node,
 }
 
 /// A credential that exists on this host, where it physically is: a credential path that is
@@ -127,17 +131,16 @@ pub struct Found {
     pub is_dir: bool,
 }
 
-/// Lexically normalized (no `.`, `..`, repeated or trailing `/`): so that comparing paths as
-/// strings compares them component by component.
-fn normalized(path: &Path) -> PathBuf {
-    let mut out = PathBuf::from("/");
-    for comp in path.components() {
-        match comp {
-            Component::ParentDir => {
+/// The components of a path, `.` and empty ones dropped, `..` applied (lexically).
+fn components(path: &[u8]) -> Vec<&[u8]> {
+    let mut out: Vec<&[u8]> = Vec::new();
+    for name in path.split(|b| *b == b'/') {
+        match name {
+            b"" | b"." => {}
+            b".." => {
                 out.pop();
             }
-            Component::Normal(c) => out.push(c),
-            _ => {}
+            name => out.push(name),
         }
     }
     out
@@ -146,76 +149,90 @@ fn normalized(path: &Path) -> PathBuf {
 impl Credentials {
     /// The patterns applied to this host's homes.
     pub fn new(patterns: &[&str], homes: &[PathBuf]) -> Credentials {
+        let homes: Vec<Vec<&[u8]>> = homes
+            .iter()
+            .map(|h| components(h.as_os_str().as_bytes()))
+            .collect();
         let mut out = Credentials::default();
         for pattern in patterns {
-            let bases: Vec<PathBuf> = match pattern.strip_prefix("~/") {
-                Some(rest) => homes.iter().map(|h| h.join(rest)).collect(),
-                None => vec![PathBuf::from(pattern)],
-            };
-            for base in bases {
-                let base = normalized(&base);
-                let name = base
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                match name.split_once('*') {
-                    None => out.add(base),
-                    Some((prefix, suffix)) => {
-                        let dir = base.parent().unwrap_or(Path::new("/"));
-                        let glob = (
-                            dir.as_os_str().to_owned(),
-                            prefix.to_string(),
-                            suffix.to_string(),
-                        );
-                        if !out.globs.contains(&glob) {
-                            out.globs.push(glob);
-                        }
+            match pattern.strip_prefix("~/") {
+                Some(rest) => {
+                    let rest = components(rest.as_bytes());
+                    for home in &homes {
+                        out.insert(home.iter().chain(&rest).copied());
                     }
                 }
+                None => out.insert(components(pattern.as_bytes()).into_iter()),
             }
         }
         out
     }
 
+    /// Inserts a path given as its components; a `*` in the last one makes it a glob.
+    fn insert<'a>(&mut self, names: impl Iterator<Item = &'a [u8]>) {
+        let names: Vec<&[u8]> = names.collect();
+        let Some((last, dirs)) = names.split_last() else {
+            return;
+        };
+        let mut node = &mut self.root;
+        for name in dirs {
+            node = node.children.entry(name.to_vec()).or_default();
+        }
+        match last.iter().position(|b| *b == b'*') {
+            None => {
+                node.children.entry(last.to_vec()).or_default().credential = true;
+            }
+            Some(star) => {
+                let glob = (last[..star].to_vec(), last[star + 1..].to_vec());
+                if !node.globs.contains(&glob) {
+                    node.globs.push(glob);
+                }
+            }
+        }
+    }
+
     /// Adds a path that is a credential wherever it appears (the signing key's directory, a
     /// path a front end protects).
     pub fn add(&mut self, path: PathBuf) {
-        self.exact.insert(normalized(&path).into_os_string());
-    }
-
-    /// Whether `path` (normalized) is a credential path: one of them exactly, or a glob's
-    /// match.
-    pub fn names(&self, path: &Path) -> bool {
-        self.names_bytes(path.as_os_str().as_bytes())
-    }
-
-    fn names_bytes(&self, path: &[u8]) -> bool {
-        if self.exact.contains(OsStr::from_bytes(path)) {
-            return true;
+        let names = components(path.as_os_str().as_bytes());
+        // A `*` here is a character of the name, not a glob.
+        let mut node = &mut self.root;
+        for name in names {
+            node = node.children.entry(name.to_vec()).or_default();
         }
-        let Some(slash) = path.iter().rposition(|b| *b == b'/') else {
+        node.credential = true;
+    }
+
+    /// Whether `path` is a credential path: one of them exactly, or a glob's match.
+    pub fn names(&self, path: &Path) -> bool {
+        let names = components(path.as_os_str().as_bytes());
+        let Some((last, dirs)) = names.split_last() else {
             return false;
         };
-        let (dir, name) = (&path[..slash.max(1)], &path[slash + 1..]);
-        self.globs.iter().any(|(d, prefix, suffix)| {
-            d.as_bytes() == dir && glob_matches(name, prefix.as_bytes(), suffix.as_bytes())
-        })
+        let mut node = &self.root;
+        for name in dirs {
+            match node.children.get(*name) {
+                Some(child) => node = child,
+                None => return false,
+            }
+        }
+        node.children.get(*last).is_some_and(|c| c.credential) || node.matches_glob(last)
     }
 
-    /// Whether `path` (normalized) is a credential path or lies beneath one: a lookup per
-    /// ancestor, not a comparison with every credential.
+    /// Whether `path` is a credential path or lies beneath one: one walk down the tree.
     pub fn covers(&self, path: &Path) -> bool {
-        let bytes = path.as_os_str().as_bytes();
-        if self.names_bytes(bytes) {
-            return true;
+        let mut node = &self.root;
+        for name in components(path.as_os_str().as_bytes()) {
+            if node.matches_glob(name) {
+                return true;
+            }
+            match node.children.get(name) {
+                Some(child) if child.credential => return true,
+                Some(child) => node = child,
+                None => return false,
+            }
         }
-        // Each ancestor is a prefix ending before a `/` (the root: "/").
-        bytes
-            .iter()
-            .enumerate()
-            .rev()
-            .filter(|(_, b)| **b == b'/')
-            .any(|(i, _)| self.names_bytes(&bytes[..i.max(1)]))
+        false
     }
 
     /// The credentials that exist on this host (see `Found`), sorted. The tree of credential
@@ -225,18 +242,9 @@ impl Credentials {
     /// which gives where it physically leads (and whether that is a directory), or None to
     /// leave it out.
     pub fn find(&self, resolve: &dyn Fn(&Path) -> Option<(PathBuf, bool)>) -> Vec<Found> {
-        let mut root = Node::default();
-        for path in &self.exact {
-            root.at(Path::new(path)).credential = true;
-        }
-        for (dir, prefix, suffix) in &self.globs {
-            root.at(Path::new(dir))
-                .globs
-                .push((prefix.clone(), suffix.clone()));
-        }
         let mut out = Vec::new();
-        root.find(Path::new("/"), resolve, &mut out);
-        out.sort_by(|a, b| a.path.cmp(&b.path));
+        self.root.find(Path::new("/"), resolve, &mut out);
+        out.sort_by(|a, b| a.path.as_os_str().cmp(b.path.as_os_str()));
         out.dedup_by(|a, b| a.path == b.path);
         out
     }
@@ -247,64 +255,115 @@ fn glob_matches(name: &[u8], prefix: &[u8], suffix: &[u8]) -> bool {
     name.len() >= prefix.len() + suffix.len() && name.starts_with(prefix) && name.ends_with(suffix)
 }
 
-/// Directories in which at least this many names are wanted are listed (one `getdents`)
-/// rather than asked name by name (one `lstat` each).
+/// Directories in which at least this many names are wanted are listed (`getdents`) rather
+/// than asked name by name (one `lstat` each).
 const LIST_AT: usize = 12;
 
+/// What an entry is, as far as finding credentials goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Dir,
+    Symlink,
+    Other,
+}
+
+impl Kind {
+    fn of_mode(mode: u32) -> Kind {
+        match mode & libc::S_IFMT {
+            libc::S_IFDIR => Kind::Dir,
+            libc::S_IFLNK => Kind::Symlink,
+            _ => Kind::Other,
+        }
+    }
+
+    fn of_d_type(d_type: u8) -> Option<Kind> {
+        match d_type {
+            libc::DT_DIR => Some(Kind::Dir),
+            libc::DT_LNK => Some(Kind::Symlink),
+            libc::DT_UNKNOWN => None,
+            _ => Some(Kind::Other),
+        }
+    }
+}
+
+/// The entries of a directory, with their `d_type` (`DT_UNKNOWN` where the file system does
+/// not say), read with `getdents64` into one buffer: no per-entry allocation for names that
+/// are not kept.
+fn list_dir(dir: &Path, mut keep: impl FnMut(&[u8], u8)) -> Result<(), Errno> {
+    let fd = nix::fcntl::open(
+        dir,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = crate::sys::getdents64(fd.as_fd(), &mut buf)
+            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+        if n == 0 {
+            return Ok(());
+        }
+        // linux_dirent64: d_ino (8), d_off (8), d_reclen (2), d_type (1), d_name (NUL-ended).
+        let mut at = 0;
+        while at + 19 <= n {
+            let reclen = usize::from(u16::from_ne_bytes([buf[at + 16], buf[at + 17]]));
+            if reclen < 19 || at + reclen > n {
+                return Err(Errno::EIO);
+            }
+            let raw = &buf[at + 19..at + reclen];
+            let name = &raw[..raw.iter().position(|b| *b == 0).unwrap_or(raw.len())];
+            if name != b"." && name != b".." {
+                keep(name, buf[at + 18]);
+            }
+            at += reclen;
+        }
+    }
+}
+
 /// One directory of the tree of credential paths: the names wanted in it.
-#[derive(Default)]
+#[derive(Clone, Debug, Default)]
 struct Node {
     /// This path is itself a credential.
     credential: bool,
-    children: BTreeMap<OsString, Node>,
+    children: BTreeMap<Vec<u8>, Node>,
     /// (prefix, suffix) of each glob in this directory.
-    globs: Vec<(String, String)>,
+    globs: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Node {
-    /// The node of an absolute path, made as needed.
-    fn at(&mut self, path: &Path) -> &mut Node {
-        let mut node = self;
-        for comp in path.components() {
-            if let Component::Normal(name) = comp {
-                node = node.children.entry(name.to_os_string()).or_default();
-            }
-        }
-        node
+    fn matches_glob(&self, name: &[u8]) -> bool {
+        self.globs
+            .iter()
+            .any(|(prefix, suffix)| glob_matches(name, prefix, suffix))
     }
 
-    fn matches_glob(&self, name: &OsStr) -> bool {
-        self.globs.iter().any(|(prefix, suffix)| {
-            glob_matches(name.as_bytes(), prefix.as_bytes(), suffix.as_bytes())
-        })
-    }
-
-    /// The wanted entries of `dir` (a physical path) that exist, with their types.
-    fn present(&self, dir: &Path) -> Vec<(OsString, std::fs::FileType)> {
+    /// The wanted entries of `dir` (a physical path) that exist, with what they are.
+    fn present(&self, dir: &Path) -> Vec<(Vec<u8>, Kind)> {
+        let lstat = |name: &[u8]| {
+            nix::sys::stat::lstat(&dir.join(OsStr::from_bytes(name)))
+                .ok()
+                .map(|st| Kind::of_mode(st.st_mode))
+        };
         let by_name = || {
             self.children
                 .keys()
-                .filter_map(|name| {
-                    std::fs::symlink_metadata(dir.join(name))
-                        .ok()
-                        .map(|m| (name.clone(), m.file_type()))
-                })
+                .filter_map(|name| lstat(name).map(|kind| (name.clone(), kind)))
                 .collect()
         };
         if self.globs.is_empty() && self.children.len() < LIST_AT {
             return by_name();
         }
-        match std::fs::read_dir(dir) {
-            Ok(entries) => entries
-                .flatten()
-                .filter(|e| {
-                    let name = e.file_name();
-                    self.children.contains_key(&name) || self.matches_glob(&name)
-                })
-                .filter_map(|e| e.file_type().ok().map(|t| (e.file_name(), t)))
-                .collect(),
+        let mut out = vec![];
+        let listed = list_dir(dir, |name, d_type| {
+            if self.children.contains_key(name) || self.matches_glob(name) {
+                if let Some(kind) = Kind::of_d_type(d_type).or_else(|| lstat(name)) {
+                    out.push((name.to_vec(), kind));
+                }
+            }
+        });
+        match listed {
+            Ok(()) => out,
             // Not there (or not a directory): nothing beneath it either.
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => vec![],
+            Err(Errno::ENOENT | Errno::ENOTDIR) => vec![],
             // Not listable (searchable, perhaps): name by name; a glob cannot be matched.
             Err(_) => by_name(),
         }
@@ -323,14 +382,14 @@ impl Node {
             if !is_credential && descend.is_none() {
                 continue;
             }
-            let here = dir.join(&name);
-            let (path, is_dir) = if kind.is_symlink() {
+            let here = dir.join(OsStr::from_bytes(&name));
+            let (path, is_dir) = if kind == Kind::Symlink {
                 match resolve(&here) {
                     Some(found) => found,
                     None => continue,
                 }
             } else {
-                (here, kind.is_dir())
+                (here, kind == Kind::Dir)
             };
             if let Some(child) = descend.filter(|_| is_dir) {
                 child.find(&path, resolve, out);
@@ -449,7 +508,8 @@ mod tests {
                 .ok()
                 .map(|c| (c.clone(), c.is_dir()))
         };
-        let found = creds.find(&resolve);
+        let mut found = creds.find(&resolve);
+        found.sort_by(|a, b| a.path.cmp(&b.path));
         let canon = |p: PathBuf| std::fs::canonicalize(p).unwrap();
         let mut want = vec![
             Found {

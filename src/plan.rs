@@ -2133,12 +2133,16 @@ fn check_links(
 /// allowance, the agent's installation): never through a symlink someone else or a sandbox
 /// could have placed, never inside the write set, never at or beneath a credential path.
 fn derivable(held: &Held, write_roots: &[PathBuf], credentials: &Credentials, uid: u32) -> bool {
+    // Physical paths all: at or beneath, by bytes (see `strictly_beneath`).
+    let within = |path: &Path, root: &Path| {
+        path.as_os_str().as_bytes() == root.as_os_str().as_bytes() || strictly_beneath(path, root)
+    };
     let planted = held
         .links
         .iter()
-        .any(|l| l.placeable_by_others(uid) || write_roots.iter().any(|w| l.at.starts_with(w)));
+        .any(|l| l.placeable_by_others(uid) || write_roots.iter().any(|w| within(&l.at, w)));
     !planted
-        && !write_roots.iter().any(|w| held.path.starts_with(w))
+        && !write_roots.iter().any(|w| within(&held.path, w))
         && !credentials.covers(&held.path)
 }
 
@@ -2839,7 +2843,17 @@ fn key_pins(key_dir: Option<&Path>, write_roots: &[PathBuf]) -> Vec<PathBuf> {
 /// `Credentials::find`: a credential path that is a symlink (or lies beneath a symlinked
 /// directory) is compared at its target.
 fn masks_credential(grant: &Path, credential: &Path) -> bool {
-    credential.starts_with(grant) && credential != grant
+    strictly_beneath(credential, grant)
+}
+
+/// Whether `path` lies strictly beneath `dir`, both physical (normalized) paths: a byte
+/// prefix that ends at a component boundary. (What `Path::starts_with` decides, without
+/// parsing components: the plan compares every credential with every grant.)
+fn strictly_beneath(path: &Path, dir: &Path) -> bool {
+    let (path, dir) = (path.as_os_str().as_bytes(), dir.as_os_str().as_bytes());
+    path.len() > dir.len()
+        && path.starts_with(dir)
+        && (dir.ends_with(b"/") || path[dir.len()] == b'/')
 }
 
 /// The credentials to mask: each that exists (see `Credentials::find`: symlinks followed, at
@@ -2856,7 +2870,9 @@ fn credential_masks<'a>(
     let mut out: Vec<Mask> = Vec::new();
     for cred in found {
         let covered = host.iter().any(|g| masks_credential(g, &cred.path));
-        let named = host.iter().any(|g| *g == cred.path);
+        let named = host
+            .iter()
+            .any(|g| g.as_os_str().as_bytes() == cred.path.as_os_str().as_bytes());
         if covered && !named && !out.iter().any(|m| m.path == cred.path) {
             out.push(Mask {
                 path: cred.path.clone(),
@@ -2891,6 +2907,8 @@ pub fn runtime_allowance(
     uid: u32,
 ) -> Vec<Grant> {
     let mut out: Vec<Grant> = Vec::new();
+    // Merged by path, as `merge_grant` does, through an index: some forty entries.
+    let mut index: std::collections::HashMap<PathBuf, usize> = Default::default();
     let mut add = |requested: &str, access: Access| {
         let Ok(held) = pathfd::resolve(Path::new(requested)) else {
             return;
@@ -2898,7 +2916,18 @@ pub fn runtime_allowance(
         if !derivable(&held, write_roots, credentials, uid) {
             return;
         }
-        merge_grant(&mut out, Grant::held(held, requested.to_string(), access));
+        match index.get(&held.path) {
+            Some(&i) => {
+                let existing = &mut out[i].access;
+                existing.read |= access.read;
+                existing.write |= access.write;
+                existing.exec |= access.exec;
+            }
+            None => {
+                index.insert(held.path.clone(), out.len());
+                out.push(Grant::held(held, requested.to_string(), access));
+            }
+        }
     };
     for p in RUNTIME_READ {
         add(

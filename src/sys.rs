@@ -565,6 +565,27 @@ pub fn fd_stat(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<FdStat> {
     })
 }
 
+/// `getdents64(fd, buf)`: as many directory entries (`linux_dirent64` records) as fit in
+/// `buf`; 0 at the end of the directory.
+pub fn getdents64(fd: std::os::fd::BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`, a live, exclusively
+    // borrowed buffer of that length.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_getdents64,
+            fd.as_raw_fd(),
+            buf.as_mut_ptr(),
+            buf.len(),
+        )
+    };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret as usize)
+    }
+}
+
 /// `faccessat2(fd, "", mode, AT_EMPTY_PATH)`: may the caller (real ids) access the object
 /// behind an `O_PATH` descriptor with `mode` (R_OK, W_OK, X_OK)? Checked on the object, not
 /// on a name that could be swapped afterwards.
