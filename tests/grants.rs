@@ -519,3 +519,43 @@ fn manifest_run(agent: &Path, write: &[&str]) -> (std::process::Output, serde_js
         .unwrap_or(serde_json::Value::Null);
     (out, e)
 }
+
+/// Credentials are compared with the grants where they physically are: a home reached
+/// through a symlink (HOME names the link, the grant is the physical directory) has its
+/// credentials masked all the same, and the rest of it stays readable.
+#[test]
+fn a_home_reached_through_a_symlink_has_its_credentials_masked() {
+    let real = workdir("home-real");
+    let key = real.join(".ssh/id_ed25519");
+    std::fs::create_dir_all(key.parent().unwrap()).unwrap();
+    std::fs::set_permissions(
+        key.parent().unwrap(),
+        std::fs::Permissions::from_mode(0o777),
+    )
+    .unwrap();
+    write_file(&key, "SSH-KEY");
+    write_file(&real.join("notes.txt"), "public notes");
+    // In a directory only its owner may write: a link another user could have placed is
+    // refused on the way to the caller's signing key.
+    let parent = workdir("home-link-parent");
+    let link = parent.join("home");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o755)).unwrap();
+    as_each_identity(|sb, who| {
+        // The default profile reads $cwd: the physical home.
+        let sb = sb.cwd(&real).env("HOME", link.to_str().unwrap());
+        for at in [&real, &link] {
+            let got = sb.attempt(&["read", at.join(".ssh/id_ed25519").to_str().unwrap()]);
+            assert!(
+                got == "EACCES" || got == "ENOENT",
+                "{who}: the key is readable at {} ({got})",
+                at.display()
+            );
+        }
+        assert_eq!(
+            sb.attempt(&["read", real.join("notes.txt").to_str().unwrap()]),
+            "ok",
+            "{who}"
+        );
+    });
+}
