@@ -114,12 +114,17 @@ pub fn check_pattern(pattern: &str) -> Result<(), String> {
 /// normalized, a `*` possibly left in its last component. Built without touching the file
 /// system: `covers` and `names` are lexical, and `find` looks for what exists.
 ///
-/// Held as a tree of path components (byte strings: normalized paths compare component by
-/// component as bytes, much more cheaply than `Path` does): a lookup walks one path down
-/// it, and `find` walks it over the file system.
+/// Held as trees of path components (byte strings: normalized paths compare component by
+/// component as bytes, much more cheaply than `Path` does): one of absolute paths, and one
+/// of the `~/` patterns that applies beneath each home. A lookup walks a path down them;
+/// `find` walks them over the file system.
 #[derive(Clone, Debug, Default)]
 pub struct Credentials {
-    root: Node,
+    absolute: Node,
+    /// The homes, as components.
+    homes: Vec<Vec<Vec<u8>>>,
+    /// The `~/` patterns, relative to a home.
+    in_home: Node,
 }
 
 /// A credential that exists on this host, where it physically is: a credential path that is
@@ -149,101 +154,78 @@ fn components(path: &[u8]) -> Vec<&[u8]> {
 impl Credentials {
     /// The patterns applied to this host's homes.
     pub fn new(patterns: &[&str], homes: &[PathBuf]) -> Credentials {
-        let homes: Vec<Vec<&[u8]>> = homes
-            .iter()
-            .map(|h| components(h.as_os_str().as_bytes()))
-            .collect();
-        let mut out = Credentials::default();
+        let mut out = Credentials {
+            homes: homes
+                .iter()
+                .map(|h| {
+                    components(h.as_os_str().as_bytes())
+                        .into_iter()
+                        .map(<[u8]>::to_vec)
+                        .collect()
+                })
+                .collect(),
+            ..Credentials::default()
+        };
         for pattern in patterns {
             match pattern.strip_prefix("~/") {
-                Some(rest) => {
-                    let rest = components(rest.as_bytes());
-                    for home in &homes {
-                        out.insert(home.iter().chain(&rest).copied());
-                    }
-                }
-                None => out.insert(components(pattern.as_bytes()).into_iter()),
+                Some(rest) => out.in_home.insert(&components(rest.as_bytes())),
+                None => out.absolute.insert(&components(pattern.as_bytes())),
             }
         }
         out
     }
 
-    /// Inserts a path given as its components; a `*` in the last one makes it a glob.
-    fn insert<'a>(&mut self, names: impl Iterator<Item = &'a [u8]>) {
-        let names: Vec<&[u8]> = names.collect();
-        let Some((last, dirs)) = names.split_last() else {
-            return;
-        };
-        let mut node = &mut self.root;
-        for name in dirs {
-            node = node.children.entry(name.to_vec()).or_default();
-        }
-        match last.iter().position(|b| *b == b'*') {
-            None => {
-                node.children.entry(last.to_vec()).or_default().credential = true;
-            }
-            Some(star) => {
-                let glob = (last[..star].to_vec(), last[star + 1..].to_vec());
-                if !node.globs.contains(&glob) {
-                    node.globs.push(glob);
-                }
-            }
-        }
-    }
-
     /// Adds a path that is a credential wherever it appears (the signing key's directory, a
     /// path a front end protects).
     pub fn add(&mut self, path: PathBuf) {
-        let names = components(path.as_os_str().as_bytes());
+        let mut node = &mut self.absolute;
         // A `*` here is a character of the name, not a glob.
-        let mut node = &mut self.root;
-        for name in names {
+        for name in components(path.as_os_str().as_bytes()) {
             node = node.children.entry(name.to_vec()).or_default();
         }
         node.credential = true;
     }
 
+    /// Whether `test` holds for a tree that applies to `path` (given as components), with
+    /// what of the path lies beneath that tree's root: the absolute tree, and the home tree
+    /// beneath each home the path is in.
+    fn any_tree(&self, path: &[&[u8]], test: impl Fn(&Node, &[&[u8]]) -> bool) -> bool {
+        test(&self.absolute, path)
+            || self.homes.iter().any(|home| {
+                path.len() >= home.len()
+                    && home.iter().zip(path).all(|(h, p)| h.as_slice() == *p)
+                    && test(&self.in_home, &path[home.len()..])
+            })
+    }
+
     /// Whether `path` is a credential path: one of them exactly, or a glob's match.
     pub fn names(&self, path: &Path) -> bool {
-        let names = components(path.as_os_str().as_bytes());
-        let Some((last, dirs)) = names.split_last() else {
-            return false;
-        };
-        let mut node = &self.root;
-        for name in dirs {
-            match node.children.get(*name) {
-                Some(child) => node = child,
-                None => return false,
-            }
-        }
-        node.children.get(*last).is_some_and(|c| c.credential) || node.matches_glob(last)
+        let path = components(path.as_os_str().as_bytes());
+        self.any_tree(&path, Node::names)
     }
 
-    /// Whether `path` is a credential path or lies beneath one: one walk down the tree.
+    /// Whether `path` is a credential path or lies beneath one.
     pub fn covers(&self, path: &Path) -> bool {
-        let mut node = &self.root;
-        for name in components(path.as_os_str().as_bytes()) {
-            if node.matches_glob(name) {
-                return true;
-            }
-            match node.children.get(name) {
-                Some(child) if child.credential => return true,
-                Some(child) => node = child,
-                None => return false,
-            }
-        }
-        false
+        let path = components(path.as_os_str().as_bytes());
+        self.any_tree(&path, Node::covers)
     }
 
-    /// The credentials that exist on this host (see `Found`), sorted. The tree of credential
-    /// paths is walked from `/`: a directory is looked into only if it exists, by listing it
-    /// when it holds a glob or many credential names, else name by name (`lstat`). A
-    /// credential path or a directory on the way that is a symlink is handed to `resolve`,
-    /// which gives where it physically leads (and whether that is a directory), or None to
-    /// leave it out.
+    /// The credentials that exist on this host (see `Found`), sorted. The trees are walked
+    /// over the file system, the home one from each home as it physically resolves: a
+    /// directory is looked into only if it exists, by listing it when it holds a glob or
+    /// many credential names, else name by name (`lstat`). A credential path or a directory
+    /// on the way that is a symlink (a home included) is handed to `resolve`, which gives
+    /// where it physically leads (and whether that is a directory), or None to leave it out.
     pub fn find(&self, resolve: &dyn Fn(&Path) -> Option<(PathBuf, bool)>) -> Vec<Found> {
         let mut out = Vec::new();
-        self.root.find(Path::new("/"), resolve, &mut out);
+        self.absolute.find(Path::new("/"), resolve, &mut out);
+        for home in &self.homes {
+            let mut lexical = PathBuf::from("/");
+            lexical.extend(home.iter().map(|n| OsStr::from_bytes(n)));
+            if let Some((physical, true)) = resolve(&lexical) {
+                self.in_home.find(&physical, resolve, &mut out);
+            }
+        }
         out.sort_by(|a, b| a.path.as_os_str().cmp(b.path.as_os_str()));
         out.dedup_by(|a, b| a.path == b.path);
         out
@@ -330,6 +312,59 @@ struct Node {
 }
 
 impl Node {
+    /// Inserts a path given as its components beneath this node; a `*` in the last one
+    /// makes it a glob.
+    fn insert(&mut self, names: &[&[u8]]) {
+        let Some((last, dirs)) = names.split_last() else {
+            return;
+        };
+        let mut node = self;
+        for name in dirs {
+            node = node.children.entry(name.to_vec()).or_default();
+        }
+        match last.iter().position(|b| *b == b'*') {
+            None => node.children.entry(last.to_vec()).or_default().credential = true,
+            Some(star) => {
+                let glob = (last[..star].to_vec(), last[star + 1..].to_vec());
+                if !node.globs.contains(&glob) {
+                    node.globs.push(glob);
+                }
+            }
+        }
+    }
+
+    /// Whether the path `names` beneath this node is a credential (exactly, or a glob's
+    /// match).
+    fn names(&self, names: &[&[u8]]) -> bool {
+        let Some((last, dirs)) = names.split_last() else {
+            return false;
+        };
+        let mut node = self;
+        for name in dirs {
+            match node.children.get(*name) {
+                Some(child) => node = child,
+                None => return false,
+            }
+        }
+        node.children.get(*last).is_some_and(|c| c.credential) || node.matches_glob(last)
+    }
+
+    /// Whether the path `names` beneath this node is a credential or lies beneath one.
+    fn covers(&self, names: &[&[u8]]) -> bool {
+        let mut node = self;
+        for name in names {
+            if node.matches_glob(name) {
+                return true;
+            }
+            match node.children.get(*name) {
+                Some(child) if child.credential => return true,
+                Some(child) => node = child,
+                None => return false,
+            }
+        }
+        false
+    }
+
     fn matches_glob(&self, name: &[u8]) -> bool {
         self.globs
             .iter()
