@@ -7,10 +7,10 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 
 use nix::errno::Errno;
-use nix::fcntl::OFlag;
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -218,12 +218,25 @@ impl Credentials {
     /// where it physically leads (and whether that is a directory), or None to leave it out.
     pub fn find(&self, resolve: &dyn Fn(&Path) -> Option<(PathBuf, bool)>) -> Vec<Found> {
         let mut out = Vec::new();
-        self.absolute.find(Path::new("/"), resolve, &mut out);
+        self.absolute.find(Path::new("/"), None, resolve, &mut out);
         for home in &self.homes {
             let mut lexical = PathBuf::from("/");
             lexical.extend(home.iter().map(|n| OsStr::from_bytes(n)));
-            if let Some((physical, true)) = resolve(&lexical) {
-                self.in_home.find(&physical, resolve, &mut out);
+            // A home with no symlink on the way is opened (to be read) in one step; one
+            // reached through a symlink, or not readable, is resolved first.
+            let how = OpenHow::new()
+                .flags(OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
+                .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+            match nix::fcntl::openat2(nix::fcntl::AT_FDCWD, &lexical, how) {
+                Ok(fd) => self
+                    .in_home
+                    .find(&lexical, Some(fd.as_fd()), resolve, &mut out),
+                Err(Errno::ENOENT | Errno::ENOTDIR) => {}
+                Err(_) => {
+                    if let Some((physical, true)) = resolve(&lexical) {
+                        self.in_home.find(&physical, None, resolve, &mut out);
+                    }
+                }
             }
         }
         out.sort_by(|a, b| a.path.as_os_str().cmp(b.path.as_os_str()));
@@ -271,15 +284,20 @@ impl Kind {
 /// The entries of a directory, with their `d_type` (`DT_UNKNOWN` where the file system does
 /// not say), read with `getdents64` into one buffer: no per-entry allocation for names that
 /// are not kept.
-fn list_dir(dir: &Path, mut keep: impl FnMut(&[u8], u8)) -> Result<(), Errno> {
+fn list_dir(dir: &Path, keep: impl FnMut(&[u8], u8)) -> Result<(), Errno> {
     let fd = nix::fcntl::open(
         dir,
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::empty(),
     )?;
+    list_fd(fd.as_fd(), keep)
+}
+
+/// `list_dir` of a directory opened for reading.
+fn list_fd(fd: BorrowedFd<'_>, mut keep: impl FnMut(&[u8], u8)) -> Result<(), Errno> {
     let mut buf = [0u8; 8192];
     loop {
-        let n = crate::sys::getdents64(fd.as_fd(), &mut buf)
+        let n = crate::sys::getdents64(fd, &mut buf)
             .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
         if n == 0 {
             return Ok(());
@@ -371,12 +389,19 @@ impl Node {
             .any(|(prefix, suffix)| glob_matches(name, prefix, suffix))
     }
 
-    /// The wanted entries of `dir` (a physical path) that exist, with what they are.
-    fn present(&self, dir: &Path) -> Vec<(Vec<u8>, Kind)> {
+    /// The wanted entries of `dir` (a physical path; `fd`, if given, a descriptor of it open
+    /// for reading) that exist, with what they are.
+    fn present(&self, dir: &Path, fd: Option<BorrowedFd<'_>>) -> Vec<(Vec<u8>, Kind)> {
         let lstat = |name: &[u8]| {
-            nix::sys::stat::lstat(&dir.join(OsStr::from_bytes(name)))
-                .ok()
-                .map(|st| Kind::of_mode(st.st_mode))
+            let st = match fd {
+                Some(fd) => nix::sys::stat::fstatat(
+                    fd,
+                    OsStr::from_bytes(name),
+                    nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+                ),
+                None => nix::sys::stat::lstat(&dir.join(OsStr::from_bytes(name))),
+            };
+            st.ok().map(|st| Kind::of_mode(st.st_mode))
         };
         let by_name = || {
             self.children
@@ -388,13 +413,17 @@ impl Node {
             return by_name();
         }
         let mut out = vec![];
-        let listed = list_dir(dir, |name, d_type| {
+        let keep = |name: &[u8], d_type: u8| {
             if self.children.contains_key(name) || self.matches_glob(name) {
                 if let Some(kind) = Kind::of_d_type(d_type).or_else(|| lstat(name)) {
                     out.push((name.to_vec(), kind));
                 }
             }
-        });
+        };
+        let listed = match fd {
+            Some(fd) => list_fd(fd, keep),
+            None => list_dir(dir, keep),
+        };
         match listed {
             Ok(()) => out,
             // Not there (or not a directory): nothing beneath it either.
@@ -407,10 +436,11 @@ impl Node {
     fn find(
         &self,
         dir: &Path,
+        fd: Option<BorrowedFd<'_>>,
         resolve: &dyn Fn(&Path) -> Option<(PathBuf, bool)>,
         out: &mut Vec<Found>,
     ) {
-        for (name, kind) in self.present(dir) {
+        for (name, kind) in self.present(dir, fd) {
             let child = self.children.get(&name);
             let is_credential = child.is_some_and(|c| c.credential) || self.matches_glob(&name);
             let descend = child.filter(|c| !c.children.is_empty() || !c.globs.is_empty());
@@ -427,7 +457,7 @@ impl Node {
                 (here, kind == Kind::Dir)
             };
             if let Some(child) = descend.filter(|_| is_dir) {
-                child.find(&path, resolve, out);
+                child.find(&path, None, resolve, out);
             }
             if is_credential {
                 out.push(Found { path, is_dir });

@@ -2908,7 +2908,12 @@ pub fn runtime_allowance(
 ) -> Vec<Grant> {
     let mut out: Vec<Grant> = Vec::new();
     // Merged by path, as `merge_grant` does, through an index: some forty entries.
-    let mut index: std::collections::HashMap<PathBuf, usize> = Default::default();
+    // (Fixed keys: the paths are this list's, and a random seed costs a getrandom.)
+    let mut index: std::collections::HashMap<
+        PathBuf,
+        usize,
+        std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher>,
+    > = Default::default();
     let mut add = |requested: &str, access: Access| {
         let Ok(held) = pathfd::resolve(Path::new(requested)) else {
             return;

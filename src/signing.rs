@@ -10,7 +10,7 @@
 
 use std::ffi::OsStr;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
@@ -229,14 +229,13 @@ fn open_key_dir(lexical: &Path, uid: u32) -> Result<Dir, KeyError> {
             &format!("{}: {}", held.path.display(), Errno::ENOTDIR.desc()),
         ));
     }
-    let mut dir = Dir::new(held.fd, held.path).map_err(|e| unavailable(base, &e))?;
-    for (component, private) in missing
-        .map(|m| (m, false))
-        .into_iter()
-        .chain([(name, true)])
-    {
-        dir = child_dir(&dir, component, private, uid)?;
-    }
+    let dir = match missing {
+        None => child_dir(held.fd.as_fd(), &held.path, name, true, uid)?,
+        Some(missing) => {
+            let config = child_dir(held.fd.as_fd(), &held.path, missing, false, uid)?;
+            child_dir(config.as_fd(), config.path(), name, true, uid)?
+        }
+    };
     if let Ok(mut opened) = OPENED.lock() {
         *opened = Some((lexical.to_path_buf(), dir.path().to_path_buf()));
     }
@@ -266,13 +265,19 @@ pub fn physical_key_dir(uid: u32) -> Option<PathBuf> {
     })
 }
 
-/// The subdirectory `name` of `dir`, created if missing (0700); never a symlink. The key's
-/// own directory (`private`) must be private to `uid`.
-fn child_dir(dir: &Dir, name: &OsStr, private: bool, uid: u32) -> Result<Dir, KeyError> {
-    let path = dir.path().join(name);
+/// The subdirectory `name` of the directory `dir` (found at `dir_path`), created if missing
+/// (0700); never a symlink. The key's own directory (`private`) must be private to `uid`.
+fn child_dir(
+    dir: BorrowedFd<'_>,
+    dir_path: &Path,
+    name: &OsStr,
+    private: bool,
+    uid: u32,
+) -> Result<Dir, KeyError> {
+    let path = dir_path.join(name);
     let open = || {
         openat(
-            dir.as_fd(),
+            dir,
             name,
             OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
             Mode::empty(),
@@ -281,7 +286,7 @@ fn child_dir(dir: &Dir, name: &OsStr, private: bool, uid: u32) -> Result<Dir, Ke
     // Opened first: it exists on every run but the first.
     let opened = match open() {
         Err(Errno::ENOENT) => {
-            match mkdirat(dir.as_fd(), name, Mode::from_bits_truncate(0o700)) {
+            match mkdirat(dir, name, Mode::from_bits_truncate(0o700)) {
                 Ok(()) | Err(Errno::EEXIST) => {}
                 Err(e) => {
                     return Err(KeyError::Unavailable(format!(
