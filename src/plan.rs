@@ -421,6 +421,9 @@ impl SandboxBind {
 impl Plan {
     /// Lowers a request. Every granted path must exist, except the private tmp.
     pub fn build(req: &Request) -> Result<Plan, Refusal> {
+        // Descriptors held for the run stay clear of the lowest numbers (see
+        // `keep_low_descriptors_free`); released when the plan is built.
+        let _low = keep_low_descriptors_free();
         // A cool-workflow policy stands in for the default profile; an explicit one adds to it.
         let (profile_id, profile) = match (&req.profile, &req.cw) {
             (Some(name), _) => Profile::load(name).map_err(bad)?,
@@ -1023,6 +1026,37 @@ impl Plan {
     pub fn command_line(&self) -> String {
         self.argv.join(" ")
     }
+}
+
+/// Occupies every free descriptor below the smallest RLIMIT_NOFILE a run may ask for
+/// (`nofile`'s range in the policy: 16) while the plan opens the descriptors it
+/// holds for the run (the grants: some forty), so that they are numbered above it.
+///
+/// The sandbox's command inherits them (close-on-exec, closed only by its execve) and runs its
+/// read-back after its RLIMIT_NOFILE applies: opening /proc/self/status then needs a free
+/// descriptor below that limit, and containment keeps one for it (the set-id probe's memfd,
+/// made before the rlimits and closed just before the read-back). Had the grants taken
+/// descriptors 3 to 15, none would be free. (Resolving used to open and close `/` around
+/// every path, which left descriptor 3 free by accident; this makes the room on purpose.)
+/// At most fourteen `dup`s and `close`s.
+fn keep_low_descriptors_free() -> Vec<std::os::fd::OwnedFd> {
+    use std::os::fd::AsRawFd;
+    let lowest_nofile = crate::policy::LimitRange::of("nofile").min;
+    let mut kept = Vec::new();
+    let mut next = nix::fcntl::open(
+        "/",
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ok();
+    while let Some(fd) = next.take() {
+        if u64::try_from(fd.as_raw_fd()).map_or(true, |n| n >= lowest_nofile) {
+            break; // closed here: it is above the room kept
+        }
+        next = fd.try_clone().ok();
+        kept.push(fd);
+    }
+    kept
 }
 
 /// The binds the view needs, parents before children, leaving out any path whose nearest

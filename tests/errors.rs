@@ -619,3 +619,29 @@ fn scripts_install_puts_cw_exec_on_a_prefix() {
     let v = Command::new(&installed).arg("--version").output().unwrap();
     assert!(stdout(&v).starts_with("cw-exec "), "{}", stdout(&v));
 }
+
+/// The read-back fits under the smallest open-files limit however many descriptors cw-exec
+/// holds for the run: an envelope's directory and a profile of many grants as well (each
+/// grant is a descriptor the command inherits until its execve).
+#[test]
+fn the_smallest_nofile_binds_with_an_envelope_and_many_grants() {
+    let many = workdir("nofile-many");
+    let mut args = vec!["--nofile".to_string(), "16".to_string()];
+    for i in 0..20 {
+        let d = many.join(format!("d{i}"));
+        std::fs::create_dir_all(&d).unwrap();
+        args.extend(["--read".to_string(), d.to_str().unwrap().to_string()]);
+    }
+    as_each_identity(|sb, who| {
+        let env = workdir("nofile-env").join("e.json");
+        let text = sb
+            .clone()
+            .args(args.iter().map(String::as_str))
+            .args(["--envelope", env.to_str().unwrap()])
+            .attempt(&["open-many"]);
+        let mut parts = text.split_whitespace();
+        assert_eq!(parts.next(), Some("EMFILE"), "{who}: {text}");
+        assert!(parts.next().unwrap().parse::<u32>().unwrap() <= 16, "{who}");
+        assert!(env.exists(), "{who}: no envelope");
+    });
+}
