@@ -20,7 +20,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::attest;
 use crate::containment;
-use crate::kernel::cgroup::SelfJoin;
 use crate::kernel::pty::SandboxTerminal;
 use crate::model::{exec_failure_status, Dimension, Tier, EXIT_REFUSED};
 use crate::plan::Plan;
@@ -82,18 +81,9 @@ pub fn init_main(
     go: OwnedFd,
     report: OwnedFd,
     proxy_channel: Option<OwnedFd>,
-    self_join: Option<SelfJoin>,
 ) -> ! {
     let mut reporter = Reporter(std::fs::File::from(report));
-    let code = match init(
-        plan,
-        terminal,
-        host_ns,
-        go,
-        &mut reporter,
-        proxy_channel,
-        self_join,
-    ) {
+    let code = match init(plan, terminal, host_ns, go, &mut reporter, proxy_channel) {
         Ok(code) => code,
         Err((step, message)) => {
             reporter.send(&Message::SetupError { step, message });
@@ -118,7 +108,6 @@ fn init(
     go: OwnedFd,
     reporter: &mut Reporter,
     proxy_channel: Option<OwnedFd>,
-    self_join: Option<SelfJoin>,
 ) -> Result<i32, StepError> {
     containment::init_own_process_group()?;
     // The signals init waits for must be blocked, or sigwait would not see them (and, for
@@ -141,10 +130,13 @@ fn init(
     if step("waiting for cw-exec", nix::unistd::read(&go, &mut byte))? != 1 {
         return Ok(EXIT_REFUSED);
     }
-    drop(go);
-    containment::init_join_limits(self_join)?;
-    crate::timings::mark("init: released by cw-exec, cgroups joined");
+    crate::timings::mark("init: released by cw-exec");
     let proc_handle = containment::init_steps(plan, proxy_channel, terminal)?;
+    if !containment::init_join_limits(&go)? {
+        return Ok(EXIT_REFUSED);
+    }
+    drop(go);
+    crate::timings::mark("init: cgroups joined");
     // The command's process shares init's memory until its execve (init waits meanwhile):
     // no copy of cw-exec's address space is made for a process that replaces it at once.
     // It takes the /proc handle (its own copy of the descriptor; init closes its copy).

@@ -2,21 +2,25 @@
 //! in the process that runs it. Each step assumes the ones before it.
 //!
 //! cw-exec (host namespaces) — `supervise` calls these:
-//!  1. `limits_before_clone`: the run's cgroups (memory, pids, cpu), before anything runs;
-//!     the v1 ones opened for init to join itself.
+//!  1. `limits_before_clone`: where one is a v2 cgroup, the run's cgroups (memory, pids,
+//!     cpu), before anything runs (init is born in the v2 one).
 //!  2. `namespace_flags`: clone into new user, mount, PID, IPC, UTS, cgroup (and network
 //!     unless `--net host`) namespaces; the child becomes init.
 //!  3. `identity_and_limits`: uid/gid maps of the new user namespace; init put in the v2
-//!     cgroup; then init is released.
+//!     cgroup where clone3 was refused; then init is released. Then, cgroup v1 only, while
+//!     init builds the sandbox: `limits_after_clone`, the run's cgroups, and
+//!     `hand_over_limits`: their `tasks` files go to init, then "limits complete".
 //!
-//! init (PID 1 of the sandbox) — `init_join_limits`, `init_own_process_group`, `init_steps`:
-//!  4. the run's v1 cgroups, which init joins itself as its first act; its own process
-//!     group (a terminal's signals reach the sandbox only through cw-exec, once); hostname; the mount view (`kernel::mount_view::enter`: pivot_root into a tmpfs, binds
+//! init (PID 1 of the sandbox) — `init_own_process_group`, `init_steps`, `init_join_limits`:
+//!  4. its own process group (a terminal's signals reach the sandbox only through cw-exec,
+//!     once); hostname; the mount view (`kernel::mount_view::enter`: pivot_root into a tmpfs, binds
 //!     verified by identity, masks, pins, private /tmp, own /proc, the host tree detached;
 //!     with a terminal of its own, its pty slave and /dev/tty);
 //!     vm.memfd_noexec=2 (root); loopback up (`--net loopback`); a writable /proc handle for
 //!     the command's oom_score_adj; lowered per-user quotas; host kernel state sealed
 //!     read-only; init non-dumpable, its environment and arguments scrubbed.
+//!     Last, the run's v1 cgroups, which init joins itself once cw-exec has handed them
+//!     over (it waits for "limits complete").
 //!  5. start the command's process; init drops every capability and only reaps and
 //!     forwards.
 //!
@@ -52,15 +56,57 @@ fn step<T, E: std::fmt::Display>(name: &str, r: Result<T, E>) -> Result<T, StepE
     r.map_err(|e| (name.to_string(), e.to_string()))
 }
 
-/// Step 1: the cgroups that bind the sandbox as a whole, if the plan's limits need them,
-/// with the v1 ones opened for init to join itself (`SelfJoin`, step 4's first act).
+/// Whether any of the run's cgroups is a v2 one. Then they are all made before the clone
+/// (step 1), so that init is born in the v2 one; otherwise (cgroup v1 only) they are made
+/// while init builds the sandbox (step 3b), off the path that waits.
+fn cgroups_include_v2(plan: &Plan) -> bool {
+    use crate::kernel::cgroup::Hierarchy;
+    let c = &plan.limits.cgroups;
+    [
+        c.memory.as_ref().map(|(_, h)| h),
+        c.pids.as_ref().map(|(_, h)| h),
+        c.cpu.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .any(|h| matches!(h, Hierarchy::V2(_)))
+}
+
+/// Step 1: the cgroups that bind the sandbox as a whole, when one of them is a v2 cgroup
+/// (init is born in it, step 2), with the v1 ones opened for init to join itself.
 pub fn limits_before_clone(plan: &Plan) -> Result<Option<(RunCgroups, SelfJoin)>, String> {
-    if !plan.limits.needs_cgroups() {
+    if !plan.limits.needs_cgroups() || !cgroups_include_v2(plan) {
         return Ok(None);
     }
+    make_cgroups(plan).map(Some)
+}
+
+/// Step 3b, cgroup v1 only, while init builds the sandbox: the run's cgroups, opened for
+/// init to join itself (`hand_over_limits`).
+pub fn limits_after_clone(plan: &Plan) -> Result<Option<(RunCgroups, SelfJoin)>, String> {
+    if !plan.limits.needs_cgroups() || cgroups_include_v2(plan) {
+        return Ok(None);
+    }
+    make_cgroups(plan).map(Some)
+}
+
+fn make_cgroups(plan: &Plan) -> Result<(RunCgroups, SelfJoin), String> {
     let cgroups = RunCgroups::create(&plan.limits.cgroups)?;
     let handles = cgroups.self_join()?;
-    Ok(Some((cgroups, handles)))
+    Ok((cgroups, handles))
+}
+
+/// Step 3c: the v1 cgroups' `tasks` files go to init over the go channel, one per message
+/// ('t'), then 'l': the limits are complete. Init starts the command only after 'l' (a
+/// channel that closes first means cw-exec gave up: init ends).
+pub fn hand_over_limits(channel: &OwnedFd, handles: Option<&SelfJoin>) -> Result<(), String> {
+    let fds = handles.map(SelfJoin::descriptors).unwrap_or_default();
+    for fd in fds {
+        send_fd(channel, b"t", fd).map_err(|e| format!("handing the cgroups to init: {e}"))?;
+    }
+    nix::unistd::write(channel, b"l")
+        .map(drop)
+        .map_err(|e| format!("handing the cgroups to init: {e}"))
 }
 
 /// Step 1b, Landlock tier: the run's private directories on the host — `tmp/` (TMPDIR),
@@ -134,13 +180,35 @@ pub fn identity_and_limits(
     }
 }
 
-/// Step 4 begins, in init, right after its release: into the run's v1 cgroups, before it
-/// does anything else (see `SelfJoin` for why init moves itself).
-pub fn init_join_limits(handles: Option<SelfJoin>) -> Result<(), StepError> {
-    match handles {
-        Some(h) => step("init: joining the run's cgroups", h.join()),
-        None => Ok(()),
+/// Step 4 ends, in init, before it starts the command: the run's v1 cgroups, which init
+/// joins itself (see `SelfJoin` for why init moves itself) once cw-exec has handed them over
+/// (`hand_over_limits`); nothing of the command runs before every limit binds.
+pub fn init_join_limits(channel: &OwnedFd) -> Result<bool, StepError> {
+    let mut fds = vec![];
+    loop {
+        match step(
+            "init: receiving the run's cgroups",
+            sys::receive_message(channel.as_fd()),
+        )? {
+            Some((b't', Some(fd))) => fds.push(fd),
+            Some((b'l', None)) => break,
+            Some((other, _)) => {
+                return Err((
+                    "init: receiving the run's cgroups".into(),
+                    format!("unexpected message {other:?}"),
+                ))
+            }
+            // cw-exec gave up (or died): no command.
+            None => return Ok(false),
+        }
     }
+    if !fds.is_empty() {
+        step(
+            "init: joining the run's cgroups",
+            SelfJoin::received(fds).join(),
+        )?;
+    }
+    Ok(true)
 }
 
 /// Step 4 begins, in init, before anything else: init leaves cw-exec's process group. A
@@ -196,7 +264,7 @@ pub fn init_steps(
         )?;
         step(
             "egress proxy: handing the socket to cw-exec",
-            send_fd(&channel, listener.as_fd()),
+            send_fd(&channel, b"p", listener.as_fd()),
         )?;
     }
 
@@ -232,13 +300,17 @@ pub fn init_steps(
 }
 
 /// Sends one descriptor over a Unix socket (SCM_RIGHTS).
-fn send_fd(channel: &OwnedFd, fd: std::os::fd::BorrowedFd<'_>) -> nix::Result<usize> {
+fn send_fd(
+    channel: &OwnedFd,
+    tag: &[u8; 1],
+    fd: std::os::fd::BorrowedFd<'_>,
+) -> nix::Result<usize> {
     use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, UnixAddr};
     use std::os::fd::AsRawFd;
     let fds = [fd.as_raw_fd()];
     sendmsg::<UnixAddr>(
         channel.as_raw_fd(),
-        &[std::io::IoSlice::new(b"p")],
+        &[std::io::IoSlice::new(tag)],
         &[ControlMessage::ScmRights(&fds)],
         MsgFlags::empty(),
         None,

@@ -173,6 +173,18 @@ fn refused(step: &str, message: impl Into<String>) -> Outcome {
     }
 }
 
+/// cw-exec's channel to init: its release, then the run's v1 cgroups (descriptors, so a
+/// stream socket). (init's end, cw-exec's end)
+fn go_channel() -> Result<(OwnedFd, OwnedFd), String> {
+    nix::sys::socket::socketpair(
+        nix::sys::socket::AddressFamily::Unix,
+        nix::sys::socket::SockType::Stream,
+        None,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| format!("socketpair: {e}"))
+}
+
 fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))
 }
@@ -400,7 +412,7 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
     };
     let pipes = (|| {
         Ok::<_, String>((
-            pipe()?,
+            go_channel()?,
             pipe()?,
             optional_pipe(capture.stdout)?,
             optional_pipe(capture.stderr)?,
@@ -435,13 +447,16 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
     };
     let sandbox_side = terminal.as_ref().map(|t| t.sandbox.clone());
 
-    // Limits that bind the sandbox as a whole are in place before init runs anything.
-    let (cgroups, self_join) = match containment::limits_before_clone(plan) {
+    // Limits that bind the sandbox as a whole are in place before the command runs: a v2
+    // cgroup before the clone (init is born in it); v1 ones while init builds the sandbox.
+    let (mut cgroups, mut self_join) = match containment::limits_before_clone(plan) {
         Ok(Some((c, h))) => (Some(c), Some(h)),
         Ok(None) => (None, None),
         Err(e) => return refused(CGROUPS_STEP, e),
     };
-    crate::timings::mark("cgroups created");
+    if cgroups.is_some() {
+        crate::timings::mark("cgroups created");
+    }
 
     // Init is born in the run's v2 cgroup where the kernel allows it (clone3); else (an old
     // kernel, or a seccomp filter answering clone3 with ENOSYS, as container runtimes do)
@@ -503,7 +518,7 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
                 theirs
             });
             std::mem::forget(cgroups); // the parent's to remove, not ours
-            drop(v2_dir);
+            drop((v2_dir, self_join)); // init gets the tasks files over the go channel
             child::init_main(
                 plan,
                 sandbox_side.as_ref(),
@@ -511,7 +526,6 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
                 go_read,
                 report_write,
                 channel,
-                self_join,
             )
         }
         Err(e) => {
@@ -529,7 +543,7 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
         }
     };
     crate::timings::mark("namespaces created (clone)");
-    drop((go_read, report_write, self_join));
+    drop((go_read, report_write));
     let stdout_read = stdout_pipe.map(|(read, _write)| read);
     let stderr_read = stderr_pipe.map(|(read, _write)| read);
     let mut stdin_feed = match stdin {
@@ -570,14 +584,32 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
         return refused("sandbox set-up", e);
     }
     crate::timings::mark("identity mapped");
+    let _ = nix::unistd::write(&go_write, b"g");
+    // Init builds the sandbox meanwhile (it starts the command only once the limits are
+    // complete, `containment::hand_over_limits`).
+    match containment::limits_after_clone(plan) {
+        Ok(Some((c, h))) => (cgroups, self_join) = (Some(c), Some(h)),
+        Ok(None) => {}
+        Err(e) => {
+            let _ = kill(init, Signal::SIGKILL);
+            let _ = waitpid(init, None);
+            return refused(CGROUPS_STEP, e);
+        }
+    }
+    if let Err(e) = containment::hand_over_limits(&go_write, self_join.as_ref()) {
+        // Init is reaped before the cgroups are removed (dropped on return).
+        let _ = kill(init, Signal::SIGKILL);
+        let _ = waitpid(init, None);
+        return refused(CGROUPS_STEP, e);
+    }
+    drop((go_write, self_join));
+    crate::timings::mark("cgroups handed to init");
     // The caller's terminal goes raw only now, after the last early return above, and
     // comes back when `relay` drops the guard (or a panic runs its hook).
     let terminal = terminal.map(|master| TerminalRelay {
         master,
         raw: RawMode::enter(std::io::stdin().as_fd()).ok(),
     });
-    let _ = nix::unistd::write(&go_write, b"g");
-    drop(go_write);
     // The proxy starts serving as soon as init hands over its socket (connections queue on it
     // until then); init ending first (a failed step) closes the channel instead.
     let proxy = match (proxy_channel, &plan.proxy) {

@@ -797,6 +797,41 @@ pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// Receives one message of one byte over a Unix stream socket, with the descriptor it
+/// carries (SCM_RIGHTS), if any. `Ok(None)`: the other end closed.
+pub fn receive_message(
+    channel: std::os::fd::BorrowedFd<'_>,
+) -> io::Result<Option<(u8, Option<std::os::fd::OwnedFd>)>> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, UnixAddr};
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let mut byte = [0u8; 1];
+    let mut iov = [std::io::IoSliceMut::new(&mut byte)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<UnixAddr>(
+        channel.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
+    if msg.bytes == 0 {
+        return Ok(None);
+    }
+    let mut fd = None;
+    for cmsg in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = cmsg {
+            for raw in fds {
+                // SAFETY: the kernel just installed this descriptor in our table for us
+                // (SCM_RIGHTS, with MSG_CMSG_CLOEXEC); nothing else owns it.
+                let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) };
+                if fd.is_none() {
+                    fd = Some(owned);
+                }
+            }
+        }
+    }
+    Ok(Some((byte[0], fd)))
+}
+
 /// Receives one descriptor sent over a Unix socket (SCM_RIGHTS); None when the other end
 /// closed first or sent none.
 pub fn receive_fd(channel: &std::os::fd::OwnedFd) -> Option<std::os::fd::OwnedFd> {

@@ -437,6 +437,27 @@ impl RunCgroups {
 pub struct SelfJoin(Vec<(PathBuf, std::fs::File)>);
 
 impl SelfJoin {
+    /// The `tasks` files, to hand to init (it joins through them).
+    pub fn descriptors(&self) -> Vec<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        self.0.iter().map(|(_, f)| f.as_fd()).collect()
+    }
+
+    /// `tasks` files received from cw-exec.
+    pub fn received(fds: Vec<std::os::fd::OwnedFd>) -> SelfJoin {
+        SelfJoin(
+            fds.into_iter()
+                .enumerate()
+                .map(|(i, fd)| {
+                    (
+                        PathBuf::from(format!("the run's cgroup v1 tasks file #{}", i + 1)),
+                        std::fs::File::from(fd),
+                    )
+                })
+                .collect(),
+        )
+    }
+
     /// Moves the calling thread — the whole process, single-threaded — into every cgroup.
     pub fn join(self) -> Result<(), String> {
         use std::io::Write;
