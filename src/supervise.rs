@@ -4,7 +4,7 @@
 //! forwarded SIGTERM, SIGINT or SIGHUP), enforce the timeout and the CPU limit, and clean
 //! up whatever happens.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
@@ -379,9 +379,10 @@ struct TerminalRelay {
 /// Bytes of cw-exec's stdin read at once for the relay (the pipe holds 64 KiB).
 const STDIN_BUFFER: usize = 64 << 10;
 
-/// Bytes read from a relayed stream at once. With the chunks queued for the hasher this
-/// bounds the relay's memory to about 2 MiB, keeping cw-exec's RSS under 8 MiB.
-const RELAY_BUFFER: usize = 256 << 10;
+/// Bytes read from a relayed stream at once at most (the pipe holds `RELAY_PIPE`). Stdout
+/// has up to `HASH_BUFFERS` buffers of this size (see `StdoutHasher`): with stderr's, the
+/// relay's memory is bounded by 2 MiB, touched only as output arrives.
+const RELAY_BUFFER: usize = 512 << 10;
 
 /// The pipe size requested for relayed output.
 const RELAY_PIPE: usize = 1 << 20;
@@ -701,47 +702,147 @@ fn observe_limits(plan: &Plan, outcome: &mut Outcome, cgroups: Option<&RunCgroup
     }
 }
 
-/// Hashes stdout on a second thread, so hashing overlaps with relaying (SHA-256 is the
-/// slowest part of pass-through). Buffers travel back on a second channel, so after the
-/// first few chunks none is allocated. Started after the sandbox was cloned: cw-exec is
+/// Hashes stdout straight from the buffers the relay reads it into: nothing is copied for
+/// the hash. The relay reads into the free end of the current buffer, passes the bytes on,
+/// and counts as hashed exactly the bytes that were passed on (`passed`). Once a buffer
+/// holds `HASH_CHUNK` bytes it goes, not a copy of it, to a hashing thread (so SHA-256, the
+/// slowest part of pass-through, overlaps with relaying), which gives it back when done; at
+/// most `HASH_BUFFERS` exist, so a relay faster than the hash waits for one (and the
+/// command's pipe fills: reads get larger). Output smaller than one chunk is hashed at the
+/// end without a thread. The thread starts after the sandbox was cloned: cw-exec is
 /// single-threaded whenever it forks.
-struct BackgroundHasher {
-    chunks: std::sync::mpsc::SyncSender<Vec<u8>>,
+struct StdoutHasher {
+    /// `RELAY_BUFFER` bytes; the first `filled` are passed on and not yet hashed.
+    buf: Vec<u8>,
+    filled: usize,
+    hashing: Hashing,
+}
+
+enum Hashing {
+    /// Nothing handed over yet.
+    NotYet,
+    /// Chunks go to the hashing thread.
+    Thread(HashThread),
+    /// The thread could not be started: chunks are hashed here.
+    Inline(Box<Sha256>),
+}
+
+struct HashThread {
+    full: std::sync::mpsc::SyncSender<(Vec<u8>, usize)>,
     spare: std::sync::mpsc::Receiver<Vec<u8>>,
+    /// Buffers made so far (at most `HASH_BUFFERS`).
+    made: usize,
     thread: std::thread::JoinHandle<String>,
 }
 
-impl BackgroundHasher {
-    fn start() -> BackgroundHasher {
-        let (chunks, incoming) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
-        let (give_back, spare) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
-        let thread = std::thread::spawn(move || {
-            let mut hasher = Sha256::new();
-            for chunk in incoming {
-                hasher.update(&chunk);
-                let _ = give_back.try_send(chunk);
-            }
-            hex(&hasher.finalize())
-        });
-        BackgroundHasher {
-            chunks,
-            spare,
-            thread,
+/// Bytes of stdout a buffer holds before it is handed to the hashing thread.
+const HASH_CHUNK: usize = 128 << 10;
+
+/// Stdout buffers at most: one being filled, the others queued or being hashed.
+const HASH_BUFFERS: usize = 3;
+
+impl StdoutHasher {
+    fn new() -> StdoutHasher {
+        StdoutHasher {
+            // Zeroed memory from the allocator: pages are touched only as output arrives.
+            buf: vec![0; RELAY_BUFFER],
+            filled: 0,
+            hashing: Hashing::NotYet,
         }
     }
 
-    fn feed(&self, data: &[u8]) {
-        let mut chunk = self.spare.try_recv().unwrap_or_default();
-        chunk.clear();
-        chunk.extend_from_slice(data);
-        let _ = self.chunks.send(chunk);
+    /// Where the next read of stdout goes.
+    fn space(&mut self) -> &mut [u8] {
+        &mut self.buf[self.filled..]
     }
 
-    fn finish(self) -> String {
-        drop(self.chunks);
-        self.thread.join().unwrap_or_default()
+    /// The first `n` bytes of `space()` were passed on: they are hashed.
+    fn passed(&mut self, n: usize) {
+        self.filled += n;
+        if self.filled >= HASH_CHUNK {
+            self.hand_off();
+        }
+    }
+
+    fn hand_off(&mut self) {
+        if matches!(self.hashing, Hashing::NotYet) {
+            self.hashing = HashThread::start()
+                .map(Hashing::Thread)
+                .unwrap_or_else(|| Hashing::Inline(Box::default()));
+        }
+        match &mut self.hashing {
+            Hashing::Thread(t) => {
+                let next = t.buffer();
+                let full = std::mem::replace(&mut self.buf, next);
+                // The thread ends only when `full` is dropped (hashing does not panic).
+                t.full
+                    .send((full, self.filled))
+                    .expect("the stdout hashing thread ended early");
+            }
+            Hashing::Inline(h) => h.update(&self.buf[..self.filled]),
+            Hashing::NotYet => unreachable!(),
+        }
+        self.filled = 0;
+    }
+
+    fn finish(mut self) -> String {
+        if let Hashing::NotYet = self.hashing {
+            return hex(&Sha256::digest(&self.buf[..self.filled]));
+        }
+        if self.filled > 0 {
+            self.hand_off();
+        }
+        match self.hashing {
+            Hashing::Thread(t) => {
+                drop(t.full);
+                t.thread.join().expect("the stdout hashing thread failed")
+            }
+            Hashing::Inline(h) => hex(&h.finalize()),
+            Hashing::NotYet => unreachable!(),
+        }
     }
 }
+
+impl HashThread {
+    fn start() -> Option<HashThread> {
+        let (full, incoming) = std::sync::mpsc::sync_channel::<(Vec<u8>, usize)>(HASH_BUFFERS);
+        let (give_back, spare) = std::sync::mpsc::sync_channel::<Vec<u8>>(HASH_BUFFERS);
+        let thread = std::thread::Builder::new()
+            .name("stdout-sha256".into())
+            .stack_size(HASH_STACK)
+            .spawn(move || {
+                let mut hasher = Sha256::new();
+                for (chunk, len) in incoming {
+                    hasher.update(&chunk[..len]);
+                    let _ = give_back.try_send(chunk);
+                }
+                hex(&hasher.finalize())
+            })
+            .ok()?;
+        Some(HashThread {
+            full,
+            spare,
+            made: 1,
+            thread,
+        })
+    }
+
+    /// An empty buffer: one the thread gave back, a new one while fewer than `HASH_BUFFERS`
+    /// exist, or else the next one the thread gives back.
+    fn buffer(&mut self) -> Vec<u8> {
+        if let Ok(b) = self.spare.try_recv() {
+            return b;
+        }
+        if self.made < HASH_BUFFERS {
+            self.made += 1;
+            return vec![0; RELAY_BUFFER];
+        }
+        self.spare.recv().unwrap_or_else(|_| vec![0; RELAY_BUFFER])
+    }
+}
+
+/// The hashing thread's stack: SHA-256 needs little.
+const HASH_STACK: usize = 64 << 10;
 
 /// One relayed output stream.
 struct Stream {
@@ -774,7 +875,7 @@ fn relay(
     let mut outcome = Outcome::default();
     let mut report_file = Some(std::fs::File::from(report));
     let mut report_buf: Vec<u8> = Vec::new();
-    let hasher = stdout.as_ref().map(|_| BackgroundHasher::start());
+    let mut hasher = stdout.as_ref().map(|_| StdoutHasher::new());
     let mut streams = [
         Stream {
             fd: stdout,
@@ -977,7 +1078,12 @@ fn relay(
                 continue;
             }
             let fd = stream.fd.as_ref().unwrap();
-            let n = match nix::unistd::read(fd, &mut buf) {
+            // Stdout is read straight into the hasher's buffer; the rest into `buf`.
+            let into = match (stream.kind, hasher.as_mut()) {
+                (Out::Stdout, Some(h)) => h.space(),
+                _ => &mut buf[..],
+            };
+            let n = match nix::unistd::read(fd, into) {
                 Ok(0) => {
                     stream.fd = None;
                     continue;
@@ -996,25 +1102,26 @@ fn relay(
             if pass == 0 {
                 continue;
             }
+            let data = &into[..pass];
             let written = match stream.kind {
                 Out::Stdout => {
-                    if let Some(h) = hasher.as_ref() {
-                        h.feed(&buf[..pass]);
-                    }
-                    outcome.stdout_bytes += pass as u64;
-                    if forward_stdout {
-                        let mut out = std::io::stdout().lock();
-                        out.write_all(&buf[..pass]).and_then(|_| out.flush())
+                    let (sent, result) = if forward_stdout {
+                        write_out(std::io::stdout().as_fd(), data)
                     } else {
-                        Ok(())
+                        (pass, Ok(()))
+                    };
+                    // The hash and the count cover exactly what was passed on.
+                    if let Some(h) = hasher.as_mut() {
+                        h.passed(sent);
                     }
+                    outcome.stdout_bytes += sent as u64;
+                    result
                 }
-                Out::Stderr => std::io::stderr().lock().write_all(&buf[..pass]),
+                Out::Stderr => write_out(std::io::stderr().as_fd(), data).1,
                 Out::Terminal => {
                     // A terminal that went away: keep draining the master, so nothing in
                     // the sandbox blocks on a full pty (its SIGHUP is forwarded).
-                    let mut out = std::io::stdout().lock();
-                    let _ = out.write_all(&buf[..pass]).and_then(|_| out.flush());
+                    let _ = write_out(std::io::stdout().as_fd(), data);
                     Ok(())
                 }
             };
@@ -1036,7 +1143,7 @@ fn relay(
         None => Some(reap(init)),
     };
     crate::timings::mark("command ran; every process of the run ended");
-    outcome.stdout_sha256 = hasher.map(BackgroundHasher::finish);
+    outcome.stdout_sha256 = hasher.map(StdoutHasher::finish);
     if let Some((code, signal)) = exit_message {
         outcome.child_code = code;
         outcome.signal = signal;
@@ -1073,6 +1180,30 @@ fn relay(
         125
     };
     outcome
+}
+
+/// Writes all of `data` to `fd` (cw-exec's stdout or stderr), waiting for room when the
+/// caller gave a non-blocking descriptor. Returns how many bytes were written, all of them
+/// unless the descriptor failed (a reader that went away), and that failure.
+fn write_out(fd: std::os::fd::BorrowedFd<'_>, data: &[u8]) -> (usize, nix::Result<()>) {
+    let mut sent = 0;
+    while sent < data.len() {
+        match nix::unistd::write(fd, &data[sent..]) {
+            Ok(0) => return (sent, Err(nix::errno::Errno::EPIPE)),
+            Ok(n) => sent += n,
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(nix::errno::Errno::EAGAIN) => {
+                let mut room = [PollFd::new(fd, PollFlags::POLLOUT)];
+                if let Err(e) = poll(&mut room, PollTimeout::NONE) {
+                    if e != nix::errno::Errno::EINTR {
+                        return (sent, Err(e));
+                    }
+                }
+            }
+            Err(e) => return (sent, Err(e)),
+        }
+    }
+    (sent, Ok(()))
 }
 
 fn apply(outcome: &mut Outcome, exit: &mut Option<(Option<i32>, Option<i32>)>, message: Message) {
