@@ -56,6 +56,10 @@ fn dispatch() -> i32 {
         let args: Vec<String> = std::env::args().skip(1).collect();
         return docker::main(&args);
     }
+    // `cw-exec run ...` as it is usually written is parsed without clap (cli/fast.rs).
+    if let Some(args) = cli::fast::run_args(std::env::args_os()) {
+        return cli::run::run(&args);
+    }
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -3,6 +3,7 @@
 //! destinations. One module per subcommand beside this one.
 
 pub mod explain;
+pub mod fast;
 pub mod hints;
 pub mod profile;
 pub mod run;
@@ -131,7 +132,7 @@ pub enum ProfileCommand {
     Check { file: PathBuf },
 }
 
-#[derive(Args)]
+#[derive(Args, Debug)]
 pub struct RunArgs {
     /// Bundled profile name or profile file (default: the `default` profile).
     #[arg(long, value_name = "NAME|FILE")]
