@@ -154,8 +154,8 @@ fn dev_tty_identity() -> Option<(u64, u64)> {
 }
 
 /// The outer terminal and the modes to give back to it. One at a time per process; the
-/// panic hook reads it too, so a panic (which aborts in release builds, running no
-/// destructor) still restores the terminal.
+/// panic hook reads it too, so a panic still restores the terminal even where it does not
+/// unwind (a panic inside a destructor, or a build with `panic = "abort"`).
 static SAVED: Mutex<Option<(OwnedFd, libc::termios)>> = Mutex::new(None);
 
 fn restore_saved() {
