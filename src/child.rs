@@ -47,6 +47,8 @@ pub enum Message {
     Exit {
         code: Option<i32>,
         signal: Option<i32>,
+        /// Init moved itself out of the run's cgroups (they are empty: removable now).
+        left_cgroups: bool,
     },
     /// Phase marks of init and the command's process (`--timings`).
     Timings { marks: Vec<(String, u64)> },
@@ -132,9 +134,10 @@ fn init(
     }
     crate::timings::mark("init: released by cw-exec");
     let proc_handle = containment::init_steps(plan, proxy_channel, terminal)?;
-    if !containment::init_join_limits(&go)? {
-        return Ok(EXIT_REFUSED);
-    }
+    let mut leave = match containment::init_join_limits(&go)? {
+        containment::Released::Abandoned => return Ok(EXIT_REFUSED),
+        containment::Released::Limits { leave } => leave,
+    };
     drop(go);
     crate::timings::mark("init: cgroups joined");
     // The command's process shares init's memory until its execve (init waits meanwhile):
@@ -165,18 +168,20 @@ fn init(
             Signal::SIGCHLD => loop {
                 match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
                     Ok(WaitStatus::Exited(pid, code)) if pid == command => {
-                        containment::end_the_run(plan.tier);
+                        let left_cgroups = containment::end_the_run(plan.tier, leave.take());
                         reporter.send(&Message::Exit {
                             code: Some(code),
                             signal: None,
+                            left_cgroups,
                         });
                         return Ok(code);
                     }
                     Ok(WaitStatus::Signaled(pid, sig, _)) if pid == command => {
-                        containment::end_the_run(plan.tier);
+                        let left_cgroups = containment::end_the_run(plan.tier, leave.take());
                         reporter.send(&Message::Exit {
                             code: None,
                             signal: Some(sig as i32),
+                            left_cgroups,
                         });
                         return Ok(128 + sig as i32);
                     }

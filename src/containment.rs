@@ -74,7 +74,7 @@ fn cgroups_include_v2(plan: &Plan) -> bool {
 
 /// Step 1: the cgroups that bind the sandbox as a whole, when one of them is a v2 cgroup
 /// (init is born in it, step 2), with the v1 ones opened for init to join itself.
-pub fn limits_before_clone(plan: &Plan) -> Result<Option<(RunCgroups, SelfJoin)>, String> {
+pub fn limits_before_clone(plan: &Plan) -> Result<Option<(RunCgroups, LimitHandles)>, String> {
     if !plan.limits.needs_cgroups() || !cgroups_include_v2(plan) {
         return Ok(None);
     }
@@ -83,26 +83,43 @@ pub fn limits_before_clone(plan: &Plan) -> Result<Option<(RunCgroups, SelfJoin)>
 
 /// Step 3b, cgroup v1 only, while init builds the sandbox: the run's cgroups, opened for
 /// init to join itself (`hand_over_limits`).
-pub fn limits_after_clone(plan: &Plan) -> Result<Option<(RunCgroups, SelfJoin)>, String> {
+pub fn limits_after_clone(plan: &Plan) -> Result<Option<(RunCgroups, LimitHandles)>, String> {
     if !plan.limits.needs_cgroups() || cgroups_include_v2(plan) {
         return Ok(None);
     }
     make_cgroups(plan).map(Some)
 }
 
-fn make_cgroups(plan: &Plan) -> Result<(RunCgroups, SelfJoin), String> {
+/// The `tasks` files init moves itself through: into the run's v1 cgroups before the
+/// command starts, and back out of them once the run is over (where it can, see
+/// `RunCgroups::self_leave`).
+pub struct LimitHandles {
+    join: SelfJoin,
+    leave: Option<SelfJoin>,
+}
+
+fn make_cgroups(plan: &Plan) -> Result<(RunCgroups, LimitHandles), String> {
     let cgroups = RunCgroups::create(&plan.limits.cgroups)?;
-    let handles = cgroups.self_join()?;
-    Ok((cgroups, handles))
+    let join = cgroups.self_join()?;
+    let leave = cgroups.self_leave();
+    Ok((cgroups, LimitHandles { join, leave }))
 }
 
 /// Step 3c: the v1 cgroups' `tasks` files go to init over the go channel, one per message
 /// ('t'), then 'l': the limits are complete. Init starts the command only after 'l' (a
 /// channel that closes first means cw-exec gave up: init ends).
-pub fn hand_over_limits(channel: &OwnedFd, handles: Option<&SelfJoin>) -> Result<(), String> {
-    let fds = handles.map(SelfJoin::descriptors).unwrap_or_default();
-    for fd in fds {
-        send_fd(channel, b"t", fd).map_err(|e| format!("handing the cgroups to init: {e}"))?;
+pub fn hand_over_limits(channel: &OwnedFd, handles: Option<&LimitHandles>) -> Result<(), String> {
+    let join = handles.map(|h| h.join.descriptors()).unwrap_or_default();
+    let leave = handles
+        .and_then(|h| h.leave.as_ref())
+        .map(SelfJoin::descriptors)
+        .unwrap_or_default();
+    for (tag, fd) in join
+        .into_iter()
+        .map(|fd| (b"t", fd))
+        .chain(leave.into_iter().map(|fd| (b"u", fd)))
+    {
+        send_fd(channel, tag, fd).map_err(|e| format!("handing the cgroups to init: {e}"))?;
     }
     nix::unistd::write(channel, b"l")
         .map(drop)
@@ -183,14 +200,16 @@ pub fn identity_and_limits(
 /// Step 4 ends, in init, before it starts the command: the run's v1 cgroups, which init
 /// joins itself (see `SelfJoin` for why init moves itself) once cw-exec has handed them over
 /// (`hand_over_limits`); nothing of the command runs before every limit binds.
-pub fn init_join_limits(channel: &OwnedFd) -> Result<bool, StepError> {
+pub fn init_join_limits(channel: &OwnedFd) -> Result<Released, StepError> {
     let mut fds = vec![];
+    let mut leave = vec![];
     loop {
         match step(
             "init: receiving the run's cgroups",
             sys::receive_message(channel.as_fd()),
         )? {
             Some((b't', Some(fd))) => fds.push(fd),
+            Some((b'u', Some(fd))) => leave.push(fd),
             Some((b'l', None)) => break,
             Some((other, _)) => {
                 return Err((
@@ -199,7 +218,7 @@ pub fn init_join_limits(channel: &OwnedFd) -> Result<bool, StepError> {
                 ))
             }
             // cw-exec gave up (or died): no command.
-            None => return Ok(false),
+            None => return Ok(Released::Abandoned),
         }
     }
     if !fds.is_empty() {
@@ -208,7 +227,17 @@ pub fn init_join_limits(channel: &OwnedFd) -> Result<bool, StepError> {
             SelfJoin::received(fds).join(),
         )?;
     }
-    Ok(true)
+    Ok(Released::Limits {
+        leave: (!leave.is_empty()).then(|| SelfJoin::received(leave)),
+    })
+}
+
+/// What init got from cw-exec before starting the command.
+pub enum Released {
+    /// The channel closed before "limits complete": no command.
+    Abandoned,
+    /// Every limit binds; `leave`: how to move out of the run's cgroups at the end.
+    Limits { leave: Option<SelfJoin> },
 }
 
 /// Step 4 begins, in init, before anything else: init leaves cw-exec's process group. A
@@ -387,8 +416,10 @@ pub fn kill_descendants() {
 /// Landlock tier: init is the subreaper of all of them), then init closes its descriptors 0-2
 /// (the output pipes, or the sandbox's pty slave), so cw-exec sees every stream end. Only
 /// then does init report the command's end: cw-exec can return on that report, while the
-/// kernel still tears down the namespaces of an init with nothing left to run.
-pub fn end_the_run(tier: Tier) {
+/// kernel still tears down the namespaces of an init with nothing left to run. With `leave`
+/// (cgroup v1), init last moves itself back out of the run's cgroups, so cw-exec can remove
+/// them at once instead of waiting for that teardown; returns whether it did.
+pub fn end_the_run(tier: Tier, leave: Option<SelfJoin>) -> bool {
     match tier {
         Tier::Namespaces => {
             let _ = nix::sys::signal::kill(Pid::from_raw(-1), nix::sys::signal::Signal::SIGKILL);
@@ -402,6 +433,9 @@ pub fn end_the_run(tier: Tier) {
     for fd in 0..3 {
         let _ = nix::unistd::close(fd);
     }
+    // Nothing of the run is left: init alone moves (writing "0" to `tasks` moves the
+    // writing thread, without the global lock).
+    leave.map(|l| l.join().is_ok()).unwrap_or(false)
 }
 
 /// The command's process: restricts itself step by step, then reads back. Each step

@@ -42,6 +42,9 @@ use crate::limits::CPU_POLL;
 /// How a run ended, as cw-exec observed it.
 #[derive(Debug, Default)]
 pub struct Outcome {
+    /// Init moved itself out of the run's cgroups before it reported the end (cgroup v1):
+    /// they can be removed without waiting for init's exit.
+    pub init_left_cgroups: bool,
     pub exit_code: i32,
     /// The command's own exit code, or None if it was killed by a signal or never ran.
     pub child_code: Option<i32>,
@@ -648,7 +651,7 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
     // The cgroups can be removed only once init has left them, at the very end of its exit
     // (after the kernel tore down its namespaces). Without cgroups nothing waits for that:
     // init is reaped now if it is done, or by whoever reaps cw-exec's children later.
-    if cgroups.is_some() {
+    if cgroups.is_some() && !outcome.init_left_cgroups {
         let _ = reap(init);
         crate::timings::mark("init reaped (its cgroups are removed next)");
     } else {
@@ -1230,7 +1233,14 @@ fn apply(outcome: &mut Outcome, exit: &mut Option<(Option<i32>, Option<i32>)>, m
             outcome.exit_code = exec_failure_status(errno);
             outcome.exec_error = Some(message);
         }
-        Message::Exit { code, signal } => *exit = Some((code, signal)),
+        Message::Exit {
+            code,
+            signal,
+            left_cgroups,
+        } => {
+            *exit = Some((code, signal));
+            outcome.init_left_cgroups = left_cgroups;
+        }
         Message::Timings { marks } => outcome.marks = marks,
     }
 }

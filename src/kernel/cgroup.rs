@@ -405,6 +405,25 @@ impl RunCgroups {
             .ok()
     }
 
+    /// The `tasks` files of the cgroups the run's v1 cgroups were made in, for init to move
+    /// itself back out once the run is over (then the run's cgroups are empty and can be
+    /// removed without waiting for init's exit). None where that cannot be done cheaply: a
+    /// v2 cgroup among the run's (its `cgroup.procs` takes the global lock), or a parent this
+    /// process may not write.
+    pub fn self_leave(&self) -> Option<SelfJoin> {
+        let dirs = self.distinct_dirs();
+        if dirs.iter().any(|(h, _)| matches!(h, Hierarchy::V2(_))) {
+            return None;
+        }
+        let mut handles = vec![];
+        for (h, _) in dirs {
+            let tasks = h.parent().join("tasks");
+            let file = std::fs::OpenOptions::new().write(true).open(&tasks).ok()?;
+            handles.push((tasks, file));
+        }
+        Some(SelfJoin(handles))
+    }
+
     /// The run's v1 cgroups, opened for a process to move itself in (`SelfJoin::join`).
     pub fn self_join(&self) -> Result<SelfJoin, String> {
         let mut handles = vec![];
