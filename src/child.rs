@@ -166,28 +166,21 @@ fn init(
         };
         match sig {
             Signal::SIGCHLD => loop {
-                match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-                    Ok(WaitStatus::Exited(pid, code)) if pid == command => {
-                        let left_cgroups = containment::end_the_run(plan.tier, leave.take());
-                        reporter.send(&Message::Exit {
-                            code: Some(code),
-                            signal: None,
-                            left_cgroups,
-                        });
-                        return Ok(code);
-                    }
+                let (code, signal) = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                    Ok(WaitStatus::Exited(pid, code)) if pid == command => (Some(code), None),
                     Ok(WaitStatus::Signaled(pid, sig, _)) if pid == command => {
-                        let left_cgroups = containment::end_the_run(plan.tier, leave.take());
-                        reporter.send(&Message::Exit {
-                            code: None,
-                            signal: Some(sig as i32),
-                            left_cgroups,
-                        });
-                        return Ok(128 + sig as i32);
+                        (None, Some(sig as i32))
                     }
                     Ok(WaitStatus::StillAlive) | Err(_) => break,
                     Ok(_) => continue,
-                }
+                };
+                let left_cgroups = containment::end_the_run(plan.tier, leave.take());
+                reporter.send(&Message::Exit {
+                    code,
+                    signal,
+                    left_cgroups,
+                });
+                return Ok(code.unwrap_or_else(|| 128 + signal.unwrap_or(0)));
             },
             s if s == TERMINATE_TREE => match plan.tier {
                 // kill(-1) from PID 1 reaches every other process in the namespace.

@@ -314,18 +314,24 @@ pub fn init_steps(
         mount_view::seal_kernel_state(&entered, crate::plan::KERNEL_STATE_FS),
     )?;
     crate::timings::mark("init: memfd sysctl, loopback, kernel state sealed");
-    // Init must not expose cw-exec's environment through /proc/1/environ. All before the
-    // fork, so there is no moment at which the command runs while init is readable: init
-    // is non-dumpable from here on (the command becomes dumpable again at its own execve),
-    // and the environment block is zeroed in both copies (nothing reads it any more).
+    init_hides_cw_exec()?;
+    Ok(proc_handle)
+}
+
+/// The end of step 4 in both tiers. Init must not expose cw-exec's environment through
+/// /proc/1/environ. All before the fork, so there is no moment at which the command runs
+/// while init is readable: init is non-dumpable from here on (the command becomes dumpable
+/// again at its own execve), and the environment block is zeroed in both copies (nothing
+/// reads it any more). Nor cw-exec's arguments through /proc/1/cmdline, which any process
+/// may read.
+fn init_hides_cw_exec() -> Result<(), StepError> {
     step("init: not dumpable", nix::sys::prctl::set_dumpable(false))?;
     sys::scrub_initial_environment();
-    // Nor cw-exec's arguments through /proc/1/cmdline, which any process may read.
     step(
         "init: scrubbing cw-exec's arguments",
         sys::scrub_initial_arguments(c"cw-exec-init"),
     )?;
-    Ok(proc_handle)
+    Ok(())
 }
 
 /// Sends one descriptor over a Unix socket (SCM_RIGHTS).
@@ -365,12 +371,7 @@ fn landlock_init_steps() -> Result<OwnedFd, StepError> {
             nix::sys::stat::Mode::empty(),
         ),
     )?;
-    step("init: not dumpable", nix::sys::prctl::set_dumpable(false))?;
-    sys::scrub_initial_environment();
-    step(
-        "init: scrubbing cw-exec's arguments",
-        sys::scrub_initial_arguments(c"cw-exec-init"),
-    )?;
+    init_hides_cw_exec()?;
     Ok(proc_handle)
 }
 

@@ -168,6 +168,14 @@ pub fn step_failed(step: &str, message: impl Into<String>) -> Refusal {
 /// The set-up step that puts the limits binding the sandbox as a whole in place.
 pub const CGROUPS_STEP: &str = "cgroups";
 
+/// Refuses after the clone: init is killed and reaped first (so the run's cgroups, dropped
+/// when the caller returns, are empty by then).
+fn abandon(init: Pid, step: &str, message: impl Into<String>) -> Outcome {
+    let _ = kill(init, Signal::SIGKILL);
+    let _ = waitpid(init, None);
+    refused(step, message)
+}
+
 fn refused(step: &str, message: impl Into<String>) -> Outcome {
     Outcome {
         exit_code: EXIT_REFUSED,
@@ -571,9 +579,7 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
                     Some(master)
                 }
                 Err(e) => {
-                    let _ = kill(init, Signal::SIGKILL);
-                    let _ = waitpid(init, None);
-                    return refused("terminal", format!("the sandbox's pty: {e}"));
+                    return abandon(init, "terminal", format!("the sandbox's pty: {e}"));
                 }
             }
         }
@@ -583,9 +589,7 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
     drop(v2_dir);
     let v2_to_join = cgroups.as_ref().filter(|_| !v2_joined);
     if let Err(e) = containment::identity_and_limits(plan, init, v2_to_join) {
-        let _ = kill(init, Signal::SIGKILL);
-        let _ = waitpid(init, None);
-        return refused("sandbox set-up", e);
+        return abandon(init, "sandbox set-up", e);
     }
     crate::timings::mark("identity mapped");
     let _ = nix::unistd::write(&go_write, b"g");
@@ -595,16 +599,11 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
         Ok(Some((c, h))) => (cgroups, self_join) = (Some(c), Some(h)),
         Ok(None) => {}
         Err(e) => {
-            let _ = kill(init, Signal::SIGKILL);
-            let _ = waitpid(init, None);
-            return refused(CGROUPS_STEP, e);
+            return abandon(init, CGROUPS_STEP, e);
         }
     }
     if let Err(e) = containment::hand_over_limits(&go_write, self_join.as_ref()) {
-        // Init is reaped before the cgroups are removed (dropped on return).
-        let _ = kill(init, Signal::SIGKILL);
-        let _ = waitpid(init, None);
-        return refused(CGROUPS_STEP, e);
+        return abandon(init, CGROUPS_STEP, e);
     }
     drop((go_write, self_join));
     crate::timings::mark("cgroups handed to init");
@@ -622,9 +621,7 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
             match sys::receive_fd(&ours).map(|fd| crate::proxy::Proxy::start(fd, policy.clone())) {
                 Some(Ok(p)) => Some(p),
                 Some(Err(e)) => {
-                    let _ = kill(init, Signal::SIGKILL);
-                    let _ = waitpid(init, None);
-                    return refused("egress proxy", e);
+                    return abandon(init, "egress proxy", e);
                 }
                 None => None,
             }

@@ -33,11 +33,7 @@ pub fn clone_into_namespaces(flags: libc::c_int) -> io::Result<Option<Pid>> {
             0 as libc::c_ulong,
         )
     };
-    match ret {
-        -1 => Err(io::Error::last_os_error()),
-        0 => Ok(None),
-        pid => Ok(Some(Pid::from_raw(pid as libc::pid_t))),
-    }
+    fork_result(ret)
 }
 
 /// `struct clone_args` of clone3(2), up to `cgroup` (CLONE_ARGS_SIZE_VER2).
@@ -84,11 +80,7 @@ pub fn clone_into_cgroup(
             std::mem::size_of::<CloneArgs>(),
         )
     };
-    match ret {
-        -1 => Err(io::Error::last_os_error()),
-        0 => Ok(None),
-        pid => Ok(Some(Pid::from_raw(pid as libc::pid_t))),
-    }
+    fork_result(ret)
 }
 
 /// The stack of a `spawn_sharing_memory` child: generous for the command's set-up (Landlock
@@ -166,6 +158,15 @@ pub fn spawn_sharing_memory(child: &mut dyn FnMut() -> i32) -> io::Result<Pid> {
     // stack any more.
     unsafe { libc::munmap(stack, SHARED_SPAWN_STACK) };
     result
+}
+
+/// What a fork-like clone returned: the child's pid in the parent, None in the child.
+fn fork_result(ret: libc::c_long) -> io::Result<Option<Pid>> {
+    match ret {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(None),
+        pid => Ok(Some(Pid::from_raw(pid as libc::pid_t))),
+    }
 }
 
 pub const MOUNT_ATTR_RDONLY: u64 = 0x0000_0001;
@@ -529,27 +530,36 @@ pub struct FdStat {
     pub mnt_id: u64,
 }
 
-/// One `statx` of the object behind `fd` (an `O_PATH` descriptor will do), asking for exactly
-/// the type, inode and mount id (the device comes with every statx).
-pub fn fd_stat(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<FdStat> {
+/// `statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, mask)`: the object behind `fd` itself
+/// (an `O_PATH` descriptor will do). The caller checks `stx_mask` for what it needs.
+fn statx_fd(fd: std::os::fd::BorrowedFd<'_>, mask: u32) -> io::Result<libc::statx> {
     use std::os::fd::AsRawFd;
-    // SAFETY: statx is plain old data, all-zero is a valid value; the kernel writes at most
-    // size_of::<statx>() bytes into it and reads the NUL-terminated empty string.
+    // SAFETY: statx is plain old data, all-zero is a valid value.
     let mut buf: libc::statx = unsafe { std::mem::zeroed() };
-    // SAFETY: as above: `buf` is a live, exclusively borrowed statx; the path is a static
-    // NUL-terminated string.
+    // SAFETY: `buf` is a live, exclusively borrowed statx the kernel writes at most
+    // size_of::<statx>() bytes into; the path is a static NUL-terminated string.
     let ret = unsafe {
         libc::statx(
             fd.as_raw_fd(),
             c"".as_ptr(),
             libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
-            libc::STATX_TYPE | libc::STATX_MODE | libc::STATX_INO | libc::STATX_MNT_ID,
+            mask,
             &mut buf,
         )
     };
     if ret == -1 {
         return Err(io::Error::last_os_error());
     }
+    Ok(buf)
+}
+
+/// One `statx` of the object behind `fd` (an `O_PATH` descriptor will do), asking for exactly
+/// the type, inode and mount id (the device comes with every statx).
+pub fn fd_stat(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<FdStat> {
+    let buf = statx_fd(
+        fd,
+        libc::STATX_TYPE | libc::STATX_MODE | libc::STATX_INO | libc::STATX_MNT_ID,
+    )?;
     let wanted = libc::STATX_TYPE | libc::STATX_INO | libc::STATX_MNT_ID;
     if buf.stx_mask & wanted != wanted {
         return Err(io::Error::new(
@@ -612,23 +622,7 @@ pub fn access_fd(fd: std::os::fd::BorrowedFd<'_>, mode: libc::c_int) -> io::Resu
 /// (`statx(fd, "", AT_EMPTY_PATH, STATX_MNT_ID_UNIQUE)`), for `has_submounts`. An error where
 /// the kernel does not know the field.
 pub fn mount_id_unique(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<u64> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: statx is plain old data, all-zero is a valid value.
-    let mut buf: libc::statx = unsafe { std::mem::zeroed() };
-    // SAFETY: `buf` is a live, exclusively borrowed statx the kernel writes at most
-    // size_of::<statx>() bytes into; the path is a static NUL-terminated string.
-    let ret = unsafe {
-        libc::statx(
-            fd.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
-            libc::STATX_MNT_ID_UNIQUE,
-            &mut buf,
-        )
-    };
-    if ret == -1 {
-        return Err(io::Error::last_os_error());
-    }
+    let buf = statx_fd(fd, libc::STATX_MNT_ID_UNIQUE)?;
     if buf.stx_mask & libc::STATX_MNT_ID_UNIQUE == 0 {
         return Err(io::Error::from_raw_os_error(libc::ENOSYS));
     }
@@ -835,28 +829,8 @@ pub fn receive_message(
 /// Receives one descriptor sent over a Unix socket (SCM_RIGHTS); None when the other end
 /// closed first or sent none.
 pub fn receive_fd(channel: &std::os::fd::OwnedFd) -> Option<std::os::fd::OwnedFd> {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, UnixAddr};
-    use std::os::fd::{AsRawFd, FromRawFd};
-    let mut byte = [0u8; 1];
-    let mut iov = [std::io::IoSliceMut::new(&mut byte)];
-    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    let msg = recvmsg::<UnixAddr>(
-        channel.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )
-    .ok()?;
-    for cmsg in msg.cmsgs().ok()? {
-        if let ControlMessageOwned::ScmRights(fds) = cmsg {
-            if let Some(fd) = fds.first() {
-                // SAFETY: the kernel just installed this descriptor in our table for us
-                // (SCM_RIGHTS, with MSG_CMSG_CLOEXEC); nothing else owns it.
-                return Some(unsafe { std::os::fd::OwnedFd::from_raw_fd(*fd) });
-            }
-        }
-    }
-    None
+    use std::os::fd::AsFd;
+    receive_message(channel.as_fd()).ok().flatten()?.1
 }
 
 #[repr(C)]

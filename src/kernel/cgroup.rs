@@ -443,8 +443,10 @@ impl RunCgroups {
     }
 }
 
-/// The `tasks` files of a run's v1 cgroups, opened by cw-exec (whose credentials the kernel
-/// checks for a write, whoever makes it), for init to move itself in as its first act.
+/// `tasks` files of v1 cgroups, opened by cw-exec (whose credentials the kernel checks for a
+/// write, whoever makes it), for init to move itself: into the run's cgroups before it starts
+/// the command (`RunCgroups::self_join`), and back out once the run is over
+/// (`RunCgroups::self_leave`).
 ///
 /// Why init and `tasks` rather than cw-exec and `cgroup.procs`: a write to `cgroup.procs`
 /// (or of another pid) takes the global cgroup threadgroup lock for writing, which waits
@@ -452,7 +454,7 @@ impl RunCgroups {
 /// on a busy host, measured here (a write of "0" to `tasks`: 0.03 ms). Writing "0" to
 /// `tasks` moves the writing thread alone, which the kernel does without that lock; init is
 /// single-threaded, so that thread is the whole process. The descriptors are close-on-exec
-/// and consumed (closed) by `join`, before init runs anything else.
+/// and consumed (closed) by `join`.
 pub struct SelfJoin(Vec<(PathBuf, std::fs::File)>);
 
 impl SelfJoin {
