@@ -227,13 +227,14 @@ fn command_main(
     let envp = plan.envp();
     let command = crate::plan::c_path(&plan.command_path);
 
-    let readback = match containment::command_steps(plan, terminal, host_ns, &envp, proc_handle) {
-        Ok(rb) => rb,
-        Err((step, message)) => {
-            reporter.send(&Message::SetupError { step, message });
-            return EXIT_REFUSED;
-        }
-    };
+    let (readback, ignored_signals) =
+        match containment::command_steps(plan, terminal, host_ns, &envp, proc_handle) {
+            Ok(rb) => rb,
+            Err((step, message)) => {
+                reporter.send(&Message::SetupError { step, message });
+                return EXIT_REFUSED;
+            }
+        };
     let verdict = attest::verdict(plan, &readback);
     if verdict.refused() {
         reporter.send(&Message::Refused {
@@ -252,7 +253,7 @@ fn command_main(
         });
     }
 
-    sys::reset_signals_for_exec();
+    sys::reset_signals_for_exec_given(ignored_signals);
     let err = nix::unistd::execve(&command, &argv, &envp).unwrap_err();
     reporter.send(&Message::ExecError {
         errno: err as i32,

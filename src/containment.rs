@@ -440,14 +440,15 @@ pub fn end_the_run(tier: Tier, leave: Option<SelfJoin>) -> bool {
 }
 
 /// The command's process: restricts itself step by step, then reads back. Each step
-/// assumes the ones before it.
+/// assumes the ones before it. Returns the read-back and the signals the process ignores
+/// (see `readback::collect`).
 pub fn command_steps(
     plan: &Plan,
     terminal: Option<&SandboxTerminal>,
     host_ns: &BTreeMap<String, u64>,
     envp: &[std::ffi::CString],
     proc_handle: OwnedFd,
-) -> Result<KernelReadback, StepError> {
+) -> Result<(KernelReadback, Option<u64>), StepError> {
     crate::timings::mark("command: forked");
     // 1. A new session: no controlling terminal, so TIOCSTI cannot reach the caller's.
     step("setsid", nix::unistd::setsid())?;

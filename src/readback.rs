@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::kernel::landlock::LandlockOutcome;
 use crate::kernel::quotas::QuotaReadback;
 use crate::model::{NetMode, Tier};
-use crate::plan::{namespace_inodes, Plan};
+use crate::plan::Plan;
 use crate::sys;
 
 /// One active check made from inside the sandbox: an operation that must fail, and how.
@@ -189,7 +189,9 @@ pub type StepError = (String, String);
 
 /// Reads the kernel's view of the command's process and attempts the late probes.
 /// `probes` holds those made earlier (between containment steps); `setid_chmod` the set-id
-/// probe completed right after seccomp.
+/// probe completed right after seccomp. With the read-back, the signals this process ignores
+/// (`SigIgn` of the same read of /proc/self/status; None if absent), which are the only
+/// dispositions that survive execve: `sys::reset_signals_for_exec_given` resets just those.
 pub fn collect(
     plan: &Plan,
     host_ns: &BTreeMap<String, u64>,
@@ -198,8 +200,8 @@ pub fn collect(
     mut probes: Vec<Probe>,
     setid_chmod: Probe,
     filters_before: Option<usize>,
-) -> Result<KernelReadback, StepError> {
-    let proc_status =
+) -> Result<(KernelReadback, Option<u64>), StepError> {
+    let (proc_status, ignored_signals) =
         read_proc_status().map_err(|e| ("read-back /proc/self/status".to_string(), e))?;
     // The filters this process gained by the install: filters it inherited (a container
     // runtime's, say) must not pass for cw-exec's own.
@@ -215,7 +217,7 @@ pub fn collect(
             _ => "unreadable".into(),
         },
     ));
-    let sandbox_ns = namespace_inodes("self");
+    let sandbox_ns = own_namespace_inodes();
     let namespaces = sandbox_ns
         .iter()
         .map(|(k, v)| {
@@ -336,8 +338,8 @@ pub fn collect(
     // namespace (attempting memfd_create(MFD_EXEC) would be refused the same way, but makes
     // the kernel log a warning, which costs a millisecond); otherwise seccomp must refuse it.
     if plan.memfd_sysctl {
-        let got = std::fs::read_to_string("/proc/sys/vm/memfd_noexec")
-            .map(|v| format!("vm.memfd_noexec={}", v.trim()))
+        let got = sys::read_kernel_file(None, Path::new("/proc/sys/vm/memfd_noexec"), 64)
+            .map(|v| format!("vm.memfd_noexec={}", String::from_utf8_lossy(&v).trim()))
             .unwrap_or_else(|e| e.to_string());
         probes.push(probe(
             "memfd-exec",
@@ -388,16 +390,44 @@ pub fn collect(
     } else {
         (vec![], vec![])
     };
-    Ok(KernelReadback {
-        quotas,
-        landlock,
-        proc_status,
-        namespaces,
-        probes,
-        env_names,
-        interfaces,
-        tcp_listeners,
-    })
+    Ok((
+        KernelReadback {
+            quotas,
+            landlock,
+            proc_status,
+            namespaces,
+            probes,
+            env_names,
+            interfaces,
+            tcp_listeners,
+        },
+        ignored_signals,
+    ))
+}
+
+/// The inode of each namespace of this process, as the kernel shows it in /proc/self/ns: the
+/// same facts `plan::namespace_inodes` reads (a `stat` of each entry, which follows it to the
+/// namespace's nsfs inode), through one descriptor of the directory, so /proc/self/ns is
+/// looked up once rather than once per namespace. A namespace whose entry cannot be read is
+/// left out (and so proves nothing).
+fn own_namespace_inodes() -> BTreeMap<String, u64> {
+    use nix::fcntl::OFlag;
+    const KINDS: [&str; 7] = ["user", "mnt", "pid", "net", "ipc", "uts", "cgroup"];
+    let Ok(dir) = nix::fcntl::open(
+        "/proc/self/ns",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    ) else {
+        return BTreeMap::new();
+    };
+    KINDS
+        .iter()
+        .filter_map(|kind| {
+            nix::sys::stat::fstatat(&dir, *kind, nix::fcntl::AtFlags::empty())
+                .ok()
+                .map(|st| (kind.to_string(), st.st_ino))
+        })
+        .collect()
 }
 
 /// The interface names of this network namespace.
@@ -561,11 +591,14 @@ pub const SECCOMP_INSTALLED: &str = "seccomp-filters-added";
 pub fn seccomp_filter_count() -> Option<usize> {
     read_proc_status()
         .ok()?
+        .0
         .get("Seccomp_filters")
         .and_then(|v| v.trim().parse().ok())
 }
 
-fn read_proc_status() -> Result<BTreeMap<String, String>, String> {
+/// The read-back's fields of /proc/self/status, and its `SigIgn` mask (hexadecimal in the
+/// file), from one read.
+fn read_proc_status() -> Result<(BTreeMap<String, String>, Option<u64>), String> {
     const KEYS: &[&str] = &[
         "NoNewPrivs",
         "Seccomp",
@@ -578,11 +611,18 @@ fn read_proc_status() -> Result<BTreeMap<String, String>, String> {
         "Uid",
         "Gid",
     ];
-    let text = std::fs::read_to_string("/proc/self/status").map_err(|e| e.to_string())?;
-    Ok(text
-        .lines()
-        .filter_map(|line| line.split_once(':'))
-        .filter(|(k, _)| KEYS.contains(k))
-        .map(|(k, v)| (k.to_string(), v.trim().replace('\t', " ")))
-        .collect())
+    // One read of the whole file (about 1.5 KiB), see `sys::read_kernel_file`.
+    let raw = sys::read_kernel_file(None, Path::new("/proc/self/status"), 4096)
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&raw);
+    let mut ignored = None;
+    let mut fields = BTreeMap::new();
+    for (k, v) in text.lines().filter_map(|line| line.split_once(':')) {
+        if k == "SigIgn" {
+            ignored = u64::from_str_radix(v.trim(), 16).ok();
+        } else if KEYS.contains(&k) {
+            fields.insert(k.to_string(), v.trim().replace('\t', " "));
+        }
+    }
+    Ok((fields, ignored))
 }

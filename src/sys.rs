@@ -404,7 +404,8 @@ pub fn scrub_initial_environment() {
 /// `/proc/PID/environ` (environment strings) of this process: fields 48–51 of
 /// `/proc/self/stat` (arg_start, arg_end, env_start, env_end).
 fn arg_env_ranges() -> Option<[(usize, usize); 2]> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let stat = read_kernel_file(None, Path::new("/proc/self/stat"), 1024).ok()?;
+    let stat = String::from_utf8_lossy(&stat);
     // Fields after the command name, which is in parentheses and may contain spaces.
     let rest = &stat[stat.rfind(')')? + 1..];
     let f: Vec<usize> = rest
@@ -419,11 +420,9 @@ fn arg_env_ranges() -> Option<[(usize, usize); 2]> {
     Some([(f[0], f[1]), (f[2], f[3])])
 }
 
-/// Whether [start, end) lies within one writable private mapping of this process.
-fn writable_mapping_holds(start: usize, end: usize) -> bool {
-    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
-        return false;
-    };
+/// Whether [start, end) lies within one writable private mapping of this process, as
+/// `maps` (the text of /proc/self/maps) lists them.
+fn writable_mapping_holds(maps: &str, start: usize, end: usize) -> bool {
     maps.lines().any(|line| {
         let mut parts = line.split_whitespace();
         let (Some(range), Some(perms)) = (parts.next(), parts.next()) else {
@@ -440,6 +439,76 @@ fn writable_mapping_holds(start: usize, end: usize) -> bool {
     })
 }
 
+/// `struct procmap_query` of `PROCMAP_QUERY` (Linux 6.11, include/uapi/linux/fs.h).
+#[repr(C)]
+#[derive(Default)]
+struct ProcmapQuery {
+    size: u64,
+    query_flags: u64,
+    query_addr: u64,
+    vma_start: u64,
+    vma_end: u64,
+    vma_flags: u64,
+    vma_page_size: u64,
+    vma_offset: u64,
+    inode: u64,
+    dev_major: u32,
+    dev_minor: u32,
+    vma_name_size: u32,
+    build_id_size: u32,
+    vma_name_addr: u64,
+    build_id_addr: u64,
+}
+
+/// `_IOWR('f', 17, struct procmap_query)`.
+const PROCMAP_QUERY: libc::c_ulong =
+    0xC000_0000 | ((std::mem::size_of::<ProcmapQuery>() as libc::c_ulong) << 16) | (0x66 << 8) | 17;
+const PROCMAP_QUERY_VMA_READABLE: u64 = 0x01;
+const PROCMAP_QUERY_VMA_WRITABLE: u64 = 0x02;
+const PROCMAP_QUERY_VMA_SHARED: u64 = 0x08;
+
+/// Whether [start, end) lies within one readable, writable, private mapping of this process,
+/// asked of the kernel for the mapping that covers `start` (`ioctl(PROCMAP_QUERY)` on
+/// /proc/self/maps, `maps`): the facts a line of /proc/self/maps shows, without generating
+/// the whole file as text. None where the kernel does not answer that query (older than
+/// 6.11); then the text is read instead.
+fn writable_private_vma(
+    maps: std::os::fd::BorrowedFd<'_>,
+    start: usize,
+    end: usize,
+) -> Option<bool> {
+    use std::os::fd::AsRawFd;
+    let mut q = ProcmapQuery {
+        size: std::mem::size_of::<ProcmapQuery>() as u64,
+        query_addr: start as u64,
+        ..Default::default()
+    };
+    // SAFETY: PROCMAP_QUERY reads and writes one `struct procmap_query`, whose size is in its
+    // first field; `q` is a live, exclusively borrowed value of that layout. No name or build
+    // id is asked for (their sizes and addresses are 0), so the kernel writes nowhere else.
+    let ret = unsafe {
+        libc::ioctl(
+            maps.as_raw_fd(),
+            PROCMAP_QUERY as _,
+            &mut q as *mut ProcmapQuery,
+        )
+    };
+    if ret == -1 {
+        return match io::Error::last_os_error().raw_os_error() {
+            // No mapping covers `start`.
+            Some(libc::ENOENT) => Some(false),
+            _ => None,
+        };
+    }
+    let rw = PROCMAP_QUERY_VMA_READABLE | PROCMAP_QUERY_VMA_WRITABLE;
+    Some(
+        q.vma_flags & rw == rw
+            && q.vma_flags & PROCMAP_QUERY_VMA_SHARED == 0
+            && q.vma_start <= start as u64
+            && end as u64 <= q.vma_end,
+    )
+}
+
 /// Overwrites the argument strings this process was started with (what the kernel serves
 /// as `/proc/PID/cmdline`, readable by every process that can see this one) with `name`
 /// and zeros, the environment strings (`/proc/PID/environ`) with zeros, and sets the
@@ -451,8 +520,31 @@ pub fn scrub_initial_arguments(name: &std::ffi::CStr) -> io::Result<()> {
     let ranges = arg_env_ranges().ok_or_else(|| {
         io::Error::other("/proc/self/stat has no argument and environment ranges")
     })?;
+    // The mappings: asked of the kernel for each range (PROCMAP_QUERY), or, where it lacks
+    // that, read once as text for both.
+    let maps_fd = nix::fcntl::open(
+        "/proc/self/maps",
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ok();
+    let mut maps_text: Option<String> = None;
+    let mut holds = |start: usize, end: usize| {
+        if let Some(answer) = maps_fd
+            .as_ref()
+            .and_then(|fd| writable_private_vma(std::os::fd::AsFd::as_fd(fd), start, end))
+        {
+            return answer;
+        }
+        let maps = maps_text.get_or_insert_with(|| {
+            read_kernel_file(None, Path::new("/proc/self/maps"), 16 * 1024)
+                .map(|m| String::from_utf8_lossy(&m).into_owned())
+                .unwrap_or_default()
+        });
+        writable_mapping_holds(maps, start, end)
+    };
     for (start, end) in ranges {
-        if start > end || (start < end && !writable_mapping_holds(start, end)) {
+        if start > end || (start < end && !holds(start, end)) {
             return Err(io::Error::other(format!(
                 "the range {start:#x}-{end:#x} of /proc/self/stat is not writable memory of this process"
             )));
@@ -506,6 +598,28 @@ pub fn reset_signals_for_exec() {
     use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
     for sig in 1..=31 {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: installing SIG_DFL runs no code of ours in signal context, so there is
+        // no handler whose safety could be in question.
+        unsafe {
+            libc::signal(sig, libc::SIG_DFL);
+        }
+    }
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+}
+
+/// `reset_signals_for_exec` with what the kernel says this process ignores (`ignored`: the
+/// `SigIgn` mask of /proc/self/status, signal N at bit N-1): execve itself resets every caught
+/// signal to its default and keeps only ignored ones, so only those are reset here, one call
+/// each, and the mask cleared. Without the mask, every signal, as `reset_signals_for_exec`.
+pub fn reset_signals_for_exec_given(ignored: Option<u64>) {
+    use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
+    let Some(ignored) = ignored else {
+        return reset_signals_for_exec();
+    };
+    for sig in 1..=31 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP || ignored & (1u64 << (sig - 1)) == 0 {
             continue;
         }
         // SAFETY: installing SIG_DFL runs no code of ours in signal context, so there is
@@ -877,16 +991,19 @@ pub fn clear_capabilities(bounding: bool) -> io::Result<()> {
         }
     };
     if bounding {
-        let last: libc::c_ulong = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(63);
-        for cap in 0..=last {
+        // Upward from 0 until the kernel answers EINVAL: its capabilities are numbered
+        // 0..=CAP_LAST_CAP without a gap, and PR_CAPBSET_DROP refuses a number past the last
+        // with EINVAL (and nothing else with it), so the first EINVAL means every one is
+        // dropped — without reading /proc/sys/kernel/cap_last_cap for the number.
+        for cap in 0..=63 as libc::c_ulong {
             // SAFETY: prctl with integer arguments only.
             let ret = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) };
-            // EINVAL: a capability this kernel does not have.
-            if ret < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINVAL) {
-                return Err(io::Error::last_os_error());
+            if ret < 0 {
+                let e = io::Error::last_os_error();
+                if e.raw_os_error() == Some(libc::EINVAL) {
+                    break;
+                }
+                return Err(e);
             }
         }
     }
@@ -956,6 +1073,65 @@ pub fn set_window_size(fd: std::os::fd::BorrowedFd<'_>, size: &libc::winsize) ->
     };
     if ret == -1 {
         return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Reads a small kernel-generated file (under /proc, /proc/sys) whole, relative to `dir`
+/// (`None`: the current directory or an absolute path): one `openat`, reads of `capacity`
+/// bytes until one returns 0 (end of file), one `close`. Such a file reports size 0, so a
+/// generic reader asks for it (`statx`) and then reads in 32, 64, 128... byte steps, several
+/// calls that each make the kernel generate the file again; one buffer large enough for the
+/// whole of it takes one read and the read that confirms its end.
+pub fn read_kernel_file(
+    dir: Option<std::os::fd::BorrowedFd<'_>>,
+    path: &Path,
+    capacity: usize,
+) -> io::Result<Vec<u8>> {
+    use nix::fcntl::{openat, OFlag, AT_FDCWD};
+    let fd = openat(
+        dir.unwrap_or(AT_FDCWD),
+        path,
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    let mut buf = vec![0u8; capacity.max(64)];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        match nix::unistd::read(&fd, &mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    buf.truncate(len);
+    Ok(buf)
+}
+
+/// Writes `value` to a kernel tunable (a /proc/sys file) relative to `dir`: one `openat`
+/// (no O_CREAT or O_TRUNC, which such files ignore), one `write`, one `close`.
+pub fn write_kernel_file(
+    dir: Option<std::os::fd::BorrowedFd<'_>>,
+    path: &Path,
+    value: &[u8],
+) -> io::Result<()> {
+    use nix::fcntl::{openat, OFlag, AT_FDCWD};
+    let fd = openat(
+        dir.unwrap_or(AT_FDCWD),
+        path,
+        OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    let written = nix::unistd::write(&fd, value)?;
+    if written != value.len() {
+        return Err(io::Error::other(format!(
+            "short write: {written} of {} bytes",
+            value.len()
+        )));
     }
     Ok(())
 }

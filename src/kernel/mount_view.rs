@@ -251,12 +251,21 @@ pub fn enter(view: &View) -> Result<Entered, String> {
     // sandbox cannot fill the host's memory through them together: ENOSPC past the size.
     // Mounted at a staging point, each directory bound into place, the staging mount
     // detached at the end (with the host's tree).
+    // Noexec from the start when any private directory must be noexec (the usual case): each
+    // bind of it copies the flag, so only a directory that allows exec needs a further call.
+    let staging_noexec = !view.tmp_exec || view.private.iter().any(|d| !d.exec);
     mkdir(Path::new(PRIVATE_STAGING)).map_err(|e| step(PRIVATE_STAGING, &e))?;
     mount(
         Some("tmpfs"),
         PRIVATE_STAGING,
         Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        MsFlags::MS_NOSUID
+            | MsFlags::MS_NODEV
+            | if staging_noexec {
+                MsFlags::MS_NOEXEC
+            } else {
+                MsFlags::empty()
+            },
         Some(format!("mode=0755,size={}", view.tmpfs_size).as_str()),
     )
     .map_err(|e| step("the run's tmpfs", &e))?;
@@ -268,7 +277,7 @@ pub fn enter(view: &View) -> Result<Entered, String> {
         owner: None,
         what: "tmp",
     };
-    private_dir(&mut skel, &tmp).map_err(|e| step("private /tmp", &e))?;
+    private_dir(&mut skel, &tmp, staging_noexec).map_err(|e| step("private /tmp", &e))?;
     entered.writable.push((tmp.path.clone(), 0));
 
     // The symlinks the plan followed, so each requested spelling works inside too. Made from
@@ -321,7 +330,7 @@ pub fn enter(view: &View) -> Result<Entered, String> {
                 entered.writable.push((path.to_path_buf(), magic));
             }
             Op::Private(dir) => {
-                private_dir(&mut skel, dir)
+                private_dir(&mut skel, dir, staging_noexec)
                     .map_err(|e| step(&format!("private {} {}", dir.what, path.display()), &e))?;
                 entered.writable.push((dir.path.clone(), 0));
             }
@@ -472,8 +481,8 @@ fn bind_verified(
 
 /// Makes an empty directory of the run's tmpfs appear at `dir.path`, with its mode, and
 /// noexec unless it allows exec (always nosuid, nodev, which the bind copies from the staging
-/// mount).
-fn private_dir(skel: &mut Skeleton, dir: &PrivateDir) -> io::Result<()> {
+/// mount, and noexec too where the staging mount has it: `staging_noexec`).
+fn private_dir(skel: &mut Skeleton, dir: &PrivateDir, staging_noexec: bool) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let name = dir
         .path
@@ -495,8 +504,12 @@ fn private_dir(skel: &mut Skeleton, dir: &PrivateDir) -> io::Result<()> {
         None::<&str>,
     )
     .map_err(io::Error::from)?;
-    if dir.exec {
-        return Ok(());
+    match (dir.exec, staging_noexec) {
+        // The bind copied the staging mount's flags, which are the ones wanted.
+        (false, true) | (true, false) => return Ok(()),
+        // The one flag the staging mount has that this directory must not.
+        (true, true) => return sys::mount_setattr(&dir.path, false, 0, MOUNT_ATTR_NOEXEC),
+        (false, false) => {}
     }
     let flags = MsFlags::MS_BIND
         | MsFlags::MS_REMOUNT

@@ -23,6 +23,8 @@
 //! These are defence in depth: applied where possible, read back, and attested exactly as
 //! read back. A value that could not be lowered is reported as such, never a refusal.
 
+use std::os::fd::AsFd;
+
 use nix::sys::resource::{getrlimit, setrlimit, Resource, RLIM_INFINITY};
 use serde::{Deserialize, Serialize};
 
@@ -78,6 +80,8 @@ const NAMESPACE_SYSCTLS: &[&str] = &[
 pub fn plan() -> Vec<Quota> {
     let mut out = Vec::new();
     let share = |caller: u64| (caller / SHARE_DIVISOR).max(1);
+    let dir = user_sysctl_dir();
+    let read_user_sysctl = |name: &str| read_user_sysctl_in(dir.as_ref().map(|d| d.as_fd()), name);
     for (limit, file) in [
         ("inotify-instances", &["max_inotify_instances"]),
         ("inotify-watches", &["max_inotify_watches"]),
@@ -136,10 +140,17 @@ pub fn plan() -> Vec<Quota> {
 /// detached mounts (`open_tree` with OPEN_TREE_CLONE, `fsmount`) included: each is an
 /// anonymous mount namespace, counted against `user.max_mnt_namespaces`.
 pub fn lower_in_namespace(quotas: &[Quota]) {
+    // Every file through one descriptor of the directory: /proc/sys/user is looked up once.
+    let dir = user_sysctl_dir();
     for q in quotas {
         if let Mechanism::UserSysctls(files) = &q.mechanism {
+            let value = q.value.to_string();
             for f in files {
-                let _ = std::fs::write(format!("/proc/sys/user/{f}"), q.value.to_string());
+                let _ = crate::sys::write_kernel_file(
+                    dir.as_ref().map(|d| d.as_fd()),
+                    &user_sysctl_path(dir.is_some(), f),
+                    value.as_bytes(),
+                );
             }
         }
     }
@@ -157,6 +168,8 @@ pub fn lower_rlimits(quotas: &[Quota]) {
 
 /// Reads every quota back in the calling process.
 pub fn read_back(quotas: &[Quota]) -> Vec<QuotaReadback> {
+    let dir = user_sysctl_dir();
+    let read_user_sysctl = |name: &str| read_user_sysctl_in(dir.as_ref().map(|d| d.as_fd()), name);
     quotas
         .iter()
         .map(|q| QuotaReadback {
@@ -213,6 +226,33 @@ impl Quota {
     }
 }
 
-fn read_user_sysctl(name: &str) -> std::io::Result<String> {
-    std::fs::read_to_string(format!("/proc/sys/user/{name}")).map(|v| v.trim().to_string())
+/// `/proc/sys/user` as an `O_PATH` descriptor, so each file of it is one short lookup
+/// (None where it cannot be opened: each file is then named by its whole path, and fails or
+/// not on its own, as before).
+fn user_sysctl_dir() -> Option<std::os::fd::OwnedFd> {
+    use nix::fcntl::OFlag;
+    nix::fcntl::open(
+        "/proc/sys/user",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ok()
+}
+
+fn user_sysctl_path(in_dir: bool, name: &str) -> std::path::PathBuf {
+    if in_dir {
+        name.into()
+    } else {
+        format!("/proc/sys/user/{name}").into()
+    }
+}
+
+/// One file of /proc/sys/user, read from the kernel (one open, one read and the read that
+/// confirms the end, one close), trimmed.
+fn read_user_sysctl_in(
+    dir: Option<std::os::fd::BorrowedFd<'_>>,
+    name: &str,
+) -> std::io::Result<String> {
+    let raw = crate::sys::read_kernel_file(dir, &user_sysctl_path(dir.is_some(), name), 64)?;
+    Ok(String::from_utf8_lossy(&raw).trim().to_string())
 }
