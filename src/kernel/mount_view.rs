@@ -190,7 +190,18 @@ impl Skeleton {
 
     /// Something was mounted at `path`: what was known beneath it is hidden now.
     fn covered(&mut self, path: &Path) {
-        self.dirs.retain(|d| d == path || !d.starts_with(path));
+        // Paths order component by component, so whatever lies beneath `path` follows it
+        // directly: a range, not a scan of every directory known.
+        use std::ops::Bound::{Excluded, Unbounded};
+        let beneath: Vec<PathBuf> = self
+            .dirs
+            .range::<Path, _>((Excluded(path), Unbounded))
+            .take_while(|d| d.starts_with(path))
+            .cloned()
+            .collect();
+        for d in beneath {
+            self.dirs.remove(&d);
+        }
     }
 }
 
@@ -739,4 +750,28 @@ pub fn describe(view: &View) -> Vec<String> {
     out.push("/proc proc (own PID namespace)".into());
     out.push("/ tmpfs ro (everything not listed is absent)".into());
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `covered` forgets exactly what lies beneath the path, whatever sorts near it.
+    #[test]
+    fn covered_forgets_only_what_is_beneath() {
+        let mut skel = Skeleton::new();
+        for d in [
+            "/a", "/a/b", "/a/b/c", "/a/z", "/a-b", "/a.b", "/a0", "/ab", "/b", "/a b",
+        ] {
+            skel.dirs.insert(PathBuf::from(d));
+        }
+        skel.covered(Path::new("/a"));
+        let left: Vec<&str> = skel.dirs.iter().map(|p| p.to_str().unwrap()).collect();
+        assert_eq!(
+            left,
+            ["/", "/a", "/a b", "/a-b", "/a.b", "/a0", "/ab", "/b"]
+        );
+        skel.covered(Path::new("/"));
+        assert_eq!(skel.dirs.len(), 1);
+    }
 }
