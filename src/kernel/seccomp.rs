@@ -2,7 +2,8 @@
 //! there: `seccomp_rules`), as installed, hashed and described for the attestation.
 //!
 //! Every variant of the program is compiled by the build script (`build.rs`, from
-//! `seccomp_rules.rs`), so planning a run looks its program up instead of compiling it;
+//! `seccomp_rules.rs`, which compiles the rules into BPF itself: a binary search over
+//! syscall numbers), so planning a run looks its program up instead of compiling it;
 //! where the build could not (a cross-compilation: the build script's libc constants are
 //! the build host's), it is compiled here at run time, from the same rules.
 //! The program is installed as the very last step before the read-back and `execve`.
@@ -62,7 +63,20 @@ impl SeccompProgram {
                     .collect(),
                 denies.iter().map(|d| d.to_string()).collect(),
             ),
-            None => seccomp_rules::build(families, forbid_exec_memfd, native_code)?,
+            None => {
+                let (insns, denies) =
+                    seccomp_rules::build(families, forbid_exec_memfd, native_code)?;
+                let program = insns
+                    .iter()
+                    .map(|i| seccompiler::sock_filter {
+                        code: i.code,
+                        jt: i.jt,
+                        jf: i.jf,
+                        k: i.k,
+                    })
+                    .collect();
+                (program, denies)
+            }
         };
         let filters: Vec<BpfProgram> = vec![program];
         let mut hasher = Sha256::new();
@@ -95,7 +109,8 @@ mod tests {
     use super::*;
 
     /// The build script's programs are exactly what the rules build now, for every variant
-    /// (a stale build, or a build script that drifted from the rules, fails here).
+    /// (a stale build, or a build script that drifted from the rules, fails here); what
+    /// each program answers is checked against the rules in `seccomp_rules::tests`.
     #[test]
     fn precompiled_programs_equal_the_rules() {
         assert_eq!(
@@ -115,6 +130,18 @@ mod tests {
                     let built: Vec<_> = program.iter().map(|i| (i.code, i.jt, i.jf, i.k)).collect();
                     assert_eq!(insns, built, "{families:?} {memfd} {native}");
                     assert_eq!(pre_denies.to_vec(), denies, "{families:?} {memfd} {native}");
+                    // And what is installed is that program, instruction for instruction.
+                    let net = match families {
+                        Families::Unix => NetMode::None,
+                        Families::UnixAndInet => NetMode::Loopback,
+                        Families::Any => NetMode::Host,
+                    };
+                    let installed = SeccompProgram::compile(net, memfd, native).unwrap();
+                    let installed: Vec<_> = installed.filters[0]
+                        .iter()
+                        .map(|i| (i.code, i.jt, i.jf, i.k))
+                        .collect();
+                    assert_eq!(installed, built, "{families:?} {memfd} {native}");
                 }
             }
         }
