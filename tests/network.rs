@@ -27,6 +27,49 @@ fn net_none_denies_every_socket_family_but_unix() {
     assert_eq!(sb.attempt(&["socket", "unix", "stream"]), "ok");
 }
 
+/// Each run without network has a network namespace of its own: neither the host's nor
+/// another live sandbox's. (Run by root, it is made on a thread of cw-exec while the plan is
+/// computed and entered only for the clone: `kernel::netns`.)
+#[test]
+fn each_run_without_network_has_a_network_namespace_of_its_own() {
+    use std::io::{BufRead, BufReader};
+    let host = std::fs::read_link("/proc/self/ns/net").unwrap();
+    as_each_identity(|sb, who| {
+        // Both alive at once: each prints its namespace, then waits for stdin to close.
+        let mut children: Vec<_> = (0..2)
+            .map(|_| {
+                sb.command(
+                    "run",
+                    &["sh", "-c", "readlink /proc/self/ns/net; read x; exit 0"],
+                )
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+            })
+            .collect();
+        let seen: Vec<String> = children
+            .iter_mut()
+            .map(|c| {
+                let mut line = String::new();
+                BufReader::new(c.stdout.as_mut().unwrap())
+                    .read_line(&mut line)
+                    .unwrap();
+                line.trim().to_string()
+            })
+            .collect();
+        for mut c in children {
+            drop(c.stdin.take());
+            assert!(c.wait().unwrap().success(), "{who}");
+        }
+        for ns in &seen {
+            assert!(ns.starts_with("net:["), "{who}: {ns:?}");
+            assert_ne!(std::path::Path::new(ns), host, "{who}: the host's");
+        }
+        assert_ne!(seen[0], seen[1], "{who}: two sandboxes share one");
+    });
+}
+
 #[test]
 fn host_loopback_services_are_unreachable() {
     let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
