@@ -51,6 +51,19 @@ fn mmap_ret(m: *mut libc::c_void) -> i64 {
     }
 }
 
+/// A number as the `raw` actions take it: decimal, `0x` hexadecimal, `0o` octal, or negative.
+fn number(x: &str) -> u64 {
+    if let Some(h) = x.strip_prefix("0x") {
+        u64::from_str_radix(h, 16).expect("a hexadecimal number")
+    } else if let Some(o) = x.strip_prefix("0o") {
+        u64::from_str_radix(o, 8).expect("an octal number")
+    } else if x.starts_with('-') {
+        x.parse::<i64>().expect("a number") as u64
+    } else {
+        x.parse::<u64>().expect("a number")
+    }
+}
+
 fn family(name: &str) -> i32 {
     match name {
         "unix" => libc::AF_UNIX,
@@ -872,6 +885,79 @@ fn main() {
                 libc::ioctl(fd, libc::TIOCSTI, &ch as *const libc::c_char) as i64
             }
         }),
+        // Copies SRC to DST (mode 0755), then executes DST with the action `noop`: prints
+        // "executed" if it ran, else the errno of the copy or of execve.
+        "copy-exec" => {
+            use std::os::unix::fs::PermissionsExt;
+            let copied = std::fs::copy(a(1), a(2)).and_then(|_| {
+                std::fs::set_permissions(a(2), std::fs::Permissions::from_mode(0o755))
+            });
+            match copied {
+                Ok(()) => exec(&a(2), &["noop".to_string()]),
+                Err(e) => result(Err::<(), _>(e)),
+            }
+        }
+        // One raw system call: `raw NR [ARG...]`, each a number (decimal, 0x hex, or
+        // negative) or `path:TEXT` (a pointer to that NUL-terminated string). The number and
+        // arguments go to the kernel as given, all 64 bits of each.
+        "raw" => {
+            let strings: Vec<CString> = args[2..]
+                .iter()
+                .filter_map(|x| x.strip_prefix("path:").map(c))
+                .collect();
+            let mut next_string = strings.iter();
+            let mut v = [0u64; 6];
+            for (i, x) in args[2..].iter().enumerate().take(6) {
+                v[i] = if x.starts_with("path:") {
+                    next_string.next().unwrap().as_ptr() as u64
+                } else {
+                    number(x)
+                };
+            }
+            report(unsafe {
+                libc::syscall(
+                    number(&a(1)) as libc::c_long,
+                    v[0],
+                    v[1],
+                    v[2],
+                    v[3],
+                    v[4],
+                    v[5],
+                )
+            })
+        }
+        // One system call through the 32-bit entry (`int $0x80`, the i386 ABI, whose numbers
+        // differ: 20 is getpid): `int80 NR [ARG...]`. Prints ok or the errno; a seccomp
+        // filter that refuses the architecture kills the process instead.
+        #[cfg(target_arch = "x86_64")]
+        "int80" => {
+            let mut v = [0u32; 3];
+            for (i, x) in args[2..].iter().enumerate().take(3) {
+                v[i] = number(x) as u32;
+            }
+            let mut ret: u32 = number(&a(1)) as u32;
+            // SAFETY (test helper): a system call through the compatibility entry; the
+            // registers it clobbers (r8-r11 are zeroed by the kernel on that path) are named.
+            unsafe {
+                std::arch::asm!(
+                    "push rbx",
+                    "mov ebx, {b:e}",
+                    "int 0x80",
+                    "pop rbx",
+                    b = in(reg) v[0],
+                    inout("eax") ret,
+                    in("ecx") v[1],
+                    in("edx") v[2],
+                    lateout("r8") _, lateout("r9") _, lateout("r10") _, lateout("r11") _,
+                );
+            }
+            let ret = ret as i32;
+            if ret < 0 {
+                println!("{}", errno_name(-ret));
+            } else {
+                println!("ok");
+            }
+        }
         other => {
             eprintln!("violate: unknown action {other:?}");
             std::process::exit(2);

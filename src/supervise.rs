@@ -405,6 +405,12 @@ const RELAY_PIPE: usize = 1 << 20;
 fn supervise(plan: &Plan, capture: Capture) -> Outcome {
     let host_ns = namespace_inodes("self");
 
+    // A caller may have left SIGCHLD ignored (a disposition execve keeps): then the kernel
+    // reaps cw-exec's and init's children itself and sends no SIGCHLD, and neither would
+    // ever see its child end (the run would hang). Init inherits the default from here.
+    if let Err(e) = sys::default_disposition(libc::SIGCHLD) {
+        return refused("SIGCHLD's default disposition", e.to_string());
+    }
     // Signals we forward or watch are blocked and read through a signalfd; init inherits
     // the mask and waits for them synchronously.
     let terminal = sandbox_terminal(capture);
@@ -511,6 +517,9 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
             _ => refused(NETNS_STEP, e),
         };
     }
+    // Neither process needs the namespaces' descriptors any more; init in particular must
+    // not keep its copy of the one of cw-exec's own (the host's) network namespace.
+    drop(fresh_net);
     let init = match cloned {
         Ok(Some(pid)) => pid,
         Ok(None) => {

@@ -591,44 +591,49 @@ pub fn landlock_abi() -> Result<u32, io::Error> {
     }
 }
 
-/// Restores default dispositions for every catchable signal and unblocks them all.
-/// Ignored signals and the signal mask survive execve; the Rust runtime ignores SIGPIPE and
-/// cw-exec blocks the signals it forwards, and the sandboxed command must see neither.
-pub fn reset_signals_for_exec() {
+/// Restores default dispositions for the signals this process ignores and unblocks every
+/// signal: ignored signals and the signal mask survive execve (the Rust runtime ignores
+/// SIGPIPE, a caller may have left any signal ignored, SIGRTMIN+n too, and cw-exec blocks
+/// the signals it forwards), and the sandboxed command must see none of that. `ignored` is
+/// what the kernel says this process ignores (the `SigIgn` mask of /proc/self/status, signal
+/// N at bit N-1, 1..=64): execve itself resets every caught signal to its default and keeps
+/// only ignored ones, so only those are reset here, one call each. Without the mask (None),
+/// every signal.
+pub fn reset_signals_for_exec_given(ignored: Option<u64>) {
     use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
-    for sig in 1..=31 {
-        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+    let ignored = ignored.unwrap_or(u64::MAX);
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP || ignored & (1u64 << (sig - 1)) == 0 {
             continue;
         }
-        // SAFETY: installing SIG_DFL runs no code of ours in signal context, so there is
-        // no handler whose safety could be in question.
-        unsafe {
-            libc::signal(sig, libc::SIG_DFL);
-        }
+        let _ = default_disposition(sig);
     }
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
 }
 
-/// `reset_signals_for_exec` with what the kernel says this process ignores (`ignored`: the
-/// `SigIgn` mask of /proc/self/status, signal N at bit N-1): execve itself resets every caught
-/// signal to its default and keeps only ignored ones, so only those are reset here, one call
-/// each, and the mask cleared. Without the mask, every signal, as `reset_signals_for_exec`.
-pub fn reset_signals_for_exec_given(ignored: Option<u64>) {
-    use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
-    let Some(ignored) = ignored else {
-        return reset_signals_for_exec();
+/// Sets the disposition of signal `sig` (1..=64) to SIG_DFL with `rt_sigaction` directly:
+/// glibc's wrapper refuses the two signals it reserves for itself (32, 33), which a caller may
+/// still have left ignored.
+pub fn default_disposition(sig: libc::c_int) -> io::Result<()> {
+    // The kernel's `struct sigaction` (handler, flags, restorer where the architecture has
+    // one, mask): all zero is SIG_DFL with no flags and an empty mask, whatever the layout.
+    let act = [0u64; 4];
+    // SAFETY: rt_sigaction reads one zeroed kernel `struct sigaction` (at most 32 bytes on
+    // every architecture) from a live local and writes nothing (no old action asked for); the
+    // mask size is the kernel's (64 signals, 8 bytes). SIG_DFL runs no code of ours.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            sig,
+            act.as_ptr(),
+            std::ptr::null_mut::<libc::c_void>(),
+            8usize,
+        )
     };
-    for sig in 1..=31 {
-        if sig == libc::SIGKILL || sig == libc::SIGSTOP || ignored & (1u64 << (sig - 1)) == 0 {
-            continue;
-        }
-        // SAFETY: installing SIG_DFL runs no code of ours in signal context, so there is
-        // no handler whose safety could be in question.
-        unsafe {
-            libc::signal(sig, libc::SIG_DFL);
-        }
+    if ret == -1 {
+        return Err(io::Error::last_os_error());
     }
-    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    Ok(())
 }
 
 /// What one `statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW)` says about the object behind a

@@ -32,12 +32,27 @@ pub struct Fresh {
 impl Pending {
     /// Starts making one. A thread that cannot be started leaves nothing behind.
     pub fn start() -> Result<Pending, String> {
-        std::thread::Builder::new()
+        use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
+        // The thread is born with every signal blocked (a new thread inherits its creator's
+        // mask): blocking them only as its first step would leave a moment, before it runs,
+        // in which the kernel could hand it a signal the main thread has blocked by then (and
+        // reads through its signalfd), whose default action would then end cw-exec.
+        let mut before = SigSet::empty();
+        pthread_sigmask(
+            SigmaskHow::SIG_SETMASK,
+            Some(&SigSet::all()),
+            Some(&mut before),
+        )
+        .map_err(|e| format!("blocking signals: {e}"))?;
+        let started = std::thread::Builder::new()
             .name("cw-exec-netns".into())
             .stack_size(64 << 10)
             .spawn(make)
             .map(|handle| Pending(Mutex::new(Some(handle))))
-            .map_err(|e| format!("starting a thread: {e}"))
+            .map_err(|e| format!("starting a thread: {e}"));
+        pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&before), None)
+            .map_err(|e| format!("restoring the signal mask: {e}"))?;
+        started
     }
 
     /// The namespace, once made; `None` when it was taken already. An error says why the
