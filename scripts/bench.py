@@ -38,7 +38,7 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CW = os.path.join(ROOT, "target", "release", "cw-exec")
+CW = os.path.join(ROOT, "target", "bench", "cw-exec")  # an installed copy: scripts/bench
 BUILD = os.path.join(ROOT, "target", "bench")
 RUNNER = os.path.join(BUILD, "interleave")
 WRAPPER = os.path.join(BUILD, "landlock-seccomp")
@@ -619,7 +619,7 @@ def markdown(res, date):
 
 def main():
     if not os.access(RUNNER, os.X_OK) or not os.access(CW, os.X_OK):
-        sys.exit("bench: target/bench/interleave or target/release/cw-exec is missing: run scripts/bench, which builds them")
+        sys.exit("bench: target/bench/interleave or target/bench/cw-exec is missing: run scripts/bench, which builds them")
     os.makedirs(R, exist_ok=True)
     os.makedirs(T, exist_ok=True)
     work = tempfile.mkdtemp(prefix="cwx-bench-", dir="/var/tmp")
