@@ -495,6 +495,7 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
         .filter(|net| net.enter().is_ok());
     if fresh_net.is_some() {
         flags &= !libc::CLONE_NEWNET;
+        crate::timings::mark("network namespace: entered");
     }
     let v2_dir = cgroups.as_ref().and_then(RunCgroups::v2_dir);
     let born_in_cgroup = v2_dir

@@ -71,9 +71,11 @@ fn make() -> Result<Fresh, String> {
     // Every signal stays with the main thread (cw-exec reads them through a signalfd once
     // it has blocked them): this thread must not take one and its default action.
     let _ = nix::sys::signal::SigSet::all().thread_block();
+    crate::timings::mark("network namespace: its thread runs");
     let home = namespace_of_this_thread().map_err(|e| format!("its own: {e}"))?;
     unshare(CloneFlags::CLONE_NEWNET).map_err(|e| format!("unshare(CLONE_NEWNET): {e}"))?;
     let fresh = namespace_of_this_thread().map_err(|e| format!("the new one: {e}"))?;
+    crate::timings::mark("network namespace: made on its thread");
     Ok(Fresh { fresh, home })
 }
 
