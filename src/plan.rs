@@ -426,7 +426,7 @@ impl Plan {
     pub fn build(req: &Request) -> Result<Plan, Refusal> {
         // Descriptors held for the run stay clear of the lowest numbers (see
         // `keep_low_descriptors_free`); released when the plan is built.
-        let _low = keep_low_descriptors_free();
+        let _low = LowRoom(keep_low_descriptors_free());
         // A cool-workflow policy stands in for the default profile; an explicit one adds to it.
         let (profile_id, profile) = match (&req.profile, &req.cw) {
             (Some(name), _) => Profile::load(name).map_err(bad)?,
@@ -1062,6 +1062,16 @@ fn keep_low_descriptors_free() -> Vec<std::os::fd::OwnedFd> {
         kept.push(fd);
     }
     kept
+}
+
+/// The room `keep_low_descriptors_free` made, given back when dropped: consecutive
+/// descriptors, closed with one `close_range` (one per run of numbers).
+struct LowRoom(Vec<std::os::fd::OwnedFd>);
+
+impl Drop for LowRoom {
+    fn drop(&mut self) {
+        crate::sys::close_all(std::mem::take(&mut self.0));
+    }
 }
 
 /// The binds the view needs, parents before children, leaving out any path whose nearest
@@ -3051,16 +3061,46 @@ fn fresh_netns(tier: Tier, net: NetMode) -> Option<crate::kernel::netns::Pending
         .and_then(Result::ok)
 }
 
-/// Namespace inodes of the calling process, keyed by namespace name.
+/// The namespaces `namespace_inodes` reports.
+const NAMESPACES: [&str; 7] = ["user", "mnt", "pid", "net", "ipc", "uts", "cgroup"];
+
+/// Namespace inodes of the calling process, keyed by namespace name: the inode of the nsfs
+/// object each `/proc/PID/ns/NAME` link leads to (what `stat` of the link reports).
+///
+/// One `O_PATH` open of `/proc/PID/ns`, then one `readlinkat` per namespace relative to it:
+/// the link reads `NAME:[INODE]`, the inode number nsfs gives that namespace's inode
+/// (`ns_get_name` prints `ns->inum`; the nsfs inode's `i_ino` is `ns->inum`). Reading the
+/// link names the namespace without following it into nsfs, as `stat` of each full path
+/// did (a path walk through /proc each, and an nsfs lookup). A link that does not read as
+/// its own name and an inode is left out, as a missing one is.
 pub fn namespace_inodes(pid: &str) -> BTreeMap<String, u64> {
-    ["user", "mnt", "pid", "net", "ipc", "uts", "cgroup"]
+    let Ok(dir) = nix::fcntl::open(
+        format!("/proc/{pid}/ns").as_str(),
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    ) else {
+        return BTreeMap::new();
+    };
+    NAMESPACES
         .iter()
         .filter_map(|ns| {
-            std::fs::metadata(format!("/proc/{pid}/ns/{ns}"))
-                .ok()
-                .map(|m| (ns.to_string(), m.ino()))
+            let target = nix::fcntl::readlinkat(&dir, *ns).ok()?;
+            let inode = namespace_link_inode(ns, target.as_bytes())?;
+            Some((ns.to_string(), inode))
         })
         .collect()
+}
+
+/// The inode a namespace link's target `NAME:[INODE]` names, if it names namespace `ns`.
+fn namespace_link_inode(ns: &str, target: &[u8]) -> Option<u64> {
+    let digits = target
+        .strip_prefix(ns.as_bytes())?
+        .strip_prefix(b":[")?
+        .strip_suffix(b"]")?;
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
 /// A path's bytes as a C string (paths from the plan never contain NUL).
@@ -3413,5 +3453,45 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The inodes read from the links are the ones `stat` of each link reports (it follows
+    /// the link to the nsfs inode), for this process and another; a target that is not the
+    /// namespace's own name and an inode is refused.
+    #[test]
+    fn namespace_inodes_are_what_stat_of_each_link_reports() {
+        for pid in [
+            "self".to_string(),
+            "1".to_string(),
+            std::process::id().to_string(),
+        ] {
+            let read = namespace_inodes(&pid);
+            let stat: BTreeMap<String, u64> = NAMESPACES
+                .iter()
+                .filter_map(|ns| {
+                    std::fs::metadata(format!("/proc/{pid}/ns/{ns}"))
+                        .ok()
+                        .map(|m| (ns.to_string(), m.ino()))
+                })
+                .collect();
+            assert_eq!(read, stat, "/proc/{pid}/ns");
+        }
+        assert_eq!(namespace_inodes("self").len(), NAMESPACES.len());
+        assert_eq!(
+            namespace_link_inode("net", b"net:[4026531840]"),
+            Some(4026531840)
+        );
+        for bad in [
+            &b"mnt:[4026531840]"[..],
+            b"net:[]",
+            b"net:[12x]",
+            b"net:[12",
+            b"net:12]",
+            b"net:[+12]",
+            b"net:[12]x",
+        ] {
+            assert_eq!(namespace_link_inode("net", bad), None, "{bad:?}");
+        }
+        assert!(namespace_inodes("0").is_empty());
     }
 }

@@ -254,6 +254,39 @@ pub fn cloexec_from(first: u32) -> io::Result<()> {
     }
 }
 
+/// Closes descriptors this process owns: each run of consecutive numbers with one
+/// `close_range` (Linux 5.9), instead of one `close` each.
+pub fn close_all(fds: Vec<std::os::fd::OwnedFd>) {
+    use std::os::fd::IntoRawFd;
+    let mut raw: Vec<std::os::fd::RawFd> = fds.into_iter().map(IntoRawFd::into_raw_fd).collect();
+    raw.sort_unstable();
+    let mut start = 0;
+    while start < raw.len() {
+        let mut end = start;
+        while end + 1 < raw.len() && raw[end + 1] == raw[end] + 1 {
+            end += 1;
+        }
+        // SAFETY: every descriptor in raw[start..=end] was owned by the caller and given up
+        // (`into_raw_fd`), so nothing else closes or uses it; the range is exactly those
+        // numbers, consecutive, so no other descriptor is closed.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_close_range,
+                raw[start] as libc::c_uint,
+                raw[end] as libc::c_uint,
+                0 as libc::c_uint,
+            )
+        };
+        if ret == -1 {
+            for fd in &raw[start..=end] {
+                // SAFETY: as above; close_range closed none of them (it fails before closing).
+                unsafe { libc::close(*fd) };
+            }
+        }
+        start = end + 1;
+    }
+}
+
 const SECBIT_NOROOT: libc::c_ulong = 1 << 0;
 const SECBIT_NOROOT_LOCKED: libc::c_ulong = 1 << 1;
 const SECBIT_NO_SETUID_FIXUP: libc::c_ulong = 1 << 2;
@@ -746,6 +779,118 @@ pub fn mount_id_unique(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<u64> {
         return Err(io::Error::from_raw_os_error(libc::ENOSYS));
     }
     Ok(buf.stx_mnt_id)
+}
+
+/// The unique id (Linux 6.8) of the mount a path is on, the path's last component not
+/// followed if it is a symlink (`statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW,
+/// STATX_MNT_ID_UNIQUE)`), for `statmount`. An error where the kernel does not know the field.
+pub fn path_mount_id_unique(path: &std::ffi::CStr) -> io::Result<u64> {
+    // SAFETY: statx is plain old data, all-zero is a valid value.
+    let mut buf: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: `buf` is a live, exclusively borrowed statx the kernel writes at most
+    // size_of::<statx>() bytes into; `path` is a NUL-terminated string borrowed for the call.
+    let ret = unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+            libc::STATX_MNT_ID_UNIQUE,
+            &mut buf,
+        )
+    };
+    if ret == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    if buf.stx_mask & libc::STATX_MNT_ID_UNIQUE == 0 {
+        return Err(io::Error::from_raw_os_error(libc::ENOSYS));
+    }
+    Ok(buf.stx_mnt_id)
+}
+
+/// What `statmount(2)` says about one mount: its file system's magic, where it is mounted
+/// (relative to the caller's root, as /proc/self/mountinfo shows it), and the file system's
+/// own options (`show_options`, e.g. `memory` for a cgroup v1 hierarchy) where the kernel
+/// reports them (Linux 6.11).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MountFacts {
+    pub magic: u64,
+    pub mount_point: Vec<u8>,
+    pub options: Option<Vec<u8>>,
+}
+
+/// `statmount(2)` (Linux 6.8; the same number on every architecture's unified table).
+const SYS_STATMOUNT: libc::c_long = 457;
+
+/// `statmount(2)` of the mount with unique id `mnt_id` in the caller's mount namespace: one
+/// mount, described by the kernel, without reading the whole mount table. An error where the
+/// kernel lacks the call, refuses it, or leaves out the magic or the mount point.
+pub fn statmount(mnt_id: u64) -> io::Result<MountFacts> {
+    const SB_BASIC: u64 = 0x1;
+    const MNT_POINT: u64 = 0x10;
+    const MNT_OPTS: u64 = 0x80;
+    // struct statmount (include/uapi/linux/mount.h): offsets of the fields read here; the
+    // strings follow the 512-byte fixed part, each field an offset into them.
+    const MASK: usize = 8;
+    const SB_MAGIC: usize = 24;
+    const MNT_OPTS_AT: usize = 4;
+    const MNT_POINT_AT: usize = 108;
+    const STRINGS: usize = 512;
+    #[repr(C)]
+    struct MntIdReq {
+        size: u32,
+        spare: u32,
+        mnt_id: u64,
+        param: u64,
+    }
+    #[repr(C, align(8))]
+    struct Buf([u8; 4096]);
+    let req = MntIdReq {
+        size: std::mem::size_of::<MntIdReq>() as u32,
+        spare: 0,
+        mnt_id,
+        param: SB_BASIC | MNT_POINT | MNT_OPTS,
+    };
+    let mut buf = Buf([0; 4096]);
+    // SAFETY: `req` is a properly laid-out struct mnt_id_req whose size field says how much
+    // the kernel may read; the kernel writes at most `buf.0.len()` bytes into `buf`, a live,
+    // exclusively borrowed buffer of that length.
+    let ret = unsafe {
+        libc::syscall(
+            SYS_STATMOUNT,
+            &req as *const MntIdReq,
+            buf.0.as_mut_ptr(),
+            buf.0.len(),
+            0 as libc::c_uint,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let b = &buf.0;
+    let u32_at = |at: usize| u32::from_ne_bytes(b[at..at + 4].try_into().expect("4 bytes"));
+    let u64_at = |at: usize| u64::from_ne_bytes(b[at..at + 8].try_into().expect("8 bytes"));
+    let size = (u32_at(0) as usize).min(b.len());
+    let string = |field: usize| -> Option<Vec<u8>> {
+        let start = STRINGS.checked_add(u32_at(field) as usize)?;
+        let rest = b.get(start..size)?;
+        let len = rest.iter().position(|c| *c == 0)?;
+        Some(rest[..len].to_vec())
+    };
+    let mask = u64_at(MASK);
+    let missing = || io::Error::new(io::ErrorKind::Unsupported, "statmount left a field out");
+    if mask & SB_BASIC == 0 || mask & MNT_POINT == 0 {
+        return Err(missing());
+    }
+    Ok(MountFacts {
+        magic: u64_at(SB_MAGIC),
+        mount_point: string(MNT_POINT_AT).ok_or_else(missing)?,
+        // No options at all leaves the bit clear (a cgroup2 mount without any): empty.
+        options: if mask & MNT_OPTS != 0 {
+            Some(string(MNT_OPTS_AT).ok_or_else(missing)?)
+        } else {
+            None
+        },
+    })
 }
 
 /// `listmount(2)` (Linux 6.8; the same number on every architecture's unified table).

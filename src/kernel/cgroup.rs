@@ -71,7 +71,7 @@ impl Hierarchy {
         match self {
             Hierarchy::V1(p) => p.join("memory.memsw.limit_in_bytes").exists(),
             Hierarchy::V2(_) => {
-                let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+                let cmdline = read_small(Path::new("/proc/cmdline")).unwrap_or_default();
                 !cmdline
                     .split_whitespace()
                     .any(|w| w == "swapaccount=0" || w == "cgroup.memory=noswap")
@@ -82,15 +82,18 @@ impl Hierarchy {
 
 /// Whether the host has swap in use (`/proc/swaps` lists a device or file).
 pub fn host_has_swap() -> bool {
-    std::fs::read_to_string("/proc/swaps")
+    read_small(Path::new("/proc/swaps"))
         .map(|t| t.lines().skip(1).any(|l| !l.trim().is_empty()))
         .unwrap_or(false)
 }
 
-/// One line of /proc/self/mountinfo that mounts a cgroup hierarchy.
+/// A mounted cgroup hierarchy: one line of /proc/self/mountinfo, or what `statmount` says of
+/// one mount.
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct CgroupMount {
     mount_point: PathBuf,
     v2: bool,
+    /// The file system's options (for v1, the controllers bound to the hierarchy among them).
     controllers: Vec<String>,
 }
 
@@ -135,6 +138,34 @@ fn own_paths(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Where the cgroup v2 hierarchy is mounted, by convention: alone (a v2 host, a container),
+/// or beside the v1 hierarchies (a hybrid host).
+const V2_MOUNT_POINTS: [&str; 2] = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"];
+
+/// Where a v1 hierarchy is mounted by convention (systemd, container runtimes): beneath
+/// /sys/fs/cgroup, named by its controllers as /proc/self/cgroup lists them (`cpu,cpuacct`;
+/// `name=systemd` as `systemd`).
+fn v1_mount_point(controllers: &str) -> PathBuf {
+    let name: Vec<&str> = controllers
+        .split(',')
+        .map(|c| c.strip_prefix("name=").unwrap_or(c))
+        .collect();
+    Path::new("/sys/fs/cgroup").join(name.join(","))
+}
+
+/// What the kernel says is mounted at exactly one path (see `CgroupFs::mount_at`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum MountAt {
+    /// A cgroup hierarchy has its mount point there.
+    Cgroup(CgroupMount),
+    /// Nothing there, or not a cgroup mount point (another file system, a directory inside
+    /// a mount, a symlink).
+    Other,
+    /// The kernel cannot say (no `statmount`, or it left out what is needed): read the
+    /// mount table instead.
+    Unknown,
+}
+
 /// What discovery asks the file system, as a seam: the host's answers, or recorded ones in
 /// unit tests.
 trait CgroupFs {
@@ -142,13 +173,36 @@ trait CgroupFs {
     fn subtree_control(&self, cgroup: &Path) -> String;
     /// Whether this process may create a cgroup beneath this one.
     fn writable(&self, cgroup: &Path) -> bool;
+    /// The cgroup hierarchy mounted at exactly `path`, as the kernel describes that one
+    /// mount: no mount table is read.
+    fn mount_at(&self, path: &Path) -> MountAt;
+    /// The text of /proc/self/mountinfo (read only when `mount_at` cannot answer).
+    fn mountinfo(&self) -> String;
 }
 
-struct HostFs;
+/// A small /proc or cgroup file, read in one go (no size probe: these report size 0).
+fn read_small(path: &Path) -> Option<String> {
+    let file = std::fs::File::open(path).ok()?;
+    let bytes = crate::fsio::read_limited(file, 1 << 20).ok()?;
+    String::from_utf8(bytes).ok()
+}
+
+/// The host's answers; `cgroup.subtree_control` read once per cgroup (every controller asks).
+#[derive(Default)]
+struct HostFs {
+    subtree: std::cell::RefCell<Vec<(PathBuf, String)>>,
+}
 
 impl CgroupFs for HostFs {
     fn subtree_control(&self, cgroup: &Path) -> String {
-        std::fs::read_to_string(cgroup.join("cgroup.subtree_control")).unwrap_or_default()
+        if let Some((_, text)) = self.subtree.borrow().iter().find(|(p, _)| p == cgroup) {
+            return text.clone();
+        }
+        let text = read_small(&cgroup.join("cgroup.subtree_control")).unwrap_or_default();
+        self.subtree
+            .borrow_mut()
+            .push((cgroup.to_path_buf(), text.clone()));
+        text
     }
     fn writable(&self, path: &Path) -> bool {
         path.is_dir()
@@ -158,27 +212,144 @@ impl CgroupFs for HostFs {
             )
             .is_ok()
     }
+    fn mount_at(&self, path: &Path) -> MountAt {
+        use std::os::unix::ffi::OsStrExt;
+        const CGROUP_SUPER_MAGIC: u64 = 0x0027_e0eb;
+        const CGROUP2_SUPER_MAGIC: u64 = 0x6367_7270;
+        let Ok(name) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+            return MountAt::Other;
+        };
+        let mnt_id = match crate::sys::path_mount_id_unique(&name) {
+            Ok(id) => id,
+            Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => return MountAt::Unknown,
+            Err(_) => return MountAt::Other,
+        };
+        let Ok(facts) = crate::sys::statmount(mnt_id) else {
+            return MountAt::Unknown;
+        };
+        if facts.mount_point != path.as_os_str().as_bytes() {
+            return MountAt::Other;
+        }
+        let options = |o: &[u8]| -> Vec<String> {
+            String::from_utf8_lossy(o)
+                .split(',')
+                .map(str::to_string)
+                .collect()
+        };
+        match facts.magic {
+            CGROUP2_SUPER_MAGIC => MountAt::Cgroup(CgroupMount {
+                mount_point: path.to_path_buf(),
+                v2: true,
+                controllers: vec![],
+            }),
+            CGROUP_SUPER_MAGIC => match &facts.options {
+                Some(o) => MountAt::Cgroup(CgroupMount {
+                    mount_point: path.to_path_buf(),
+                    v2: false,
+                    controllers: options(o),
+                }),
+                // A v1 hierarchy always has options (its controllers, or a name): a kernel
+                // that does not report them cannot prove which hierarchy this is.
+                None => MountAt::Unknown,
+            },
+            _ => MountAt::Other,
+        }
+    }
+    fn mountinfo(&self) -> String {
+        read_small(Path::new("/proc/self/mountinfo")).unwrap_or_default()
+    }
 }
 
-/// This process's view of the cgroup hierarchies, read once per run (two /proc files) and
-/// asked about each controller.
+/// This process's view of the cgroup hierarchies, read once per run and asked about each
+/// controller.
+///
+/// Where a hierarchy is mounted is asked of the kernel mount by mount (`statmount`, Linux
+/// 6.8/6.11) at the conventional mount points (`V2_MOUNT_POINTS`, `v1_mount_point`):
+/// /proc/self/mountinfo lists every mount of the namespace, and generating it takes the
+/// global mount lock for as long as that takes (sandboxes building their views wait on it,
+/// and it on them). Only where the kernel cannot say, or nothing is at the conventional place,
+/// is the table read, and then read as before: the first cgroup2 mount, the first v1 mount
+/// of the controller. The two agree except where one hierarchy is mounted twice, once at the
+/// conventional place: then that one is used.
 pub struct CgroupHost {
-    mounts: Vec<CgroupMount>,
     own: Vec<(String, String)>,
+    /// The cgroup mounts of /proc/self/mountinfo, once read.
+    table: std::cell::OnceCell<Vec<CgroupMount>>,
+    /// The v2 mount point, once found (None: none is mounted).
+    v2: std::cell::OnceCell<Option<PathBuf>>,
+    fs: HostFs,
 }
 
 impl CgroupHost {
     pub fn read() -> CgroupHost {
-        let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
-        CgroupHost::parse(&read("/proc/self/mountinfo"), &read("/proc/self/cgroup"))
+        CgroupHost::with_own(&read_small(Path::new("/proc/self/cgroup")).unwrap_or_default())
     }
 
-    /// From the texts of /proc/self/mountinfo and /proc/self/cgroup.
-    fn parse(mountinfo: &str, cgroup: &str) -> CgroupHost {
+    /// From the text of /proc/self/cgroup; mounts are looked up as needed.
+    fn with_own(cgroup: &str) -> CgroupHost {
         CgroupHost {
-            mounts: cgroup_mounts(mountinfo),
             own: own_paths(cgroup),
+            table: std::cell::OnceCell::new(),
+            v2: std::cell::OnceCell::new(),
+            fs: HostFs::default(),
         }
+    }
+
+    /// From the texts of /proc/self/mountinfo and /proc/self/cgroup (the table already read).
+    #[cfg(test)]
+    fn parse(mountinfo: &str, cgroup: &str) -> CgroupHost {
+        let host = CgroupHost::with_own(cgroup);
+        let _ = host.table.set(cgroup_mounts(mountinfo));
+        host
+    }
+
+    fn table(&self, fs: &dyn CgroupFs) -> &[CgroupMount] {
+        self.table.get_or_init(|| cgroup_mounts(&fs.mountinfo()))
+    }
+
+    /// Where the cgroup v2 hierarchy is mounted, if it is: at a conventional place as the
+    /// kernel says, else the table's first cgroup2 mount. Without a v2 line in
+    /// /proc/self/cgroup it is mounted nowhere (the kernel lists the v2 hierarchy there once
+    /// it has been mounted).
+    fn v2_mount(&self, fs: &dyn CgroupFs) -> Option<PathBuf> {
+        self.v2
+            .get_or_init(|| {
+                if !self.own.iter().any(|(c, _)| c.is_empty()) {
+                    return None;
+                }
+                for point in V2_MOUNT_POINTS {
+                    match fs.mount_at(Path::new(point)) {
+                        MountAt::Cgroup(m) if m.v2 => return Some(m.mount_point),
+                        MountAt::Cgroup(_) | MountAt::Other => {}
+                        MountAt::Unknown => break,
+                    }
+                }
+                self.table(fs)
+                    .iter()
+                    .find(|m| m.v2)
+                    .map(|m| m.mount_point.clone())
+            })
+            .clone()
+    }
+
+    /// Where the v1 hierarchy of the controller `name` is mounted, if it is: at the
+    /// conventional place of the hierarchy /proc/self/cgroup lists it in, as the kernel says,
+    /// else the table's first v1 mount of it. A controller /proc/self/cgroup lists in no v1
+    /// hierarchy is mounted in none (every v1 hierarchy is listed there).
+    fn v1_mount(&self, fs: &dyn CgroupFs, name: &str) -> Option<PathBuf> {
+        let (controllers, _) = self
+            .own
+            .iter()
+            .find(|(c, _)| c.split(',').any(|c| c == name))?;
+        if let MountAt::Cgroup(m) = fs.mount_at(&v1_mount_point(controllers)) {
+            if !m.v2 && m.controllers.iter().any(|c| c == name) {
+                return Some(m.mount_point);
+            }
+        }
+        self.table(fs)
+            .iter()
+            .find(|m| !m.v2 && m.controllers.iter().any(|c| c == name))
+            .map(|m| m.mount_point.clone())
     }
 
     /// Finds where `controller` can be used by this process, preferring cgroup v2.
@@ -189,7 +360,7 @@ impl CgroupHost {
     /// Where `controller` can be used by this process, preferring cgroup v2; or why it
     /// cannot be, naming every place looked at.
     pub fn find(&self, controller: Controller) -> Result<Hierarchy, String> {
-        self.find_in(controller, &HostFs, nix::unistd::geteuid().as_raw())
+        self.find_in(controller, &self.fs, nix::unistd::geteuid().as_raw())
     }
 
     fn find_in(
@@ -198,24 +369,21 @@ impl CgroupHost {
         fs: &dyn CgroupFs,
         uid: u32,
     ) -> Result<Hierarchy, String> {
-        let (mounts, own) = (&self.mounts, &self.own);
+        let own = &self.own;
         let join = |mount: &Path, rel: &str| match rel.trim_start_matches('/') {
             "" => mount.to_path_buf(),
             rel => mount.join(rel),
         };
         let mut why: Vec<String> = vec![];
-        match (
-            mounts.iter().find(|m| m.v2),
-            own.iter().find(|(c, _)| c.is_empty()),
-        ) {
-            (Some(m), Some((_, rel))) => {
+        match (self.v2_mount(fs), own.iter().find(|(c, _)| c.is_empty())) {
+            (Some(mount_point), Some((_, rel))) => {
                 // cw-exec's own cgroup (a delegated subtree, or the root), then the hierarchy's
                 // root: the root cgroup may hold processes and enabled controllers at once, so a
                 // caller who may write there (root, usually) gets whole-sandbox limits on a
                 // systemd host, where its own cgroup is a leaf with no controllers enabled below it.
-                let mut candidates = vec![join(&m.mount_point, rel)];
-                if candidates[0] != m.mount_point {
-                    candidates.push(m.mount_point.clone());
+                let mut candidates = vec![join(&mount_point, rel)];
+                if candidates[0] != mount_point {
+                    candidates.push(mount_point.clone());
                 }
                 for parent in candidates {
                     let enabled = fs.subtree_control(&parent);
@@ -243,10 +411,7 @@ impl CgroupHost {
             (Some(_), None) => why.push("/proc/self/cgroup names no cgroup v2 cgroup".into()),
         }
         let name = controller.v1_name();
-        let Some(m) = mounts
-            .iter()
-            .find(|m| !m.v2 && m.controllers.iter().any(|c| c == name))
-        else {
+        let Some(mount_point) = self.v1_mount(fs, name) else {
             why.push(format!("no cgroup v1 {name} hierarchy is mounted"));
             return Err(why.join("; "));
         };
@@ -256,7 +421,7 @@ impl CgroupHost {
             ));
             return Err(why.join("; "));
         };
-        let parent = join(&m.mount_point, rel);
+        let parent = join(&mount_point, rel);
         if fs.writable(&parent) {
             return Ok(Hierarchy::V1(parent));
         }
@@ -623,10 +788,28 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
-    /// Recorded answers: subtree_control per cgroup, and the cgroups this process may write.
+    /// Recorded answers: subtree_control per cgroup, and the cgroups this process may write;
+    /// for the mount-by-mount lookup, the mount table it is answered from (`statmount`: what
+    /// the kernel would say of the topmost mount at a path) and how often the whole table
+    /// was read.
     struct Recorded {
         enabled: BTreeMap<&'static str, &'static str>,
         writable: Vec<&'static str>,
+        mounts: &'static str,
+        statmount: bool,
+        table_reads: std::cell::Cell<usize>,
+    }
+
+    impl Recorded {
+        fn new(enabled: BTreeMap<&'static str, &'static str>, writable: Vec<&'static str>) -> Self {
+            Recorded {
+                enabled,
+                writable,
+                mounts: "",
+                statmount: false,
+                table_reads: std::cell::Cell::new(0),
+            }
+        }
     }
 
     impl CgroupFs for Recorded {
@@ -638,6 +821,25 @@ mod tests {
         }
         fn writable(&self, cgroup: &Path) -> bool {
             self.writable.contains(&cgroup.to_str().unwrap())
+        }
+        fn mount_at(&self, path: &Path) -> MountAt {
+            if !self.statmount {
+                return MountAt::Unknown;
+            }
+            let table = self.mounts;
+            // The topmost mount at the path: the last line mounting there.
+            let line = table
+                .lines()
+                .rev()
+                .find(|l| l.split(' ').nth(4) == Some(path.to_str().unwrap()));
+            match line.map(cgroup_mounts).and_then(|m| m.into_iter().next()) {
+                Some(m) => MountAt::Cgroup(m),
+                None => MountAt::Other,
+            }
+        }
+        fn mountinfo(&self) -> String {
+            self.table_reads.set(self.table_reads.get() + 1);
+            self.mounts.to_string()
         }
     }
 
@@ -660,10 +862,10 @@ mod tests {
     #[test]
     fn v1_controllers_are_found_in_the_callers_own_cgroup() {
         let host = CgroupHost::parse(V1_MOUNTINFO, V1_CGROUP);
-        let fs = Recorded {
-            enabled: BTreeMap::new(),
-            writable: vec!["/sys/fs/cgroup/memory/job/42", "/sys/fs/cgroup/pids"],
-        };
+        let fs = Recorded::new(
+            BTreeMap::new(),
+            vec!["/sys/fs/cgroup/memory/job/42", "/sys/fs/cgroup/pids"],
+        );
         assert_eq!(
             host.find_in(Controller::Memory, &fs, 0),
             Ok(Hierarchy::V1("/sys/fs/cgroup/memory/job/42".into()))
@@ -686,28 +888,25 @@ mod tests {
         let host = CgroupHost::parse(V2_MOUNTINFO, V2_CGROUP);
         let own = "/sys/fs/cgroup/user.slice/user-1000.slice/session-3.scope";
         // A delegated subtree with the controller enabled: the caller's own cgroup.
-        let delegated = Recorded {
-            enabled: BTreeMap::from([(own, "memory pids")]),
-            writable: vec![own],
-        };
+        let delegated = Recorded::new(BTreeMap::from([(own, "memory pids")]), vec![own]);
         assert_eq!(
             host.find_in(Controller::Memory, &delegated, 1000),
             Ok(Hierarchy::V2(own.into()))
         );
         // Root on a systemd host: the leaf has nothing enabled, the root has.
-        let root = Recorded {
-            enabled: BTreeMap::from([("/sys/fs/cgroup", "cpu memory pids")]),
-            writable: vec![own, "/sys/fs/cgroup"],
-        };
+        let root = Recorded::new(
+            BTreeMap::from([("/sys/fs/cgroup", "cpu memory pids")]),
+            vec![own, "/sys/fs/cgroup"],
+        );
         assert_eq!(
             host.find_in(Controller::Pids, &root, 0),
             Ok(Hierarchy::V2("/sys/fs/cgroup".into()))
         );
         // An unprivileged user outside a delegated subtree: nothing usable, each place named.
-        let user = Recorded {
-            enabled: BTreeMap::from([("/sys/fs/cgroup", "cpu memory pids")]),
-            writable: vec![],
-        };
+        let user = Recorded::new(
+            BTreeMap::from([("/sys/fs/cgroup", "cpu memory pids")]),
+            vec![],
+        );
         let err = host.find_in(Controller::Memory, &user, 1000).unwrap_err();
         assert!(err.contains("memory is not enabled"), "{err}");
         assert!(
@@ -720,11 +919,174 @@ mod tests {
     #[test]
     fn no_cgroup_file_system_means_no_hierarchy() {
         let host = CgroupHost::parse("", "");
-        let fs = Recorded {
-            enabled: BTreeMap::new(),
-            writable: vec![],
-        };
+        let fs = Recorded::new(BTreeMap::new(), vec![]);
         let err = host.find_in(Controller::Memory, &fs, 0).unwrap_err();
         assert!(err.contains("no cgroup v2 hierarchy is mounted"), "{err}");
+    }
+
+    /// Host kinds the mount-by-mount lookup must agree on with the mount table: (mountinfo,
+    /// /proc/self/cgroup, cgroups with controllers enabled, writable cgroups, whether the
+    /// lookup finds every hierarchy without reading the table).
+    #[allow(clippy::type_complexity)]
+    const HOSTS: &[(&str, &str, &str, &[(&str, &str)], &[&str], bool)] = &[
+        (
+            "hybrid (this machine)",
+            V1_MOUNTINFO,
+            V1_CGROUP,
+            &[],
+            &["/sys/fs/cgroup/memory/job/42", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/cpuacct"],
+            true,
+        ),
+        (
+            "v2, systemd, root",
+            V2_MOUNTINFO,
+            V2_CGROUP,
+            &[("/sys/fs/cgroup", "cpu memory pids")],
+            &["/sys/fs/cgroup"],
+            true,
+        ),
+        (
+            "v2, delegated subtree",
+            V2_MOUNTINFO,
+            V2_CGROUP,
+            &[("/sys/fs/cgroup/user.slice/user-1000.slice/session-3.scope", "memory pids")],
+            &["/sys/fs/cgroup/user.slice/user-1000.slice/session-3.scope"],
+            true,
+        ),
+        (
+            // The cgroup namespace hides the path: the container's cgroup is its root.
+            "container, v2 with a cgroup namespace",
+            "1210 1200 0:27 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime - cgroup2 cgroup rw,nsdelegate\n",
+            "0::/\n",
+            &[("/sys/fs/cgroup", "memory pids")],
+            &["/sys/fs/cgroup"],
+            true,
+        ),
+        (
+            // No cgroup namespace: the container's cgroup is mounted as the hierarchy's root.
+            "container, v1 without a cgroup namespace",
+            "\
+600 590 0:50 / /sys/fs/cgroup rw,nosuid - tmpfs tmpfs rw,mode=755
+610 600 0:32 /docker/abc /sys/fs/cgroup/memory ro,nosuid - cgroup cgroup rw,memory
+611 600 0:36 /docker/abc /sys/fs/cgroup/pids ro,nosuid - cgroup cgroup rw,pids
+612 600 0:29 /docker/abc /sys/fs/cgroup/cpu,cpuacct ro,nosuid - cgroup cgroup rw,cpu,cpuacct
+",
+            "12:pids:/docker/abc\n4:memory:/docker/abc\n3:cpu,cpuacct:/docker/abc\n1:name=systemd:/docker/abc\n",
+            &[],
+            &["/sys/fs/cgroup/memory"],
+            false,
+        ),
+        (
+            "v1, cpu and cpuacct in one hierarchy, a named one",
+            "\
+31 23 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct
+33 31 0:30 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd
+35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
+",
+            "5:memory:/\n3:cpu,cpuacct:/x\n1:name=systemd:/\n",
+            &[],
+            &["/sys/fs/cgroup/memory", "/sys/fs/cgroup/cpu,cpuacct/x"],
+            false,
+        ),
+        (
+            // Older layouts: nothing at the conventional places, the table decides.
+            "v1 beneath /cgroup, v2 at /run/cgroup2",
+            "\
+40 23 0:40 / /cgroup/memory rw - cgroup cgroup rw,memory
+41 23 0:41 / /cgroup/pids rw - cgroup cgroup rw,pids
+42 23 0:42 / /run/cgroup2 rw - cgroup2 cgroup2 rw
+",
+            "7:pids:/\n4:memory:/a\n0::/\n",
+            &[("/run/cgroup2", "memory")],
+            &["/cgroup/memory/a", "/cgroup/pids", "/run/cgroup2"],
+            false,
+        ),
+        (
+            // A directory named like a hierarchy inside the v2 mount is not a mount point.
+            "v2 with a cgroup called memory",
+            "30 23 0:27 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
+            "0::/memory\n",
+            &[],
+            &["/sys/fs/cgroup/memory"],
+            true,
+        ),
+        ("no cgroups", "", "", &[], &[], true),
+    ];
+
+    /// Asked mount by mount, the hierarchies are where the mount table says, with the same
+    /// answer (or the same refusal, word for word) for every controller and caller; and the
+    /// table is read only where the conventional places do not answer.
+    #[test]
+    fn mount_by_mount_agrees_with_the_mount_table() {
+        for (name, mountinfo, cgroup, enabled, writable, fast) in HOSTS {
+            for uid in [0, 1000] {
+                for controller in [
+                    Controller::Memory,
+                    Controller::Pids,
+                    Controller::CpuAccounting,
+                ] {
+                    let recorded = |statmount: bool| Recorded {
+                        enabled: enabled.iter().copied().collect(),
+                        writable: writable.to_vec(),
+                        mounts: mountinfo,
+                        statmount,
+                        table_reads: std::cell::Cell::new(0),
+                    };
+                    let old = CgroupHost::parse(mountinfo, cgroup).find_in(
+                        controller,
+                        &recorded(false),
+                        uid,
+                    );
+                    let fs = recorded(true);
+                    let new = CgroupHost::with_own(cgroup).find_in(controller, &fs, uid);
+                    assert_eq!(new, old, "{name}: {controller:?}, uid {uid}");
+                    if *fast {
+                        assert_eq!(fs.table_reads.get(), 0, "{name}: {controller:?}");
+                    }
+                    // Without statmount, the table is read (once), as before.
+                    let without = recorded(false);
+                    let host = CgroupHost::with_own(cgroup);
+                    assert_eq!(host.find_in(controller, &without, uid), old, "{name}");
+                    let _ = host.find_in(controller, &without, uid);
+                    assert!(without.table_reads.get() <= 1, "{name}");
+                }
+            }
+        }
+    }
+
+    /// This host, if it has cgroups: the kernel's own answers agree with its mount table.
+    #[test]
+    fn this_host_agrees_with_its_mount_table() {
+        let cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        for (controllers, _) in own_paths(&cgroup) {
+            let point = if controllers.is_empty() {
+                match V2_MOUNT_POINTS.iter().find(|p| {
+                    matches!(HostFs::default().mount_at(Path::new(p)), MountAt::Cgroup(_))
+                }) {
+                    Some(p) => PathBuf::from(p),
+                    None => continue,
+                }
+            } else {
+                v1_mount_point(&controllers)
+            };
+            let table = cgroup_mounts(&mountinfo);
+            let listed = table.iter().rev().find(|m| m.mount_point == point);
+            match HostFs::default().mount_at(&point) {
+                MountAt::Cgroup(m) => {
+                    let listed = listed.expect("a mount the table does not list");
+                    assert_eq!(m.v2, listed.v2, "{}", point.display());
+                    // The table's super options start with rw/ro, statmount's do not.
+                    let mut want = listed.controllers.clone();
+                    want.retain(|o| o != "rw" && o != "ro");
+                    let mut got = m.controllers.clone();
+                    got.retain(|o| !o.is_empty());
+                    assert_eq!(got, want, "{}", point.display());
+                }
+                MountAt::Other => assert!(listed.is_none(), "{}", point.display()),
+                MountAt::Unknown => {}
+            }
+        }
     }
 }
