@@ -458,6 +458,8 @@ impl RunCgroups {
                 .unwrap_or(0)
         );
         let mut run = RunCgroups { dirs: vec![] };
+        // Decided once for the run: every hierarchy it makes a cgroup in is swept, or none.
+        let sweep = sweeps_this_run();
         let wanted = [
             limits
                 .memory
@@ -473,7 +475,7 @@ impl RunCgroups {
                 .map(|h| (Controller::CpuAccounting, h, None)),
         ];
         for (controller, hierarchy, value) in wanted.into_iter().flatten() {
-            if let Err(e) = run.add_controller(&name, controller, hierarchy, value) {
+            if let Err(e) = run.add_controller(&name, controller, hierarchy, value, sweep) {
                 run.remove();
                 return Err(e);
             }
@@ -487,6 +489,7 @@ impl RunCgroups {
         controller: Controller,
         h: &Hierarchy,
         value: Option<u64>,
+        sweep: bool,
     ) -> Result<(), String> {
         // A v2 cgroup serves every controller: make it once.
         let existing = self
@@ -497,7 +500,7 @@ impl RunCgroups {
         let dir = match existing {
             Some(d) => d,
             None => {
-                if sweeps_this_run() {
+                if sweep {
                     sweep_stale(h.parent());
                 }
                 let d = h.parent().join(name);
@@ -511,18 +514,26 @@ impl RunCgroups {
             std::fs::write(dir.join(file), &text)
                 .map_err(|e| format!("cgroup {}/{file} = {text}: {e}", dir.display()))
         };
+        // A file the kernel makes only where it accounts swap: written if it is there (opened
+        // without O_CREAT: absent is ENOENT, and one open instead of a stat and an open).
+        let write_if_present = |file: &str, text: String| {
+            use std::io::Write;
+            match std::fs::OpenOptions::new().write(true).open(dir.join(file)) {
+                Ok(mut f) => f
+                    .write_all(text.as_bytes())
+                    .map_err(|e| format!("cgroup {}/{file} = {text}: {e}", dir.display())),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(format!("cgroup {}/{file} = {text}: {e}", dir.display())),
+            }
+        };
         match (controller, h, value) {
             (Controller::Memory, Hierarchy::V2(_), Some(v)) => {
                 write("memory.max", v.to_string())?;
-                if dir.join("memory.swap.max").exists() {
-                    write("memory.swap.max", "0".into())?;
-                }
+                write_if_present("memory.swap.max", "0".into())?;
             }
             (Controller::Memory, Hierarchy::V1(_), Some(v)) => {
                 write("memory.limit_in_bytes", v.to_string())?;
-                if dir.join("memory.memsw.limit_in_bytes").exists() {
-                    write("memory.memsw.limit_in_bytes", v.to_string())?;
-                }
+                write_if_present("memory.memsw.limit_in_bytes", v.to_string())?;
             }
             (Controller::Pids, _, Some(v)) => write("pids.max", v.to_string())?,
             _ => {}
@@ -664,15 +675,14 @@ impl RunCgroups {
             .find(|(c, _, _)| *c == Controller::CpuAccounting)?;
         match h {
             Hierarchy::V1(_) => {
-                let ns: u64 = std::fs::read_to_string(dir.join("cpuacct.usage"))
-                    .ok()?
+                let ns: u64 = read_small(&dir.join("cpuacct.usage"))?
                     .trim()
                     .parse()
                     .ok()?;
                 Some(Duration::from_nanos(ns))
             }
             Hierarchy::V2(_) => {
-                let stat = std::fs::read_to_string(dir.join("cpu.stat")).ok()?;
+                let stat = read_small(&dir.join("cpu.stat"))?;
                 let us: u64 = stat
                     .lines()
                     .find_map(|l| l.strip_prefix("usage_usec "))?
@@ -693,8 +703,7 @@ impl RunCgroups {
             Hierarchy::V1(_) => ("memory.oom_control", "oom_kill "),
             Hierarchy::V2(_) => ("memory.events", "oom_kill "),
         };
-        std::fs::read_to_string(dir.join(file))
-            .ok()
+        read_small(&dir.join(file))
             .and_then(|t| {
                 t.lines()
                     .find_map(|l| l.strip_prefix(key))
@@ -709,8 +718,7 @@ impl RunCgroups {
         let Some((_, _, dir)) = self.dirs.iter().find(|(c, _, _)| *c == Controller::Pids) else {
             return 0;
         };
-        std::fs::read_to_string(dir.join("pids.events"))
-            .ok()
+        read_small(&dir.join("pids.events"))
             .and_then(|t| {
                 t.lines()
                     .find_map(|l| l.strip_prefix("max "))
