@@ -180,10 +180,10 @@ trait CgroupFs {
     fn mountinfo(&self) -> String;
 }
 
-/// A small /proc or cgroup file, read in one go (no size probe: these report size 0).
+/// A small /proc or cgroup file, read in one go (`sys::read_kernel_file`: these report size
+/// 0, and a generic reader probes for it and reads in growing steps).
 fn read_small(path: &Path) -> Option<String> {
-    let file = std::fs::File::open(path).ok()?;
-    let bytes = crate::fsio::read_limited(file, 1 << 20).ok()?;
+    let bytes = crate::sys::read_kernel_file(None, path, 4096).ok()?;
     String::from_utf8(bytes).ok()
 }
 
