@@ -1097,4 +1097,46 @@ mod tests {
             }
         }
     }
+
+    /// Only the mount point itself is a hierarchy's place: not a symlink to it (which the
+    /// kernel's answer would otherwise describe), not a directory inside it.
+    #[test]
+    fn a_symlink_or_a_directory_inside_is_not_a_mount_point() {
+        let cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        let mut points: Vec<PathBuf> = V2_MOUNT_POINTS.iter().map(PathBuf::from).collect();
+        points.extend(
+            own_paths(&cgroup)
+                .into_iter()
+                .filter(|(c, _)| !c.is_empty())
+                .map(|(c, _)| v1_mount_point(&c)),
+        );
+        let fs = HostFs::default();
+        let Some(point) = points
+            .into_iter()
+            .find(|p| matches!(fs.mount_at(p), MountAt::Cgroup(_)))
+        else {
+            return; // no cgroup hierarchy at a conventional place here (or no statmount)
+        };
+        let dir = std::env::temp_dir().join(format!("cwx-cgroup-link-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let link = dir.join("hierarchy");
+        std::os::unix::fs::symlink(&point, &link).unwrap();
+        assert_eq!(fs.mount_at(&link), MountAt::Other, "{}", link.display());
+        // A path through the link reaches the mount itself, but is not its mount point.
+        assert_eq!(fs.mount_at(&link.join(".")), MountAt::Other);
+        if let Some(inside) = std::fs::read_dir(&point)
+            .unwrap()
+            .flatten()
+            .find(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        {
+            assert_eq!(
+                fs.mount_at(&inside.path()),
+                MountAt::Other,
+                "{}",
+                inside.path().display()
+            );
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
