@@ -101,6 +101,9 @@ fn is_raw(t: &libc::termios) -> bool {
 struct OnTerminal {
     child: Child,
     master: OwnedFd,
+    /// The terminal's modes before cw-exec was started (read after the spawn, they could
+    /// already be cw-exec's raw mode: it gets there within a few milliseconds).
+    initial: libc::termios,
     screen: Arc<(Mutex<Vec<u8>>, Condvar)>,
     reader: Option<std::thread::JoinHandle<()>>,
 }
@@ -123,6 +126,7 @@ impl OnTerminal {
     ) -> OnTerminal {
         let (master, slave_path) = open_pty();
         set_size(&master, rows, cols);
+        let initial = modes(&master);
         let slave = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -169,6 +173,7 @@ impl OnTerminal {
         OnTerminal {
             child,
             master,
+            initial,
             screen,
             reader: Some(reader),
         }
@@ -414,7 +419,7 @@ fn terminal_modes_are_restored_however_cw_exec_ends() {
         for (case, flags, cmd, sig, code) in cases {
             let sb = sb.clone().args(flags);
             let mut t = OnTerminal::start(&sb, &cmd, 24, 80);
-            let before = modes(&t.master);
+            let before = t.initial;
             assert!(
                 !is_raw(&before),
                 "{who} {case}: the test's terminal starts cooked"
@@ -446,7 +451,7 @@ fn terminal_modes_are_restored_however_cw_exec_ends() {
             24,
             80,
         );
-        let before = modes(&t.master);
+        let before = t.initial;
         let (status, screen) = t.wait(who);
         assert_eq!(status.code(), Some(126), "{who}: {screen}");
         assert!(
