@@ -62,7 +62,12 @@ fn link_options() {
     if script.is_file() && !script.to_string_lossy().contains(',') {
         println!("cargo:rustc-link-arg-bins=-Wl,-T,{}", script.display());
     }
-    if std::env::var("CARGO_CFG_TARGET_ENV").as_deref() == Ok("gnu") && static_unwinder_available()
+    // A static build (.cargo/config.toml) links the unwinder statically anyway.
+    let static_build = std::env::var("CARGO_CFG_TARGET_FEATURE")
+        .is_ok_and(|features| features.split(',').any(|f| f == "crt-static"));
+    if std::env::var("CARGO_CFG_TARGET_ENV").as_deref() == Ok("gnu")
+        && !static_build
+        && static_unwinder_available()
     {
         println!("cargo:rustc-link-lib=static:-bundle=gcc_eh");
     }

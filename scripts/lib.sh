@@ -47,3 +47,11 @@ ensure_toolchain() {
     fi
     export PATH
 }
+
+# The path of a binary cargo built with PROFILE (release or debug): the build names the host's
+# target explicitly (.cargo/config.toml), so it is under target/<host triple>/.
+built_binary() {
+    host=$(rustc -vV | sed -n 's/^host: //p')
+    [ -n "$host" ] || die "rustc -vV did not name the host"
+    echo "target/$host/$1/cw-exec"
+}
