@@ -328,9 +328,6 @@ pub struct Plan {
     pub tier: Tier,
     pub tier_choice: TierChoice,
     pub tier_reason: Option<String>,
-    /// The sandbox's network namespace, being made on another thread while this plan is
-    /// computed (`kernel::netns`); `None` where the clone makes it.
-    pub fresh_netns: Option<crate::kernel::netns::Pending>,
     /// The Landlock tier's per-run directory on the host (`tmp/`, `home/`, the canary).
     pub run_dir: Option<PathBuf>,
     /// Landlock tier: grants replaced by grants of their entries, around the credentials
@@ -465,7 +462,6 @@ impl Plan {
         let gid = nix::unistd::getgid().as_raw();
         let tier_choice = req.tier.or(profile.tier).unwrap_or_default();
         let (tier, tier_reason) = choose_tier(tier_choice, req.tier_fallback.as_deref())?;
-        let fresh_netns = fresh_netns(tier, req.net_mode(&profile));
         // The Landlock tier has no mount view: its private directories are a fresh per-run
         // directory on the host (created, and removed, by `supervise`).
         let run_dir = (tier == Tier::Landlock).then(landlock_run_dir);
@@ -910,7 +906,6 @@ impl Plan {
             tier,
             tier_choice,
             tier_reason,
-            fresh_netns,
             run_dir,
             split,
             uid,
@@ -3067,17 +3062,6 @@ fn library_dirs() -> Vec<PathBuf> {
     out.sort();
     out.dedup();
     out
-}
-
-/// Starts making the sandbox's network namespace on a thread of its own, where that is worth
-/// it and binds the same: the namespace tier with no network at all (nothing is configured
-/// in it, and the sandbox's root gets no capability over it), for a caller whose own
-/// network namespace it may leave (root). Anything else, or a thread that cannot start:
-/// the clone makes it, as before.
-fn fresh_netns(tier: Tier, net: NetMode) -> Option<crate::kernel::netns::Pending> {
-    (tier == Tier::Namespaces && net == NetMode::None && nix::unistd::geteuid().is_root())
-        .then(crate::kernel::netns::Pending::start)
-        .and_then(Result::ok)
 }
 
 /// The namespaces `namespace_inodes` reports.

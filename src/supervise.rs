@@ -18,7 +18,6 @@ use sha2::{Digest, Sha256};
 use crate::child::{self, Message, FORWARDED, TERMINATE_TREE};
 use crate::containment;
 use crate::kernel::cgroup::RunCgroups;
-use crate::kernel::netns;
 use crate::kernel::pty::{self, Pty, RawMode};
 use crate::model::{
     exec_failure_status, hex, names, Refusal, EXIT_CPU, EXIT_REFUSED, EXIT_TIMEOUT,
@@ -153,9 +152,6 @@ pub fn run_falling_back(request: &Request, plan: Plan, capture: Capture) -> (Pla
 
 /// The set-up step that creates the namespaces.
 pub const USERNS_STEP: &str = "user namespaces";
-/// The step at which cw-exec could not return to its own network namespace after creating
-/// init in the one made for the sandbox (`kernel::netns`).
-const NETNS_STEP: &str = "network namespace";
 
 /// The refusal for a set-up step that failed: the sandbox could not be built as planned.
 /// The cgroup step is about limits, not dimensions.
@@ -483,20 +479,7 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
     // Init is born in the run's v2 cgroup where the kernel allows it (clone3); else (an old
     // kernel, or a seccomp filter answering clone3 with ENOSYS, as container runtimes do)
     // it is moved in after the clone, in `identity_and_limits`, which binds the same.
-    let mut flags = containment::namespace_flags(plan);
-    // The network namespace made while the plan was computed: init is born in it, and the
-    // clone makes none. A namespace that could not be made or entered: the clone makes it.
-    let fresh_net = plan
-        .fresh_netns
-        .as_ref()
-        .and_then(netns::Pending::take)
-        .and_then(Result::ok)
-        .filter(|_| flags & libc::CLONE_NEWNET != 0)
-        .filter(|net| net.enter().is_ok());
-    if fresh_net.is_some() {
-        flags &= !libc::CLONE_NEWNET;
-        crate::timings::mark("network namespace: entered");
-    }
+    let flags = containment::namespace_flags(plan);
     let v2_dir = cgroups.as_ref().and_then(RunCgroups::v2_dir);
     let born_in_cgroup = v2_dir
         .as_ref()
@@ -507,20 +490,6 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
         Some(result) => result,
         None => sys::clone_into_namespaces(flags),
     };
-    // cw-exec itself goes back to its own network namespace at once (init stays).
-    let left = match (&cloned, &fresh_net) {
-        (Ok(None), _) | (_, None) => Ok(()),
-        (_, Some(net)) => net.leave(),
-    };
-    if let Err(e) = left {
-        return match cloned {
-            Ok(Some(init)) => abandon(init, NETNS_STEP, e),
-            _ => refused(NETNS_STEP, e),
-        };
-    }
-    // Neither process needs the namespaces' descriptors any more; init in particular must
-    // not keep its copy of the one of cw-exec's own (the host's) network namespace.
-    drop(fresh_net);
     let init = match cloned {
         Ok(Some(pid)) => pid,
         Ok(None) => {

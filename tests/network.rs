@@ -28,8 +28,7 @@ fn net_none_denies_every_socket_family_but_unix() {
 }
 
 /// Each run without network has a network namespace of its own: neither the host's nor
-/// another live sandbox's. (Run by root, it is made on a thread of cw-exec while the plan is
-/// computed and entered only for the clone: `kernel::netns`.)
+/// another live sandbox's.
 #[test]
 fn each_run_without_network_has_a_network_namespace_of_its_own() {
     use std::io::{BufRead, BufReader};

@@ -99,9 +99,9 @@ fn signals_the_caller_ignores_or_blocks_do_not_reach_the_command() {
     });
 }
 
-/// The network namespace made on a thread (`--net none`, root): after the clone cw-exec's
-/// every thread is back in the host's namespace, and init (a process inside the sandbox)
-/// holds no descriptor of the host's network namespace (it inherited cw-exec's at the clone).
+/// Init (a process inside the sandbox) is not in the host's network namespace and holds no
+/// descriptor of it. (Written when cw-exec made the namespace on a thread of its own and
+/// init inherited cw-exec's descriptors at the clone; that mechanism is gone, the test stays.)
 #[test]
 fn init_holds_no_handle_on_the_hosts_network_namespace() {
     let host = std::fs::read_link("/proc/self/ns/net").unwrap();

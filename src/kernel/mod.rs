@@ -3,7 +3,6 @@
 pub mod cgroup;
 pub mod landlock;
 pub mod mount_view;
-pub mod netns;
 pub mod pathfd;
 pub mod pty;
 pub mod quotas;
