@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::kernel::landlock::LandlockOutcome;
 use crate::kernel::quotas::QuotaReadback;
 use crate::model::{NetMode, Tier};
-use crate::plan::Plan;
+use crate::plan::{namespace_inodes, Plan};
 use crate::sys;
 
 /// One active check made from inside the sandbox: an operation that must fail, and how.
@@ -217,7 +217,7 @@ pub fn collect(
             _ => "unreadable".into(),
         },
     ));
-    let sandbox_ns = own_namespace_inodes();
+    let sandbox_ns = namespace_inodes("self");
     let namespaces = sandbox_ns
         .iter()
         .map(|(k, v)| {
@@ -403,31 +403,6 @@ pub fn collect(
         },
         ignored_signals,
     ))
-}
-
-/// The inode of each namespace of this process, as the kernel shows it in /proc/self/ns: the
-/// same facts `plan::namespace_inodes` reads (a `stat` of each entry, which follows it to the
-/// namespace's nsfs inode), through one descriptor of the directory, so /proc/self/ns is
-/// looked up once rather than once per namespace. A namespace whose entry cannot be read is
-/// left out (and so proves nothing).
-fn own_namespace_inodes() -> BTreeMap<String, u64> {
-    use nix::fcntl::OFlag;
-    const KINDS: [&str; 7] = ["user", "mnt", "pid", "net", "ipc", "uts", "cgroup"];
-    let Ok(dir) = nix::fcntl::open(
-        "/proc/self/ns",
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    ) else {
-        return BTreeMap::new();
-    };
-    KINDS
-        .iter()
-        .filter_map(|kind| {
-            nix::sys::stat::fstatat(&dir, *kind, nix::fcntl::AtFlags::empty())
-                .ok()
-                .map(|st| (kind.to_string(), st.st_ino))
-        })
-        .collect()
 }
 
 /// The interface names of this network namespace.

@@ -821,6 +821,27 @@ pub struct MountFacts {
 /// `statmount(2)` (Linux 6.8; the same number on every architecture's unified table).
 const SYS_STATMOUNT: libc::c_long = 457;
 
+/// `struct mnt_id_req`, first version (24 bytes), which `statmount` and `listmount` take:
+/// the mount's unique id and what is asked of it.
+#[repr(C)]
+struct MntIdReq {
+    size: u32,
+    spare: u32,
+    mnt_id: u64,
+    param: u64,
+}
+
+impl MntIdReq {
+    fn new(mnt_id: u64, param: u64) -> MntIdReq {
+        MntIdReq {
+            size: std::mem::size_of::<MntIdReq>() as u32,
+            spare: 0,
+            mnt_id,
+            param,
+        }
+    }
+}
+
 /// `statmount(2)` of the mount with unique id `mnt_id` in the caller's mount namespace: one
 /// mount, described by the kernel, without reading the whole mount table. An error where the
 /// kernel lacks the call, refuses it, or leaves out the magic or the mount point.
@@ -835,21 +856,9 @@ pub fn statmount(mnt_id: u64) -> io::Result<MountFacts> {
     const MNT_OPTS_AT: usize = 4;
     const MNT_POINT_AT: usize = 108;
     const STRINGS: usize = 512;
-    #[repr(C)]
-    struct MntIdReq {
-        size: u32,
-        spare: u32,
-        mnt_id: u64,
-        param: u64,
-    }
     #[repr(C, align(8))]
     struct Buf([u8; 4096]);
-    let req = MntIdReq {
-        size: std::mem::size_of::<MntIdReq>() as u32,
-        spare: 0,
-        mnt_id,
-        param: SB_BASIC | MNT_POINT | MNT_OPTS,
-    };
+    let req = MntIdReq::new(mnt_id, SB_BASIC | MNT_POINT | MNT_OPTS);
     let mut buf = Buf([0; 4096]);
     // SAFETY: `req` is a properly laid-out struct mnt_id_req whose size field says how much
     // the kernel may read; the kernel writes at most `buf.0.len()` bytes into `buf`, a live,
@@ -900,20 +909,7 @@ const SYS_LISTMOUNT: libc::c_long = 458;
 /// beneath it: `listmount(2)` asked for at most one child. An error where the kernel lacks the
 /// call or refuses it; the caller then reads the mount table instead.
 pub fn has_submounts(mnt_id: u64) -> io::Result<bool> {
-    // struct mnt_id_req, first version (24 bytes): size, spare, mnt_id, param.
-    #[repr(C)]
-    struct MntIdReq {
-        size: u32,
-        spare: u32,
-        mnt_id: u64,
-        param: u64,
-    }
-    let req = MntIdReq {
-        size: std::mem::size_of::<MntIdReq>() as u32,
-        spare: 0,
-        mnt_id,
-        param: 0,
-    };
+    let req = MntIdReq::new(mnt_id, 0);
     let mut child: u64 = 0;
     // SAFETY: `req` is a properly laid-out struct mnt_id_req whose size field says how much
     // the kernel may read; `child` has room for exactly the one id asked for (nr = 1).
