@@ -6,6 +6,9 @@
 //! verdict (`readback`, `attest`) → containment (`containment`, `child`, `supervise`) →
 //! rendering (`envelope`, `seal`) → front ends (`cli/*`, `cw/*`, `probe`).
 #![deny(unsafe_code)]
+// The C runtime calls `main` (defined by `c_main!` in sys) directly: Rust's runtime start,
+// whose stack-overflow handler costs every run a read of /proc/self/maps, does not run.
+#![cfg_attr(not(test), no_main)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod attest;
@@ -38,7 +41,12 @@ mod timings;
 
 use clap::Parser;
 
-fn main() {
+#[cfg(not(test))]
+crate::c_main!(entry);
+
+/// The process's work: `dispatch`'s status, or 125 for a panic.
+#[cfg_attr(test, allow(dead_code))]
+fn entry() -> i32 {
     // A panic is cw-exec failing, never the command's result: exit 125, not Rust's 101. (The
     // one that happens in practice: a diagnostic written to a stderr that cannot take it,
     // such as /dev/full, after the envelope on that stderr already failed.)

@@ -644,6 +644,67 @@ pub fn reset_signals_for_exec_given(ignored: Option<u64>) {
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
 }
 
+/// What cw-exec keeps of the Rust runtime's start, which it does not run (`c_main!`): each
+/// of the standard descriptors 0, 1 and 2 that is closed is opened on /dev/null (so that no
+/// file cw-exec opens later takes its number and receives what is meant for stdout or
+/// stderr), and SIGPIPE is ignored (a write to a pipe whose reader left fails with EPIPE,
+/// which cw-exec reports, rather than killing it). What it leaves out is the runtime's
+/// stack-overflow handler: installing it reads /proc/self/maps (glibc's
+/// `pthread_getattr_np` for the main thread) and maps an alternate signal stack at every
+/// start, ~40 µs (issue 17). Without it an overflow of cw-exec's stack ends it by SIGSEGV at
+/// the kernel's guard gap instead of a message and SIGABRT: a crash either way, never a
+/// result. Returns false when a closed descriptor could not be replaced (the caller exits).
+#[cfg_attr(test, allow(dead_code))]
+pub fn standard_start() -> bool {
+    let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    });
+    // SAFETY: poll reads and writes three pollfd structs of a live local array, whose length
+    // is passed; a timeout of 0 returns at once.
+    let polled = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 0) };
+    for p in &fds {
+        let closed = if polled < 0 {
+            // poll itself failed (EINTR, ENOMEM): ask each descriptor.
+            // SAFETY: fcntl with an integer argument only.
+            let ret = unsafe { libc::fcntl(p.fd, libc::F_GETFD) };
+            ret == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::EBADF)
+        } else {
+            p.revents & libc::POLLNVAL != 0
+        };
+        if closed {
+            // SAFETY: open with a NUL-terminated literal path; the lowest free number, which
+            // is this one (those below it are open or were just opened).
+            let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR, 0) };
+            if fd != p.fd {
+                return false;
+            }
+        }
+    }
+    // SAFETY: SIG_IGN runs no code of ours; SIGPIPE is not a signal glibc reserves.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    true
+}
+
+/// Defines the C `main` the C runtime calls (the crate is `#![no_main]`): it does what
+/// `standard_start` keeps of Rust's start and returns `$entry()`'s status. The exported
+/// symbol is why this lives here: `#[no_mangle]` counts as unsafe code, which is allowed only
+/// in this module.
+#[macro_export]
+macro_rules! c_main {
+    ($entry:path) => {
+        #[allow(unsafe_code)]
+        #[no_mangle]
+        extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+            if !$crate::sys::standard_start() {
+                return $crate::model::EXIT_REFUSED;
+            }
+            $entry()
+        }
+    };
+}
+
 /// Sets the disposition of signal `sig` (1..=64) to SIG_DFL with `rt_sigaction` directly:
 /// glibc's wrapper refuses the two signals it reserves for itself (32, 33), which a caller may
 /// still have left ignored.

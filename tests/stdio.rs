@@ -8,7 +8,7 @@ use common::*;
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 
 /// Runs `cw-exec run ARGS -- CMD` with stdin one end of a socketpair; returns the output and
 /// everything that arrived at the other end (read to EOF once cw-exec is gone).
@@ -158,5 +158,64 @@ fn stdin_is_dev_null_or_untouched() {
             stdout(&out)
         );
         assert_eq!(received, b"untouched", "{who}");
+    });
+}
+
+/// cw-exec started with a standard descriptor closed: the closed number is opened on
+/// /dev/null before anything else (`sys::standard_start`, what Rust's runtime start did
+/// before cw-exec stopped running it), so no file cw-exec opens later takes it: the envelope
+/// does not become its stderr (a refusal's message written into the envelope), and the
+/// command gets /dev/null there, not one of cw-exec's files.
+#[test]
+fn closed_standard_descriptors_become_dev_null() {
+    as_each_identity(|sb, who| {
+        let env = workdir("closed-stdio").join("e.json");
+        let _ = std::fs::remove_file(&env);
+        let with_closed_stderr = |command: Command| {
+            let mut sh = Command::new("/bin/sh");
+            sh.arg("-c")
+                .arg(r#"exec "$0" "$@" 2>&-"#)
+                .arg(command.get_program())
+                .args(command.get_args());
+            for (k, v) in command.get_envs() {
+                match v {
+                    Some(v) => sh.env(k, v),
+                    None => sh.env_remove(k),
+                };
+            }
+            if let Some(dir) = command.get_current_dir() {
+                sh.current_dir(dir);
+            }
+            sh
+        };
+        let sb = sb.args(["--envelope", env.to_str().unwrap()]);
+        let out = with_closed_stderr(sb.command(
+            "run",
+            &["/bin/sh", "-c", "readlink /proc/self/fd/2; echo oops >&2"],
+        ))
+        .output()
+        .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{who}: {}", stderr(&out));
+        assert_eq!(stdout(&out), "/dev/null\n", "{who}");
+        let text = std::fs::read_to_string(&env).unwrap();
+        assert!(
+            serde_json::from_str::<serde_json::Value>(&text).is_ok(),
+            "{who}: the envelope is not JSON: {text}"
+        );
+
+        // A refusal's message goes to /dev/null, not into the envelope it writes.
+        let refused = with_closed_stderr(
+            sb.clone()
+                .args(["--memory", "1"])
+                .command("run", &["/bin/true"]),
+        )
+        .output()
+        .unwrap();
+        assert_eq!(refused.status.code(), Some(125), "{who}");
+        let text = std::fs::read_to_string(&env).unwrap();
+        assert!(
+            serde_json::from_str::<serde_json::Value>(&text).is_ok(),
+            "{who}: the refusal's envelope is not JSON: {text}"
+        );
     });
 }
