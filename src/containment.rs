@@ -105,25 +105,24 @@ fn make_cgroups(plan: &Plan) -> Result<(RunCgroups, LimitHandles), String> {
     Ok((cgroups, LimitHandles { join, leave }))
 }
 
-/// Step 3c: the v1 cgroups' `tasks` files go to init over the go channel, one per message
-/// ('t'), then 'l': the limits are complete. Init starts the command only after 'l' (a
-/// channel that closes first means cw-exec gave up: init ends).
+/// Step 3c: the v1 cgroups' `tasks` files go to init over the go channel, all in one message
+/// ('L', then how many of them init joins through; the rest it leaves through), which also
+/// says the limits are complete; without cgroups, 'l' alone says so. Init starts the command
+/// only after one of the two (a channel that closes first means cw-exec gave up: init ends).
 pub fn hand_over_limits(channel: &OwnedFd, handles: Option<&LimitHandles>) -> Result<(), String> {
     let join = handles.map(|h| h.join.descriptors()).unwrap_or_default();
     let leave = handles
         .and_then(|h| h.leave.as_ref())
         .map(SelfJoin::descriptors)
         .unwrap_or_default();
-    for (tag, fd) in join
-        .into_iter()
-        .map(|fd| (b"t", fd))
-        .chain(leave.into_iter().map(|fd| (b"u", fd)))
-    {
-        send_fd(channel, tag, fd).map_err(|e| format!("handing the cgroups to init: {e}"))?;
-    }
-    nix::unistd::write(channel, b"l")
-        .map(drop)
-        .map_err(|e| format!("handing the cgroups to init: {e}"))
+    let sent = if join.is_empty() && leave.is_empty() {
+        nix::unistd::write(channel, b"l").map(drop)
+    } else {
+        let count = join.len();
+        let fds: Vec<_> = join.into_iter().chain(leave).collect();
+        send_fds(channel, &[b'L', count as u8], &fds).map(drop)
+    };
+    sent.map_err(|e| format!("handing the cgroups to init: {e}"))
 }
 
 /// Step 1b, Landlock tier: the run's private directories on the host — `tmp/` (TMPDIR),
@@ -201,35 +200,45 @@ pub fn identity_and_limits(
 /// joins itself (see `SelfJoin` for why init moves itself) once cw-exec has handed them over
 /// (`hand_over_limits`); nothing of the command runs before every limit binds.
 pub fn init_join_limits(channel: &OwnedFd) -> Result<Released, StepError> {
-    let mut fds = vec![];
-    let mut leave = vec![];
-    loop {
-        match step(
-            "init: receiving the run's cgroups",
-            sys::receive_message(channel.as_fd()),
-        )? {
-            Some((b't', Some(fd))) => fds.push(fd),
-            Some((b'u', Some(fd))) => leave.push(fd),
-            Some((b'l', None)) => break,
-            Some((other, _)) => {
-                return Err((
-                    "init: receiving the run's cgroups".into(),
-                    format!("unexpected message {other:?}"),
-                ))
+    const RECEIVING: &str = "init: receiving the run's cgroups";
+    let unexpected = |what: String| Err((RECEIVING.to_string(), what));
+    let mut head = [0u8; 2];
+    let (mut n, mut fds) = match step(
+        RECEIVING,
+        sys::receive_message_fds(channel.as_fd(), &mut head),
+    )? {
+        Some(received) => received,
+        // cw-exec gave up (or died): no command.
+        None => return Ok(Released::Abandoned),
+    };
+    if head[0] == b'L' && n == 1 {
+        // The count is in the same message; a stream may still hand it over separately.
+        n += step(RECEIVING, nix::unistd::read(channel, &mut head[1..]))?;
+    }
+    match (head[0], n) {
+        (b'l', 1) if fds.is_empty() => Ok(Released::Limits { leave: None }),
+        (b'L', 2) if usize::from(head[1]) <= fds.len() && !fds.is_empty() => {
+            let leave = fds.split_off(usize::from(head[1]));
+            if !leave.is_empty() && leave.len() != fds.len() {
+                return unexpected(format!(
+                    "{} cgroups to join but {} to leave",
+                    fds.len(),
+                    leave.len()
+                ));
             }
-            // cw-exec gave up (or died): no command.
-            None => return Ok(Released::Abandoned),
+            if !fds.is_empty() {
+                step(
+                    "init: joining the run's cgroups",
+                    SelfJoin::received(fds).join(),
+                )?;
+            }
+            Ok(Released::Limits {
+                leave: (!leave.is_empty()).then(|| SelfJoin::received(leave)),
+            })
         }
+        (b'L', 1) => Ok(Released::Abandoned), // closed before the count: cw-exec gave up
+        (other, _) => unexpected(format!("unexpected message {other:?}")),
     }
-    if !fds.is_empty() {
-        step(
-            "init: joining the run's cgroups",
-            SelfJoin::received(fds).join(),
-        )?;
-    }
-    Ok(Released::Limits {
-        leave: (!leave.is_empty()).then(|| SelfJoin::received(leave)),
-    })
 }
 
 /// What init got from cw-exec before starting the command.
@@ -335,6 +344,24 @@ fn init_hides_cw_exec() -> Result<(), StepError> {
 }
 
 /// Sends one descriptor over a Unix socket (SCM_RIGHTS).
+/// Sends `bytes` and the descriptors `fds` in one message (SCM_RIGHTS).
+fn send_fds(
+    channel: &OwnedFd,
+    bytes: &[u8],
+    fds: &[std::os::fd::BorrowedFd<'_>],
+) -> nix::Result<usize> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, UnixAddr};
+    use std::os::fd::AsRawFd;
+    let raw: Vec<_> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
+    sendmsg::<UnixAddr>(
+        channel.as_raw_fd(),
+        &[std::io::IoSlice::new(bytes)],
+        &[ControlMessage::ScmRights(&raw)],
+        MsgFlags::empty(),
+        None,
+    )
+}
+
 fn send_fd(
     channel: &OwnedFd,
     tag: &[u8; 1],
@@ -611,4 +638,99 @@ pub fn drop_capabilities() -> Result<(), String> {
     }
     sys::lock_securebits().map_err(|e| format!("securebits: {e}"))?;
     sys::clear_capabilities(true).map_err(|e| format!("clearing capabilities: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::OwnedFd;
+
+    fn channel() -> (OwnedFd, OwnedFd) {
+        nix::sys::socket::socketpair(
+            nix::sys::socket::AddressFamily::Unix,
+            nix::sys::socket::SockType::Stream,
+            None,
+            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        )
+        .unwrap()
+    }
+
+    /// Files standing in for `tasks` files: init writes "0" to each it joins through.
+    fn files(dir: &Path, prefix: &str, n: usize) -> (Vec<PathBuf>, SelfJoin) {
+        let paths: Vec<PathBuf> = (0..n).map(|i| dir.join(format!("{prefix}{i}"))).collect();
+        let fds = paths
+            .iter()
+            .map(|p| OwnedFd::from(std::fs::File::create(p).unwrap()))
+            .collect();
+        (paths, SelfJoin::received(fds))
+    }
+
+    /// The hand-over is one message: init joins through the first descriptors, keeps the
+    /// others to leave through, and only then is released; without cgroups "l" alone
+    /// releases it; a channel closed first releases nothing.
+    #[test]
+    fn the_cgroups_go_to_init_in_one_message() {
+        let dir = std::env::temp_dir().join(format!("cwx-handover-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let content = |p: &PathBuf| std::fs::read_to_string(p).unwrap();
+
+        let (join_paths, join) = files(&dir, "join", 2);
+        let (leave_paths, leave) = files(&dir, "leave", 2);
+        let handles = LimitHandles {
+            join,
+            leave: Some(leave),
+        };
+        let (init_end, ours) = channel();
+        hand_over_limits(&ours, Some(&handles)).unwrap();
+        let Ok(Released::Limits { leave: Some(leave) }) = init_join_limits(&init_end) else {
+            panic!("init was not released with its cgroups");
+        };
+        for p in &join_paths {
+            assert_eq!(content(p), "0", "{}", p.display());
+        }
+        for p in &leave_paths {
+            assert_eq!(content(p), "", "{}: left before the end", p.display());
+        }
+        leave.join().unwrap();
+        for p in &leave_paths {
+            assert_eq!(content(p), "0", "{}", p.display());
+        }
+
+        // Joined, nothing to leave through (a v2 cgroup among the run's).
+        let (join_paths, join) = files(&dir, "only", 1);
+        let handles = LimitHandles { join, leave: None };
+        let (init_end, ours) = channel();
+        hand_over_limits(&ours, Some(&handles)).unwrap();
+        assert!(matches!(
+            init_join_limits(&init_end),
+            Ok(Released::Limits { leave: None })
+        ));
+        assert_eq!(content(&join_paths[0]), "0");
+
+        // No cgroups.
+        let (init_end, ours) = channel();
+        hand_over_limits(&ours, None).unwrap();
+        assert!(matches!(
+            init_join_limits(&init_end),
+            Ok(Released::Limits { leave: None })
+        ));
+
+        // cw-exec gave up before the hand-over.
+        let (init_end, ours) = channel();
+        drop(ours);
+        assert!(matches!(
+            init_join_limits(&init_end),
+            Ok(Released::Abandoned)
+        ));
+
+        // A message of another kind, or counts that do not add up, is an error.
+        for bytes in [&b"t"[..], &[b'L', 3][..]] {
+            let (init_end, ours) = channel();
+            let (_, stand_in) = files(&dir, "bad", 1);
+            send_fds(&ours, bytes, &stand_in.descriptors()).unwrap();
+            assert!(init_join_limits(&init_end).is_err(), "{bytes:?}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -535,7 +535,10 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
                 drop(ours);
                 theirs
             });
-            std::mem::forget(cgroups); // the parent's to remove, not ours
+            // The parent's to remove, not ours: only the descriptors it held go.
+            if let Some(c) = cgroups {
+                c.disown();
+            }
             drop((v2_dir, self_join)); // init gets the tasks files over the go channel
             child::init_main(
                 plan,

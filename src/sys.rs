@@ -1112,6 +1112,48 @@ pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// Receives one message over a Unix stream socket into `buf` (one `recvmsg`: the bytes one
+/// `sendmsg` wrote, up to `buf.len()`), with every descriptor it carries (SCM_RIGHTS, at most
+/// `MAX_RECEIVED_FDS`; a message that carried more is an error, never descriptors silently
+/// dropped). `Ok(None)`: the other end closed. Returns the number of bytes received.
+pub fn receive_message_fds(
+    channel: std::os::fd::BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> io::Result<Option<(usize, Vec<std::os::fd::OwnedFd>)>> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, UnixAddr};
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; MAX_RECEIVED_FDS]);
+    let msg = recvmsg::<UnixAddr>(
+        channel.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
+    let mut fds = vec![];
+    for cmsg in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(raw) = cmsg {
+            for raw in raw {
+                // SAFETY: the kernel just installed this descriptor in our table for us
+                // (SCM_RIGHTS, with MSG_CMSG_CLOEXEC); nothing else owns it.
+                fds.push(unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) });
+            }
+        }
+    }
+    if msg.flags.contains(MsgFlags::MSG_CTRUNC) {
+        return Err(io::Error::other(
+            "a message carried more descriptors than expected",
+        ));
+    }
+    if msg.bytes == 0 {
+        return Ok(None);
+    }
+    Ok(Some((msg.bytes, fds)))
+}
+
+/// The most descriptors `receive_message_fds` takes from one message.
+pub const MAX_RECEIVED_FDS: usize = 8;
+
 /// Receives one message of one byte over a Unix stream socket, with the descriptor it
 /// carries (SCM_RIGHTS), if any. `Ok(None)`: the other end closed.
 pub fn receive_message(
