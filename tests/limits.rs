@@ -617,3 +617,44 @@ fn no_cgroup_is_left_behind() {
     }
     assert_eq!(leftover_cgroups(), Vec::<std::path::PathBuf>::new());
 }
+
+/// The command (root in its user namespace) cannot move itself out of the run's cgroups:
+/// no cgroup file system is in its view to write to or can be mounted, no descriptor of one
+/// reaches it (cw-exec's held parents and init's `tasks` descriptors stay theirs), and after
+/// trying, its memory and pids cgroups are still the run's. Nothing is left behind.
+#[test]
+fn the_command_cannot_leave_the_runs_cgroups() {
+    if skip_unless_root("the run's cgroups (cgroups are made for root here)") {
+        return;
+    }
+    let script = "\
+        for f in /sys/fs/cgroup/memory/tasks /sys/fs/cgroup/pids/tasks \
+                 /sys/fs/cgroup/memory/cgroup.procs /sys/fs/cgroup/unified/cgroup.procs; do \
+            (echo 0 > $f) 2>/dev/null && echo moved $f; \
+        done; \
+        mkdir -p /tmp/m && mount -t cgroup -o memory,pids cgroup /tmp/m 2>/dev/null && echo mounted; \
+        mount -t cgroup2 cgroup2 /tmp/m 2>/dev/null && echo mounted2; \
+        ls /proc/self/fd | tr '\\n' ' '; echo; cat /proc/self/cgroup";
+    let out = Sandbox::new()
+        .args(["--memory", "64M", "--pids", "50"])
+        .run(&["/bin/sh", "-c", script]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text} {}", stderr(&out));
+    assert!(
+        !text.contains("moved") && !text.contains("mounted"),
+        "{text}"
+    );
+    // ls's own descriptors: 0-2 and the directory it lists.
+    assert!(text.lines().any(|l| l == "0 1 2 3 "), "{text}");
+    for controller in ["memory", "pids"] {
+        let line = text
+            .lines()
+            .find(|l| l.split(':').nth(1) == Some(controller))
+            .unwrap_or_else(|| panic!("no {controller} line: {text}"));
+        assert!(
+            line.split(':').nth(2).unwrap().starts_with("/cw-exec-"),
+            "{controller}: the command is not in the run's cgroup: {line}"
+        );
+    }
+    assert_eq!(leftover_cgroups(), Vec::<std::path::PathBuf>::new());
+}
