@@ -140,6 +140,11 @@ fn init(
     };
     drop(go);
     crate::timings::mark("init: cgroups joined");
+    // Once, here: the command's process inherits the empty set.
+    step(
+        "init: emptying the bounding set",
+        containment::empty_bounding_set(),
+    )?;
     // The command's process shares init's memory until its execve (init waits meanwhile):
     // no copy of cw-exec's address space is made for a process that replaces it at once.
     // It takes the /proc handle (its own copy of the descriptor; init closes its copy).

@@ -1228,10 +1228,30 @@ pub fn no_permitted_capabilities() -> io::Result<bool> {
     Ok(data.iter().all(|d| d.permitted == 0))
 }
 
+/// Empties the bounding set: one `PR_CAPBSET_DROP` per capability the kernel knows (which
+/// needs CAP_SETPCAP).
+pub fn empty_bounding_set() -> io::Result<()> {
+    // Upward from 0 until the kernel answers EINVAL: its capabilities are numbered
+    // 0..=CAP_LAST_CAP without a gap, and PR_CAPBSET_DROP refuses a number past the last
+    // with EINVAL (and nothing else with it), so the first EINVAL means every one is
+    // dropped — without reading /proc/sys/kernel/cap_last_cap for the number.
+    for cap in 0..=63 as libc::c_ulong {
+        // SAFETY: prctl with integer arguments only.
+        let ret = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) };
+        if ret < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINVAL) {
+                return Ok(());
+            }
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
 /// Empties the effective, permitted and inheritable sets in one `capset`, and the ambient set
-/// (`PR_CAP_AMBIENT_CLEAR_ALL`); with `bounding`, also the bounding set (one
-/// `PR_CAPBSET_DROP` per capability the kernel knows, which needs CAP_SETPCAP, so first).
-pub fn clear_capabilities(bounding: bool) -> io::Result<()> {
+/// (`PR_CAP_AMBIENT_CLEAR_ALL`). (The bounding set: `empty_bounding_set`.)
+pub fn clear_capabilities() -> io::Result<()> {
     let check = |ret: libc::c_long| {
         if ret < 0 {
             Err(io::Error::last_os_error())
@@ -1239,23 +1259,6 @@ pub fn clear_capabilities(bounding: bool) -> io::Result<()> {
             Ok(())
         }
     };
-    if bounding {
-        // Upward from 0 until the kernel answers EINVAL: its capabilities are numbered
-        // 0..=CAP_LAST_CAP without a gap, and PR_CAPBSET_DROP refuses a number past the last
-        // with EINVAL (and nothing else with it), so the first EINVAL means every one is
-        // dropped — without reading /proc/sys/kernel/cap_last_cap for the number.
-        for cap in 0..=63 as libc::c_ulong {
-            // SAFETY: prctl with integer arguments only.
-            let ret = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) };
-            if ret < 0 {
-                let e = io::Error::last_os_error();
-                if e.raw_os_error() == Some(libc::EINVAL) {
-                    break;
-                }
-                return Err(e);
-            }
-        }
-    }
     // SAFETY: prctl with integer arguments only.
     check(unsafe {
         libc::prctl(
