@@ -1130,11 +1130,20 @@ fn view_binds(plan: &Plan) -> Vec<Bind> {
         }
     });
     let mut out: Vec<Bind> = Vec::new();
+    // The binds kept so far that are ancestors of the path at hand, shallowest first (indices
+    // into `out`): paths are sorted component by component, so everything beneath a path
+    // follows it directly, and a kept bind that is not an ancestor of this path is an
+    // ancestor of no later one. Its top is the deepest bind above the path: one pass, not a
+    // search of every kept bind for each.
+    let mut above: Vec<usize> = Vec::new();
     for bind in wanted {
-        let parent = out
-            .iter()
-            .filter(|b| bind.path.starts_with(&b.path))
-            .max_by_key(|b| b.path.components().count());
+        while let Some(&top) = above.last() {
+            if bind.path.starts_with(&out[top].path) {
+                break;
+            }
+            above.pop();
+        }
+        let parent = above.last().map(|&i| &out[i]);
         // A mask between the parent and this path hides the parent's view of it: bind again.
         let masked_between = plan.masks.iter().any(|m| {
             bind.path.starts_with(&m.path)
@@ -1148,7 +1157,12 @@ fn view_binds(plan: &Plan) -> Vec<Bind> {
                 continue;
             }
         }
+        above.push(out.len());
         out.push(bind);
+    }
+    if plan.binds.is_empty() {
+        // Sorted already.
+        return out;
     }
     // Binds at other sandbox paths overlap nothing else in the view (checked when planned).
     out.extend(plan.binds.iter().map(|b| Bind {

@@ -1018,6 +1018,42 @@ pub fn clone_tree(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<std::os::fd::Ow
     Ok(unsafe { OwnedFd::from_raw_fd(ret as libc::c_int) })
 }
 
+/// `open_tree(dirfd, name, OPEN_TREE_CLONE | AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT
+/// [| AT_RECURSIVE])`: a detached copy of the mount (with `recursive`, the mount tree) at
+/// `name` beneath the directory `dirfd` (which must belong to the caller's mount namespace).
+/// `name`'s last component is not followed if it is a symlink: give a single component, so
+/// that nothing on the way can be one.
+pub fn clone_tree_at(
+    dirfd: std::os::fd::BorrowedFd<'_>,
+    name: &std::ffi::CStr,
+    recursive: bool,
+) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: integer arguments and a NUL-terminated string that outlives the call; on
+    // success the kernel returns a new descriptor that we own at once.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            dirfd.as_raw_fd(),
+            name.as_ptr(),
+            OPEN_TREE_CLONE
+                | libc::O_CLOEXEC as libc::c_uint
+                | libc::AT_SYMLINK_NOFOLLOW as libc::c_uint
+                | libc::AT_NO_AUTOMOUNT as libc::c_uint
+                | if recursive {
+                    libc::AT_RECURSIVE as libc::c_uint
+                } else {
+                    0
+                },
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `ret` is a descriptor open_tree just returned to us and nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(ret as libc::c_int) })
+}
+
 /// `mount_setattr(fd, "", AT_EMPTY_PATH [| AT_RECURSIVE], ...)`: per-mount flags on a
 /// (detached) mount tree, before it is attached anywhere.
 pub fn mount_setattr_fd(
@@ -1045,29 +1081,6 @@ pub fn attach_tree(tree: std::os::fd::BorrowedFd<'_>, target: &Path) -> io::Resu
             libc::AT_FDCWD,
             c_target.as_ptr(),
             MOVE_MOUNT_F_EMPTY_PATH,
-        )
-    };
-    if ret == -1 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
-/// `move_mount(AT_FDCWD, from, AT_FDCWD, to, 0)`: moves the mount at `from` (an attached
-/// mount of the caller's namespace) onto `to`. Neither path's final component is followed if
-/// it is a symlink.
-pub fn move_mount_path(from: &Path, to: &Path) -> io::Result<()> {
-    let (c_from, c_to) = (cstring(from)?, cstring(to)?);
-    // SAFETY: integer arguments and NUL-terminated strings that outlive the call.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            libc::AT_FDCWD,
-            c_from.as_ptr(),
-            libc::AT_FDCWD,
-            c_to.as_ptr(),
-            0 as libc::c_uint,
         )
     };
     if ret == -1 {

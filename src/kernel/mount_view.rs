@@ -29,9 +29,9 @@ use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-use nix::fcntl::OFlag;
+use nix::fcntl::{OFlag, AT_FDCWD};
 use nix::sys::stat::{Mode, SFlag};
 
 use crate::kernel::pathfd;
@@ -76,9 +76,14 @@ pub struct PrivateDir {
     pub what: &'static str,
 }
 
-/// Where the run's tmpfs is mounted while its directories are bound into place; detached
-/// before the command runs.
-const PRIVATE_STAGING: &str = "/.cw-exec-private";
+/// The directory of the run's tmpfs that becomes the view's root (see `enter`).
+const VIEW_DIR: &str = "v";
+
+/// The name, in the run's tmpfs, of the `n`th private directory's source (0 is /tmp): an
+/// index, so no two sandbox paths can share one.
+fn private_source_name(n: usize) -> String {
+    format!("p{n}")
+}
 
 /// Everything the view is made of, as plain data (the plan builds it: `Plan::view`).
 #[derive(Debug, Clone)]
@@ -148,12 +153,19 @@ pub struct Entered {
 /// a path hides what was known beneath it, which is forgotten then (`covered`).
 struct Skeleton {
     dirs: BTreeSet<PathBuf>,
+    /// Whether `MOUNT_POINT_FILE` exists.
+    link_source: bool,
 }
+
+/// The empty file of the view's root every mount-point file is a hard link of, while the view
+/// is built.
+const MOUNT_POINT_FILE: &str = "/.cw-exec-mount-point";
 
 impl Skeleton {
     fn new() -> Skeleton {
         Skeleton {
             dirs: BTreeSet::from([PathBuf::from("/")]),
+            link_source: false,
         }
     }
 
@@ -180,12 +192,44 @@ impl Skeleton {
         if let Some(parent) = path.parent() {
             self.dir(parent)?;
         }
-        // An empty regular file, in one call; an existing name (even a symlink, which is
-        // never followed here) is left as it is.
-        match nix::sys::stat::mknod(path, SFlag::S_IFREG, Mode::from_bits_truncate(0o644), 0) {
-            Err(nix::errno::Errno::EEXIST) => Ok(()),
+        // An empty regular file: another hard link of one empty file of the view's root
+        // (a name costs less than an inode, to make and to tear down), or, on another mount
+        // (EXDEV), a file of its own. An existing name (even a symlink, which is never
+        // followed here) is left as it is.
+        use nix::errno::Errno;
+        let file = |path: &Path| match nix::sys::stat::mknod(
+            path,
+            SFlag::S_IFREG,
+            Mode::from_bits_truncate(0o644),
+            0,
+        ) {
+            Err(Errno::EEXIST) => Ok(()),
             other => other.map_err(io::Error::from),
+        };
+        if !self.link_source {
+            file(Path::new(MOUNT_POINT_FILE))?;
+            self.link_source = true;
         }
+        match nix::unistd::linkat(
+            AT_FDCWD,
+            MOUNT_POINT_FILE,
+            AT_FDCWD,
+            path,
+            nix::fcntl::AtFlags::empty(),
+        ) {
+            Ok(()) | Err(Errno::EEXIST) => Ok(()),
+            Err(Errno::EXDEV) => file(path),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The view is complete: the name the mount-point files were linked from goes (they stay,
+    /// each under its mount).
+    fn remove_link_source(&mut self) -> io::Result<()> {
+        if std::mem::take(&mut self.link_source) {
+            std::fs::remove_file(MOUNT_POINT_FILE)?;
+        }
+        Ok(())
     }
 
     /// Something was mounted at `path`: what was known beneath it is hidden now.
@@ -223,18 +267,86 @@ pub fn enter(view: &View) -> Result<Entered, String> {
     let step = |what: &str, e: &dyn std::fmt::Display| format!("mount view: {what}: {e}");
     let mut entered = Entered::default();
 
+    // One tmpfs for the whole run: the view's root is its directory `v`, bound onto itself
+    // (pivot_root needs a mount point) and entered; every private directory (/tmp, /dev/shm,
+    // a private HOME) is one of its directories `p<N>`, bound into place from a descriptor
+    // of the tmpfs. The tmpfs's own root, which holds them all side by side, is reachable
+    // from no path of the view: it stays mounted at the staging point, beneath the host's
+    // tree, and is detached with it. Sized (see limits::private_tmpfs_size) so the sandbox
+    // cannot fill the host's memory through the private directories together: ENOSPC past
+    // the size. (The root mount is read-only before the command runs.)
+    // Noexec from the start when any private directory must be noexec (the usual case): each
+    // bind of it copies the flag, so only a directory that allows exec needs a further call.
+    let tmp = PrivateDir {
+        path: PathBuf::from(PRIVATE_TMP),
+        mode: 0o1777,
+        exec: view.tmp_exec,
+        owner: None,
+        what: "tmp",
+    };
+    let staging_noexec = !view.tmp_exec || view.private.iter().any(|d| !d.exec);
+    // The host's staging directory, held before the run's tmpfs covers it (see `HostDirs`).
+    let staging =
+        std::fs::canonicalize(STAGING).map_err(|e| step(&format!("staging {STAGING}"), &e))?;
+    let host_staging = nix::fcntl::open(
+        &staging,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+        Mode::empty(),
+    )
+    .map_err(|e| step(&format!("staging {STAGING}"), &e))?;
     mount(
         Some("tmpfs"),
-        STAGING,
+        &staging,
         Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        Some("mode=0755,size=4m"),
+        MsFlags::MS_NOSUID
+            | MsFlags::MS_NODEV
+            | if staging_noexec {
+                MsFlags::MS_NOEXEC
+            } else {
+                MsFlags::empty()
+            },
+        Some(format!("mode=0755,size={}", view.tmpfs_size).as_str()),
     )
-    .map_err(|e| step(&format!("tmpfs on {STAGING}"), &e))?;
-    let old_root_in_staging = Path::new(STAGING).join(OLD_ROOT.trim_start_matches('/'));
+    .map_err(|e| step(&format!("the run's tmpfs on {STAGING}"), &e))?;
+    let run_tmpfs = nix::fcntl::open(
+        &staging,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| step("opening the run's tmpfs", &e))?;
+    for (n, dir) in std::iter::once(&tmp).chain(&view.private).enumerate() {
+        private_source(run_tmpfs.as_fd(), n, dir)
+            .map_err(|e| step(&format!("private {} {}", dir.what, dir.path.display()), &e))?;
+    }
+    let new_root = staging.join(VIEW_DIR);
+    mkdir(&new_root).map_err(|e| step("the view's root", &e))?;
+    mount(
+        Some(&new_root),
+        &new_root,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| step("the view's root", &e))?;
+    let old_root_in_staging = new_root.join(OLD_ROOT.trim_start_matches('/'));
     mkdir(&old_root_in_staging).map_err(|e| step(OLD_ROOT, &e))?;
-    nix::unistd::pivot_root(STAGING, &old_root_in_staging).map_err(|e| step("pivot_root", &e))?;
+    nix::unistd::pivot_root(&new_root, &old_root_in_staging).map_err(|e| step("pivot_root", &e))?;
     std::env::set_current_dir("/").map_err(|e| step("chdir /", &e))?;
+    // Each private directory's clone, made while the run's tmpfs is still mounted; attached
+    // in its turn below.
+    let mut private_trees = Vec::with_capacity(view.private.len() + 1);
+    for (n, dir) in std::iter::once(&tmp).chain(&view.private).enumerate() {
+        private_trees.push(Some(
+            private_tree(run_tmpfs.as_fd(), n, dir, staging_noexec)
+                .map_err(|e| step(&format!("private {} {}", dir.what, dir.path.display()), &e))?,
+        ));
+    }
+    // The run's tmpfs's own mount stays where it is, beneath the host's tree (and goes with
+    // it): the only way to its root. It covers the host's staging directory, so the binds
+    // of host paths beneath that directory are cloned from `host_staging`, a descriptor of
+    // it taken before the tmpfs was mounted. (Unmounting the tmpfs here would cost an RCU
+    // grace period, +0.5 ms.)
+    drop(run_tmpfs);
     // The baseline every bind inherits (bind mounts copy their source's flags), and private
     // propagation, which the clones copy too.
     sys::mount_setattr_private(
@@ -249,46 +361,21 @@ pub fn enter(view: &View) -> Result<Entered, String> {
             &e,
         )
     })?;
-    let host_root = nix::fcntl::open(
-        OLD_ROOT,
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
-        Mode::empty(),
-    )
-    .map_err(|e| step("opening the host tree", &e))?;
+    let mut host_dirs = HostDirs {
+        root: nix::fcntl::open(
+            OLD_ROOT,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+            Mode::empty(),
+        )
+        .map_err(|e| step("opening the host tree", &e))?,
+        staging: (staging, host_staging),
+        open: Vec::new(),
+    };
     let mut skel = Skeleton::new();
     skel.dirs.insert(PathBuf::from(OLD_ROOT));
 
-    // One tmpfs for every private directory, sized (see limits::private_tmpfs_size) so the
-    // sandbox cannot fill the host's memory through them together: ENOSPC past the size.
-    // Mounted at a staging point, each directory bound into place, the staging mount
-    // detached at the end (with the host's tree).
-    // Noexec from the start when any private directory must be noexec (the usual case): each
-    // bind of it copies the flag, so only a directory that allows exec needs a further call.
-    let staging_noexec = !view.tmp_exec || view.private.iter().any(|d| !d.exec);
-    mkdir(Path::new(PRIVATE_STAGING)).map_err(|e| step(PRIVATE_STAGING, &e))?;
-    mount(
-        Some("tmpfs"),
-        PRIVATE_STAGING,
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID
-            | MsFlags::MS_NODEV
-            | if staging_noexec {
-                MsFlags::MS_NOEXEC
-            } else {
-                MsFlags::empty()
-            },
-        Some(format!("mode=0755,size={}", view.tmpfs_size).as_str()),
-    )
-    .map_err(|e| step("the run's tmpfs", &e))?;
     // The private /tmp, before the binds so that granted host paths beneath /tmp land on it.
-    let tmp = PrivateDir {
-        path: PathBuf::from(PRIVATE_TMP),
-        mode: 0o1777,
-        exec: view.tmp_exec,
-        owner: None,
-        what: "tmp",
-    };
-    private_dir(&mut skel, &tmp, staging_noexec).map_err(|e| step("private /tmp", &e))?;
+    private_dir(&mut skel, &mut private_trees[0], &tmp).map_err(|e| step("private /tmp", &e))?;
     entered.writable.push((tmp.path.clone(), 0));
 
     // The symlinks the plan followed, so each requested spelling works inside too. Made from
@@ -305,7 +392,7 @@ pub fn enter(view: &View) -> Result<Entered, String> {
         Bind(&'a Bind),
         Mask(&'a Mask),
         Pin,
-        Private(&'a PrivateDir),
+        Private(usize, &'a PrivateDir),
     }
     let mut ops: Vec<(&Path, Op)> = view
         .binds
@@ -316,7 +403,8 @@ pub fn enter(view: &View) -> Result<Entered, String> {
         .chain(
             view.private
                 .iter()
-                .map(|d| (d.path.as_path(), Op::Private(d))),
+                .enumerate()
+                .map(|(n, d)| (d.path.as_path(), Op::Private(n + 1, d))),
         )
         .collect();
     ops.sort_by(|a, b| a.0.cmp(b.0));
@@ -324,7 +412,7 @@ pub fn enter(view: &View) -> Result<Entered, String> {
     let mut mask_file = false;
     for (path, op) in &ops {
         match op {
-            Op::Bind(bind) => bind_verified(host_root.as_fd(), &mut skel, bind, &mut entered)
+            Op::Bind(bind) => bind_verified(&mut host_dirs, &mut skel, bind, &mut entered)
                 .map_err(|e| step(&format!("bind {}", path.display()), &e))?,
             Op::Mask(mask) => {
                 if mask_credential(mask, &mut mask_file)
@@ -340,33 +428,20 @@ pub fn enter(view: &View) -> Result<Entered, String> {
                 // a writable mount if it is kernel state.
                 entered.writable.push((path.to_path_buf(), magic));
             }
-            Op::Private(dir) => {
-                private_dir(&mut skel, dir, staging_noexec)
+            Op::Private(n, dir) => {
+                private_dir(&mut skel, &mut private_trees[*n], dir)
                     .map_err(|e| step(&format!("private {} {}", dir.what, path.display()), &e))?;
                 entered.writable.push((dir.path.clone(), 0));
             }
         }
         skel.covered(path);
     }
-    // The tmpfs stays alive through the binds; its staging mount goes. Moved beneath the
-    // host's tree (onto the directory the view's root was staged on, which every host has),
-    // it is detached with that tree in one unmount below; where the move fails, on its own.
-    let staging_gone = sys::move_mount_path(
-        Path::new(PRIVATE_STAGING),
-        &Path::new(OLD_ROOT).join(STAGING.trim_start_matches('/')),
-    )
-    .is_ok();
-    if !staging_gone {
-        umount2(PRIVATE_STAGING, MntFlags::MNT_DETACH)
-            .map_err(|e| step("detaching the run's tmpfs staging mount", &e))?;
-    }
-    std::fs::remove_dir(PRIVATE_STAGING).map_err(|e| step(PRIVATE_STAGING, &e))?;
     // Masks were left writable for the mount points of sub-grants; freeze them now.
     for path in masked {
         sys::mount_setattr(path, false, MOUNT_ATTR_RDONLY, 0)
             .map_err(|e| step(&format!("read-only mask {}", path.display()), &e))?;
     }
-    drop(host_root);
+    drop(host_dirs);
 
     // This sandbox's own /proc (init is PID 1 of a new PID namespace).
     skel.dir(Path::new("/proc"))
@@ -416,6 +491,8 @@ pub fn enter(view: &View) -> Result<Entered, String> {
 
     // Drop the host's tree (and with it the run's tmpfs staging mount) from this namespace
     // entirely, then freeze the skeleton.
+    skel.remove_link_source()
+        .map_err(|e| step(MOUNT_POINT_FILE, &e))?;
     umount2(OLD_ROOT, MntFlags::MNT_DETACH).map_err(|e| step("detaching the host root", &e))?;
     std::fs::remove_dir(OLD_ROOT).map_err(|e| step("removing the old root's mount point", &e))?;
     sys::mount_setattr(
@@ -428,30 +505,101 @@ pub fn enter(view: &View) -> Result<Entered, String> {
     Ok(entered)
 }
 
-/// Binds one host path from a descriptor: re-open it beneath the host's tree without following
-/// symlinks, check it is the object the plan resolved, clone its mount tree, set the flags on
-/// the detached clone, attach it. The clone is made from the checked descriptor, so what is
-/// attached is that object, whatever its name points to by then.
+/// The host's tree while the view is built, and the host directories binds were cloned from,
+/// each held as a descriptor once opened: every `/etc` file bind shares one `/etc`.
+struct HostDirs {
+    root: OwnedFd,
+    /// The host's staging directory (its physical path) and a descriptor of it taken before
+    /// the run's tmpfs was mounted over it: host paths beneath it are re-opened beneath this
+    /// descriptor instead of the host's root, whose walk would enter the tmpfs.
+    staging: (PathBuf, OwnedFd),
+    open: Vec<(PathBuf, OwnedFd)>,
+}
+
+impl HostDirs {
+    /// The host directory `path`, re-opened beneath the host's tree without following any
+    /// symlink (once; later asks get the same descriptor).
+    fn dir(&mut self, path: &Path) -> io::Result<BorrowedFd<'_>> {
+        if path == Path::new("/") {
+            return Ok(self.root.as_fd());
+        }
+        let known = self
+            .open
+            .iter()
+            .position(|(p, _)| p.as_os_str() == path.as_os_str());
+        let at = match known {
+            Some(at) => at,
+            None => {
+                let fd = self.reopen(path)?;
+                self.open.push((path.to_path_buf(), fd));
+                self.open.len() - 1
+            }
+        };
+        Ok(self.open[at].1.as_fd())
+    }
+
+    /// Re-opens the host path `path` beneath the host's tree, without following any symlink
+    /// (beneath the staging directory's own descriptor for a path inside it).
+    fn reopen(&self, path: &Path) -> io::Result<OwnedFd> {
+        match path.strip_prefix(&self.staging.0) {
+            Ok(rest) => pathfd::reopen_beneath(self.staging.1.as_fd(), &Path::new("/").join(rest)),
+            Err(_) => pathfd::reopen_beneath(self.root.as_fd(), path),
+        }
+    }
+
+    /// A detached clone of the mount tree at the host path `host`: its directory re-opened
+    /// beneath the host's tree without following any symlink (`dir`), then its last component
+    /// cloned from that descriptor, not followed if it is a symlink. Nothing on the way is
+    /// followed, as with one `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)` of the whole
+    /// path, in one call per bind instead of an open, a clone and a close.
+    fn clone_tree(&mut self, host: &Path) -> io::Result<OwnedFd> {
+        use std::os::unix::ffi::OsStrExt;
+        let (Some(parent), Some(name)) = (host.parent(), host.file_name()) else {
+            // The host's root itself (or a spelling without a last name): from a descriptor.
+            let fd = self.reopen(host)?;
+            return sys::clone_tree(fd.as_fd());
+        };
+        if host == self.staging.0 {
+            // Covered by the run's tmpfs: from the descriptor taken before.
+            return sys::clone_tree(self.staging.1.as_fd());
+        }
+        let name = std::ffi::CString::new(name.as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a path"))?;
+        sys::clone_tree_at(self.dir(parent)?, &name, true)
+    }
+}
+
+/// Binds one host path from a descriptor: clone its mount tree beneath the host's tree without
+/// following any symlink (`HostDirs::clone_tree`), check that the clone's root is the object
+/// the plan resolved (device and inode, from the clone's descriptor), set the flags on the
+/// detached clone, attach it. What is attached is the checked clone, whatever the name points
+/// to by then.
 fn bind_verified(
-    host_root: BorrowedFd<'_>,
+    host_dirs: &mut HostDirs,
     skel: &mut Skeleton,
     bind: &Bind,
     entered: &mut Entered,
 ) -> io::Result<()> {
     let host = bind.source.as_deref().unwrap_or(&bind.path);
-    let fd = pathfd::reopen_beneath(host_root, host).map_err(|e| {
+    let symlink = || {
+        io::Error::other(
+            "a symlink now stands where the plan resolved a directory or file: refusing to follow it",
+        )
+    };
+    let tree = host_dirs.clone_tree(host).map_err(|e| {
         if e.raw_os_error() == Some(libc::ELOOP) {
-            io::Error::other(
-                "a symlink now stands where the plan resolved a directory or file: refusing to follow it",
-            )
+            symlink()
         } else {
             e
         }
     })?;
     if let Some((dev, ino)) = bind.expect {
-        // Device and inode of the descriptor (the mount id is not compared, see the
+        // Device and inode of the clone's root (the mount id is not compared, see the
         // module's comment).
-        let found = pathfd::identity(fd.as_fd())?;
+        let found = sys::fd_stat(tree.as_fd())?;
+        if found.mode & libc::S_IFMT == libc::S_IFLNK {
+            return Err(symlink());
+        }
         if (found.dev, found.ino) != (dev, ino) {
             return Err(io::Error::other(format!(
                 "replaced since it was resolved (device {dev}, inode {ino} expected; found device {}, inode {}): refusing to bind another object",
@@ -460,8 +608,6 @@ fn bind_verified(
         }
     }
     skel.mount_point(&bind.path, bind.is_dir)?;
-    let tree = sys::clone_tree(fd.as_fd())?;
-    drop(fd);
     let (set, clear) = bind.attrs();
     if (set, clear) != (0, 0) {
         // Recursive first, so submounts get the same flags; a submount the host locked
@@ -490,44 +636,66 @@ fn bind_verified(
     Ok(())
 }
 
-/// Makes an empty directory of the run's tmpfs appear at `dir.path`, with its mode, and
-/// noexec unless it allows exec (always nosuid, nodev, which the bind copies from the staging
-/// mount, and noexec too where the staging mount has it: `staging_noexec`).
-fn private_dir(skel: &mut Skeleton, dir: &PrivateDir, staging_noexec: bool) -> io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let name = dir
-        .path
-        .to_string_lossy()
-        .trim_start_matches('/')
-        .replace('/', "_");
-    let source = Path::new(PRIVATE_STAGING).join(name);
-    std::fs::create_dir(&source)?;
-    std::fs::set_permissions(&source, std::fs::Permissions::from_mode(dir.mode))?;
+/// The `n`th private directory's source: a directory of the run's tmpfs (`run_tmpfs`) with
+/// its mode and owner, made before the pivot, beside the view's root and so beneath no path
+/// of the view.
+fn private_source(run_tmpfs: BorrowedFd<'_>, n: usize, dir: &PrivateDir) -> io::Result<()> {
+    let name = private_source_name(n);
+    nix::sys::stat::mkdirat(run_tmpfs, name.as_str(), Mode::from_bits_truncate(0o700))?;
+    // The mode whatever the umask. (Following the name is moot: init made it a moment ago
+    // in a tmpfs only init can reach; and glibc emulates the no-follow variant through
+    // /proc/self/fd, at three calls more.)
+    nix::sys::stat::fchmodat(
+        run_tmpfs,
+        name.as_str(),
+        Mode::from_bits_truncate(dir.mode),
+        nix::sys::stat::FchmodatFlags::FollowSymlink,
+    )?;
     if let Some((uid, gid)) = dir.owner {
-        std::os::unix::fs::chown(&source, Some(uid), Some(gid))?;
+        nix::unistd::fchownat(
+            run_tmpfs,
+            name.as_str(),
+            Some(nix::unistd::Uid::from_raw(uid)),
+            Some(nix::unistd::Gid::from_raw(gid)),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )?;
     }
-    skel.dir(&dir.path)?;
-    mount(
-        Some(&source),
-        &dir.path,
-        None::<&str>,
-        MsFlags::MS_BIND,
-        None::<&str>,
-    )
-    .map_err(io::Error::from)?;
+    Ok(())
+}
+
+/// A detached clone of the `n`th private directory of the run's tmpfs (`private_source`),
+/// cloned from the descriptor of the tmpfs by a name only init made: noexec unless it allows
+/// exec (always nosuid, nodev, which the clone copies from the tmpfs's mount, and noexec too
+/// where that mount has it: `staging_noexec`).
+fn private_tree(
+    run_tmpfs: BorrowedFd<'_>,
+    n: usize,
+    dir: &PrivateDir,
+    staging_noexec: bool,
+) -> io::Result<OwnedFd> {
+    let name = std::ffi::CString::new(private_source_name(n)).expect("no NUL");
+    let tree = sys::clone_tree_at(run_tmpfs, &name, false)?;
     match (dir.exec, staging_noexec) {
-        // The bind copied the staging mount's flags, which are the ones wanted.
-        (false, true) | (true, false) => return Ok(()),
-        // The one flag the staging mount has that this directory must not.
-        (true, true) => return sys::mount_setattr(&dir.path, false, 0, MOUNT_ATTR_NOEXEC),
-        (false, false) => {}
+        // The clone copies the tmpfs mount's flags, which are the ones wanted.
+        (false, true) | (true, false) => {}
+        // The one flag the tmpfs mount has that this directory must not.
+        (true, true) => sys::mount_setattr_fd(tree.as_fd(), false, 0, MOUNT_ATTR_NOEXEC)?,
+        (false, false) => sys::mount_setattr_fd(tree.as_fd(), false, MOUNT_ATTR_NOEXEC, 0)?,
     }
-    let flags = MsFlags::MS_BIND
-        | MsFlags::MS_REMOUNT
-        | MsFlags::MS_NOSUID
-        | MsFlags::MS_NODEV
-        | MsFlags::MS_NOEXEC;
-    mount(None::<&str>, &dir.path, None::<&str>, flags, None::<&str>).map_err(io::Error::from)
+    Ok(tree)
+}
+
+/// Makes a private directory (its clone, `private_tree`) appear at `dir.path`.
+fn private_dir(
+    skel: &mut Skeleton,
+    tree: &mut Option<OwnedFd>,
+    dir: &PrivateDir,
+) -> io::Result<()> {
+    let tree = tree
+        .take()
+        .ok_or_else(|| io::Error::other("private directory attached twice"))?;
+    skel.dir(&dir.path)?;
+    sys::attach_tree(tree.as_fd(), &dir.path)
 }
 
 /// Makes `path` (a directory of the view) a mount point of itself, flags unchanged: the

@@ -54,6 +54,7 @@ fn no_symlinks() -> OpenHow {
 }
 
 /// The identity of the object behind a descriptor (one `statx`).
+#[cfg(test)]
 pub fn identity(fd: BorrowedFd<'_>) -> io::Result<Identity> {
     let st = crate::sys::fd_stat(fd)?;
     Ok(Identity {
