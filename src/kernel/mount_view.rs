@@ -345,7 +345,7 @@ pub fn enter(view: &View) -> Result<Entered, String> {
     // it): the only way to its root. It covers the host's staging directory, so the binds
     // of host paths beneath that directory are cloned from `host_staging`, a descriptor of
     // it taken before the tmpfs was mounted. (Unmounting the tmpfs here would cost an RCU
-    // grace period, +0.5 ms.)
+    // grace period, which every unmount waits for: 50-500 µs here.)
     drop(run_tmpfs);
     // The baseline every bind inherits (bind mounts copy their source's flags), and private
     // propagation, which the clones copy too.
