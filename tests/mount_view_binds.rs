@@ -166,3 +166,26 @@ fn a_grant_beneath_the_host_tmp_is_bound() {
     assert!(!Path::new("/tmp/mine").exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `--bind /tmp:/hosttmp:ro` binds the host's /tmp, on which the run's tmpfs was mounted while
+/// the view was built: the bind shows the host's files, not the tmpfs's root.
+#[test]
+fn a_bind_of_the_host_tmp_shows_the_host_tmp() {
+    let marker = Path::new("/tmp").join(format!("cwx-mv-marker-{}", std::process::id()));
+    std::fs::write(&marker, "host").unwrap();
+    std::fs::set_permissions(&marker, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let name = marker.file_name().unwrap().to_str().unwrap().to_string();
+    as_each_identity(|sb, who| {
+        let out = sb.args(["--bind", "/tmp:/hosttmp:ro"]).run(&[
+            "/bin/sh",
+            "-c",
+            &format!("cat /hosttmp/{name}; echo; grep ' /hosttmp ' /proc/self/mountinfo"),
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{who}: {}", stderr(&out));
+        let text = stdout(&out);
+        assert!(text.starts_with("host\n"), "{who}: {text}");
+        // One mount at /hosttmp: the host's, nothing stacked on it.
+        assert_eq!(text.lines().count(), 2, "{who}: {text}");
+    });
+    std::fs::remove_file(&marker).unwrap();
+}

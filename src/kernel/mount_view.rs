@@ -538,6 +538,24 @@ impl HostDirs {
         Ok(self.open[at].1.as_fd())
     }
 
+    /// A bind of the staging directory itself (`--bind /tmp:...`) was cloned with the run's
+    /// tmpfs mounted on it, and the clone brought a copy of that mount along, on top: it is
+    /// unmounted at `at` (checked to be on the run's tmpfs, as the view's root is), so the
+    /// bind shows the host's directory and no mount of the view has the tmpfs's root as its
+    /// root. (An unmount waits for an RCU grace period: only this bind pays it.)
+    fn drop_run_tmpfs_copy(&self, at: &Path) -> io::Result<()> {
+        let tmpfs = nix::sys::stat::lstat("/")?.st_dev;
+        if nix::sys::stat::lstat(at)?.st_dev == tmpfs {
+            umount2(at, MntFlags::MNT_DETACH | MntFlags::UMOUNT_NOFOLLOW)?;
+        }
+        if nix::sys::stat::lstat(at)?.st_dev == tmpfs {
+            return Err(io::Error::other(
+                "the run's tmpfs is still mounted on the bind of the staging directory",
+            ));
+        }
+        Ok(())
+    }
+
     /// Re-opens the host path `path` beneath the host's tree, without following any symlink
     /// (beneath the staging directory's own descriptor for a path inside it).
     fn reopen(&self, path: &Path) -> io::Result<OwnedFd> {
@@ -622,6 +640,9 @@ fn bind_verified(
         })?;
     }
     sys::attach_tree(tree.as_fd(), &bind.path)?;
+    if host == host_dirs.staging.0 {
+        host_dirs.drop_run_tmpfs_copy(&bind.path)?;
+    }
     if bind.writable {
         // What `seal_kernel_state` needs: the file system (a write grant of kernel state is
         // refused by the plan; this holds whatever reaches here), and whether the bind
