@@ -294,29 +294,9 @@ fn list_dir(dir: &Path, keep: impl FnMut(&[u8], u8)) -> Result<(), Errno> {
 }
 
 /// `list_dir` of a directory opened for reading.
-fn list_fd(fd: BorrowedFd<'_>, mut keep: impl FnMut(&[u8], u8)) -> Result<(), Errno> {
-    let mut buf = [0u8; 8192];
-    loop {
-        let n = crate::sys::getdents64(fd, &mut buf)
-            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
-        if n == 0 {
-            return Ok(());
-        }
-        // linux_dirent64: d_ino (8), d_off (8), d_reclen (2), d_type (1), d_name (NUL-ended).
-        let mut at = 0;
-        while at + 19 <= n {
-            let reclen = usize::from(u16::from_ne_bytes([buf[at + 16], buf[at + 17]]));
-            if reclen < 19 || at + reclen > n {
-                return Err(Errno::EIO);
-            }
-            let raw = &buf[at + 19..at + reclen];
-            let name = &raw[..raw.iter().position(|b| *b == 0).unwrap_or(raw.len())];
-            if name != b"." && name != b".." {
-                keep(name, buf[at + 18]);
-            }
-            at += reclen;
-        }
-    }
+fn list_fd(fd: BorrowedFd<'_>, keep: impl FnMut(&[u8], u8)) -> Result<(), Errno> {
+    crate::sys::for_each_dir_entry(fd, keep)
+        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
 }
 
 /// One directory of the tree of credential paths: the names wanted in it.

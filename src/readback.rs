@@ -338,7 +338,7 @@ pub fn collect(
     // namespace (attempting memfd_create(MFD_EXEC) would be refused the same way, but makes
     // the kernel log a warning, which costs a millisecond); otherwise seccomp must refuse it.
     if plan.memfd_sysctl {
-        let got = sys::read_kernel_file(None, Path::new("/proc/sys/vm/memfd_noexec"), 64)
+        let got = sys::read_sysctl(None, Path::new("/proc/sys/vm/memfd_noexec"))
             .map(|v| format!("vm.memfd_noexec={}", String::from_utf8_lossy(&v).trim()))
             .unwrap_or_else(|e| e.to_string());
         probes.push(probe(

@@ -809,6 +809,37 @@ pub fn getdents64(fd: std::os::fd::BorrowedFd<'_>, buf: &mut [u8]) -> io::Result
     }
 }
 
+/// Every entry of a directory opened for reading, as its name and `d_type` (`DT_UNKNOWN`
+/// where the file system does not say), `.` and `..` left out: `getdents64` into one
+/// buffer, no allocation per entry. An error of the listing (or a malformed record, EIO)
+/// ends it.
+pub fn for_each_dir_entry(
+    fd: std::os::fd::BorrowedFd<'_>,
+    mut keep: impl FnMut(&[u8], u8),
+) -> io::Result<()> {
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = getdents64(fd, &mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        // linux_dirent64: d_ino (8), d_off (8), d_reclen (2), d_type (1), d_name (NUL-ended).
+        let mut at = 0;
+        while at + 19 <= n {
+            let reclen = usize::from(u16::from_ne_bytes([buf[at + 16], buf[at + 17]]));
+            if reclen < 19 || at + reclen > n {
+                return Err(io::Error::from_raw_os_error(libc::EIO));
+            }
+            let raw = &buf[at + 19..at + reclen];
+            let name = &raw[..raw.iter().position(|b| *b == 0).unwrap_or(raw.len())];
+            if name != b"." && name != b".." {
+                keep(name, buf[at + 18]);
+            }
+            at += reclen;
+        }
+    }
+}
+
 /// `faccessat2(fd, "", mode, AT_EMPTY_PATH)`: may the caller (real ids) access the object
 /// behind an `O_PATH` descriptor with `mode` (R_OK, W_OK, X_OK)? Checked on the object, not
 /// on a name that could be swapped afterwards.
@@ -1377,6 +1408,49 @@ pub fn read_kernel_file(
     Ok(buf)
 }
 
+/// Reads a kernel tunable's value (a /proc/sys file) relative to `dir`: one `openat`, one
+/// `read`, one `close` when the value fits (the usual case). A sysctl's read generates the
+/// whole value at once from the start of the file, newline-terminated, and returns as much of
+/// it as the buffer holds: a read shorter than the buffer that ends with the newline is the
+/// whole value, and the read that would confirm the end (which makes the kernel run the
+/// handler again) is not needed. Anything else (a value that filled the buffer, one without
+/// its newline) is read on to the end as `read_kernel_file` does.
+pub fn read_sysctl(dir: Option<std::os::fd::BorrowedFd<'_>>, path: &Path) -> io::Result<Vec<u8>> {
+    use nix::fcntl::{openat, OFlag, AT_FDCWD};
+    let fd = openat(
+        dir.unwrap_or(AT_FDCWD),
+        path,
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    let mut buf = vec![0u8; 64];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        match nix::unistd::read(&fd, &mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                len += n;
+                if sysctl_value_complete(&buf[..len], buf.len()) {
+                    break;
+                }
+            }
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    buf.truncate(len);
+    Ok(buf)
+}
+
+/// Whether `read` (what the reads of a sysctl returned so far, into a buffer of `capacity`
+/// bytes) is the whole value: shorter than the buffer and ending with the value's newline.
+fn sysctl_value_complete(read: &[u8], capacity: usize) -> bool {
+    read.len() < capacity && read.ends_with(b"\n")
+}
+
 /// Writes `value` to a kernel tunable (a /proc/sys file) relative to `dir`: one `openat`
 /// (no O_CREAT or O_TRUNC, which such files ignore), one `write`, one `close`.
 pub fn write_kernel_file(
@@ -1399,4 +1473,41 @@ pub fn write_kernel_file(
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sysctl's value is whole when a read shorter than the buffer ends with its newline;
+    /// a full buffer, or no newline yet, means reading on.
+    #[test]
+    fn a_sysctl_read_stops_only_at_a_whole_value() {
+        assert!(sysctl_value_complete(b"128\n", 64));
+        assert!(!sysctl_value_complete(b"128", 64));
+        assert!(!sysctl_value_complete(&[b'1'; 64], 64));
+        let mut full = vec![b'1'; 63];
+        full.push(b'\n');
+        assert!(!sysctl_value_complete(&full, 64));
+        // What one read gives is what reading to the end gives: a real sysctl, and files
+        // longer than the first buffer (read on to their end).
+        for path in [
+            "/proc/sys/kernel/ostype",
+            "/proc/sys/user/max_user_namespaces",
+        ] {
+            let (one, all) = (
+                read_sysctl(None, Path::new(path)).unwrap(),
+                read_kernel_file(None, Path::new(path), 64).unwrap(),
+            );
+            assert_eq!(one, all, "{path}");
+        }
+        let file = std::env::temp_dir().join(format!("cwx-sysctl-{}", std::process::id()));
+        for len in [0, 1, 63, 64, 65, 200] {
+            let mut value = vec![b'7'; len];
+            value.push(b'\n');
+            std::fs::write(&file, &value).unwrap();
+            assert_eq!(read_sysctl(None, &file).unwrap(), value, "{len}");
+        }
+        std::fs::remove_file(&file).unwrap();
+    }
 }

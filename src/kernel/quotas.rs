@@ -61,6 +61,9 @@ pub struct QuotaReadback {
     pub values: Vec<String>,
 }
 
+/// Where a user namespace's quotas are (its own, seen from a process in it).
+const USER_SYSCTL_DIR: &str = "/proc/sys/user";
+
 const NAMESPACE_SYSCTLS: &[&str] = &[
     "max_user_namespaces",
     "max_mnt_namespaces",
@@ -76,16 +79,61 @@ const NAMESPACE_SYSCTLS: &[&str] = &[
 /// legitimately need (inotify, message-queue bytes, queued signals), zero for what the
 /// seccomp filter already refuses (fanotify groups and marks, new namespaces: defence in
 /// depth). Reads the caller's values from /proc/sys/user and its own rlimits; a value that
-/// cannot be read is left out (and so neither lowered nor claimed).
+/// cannot be read, or a file this kernel does not have, is left out (and so neither lowered
+/// nor claimed).
 pub fn plan() -> Vec<Quota> {
+    plan_in(std::path::Path::new(USER_SYSCTL_DIR))
+}
+
+/// `plan` with the caller's sysctls read from `dir` (/proc/sys/user; a test names its own).
+///
+/// Which files exist is one listing of the directory (`getdents64`): only the two inotify
+/// maxima are read, for their values. The zero quotas need no value, and each file of
+/// /proc/sys costs a lookup, an open and the read that generates it (about 4 µs warm, more
+/// in a fresh process): reading ten of them only to learn they exist cost more than the
+/// listing. A directory that cannot be listed falls back to reading each file: a file that
+/// cannot be read is then left out, as before.
+pub fn plan_in(dir: &std::path::Path) -> Vec<Quota> {
+    use nix::fcntl::OFlag;
     let mut out = Vec::new();
     let share = |caller: u64| (caller / SHARE_DIVISOR).max(1);
-    let dir = user_sysctl_dir();
-    let read_user_sysctl = |name: &str| read_user_sysctl_in(dir.as_ref().map(|d| d.as_fd()), name);
+    let dir_fd = nix::fcntl::open(
+        dir,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ok();
+    let read_user_sysctl = |name: &str| match &dir_fd {
+        Some(fd) => read_user_sysctl_in(Some(fd.as_fd()), name),
+        None => {
+            let raw = crate::sys::read_sysctl(None, &dir.join(name))?;
+            Ok(String::from_utf8_lossy(&raw).trim().to_string())
+        }
+    };
+    // The names the kernel lists; None where the listing failed (each file is then tried).
+    let listed: Option<Vec<Vec<u8>>> = dir_fd.as_ref().and_then(|fd| {
+        let mut names = Vec::new();
+        crate::sys::for_each_dir_entry(fd.as_fd(), |name, _| names.push(name.to_vec()))
+            .ok()
+            .map(|()| names)
+    });
+    let is_listed =
+        |names: &Vec<Vec<u8>>, name: &str| names.iter().any(|n| n.as_slice() == name.as_bytes());
+    let exists = |name: &str| match &listed {
+        Some(names) => is_listed(names, name),
+        None => read_user_sysctl(name).is_ok(),
+    };
     for (limit, file) in [
         ("inotify-instances", &["max_inotify_instances"]),
         ("inotify-watches", &["max_inotify_watches"]),
     ] {
+        // Not listed: not read either (its read would fail the same way).
+        if listed
+            .as_ref()
+            .is_some_and(|names| !is_listed(names, file[0]))
+        {
+            continue;
+        }
         if let Some(caller) = read_user_sysctl(file[0]).ok().and_then(|v| v.parse().ok()) {
             out.push(Quota {
                 limit,
@@ -102,11 +150,7 @@ pub fn plan() -> Vec<Quota> {
         ),
         ("namespaces", NAMESPACE_SYSCTLS),
     ] {
-        let present: Vec<&'static str> = files
-            .iter()
-            .copied()
-            .filter(|f| read_user_sysctl(f).is_ok())
-            .collect();
+        let present: Vec<&'static str> = files.iter().copied().filter(|f| exists(f)).collect();
         if !present.is_empty() {
             out.push(Quota {
                 limit,
@@ -232,7 +276,7 @@ impl Quota {
 fn user_sysctl_dir() -> Option<std::os::fd::OwnedFd> {
     use nix::fcntl::OFlag;
     nix::fcntl::open(
-        "/proc/sys/user",
+        USER_SYSCTL_DIR,
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::empty(),
     )
@@ -247,12 +291,94 @@ fn user_sysctl_path(in_dir: bool, name: &str) -> std::path::PathBuf {
     }
 }
 
-/// One file of /proc/sys/user, read from the kernel (one open, one read and the read that
-/// confirms the end, one close), trimmed.
+/// One file of /proc/sys/user, read from the kernel (one open, one read, one close: see
+/// `sys::read_sysctl`), trimmed.
 fn read_user_sysctl_in(
     dir: Option<std::os::fd::BorrowedFd<'_>>,
     name: &str,
 ) -> std::io::Result<String> {
-    let raw = crate::sys::read_kernel_file(dir, &user_sysctl_path(dir.is_some(), name), 64)?;
+    let raw = crate::sys::read_sysctl(dir, &user_sysctl_path(dir.is_some(), name))?;
     Ok(String::from_utf8_lossy(&raw).trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sysctls(q: &[Quota], limit: &str) -> Option<Vec<&'static str>> {
+        q.iter()
+            .find(|q| q.limit == limit)
+            .map(|q| match &q.mechanism {
+                Mechanism::UserSysctls(files) => files.clone(),
+                Mechanism::Rlimit(_) => vec![],
+            })
+    }
+
+    /// Only what the directory lists is planned: a file this kernel does not have is
+    /// neither lowered nor claimed, and a value that cannot be parsed is left out.
+    #[test]
+    fn a_quota_file_that_does_not_exist_is_neither_lowered_nor_claimed() {
+        let dir = std::env::temp_dir().join(format!("cwx-quotas-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, value) in [
+            ("max_inotify_instances", "128\n"),
+            ("max_inotify_watches", "not a number\n"),
+            ("max_fanotify_groups", "128\n"),
+            ("max_user_namespaces", "1000\n"),
+            ("max_time_namespaces", "1000\n"),
+            ("unrelated", "1\n"),
+        ] {
+            std::fs::write(dir.join(name), value).unwrap();
+        }
+        let q = plan_in(&dir);
+        let inotify = q.iter().find(|q| q.limit == "inotify-instances").unwrap();
+        assert_eq!((inotify.value, inotify.caller), (32, Some(128)));
+        assert!(q.iter().all(|q| q.limit != "inotify-watches"), "{q:?}");
+        assert_eq!(
+            sysctls(&q, "fanotify").unwrap(),
+            vec!["max_fanotify_groups"]
+        );
+        assert_eq!(
+            sysctls(&q, "namespaces").unwrap(),
+            vec!["max_user_namespaces", "max_time_namespaces"]
+        );
+        // None of the sysctl quotas without any file.
+        for f in [
+            "max_fanotify_groups",
+            "max_user_namespaces",
+            "max_time_namespaces",
+        ] {
+            std::fs::remove_file(dir.join(f)).unwrap();
+        }
+        let q = plan_in(&dir);
+        assert!(sysctls(&q, "fanotify").is_none() && sysctls(&q, "namespaces").is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
+        // A directory that is not there: no sysctl quota at all.
+        let q = plan_in(&dir);
+        assert!(q
+            .iter()
+            .all(|q| matches!(q.mechanism, Mechanism::Rlimit(_))));
+    }
+
+    /// On this host, the listing plans exactly the files that reading each one finds.
+    #[test]
+    fn the_listing_plans_what_reading_each_file_finds() {
+        let q = plan();
+        let planned: Vec<&str> = q
+            .iter()
+            .flat_map(|q| match &q.mechanism {
+                Mechanism::UserSysctls(files) => files.clone(),
+                Mechanism::Rlimit(_) => vec![],
+            })
+            .collect();
+        let all = ["max_inotify_instances", "max_inotify_watches"]
+            .into_iter()
+            .chain(["max_fanotify_groups", "max_fanotify_marks"])
+            .chain(NAMESPACE_SYSCTLS.iter().copied());
+        for f in all {
+            let readable = read_user_sysctl_in(None, f).is_ok();
+            assert_eq!(planned.contains(&f), readable, "{f}");
+        }
+    }
 }
