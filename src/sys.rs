@@ -624,6 +624,94 @@ pub fn landlock_abi() -> Result<u32, io::Error> {
     }
 }
 
+/// `landlock_add_rule(ruleset, LANDLOCK_RULE_PATH_BENEATH, {allowed, parent}, 0)`: `allowed`
+/// (LANDLOCK_ACCESS_FS_* bits) beneath the object behind `parent` (an `O_PATH` descriptor
+/// will do). The kernel checks the rule itself: rights the ruleset does not handle, or
+/// directory rights on a non-directory, are EINVAL; a descriptor that is not a file is EBADF.
+pub fn landlock_add_path_rule(
+    ruleset: std::os::fd::BorrowedFd<'_>,
+    parent: std::os::fd::BorrowedFd<'_>,
+    allowed: u64,
+) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    /// `struct landlock_path_beneath_attr` (packed: 12 bytes).
+    #[repr(C, packed)]
+    struct PathBeneathAttr {
+        allowed_access: u64,
+        parent_fd: i32,
+    }
+    const LANDLOCK_RULE_PATH_BENEATH: libc::c_int = 1;
+    let attr = PathBeneathAttr {
+        allowed_access: allowed,
+        parent_fd: parent.as_raw_fd(),
+    };
+    // SAFETY: `attr` is a live, properly laid out landlock_path_beneath_attr the kernel only
+    // reads during the call; the descriptors are borrowed, so open for its duration.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_add_rule,
+            ruleset.as_raw_fd(),
+            LANDLOCK_RULE_PATH_BENEATH,
+            &attr as *const PathBeneathAttr,
+            0u32,
+        )
+    };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// `landlock_add_rule(ruleset, LANDLOCK_RULE_NET_PORT, {allowed, port}, 0)`: `allowed`
+/// (LANDLOCK_ACCESS_NET_* bits) for TCP port `port`.
+pub fn landlock_add_port_rule(
+    ruleset: std::os::fd::BorrowedFd<'_>,
+    port: u16,
+    allowed: u64,
+) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    /// `struct landlock_net_port_attr`.
+    #[repr(C)]
+    struct NetPortAttr {
+        allowed_access: u64,
+        port: u64,
+    }
+    const LANDLOCK_RULE_NET_PORT: libc::c_int = 2;
+    let attr = NetPortAttr {
+        allowed_access: allowed,
+        port: u64::from(port),
+    };
+    // SAFETY: `attr` is a live landlock_net_port_attr the kernel only reads during the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_add_rule,
+            ruleset.as_raw_fd(),
+            LANDLOCK_RULE_NET_PORT,
+            &attr as *const NetPortAttr,
+            0u32,
+        )
+    };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// `landlock_restrict_self(ruleset, 0)`: the calling thread (and what it starts) is
+/// restricted by the ruleset from now on. no_new_privs (or CAP_SYS_ADMIN) is the caller's.
+pub fn landlock_restrict_self(ruleset: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: integer arguments only.
+    let ret = unsafe { libc::syscall(libc::SYS_landlock_restrict_self, ruleset.as_raw_fd(), 0u32) };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
 /// Restores default dispositions for the signals this process ignores and unblocks every
 /// signal: ignored signals and the signal mask survive execve (the Rust runtime ignores
 /// SIGPIPE, a caller may have left any signal ignored, SIGRTMIN+n too, and cw-exec blocks

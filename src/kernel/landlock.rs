@@ -4,14 +4,19 @@
 //! The access sets are pinned to the ABI the kernel reports, and the ruleset is built with
 //! `CompatLevel::HardRequirement`: every right we ask for is one the kernel said it has, and
 //! if the crate or kernel disagreed the build fails instead of silently dropping a right.
-//! The restriction status comes back from the kernel call as data and goes into the
-//! attestation as is.
+//! The rules are added and the restriction made with direct calls (`sys::landlock_*`) on the
+//! crate's ruleset: from the descriptors the plan holds, with the rights their grants give
+//! (no `fstat` of each, which the crate's rule path makes). The kernel accepts or refuses
+//! each call; a refusal fails the step, and the status the attestation records is that of
+//! a restriction the kernel accepted with every right it handles.
 
 use landlock::{
-    Access as _, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath,
-    PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope, ABI,
+    Access as _, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, Ruleset, RulesetAttr,
+    Scope, ABI,
 };
-use std::os::fd::AsFd;
+use nix::fcntl::OFlag;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -127,7 +132,24 @@ pub fn restrict(
             .scope(scopes)
             .map_err(|e| format!("landlock: {e}"))?;
     }
-    let mut created = ruleset.create().map_err(|e| format!("landlock: {e}"))?;
+    // The crate makes the ruleset (its handled rights checked against the ABI, a hard
+    // requirement); the rules and the restriction are direct calls on its descriptor. The
+    // crate's rule path would `fstat` each descriptor to learn whether it is a directory,
+    // which the grant already says (`is_dir`, from the `statx` made when it was resolved,
+    // of the same object); the kernel still refuses a rule with directory rights on a
+    // non-directory (EINVAL), so a wrong `is_dir` fails the step rather than passing.
+    let created = ruleset.create().map_err(|e| format!("landlock: {e}"))?;
+    let ruleset: Option<OwnedFd> = created.into();
+    let ruleset = ruleset.ok_or("landlock: the kernel made no ruleset")?;
+    let ruleset = ruleset.as_fd();
+    let by_name = |path: &Path| {
+        nix::fcntl::open(
+            path,
+            OFlag::O_PATH | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| format!("landlock: {}: {e}", path.display()))
+    };
     let mut rules = 0;
     for grant in grants {
         let rights = abi.rights(grant.access, grant.is_dir);
@@ -138,45 +160,36 @@ pub fn restrict(
         // attach to the inode, so one opened on the host applies inside the view too); only
         // the sandbox's own paths (its private tmp and /proc) are opened by name, in the view.
         let added = match &grant.held {
-            Some(fd) => created.add_rule(PathBeneath::new(fd.as_fd(), rights)),
+            Some(fd) => crate::sys::landlock_add_path_rule(ruleset, fd.as_fd(), rights.bits()),
             None => {
-                let fd = PathFd::new(&grant.path)
-                    .map_err(|e| format!("landlock: {}: {e}", grant.path.display()))?;
-                created.add_rule(PathBeneath::new(fd, rights))
+                let fd = by_name(&grant.path)?;
+                crate::sys::landlock_add_path_rule(ruleset, fd.as_fd(), rights.bits())
             }
         };
-        created = added.map_err(|e| format!("landlock: rule for {}: {e}", grant.path.display()))?;
+        added.map_err(|e| format!("landlock: rule for {}: {e}", grant.path.display()))?;
         rules += 1;
     }
     for port in bind_ports {
-        created = created
-            .add_rule(NetPort::new(*port, AccessNet::BindTcp))
+        crate::sys::landlock_add_port_rule(ruleset, *port, AccessNet::BindTcp as u64)
             .map_err(|e| format!("landlock: TCP bind rule for port {port}: {e}"))?;
         rules += 1;
     }
     for port in connect_ports {
-        created = created
-            .add_rule(NetPort::new(*port, AccessNet::ConnectTcp))
+        crate::sys::landlock_add_port_rule(ruleset, *port, AccessNet::ConnectTcp as u64)
             .map_err(|e| format!("landlock: TCP connect rule for port {port}: {e}"))?;
         rules += 1;
     }
     for device in devices {
-        let fd = PathFd::new(device).map_err(|e| format!("landlock: {}: {e}", device.display()))?;
-        created = created
-            .add_rule(PathBeneath::new(fd, device_rights(abi)))
+        let fd = by_name(device)?;
+        crate::sys::landlock_add_path_rule(ruleset, fd.as_fd(), device_rights(abi).bits())
             .map_err(|e| format!("landlock: rule for {}: {e}", device.display()))?;
         rules += 1;
     }
-    // no_new_privs is set by the caller (it has to precede seccomp too); the crate setting it
-    // again is harmless.
-    let status = created
-        .restrict_self()
-        .map_err(|e| format!("landlock: {e}"))?;
-    let status = match status.ruleset {
-        RulesetStatus::FullyEnforced => "fully_enforced",
-        RulesetStatus::PartiallyEnforced => "partially_enforced",
-        RulesetStatus::NotEnforced => "not_enforced",
-    };
+    // no_new_privs is set by the caller (it has to precede seccomp too). The ruleset was made
+    // with every right it handles required, and the kernel accepted each rule: a successful
+    // restriction enforces all of it.
+    crate::sys::landlock_restrict_self(ruleset).map_err(|e| format!("landlock: {e}"))?;
+    let status = "fully_enforced";
     Ok(LandlockOutcome {
         abi: abi.0,
         status: status.to_string(),
@@ -202,3 +215,97 @@ macro_rules! flag_names {
     )*};
 }
 flag_names!(AccessFs, AccessNet, Scope);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn held_grant(path: &Path, access: Access, is_dir: bool) -> Grant {
+        let fd = nix::fcntl::open(
+            path,
+            OFlag::O_PATH | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .unwrap();
+        Grant {
+            path: path.to_path_buf(),
+            requested: path.display().to_string(),
+            access,
+            is_dir,
+            per_run: false,
+            identity: None,
+            held: Some(Arc::new(fd)),
+            links: vec![],
+        }
+    }
+
+    /// In a thread of its own (Landlock and no_new_privs are per thread): restricts it with
+    /// `grants`, then runs `check`.
+    fn restricted<T: Send + 'static>(
+        abi: LandlockAbi,
+        grants: Vec<Grant>,
+        check: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, String> {
+        std::thread::spawn(move || {
+            nix::sys::prctl::set_no_new_privs().unwrap();
+            restrict(abi, &grants, &[], NetMode::None, &[], &[])?;
+            Ok(check())
+        })
+        .join()
+        .unwrap()
+    }
+
+    /// Rules built from held descriptors, with the rights of each grant: what is granted
+    /// opens, what is not is EACCES, TCP connect is refused; and a rule the kernel refuses
+    /// (directory rights on a file: a grant that says directory for a file) fails the step.
+    #[test]
+    fn rules_from_held_descriptors_are_enforced_and_a_refused_rule_fails() {
+        let abi = match crate::sys::landlock_abi() {
+            Ok(v) if v >= 4 => LandlockAbi(v),
+            _ => return, // no Landlock (or no TCP rules) here: nothing to check
+        };
+        let dir = std::env::temp_dir().join(format!("cwx-landlock-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (granted, other) = (dir.join("granted"), dir.join("other"));
+        std::fs::create_dir_all(&granted).unwrap();
+        std::fs::create_dir_all(&other).unwrap();
+        for f in [granted.join("f"), other.join("g"), other.join("h")] {
+            std::fs::write(f, "x").unwrap();
+        }
+        let read = Access {
+            read: true,
+            write: false,
+            exec: false,
+        };
+        let grants = vec![
+            held_grant(&granted, read, true),
+            held_grant(&other.join("g"), read, false),
+        ];
+        let (f, g, h) = (granted.join("f"), other.join("g"), other.join("h"));
+        let outcome = restricted(abi, grants, move || {
+            let open = |p: &Path| {
+                std::fs::File::open(p)
+                    .map(|_| ())
+                    .map_err(|e| e.raw_os_error())
+            };
+            let connect = std::net::TcpStream::connect("127.0.0.1:9")
+                .map(|_| ())
+                .map_err(|e| e.raw_os_error());
+            (open(&f), open(&g), open(&h), connect)
+        })
+        .unwrap();
+        assert_eq!(outcome.0, Ok(()));
+        assert_eq!(outcome.1, Ok(()));
+        assert_eq!(outcome.2, Err(Some(libc::EACCES)));
+        assert_eq!(outcome.3, Err(Some(libc::EACCES)));
+
+        let wrong = vec![held_grant(&other.join("g"), read, true)];
+        let err = restricted(abi, wrong, || ()).unwrap_err();
+        assert!(
+            err.contains("rule for") && err.contains("Invalid argument"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
