@@ -29,10 +29,69 @@ static PRECOMPILED: &[Precompiled] = include!(concat!(env!("OUT_DIR"), "/seccomp
 #[derive(Clone)]
 pub struct SeccompProgram {
     pub filters: Vec<BpfProgram>,
-    /// sha256 over every instruction of every filter, in install order.
-    pub sha256: String,
+    /// sha256 over every instruction of every filter, in install order (computed when first
+    /// shown: see `ProgramDigest`).
+    pub sha256: ProgramDigest,
     /// Human-readable list of what the filters deny, for `explain` and the attestation.
     pub denies: Vec<String>,
+}
+
+/// The sha256 of a program's instructions (each as code, jt, jf, k, little-endian), as hex,
+/// computed the first time it is shown (the attestation, `explain`): a run that writes
+/// neither never hashes. (The sha2 crate's first hash asks the CPU for SHA extensions with
+/// `cpuid`, which in a virtual machine traps to the hypervisor: about 25 µs per run here.)
+#[derive(Clone)]
+pub struct ProgramDigest {
+    /// The bytes hashed.
+    bytes: Vec<u8>,
+    hex: std::sync::OnceLock<String>,
+}
+
+impl ProgramDigest {
+    fn of(filters: &[BpfProgram]) -> ProgramDigest {
+        let mut bytes = Vec::with_capacity(filters.iter().map(|p| p.len() * 8).sum());
+        for program in filters {
+            for insn in program {
+                bytes.extend_from_slice(&insn.code.to_le_bytes());
+                bytes.extend_from_slice(&[insn.jt, insn.jf]);
+                bytes.extend_from_slice(&insn.k.to_le_bytes());
+            }
+        }
+        ProgramDigest {
+            bytes,
+            hex: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The digest, as lowercase hex.
+    pub fn as_str(&self) -> &str {
+        self.hex
+            .get_or_init(|| crate::model::hex(&Sha256::digest(&self.bytes)))
+    }
+}
+
+impl PartialEq for ProgramDigest {
+    fn eq(&self, other: &ProgramDigest) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl std::fmt::Display for ProgramDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for ProgramDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
+}
+
+impl serde::Serialize for ProgramDigest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
 }
 
 impl SeccompProgram {
@@ -79,15 +138,7 @@ impl SeccompProgram {
             }
         };
         let filters: Vec<BpfProgram> = vec![program];
-        let mut hasher = Sha256::new();
-        for program in &filters {
-            for insn in program {
-                hasher.update(insn.code.to_le_bytes());
-                hasher.update([insn.jt, insn.jf]);
-                hasher.update(insn.k.to_le_bytes());
-            }
-        }
-        let sha256 = crate::model::hex(&hasher.finalize());
+        let sha256 = ProgramDigest::of(&filters);
         Ok(SeccompProgram {
             filters,
             sha256,
@@ -167,5 +218,29 @@ mod tests {
         assert_eq!(none.filters.len(), 1);
         assert_ne!(none.sha256, lo.sha256);
         assert_ne!(lo.sha256, host.sha256);
+    }
+
+    /// The digest, computed when first shown, is the sha256 of every instruction (code, jt,
+    /// jf, k, little-endian) of every filter in install order, as it was computed eagerly.
+    #[test]
+    fn the_lazy_digest_is_the_instructions_sha256() {
+        for (net, memfd, native) in [(NetMode::None, false, true), (NetMode::Host, true, false)] {
+            let p = SeccompProgram::compile(net, memfd, native).unwrap();
+            let mut hasher = Sha256::new();
+            for program in &p.filters {
+                for insn in program {
+                    hasher.update(insn.code.to_le_bytes());
+                    hasher.update([insn.jt, insn.jf]);
+                    hasher.update(insn.k.to_le_bytes());
+                }
+            }
+            let want = crate::model::hex(&hasher.finalize());
+            assert_eq!(p.sha256.as_str(), want);
+            assert_eq!(p.sha256.to_string(), want);
+            assert_eq!(
+                serde_json::to_value(&p.sha256).unwrap(),
+                serde_json::json!(want)
+            );
+        }
     }
 }
