@@ -1092,7 +1092,11 @@ impl Drop for LowRoom {
 /// bound ancestor already has the same flags.
 fn view_binds(plan: &Plan) -> Vec<Bind> {
     let bind = |g: &Grant, runtime: bool| {
-        let device = g.path.starts_with("/dev");
+        let device = if is_plain(g.path.as_os_str().as_bytes()) {
+            plain_beneath(&g.path, Path::new("/dev"))
+        } else {
+            g.path.starts_with("/dev")
+        };
         Bind {
             path: g.path.clone(),
             source: None,
@@ -1119,7 +1123,27 @@ fn view_binds(plan: &Plan) -> Vec<Bind> {
                 .map(|g| bind(g, true)),
         )
         .collect();
-    wanted.sort_by(|a, b| a.path.cmp(&b.path));
+    // Every path is plain, as the resolver gives them (else `Path`'s own comparisons): the
+    // sorts and the nesting below compare bytes, without parsing components.
+    let plain = wanted
+        .iter()
+        .all(|b| is_plain(b.path.as_os_str().as_bytes()))
+        && plan
+            .masks
+            .iter()
+            .all(|m| is_plain(m.path.as_os_str().as_bytes()));
+    let beneath = |path: &Path, dir: &Path| {
+        if plain {
+            plain_beneath(path, dir)
+        } else {
+            path.starts_with(dir)
+        }
+    };
+    if plain {
+        wanted.sort_by(|a, b| plain_order(&a.path, &b.path));
+    } else {
+        wanted.sort_by(|a, b| a.path.cmp(&b.path));
+    }
     wanted.dedup_by(|later, earlier| {
         if later.path == earlier.path {
             earlier.writable |= later.writable;
@@ -1138,7 +1162,7 @@ fn view_binds(plan: &Plan) -> Vec<Bind> {
     let mut above: Vec<usize> = Vec::new();
     for bind in wanted {
         while let Some(&top) = above.last() {
-            if bind.path.starts_with(&out[top].path) {
+            if beneath(&bind.path, &out[top].path) {
                 break;
             }
             above.pop();
@@ -1146,8 +1170,8 @@ fn view_binds(plan: &Plan) -> Vec<Bind> {
         let parent = above.last().map(|&i| &out[i]);
         // A mask between the parent and this path hides the parent's view of it: bind again.
         let masked_between = plan.masks.iter().any(|m| {
-            bind.path.starts_with(&m.path)
-                && parent.map(|p| m.path.starts_with(&p.path)).unwrap_or(true)
+            beneath(&bind.path, &m.path)
+                && parent.map(|p| beneath(&m.path, &p.path)).unwrap_or(true)
         });
         if let (Some(parent), false) = (parent, masked_between) {
             if parent.writable == bind.writable
@@ -1174,8 +1198,42 @@ fn view_binds(plan: &Plan) -> Vec<Bind> {
         is_dir: b.grant.is_dir,
         expect: b.grant.identity.map(|i| (i.dev, i.ino)),
     }));
-    out.sort_by(|a, b| a.path.cmp(&b.path));
+    if plain
+        && plan
+            .binds
+            .iter()
+            .all(|b| is_plain(b.sandbox.as_os_str().as_bytes()))
+    {
+        out.sort_by(|a, b| plain_order(&a.path, &b.path));
+    } else {
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+    }
     out
+}
+
+/// Whether a path is a plain absolute one: `/`, or `/` and names joined by single `/`, with
+/// no `.` or `..` name and no trailing `/` (what `normalize` and the resolver give).
+fn is_plain(path: &[u8]) -> bool {
+    path == b"/"
+        || (path.first() == Some(&b'/')
+            && path[1..]
+                .split(|b| *b == b'/')
+                .all(|name| !name.is_empty() && name != b"." && name != b".."))
+}
+
+/// `Path::cmp` (component by component) of two plain paths (`is_plain`), without parsing
+/// components: their component order is byte order with `/` below every other byte (a name
+/// that is a prefix of another sorts first, as does a path that is a prefix of another at
+/// a `/`).
+fn plain_order(a: &Path, b: &Path) -> std::cmp::Ordering {
+    let key = |c: &u8| if *c == b'/' { 0 } else { u16::from(*c) + 1 };
+    let (x, y) = (a.as_os_str().as_bytes(), b.as_os_str().as_bytes());
+    x.iter().map(key).cmp(y.iter().map(key))
+}
+
+/// `path.starts_with(dir)` (at or beneath, by components) of two plain paths, by bytes.
+fn plain_beneath(path: &Path, dir: &Path) -> bool {
+    path.as_os_str().as_bytes() == dir.as_os_str().as_bytes() || strictly_beneath(path, dir)
 }
 
 /// The grants the profile and the flags ask for, tokens expanded, each resolved once and
@@ -3510,5 +3568,40 @@ mod tests {
             assert_eq!(namespace_link_inode("net", bad), None, "{bad:?}");
         }
         assert!(namespace_inodes("0").is_empty());
+    }
+
+    /// The byte orders the view's binds are sorted and nested with agree with `Path`'s
+    /// component order and `starts_with` for plain paths; the others are not plain (the
+    /// view compares them with `Path` itself).
+    #[test]
+    fn byte_path_order_is_component_order() {
+        let plain = [
+            "/",
+            "/a",
+            "/a/b",
+            "/a-c",
+            "/a.b",
+            "/a/b-c",
+            "/ab",
+            "/a b",
+            "/a/b/c",
+            "/b",
+            "/\u{e9}",
+            "/a\u{e9}/b",
+            "/A",
+            "/a/.b",
+            "/a/..b",
+        ];
+        for x in plain {
+            assert!(is_plain(x.as_bytes()), "{x}");
+            for y in plain {
+                let (a, b) = (Path::new(x), Path::new(y));
+                assert_eq!(plain_order(a, b), a.cmp(b), "{x} vs {y}");
+                assert_eq!(plain_beneath(a, b), a.starts_with(b), "{x} beneath {y}");
+            }
+        }
+        for x in ["/a/", "/a//b", "/a/./b", "/a/../b", "relative", "", "//"] {
+            assert!(!is_plain(x.as_bytes()), "{x}");
+        }
     }
 }
