@@ -26,9 +26,12 @@ use crate::plan::Plan;
 use crate::readback::{KernelReadback, StepError};
 use crate::sys;
 
-/// Messages from inside the sandbox to cw-exec, one JSON object per line on the report pipe.
+/// Messages from inside the sandbox to cw-exec, one JSON object per line on the report pipe:
+/// `{"kind": ..., "body": {...}}`, the kind first. (Adjacently tagged: with the tag first,
+/// the body is read in one pass; an internally tagged enum buffers the whole message, the
+/// read-back's every map and list, before reading it again.)
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
+#[serde(tag = "kind", content = "body", rename_all = "kebab-case")]
 pub enum Message {
     /// A containment step failed; nothing was executed.
     SetupError { step: String, message: String },
@@ -269,4 +272,52 @@ fn command_main(
         ),
     });
     exec_failure_status(err as i32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every message survives the report pipe's encoding, the kind first.
+    #[test]
+    fn messages_round_trip_kind_first() {
+        let line = serde_json::to_vec(&Message::Exit {
+            code: Some(3),
+            signal: None,
+            left_cgroups: true,
+        })
+        .unwrap();
+        assert!(
+            line.starts_with(br#"{"kind":"exit","body":{"#),
+            "{}",
+            String::from_utf8_lossy(&line)
+        );
+        match serde_json::from_slice::<Message>(&line).unwrap() {
+            Message::Exit {
+                code: Some(3),
+                signal: None,
+                left_cgroups: true,
+            } => {}
+            other => panic!("{other:?}"),
+        }
+        let line = serde_json::to_vec(&Message::Timings {
+            marks: vec![("a".into(), 1), ("b".into(), 2)],
+        })
+        .unwrap();
+        match serde_json::from_slice::<Message>(&line).unwrap() {
+            Message::Timings { marks } => assert_eq!(marks, [("a".into(), 1), ("b".into(), 2)]),
+            other => panic!("{other:?}"),
+        }
+        let line = serde_json::to_vec(&Message::SetupError {
+            step: "landlock".into(),
+            message: "EINVAL".into(),
+        })
+        .unwrap();
+        match serde_json::from_slice::<Message>(&line).unwrap() {
+            Message::SetupError { step, message } => {
+                assert_eq!((step.as_str(), message.as_str()), ("landlock", "EINVAL"))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }
