@@ -69,9 +69,23 @@ pub fn verdict(plan: &Plan, rb: &KernelReadback) -> Verdict {
         rb.status_is("CapEff", "0000000000000000")
             .and(rb.status_is("CapBnd", "0000000000000000"))
     } else {
+        // A command that is root on the host (the Landlock tier has no user namespace): its
+        // init had the capabilities to empty the bounding set and did, before it started the
+        // command's process; a full set read back here is that step not done (a read-back
+        // without Uid counts as root: the careful answer).
+        let root = rb
+            .proc_status
+            .get("Uid")
+            .map_or(true, |ids| ids.split_whitespace().any(|id| id == "0"));
+        let bounding = if root {
+            rb.status_is("CapBnd", "0000000000000000")
+        } else {
+            rb.status_is("CapPrm", "0000000000000000")
+        };
         rb.status_is("CapEff", "0000000000000000")
             .and(rb.status_is("CapPrm", "0000000000000000"))
             .and(rb.status_is("NoNewPrivs", "1"))
+            .and(bounding)
     };
     let nnp = rb.status_is("NoNewPrivs", "1");
     let seccomp_on = rb
@@ -744,5 +758,48 @@ mod tests {
         let s = super::now_iso8601();
         assert_eq!(s.len(), 24, "{s}");
         assert!(s.ends_with('Z') && s.as_bytes()[10] == b'T', "{s}");
+    }
+
+    /// The Landlock tier: a command that is root on the host had its bounding set emptied by
+    /// init (which could); a read-back that shows it full (init skipped the step) proves no
+    /// "no capabilities", though CapEff and CapPrm are empty and no_new_privs is set. An
+    /// unprivileged command's full set (nothing could empty it) still proves it.
+    #[test]
+    fn a_root_commands_full_bounding_set_is_refused_in_the_landlock_tier() {
+        use crate::model::TierChoice;
+        let p = plan(Request {
+            exec: vec!["/usr/bin/true".into()],
+            tier: Some(TierChoice::Landlock),
+            ..Default::default()
+        });
+        assert_eq!(p.tier, Tier::Landlock);
+        let with = |uid: &str, bnd: &str| {
+            let mut rb = live(&p);
+            for (k, v) in [
+                ("Uid", uid),
+                ("CapBnd", bnd),
+                ("CapPrm", "0000000000000000"),
+                ("CapEff", "0000000000000000"),
+            ] {
+                rb.proc_status.insert(k.into(), v.into());
+            }
+            verdict(&p, &rb)
+        };
+        let empty = with("0 0 0 0", "0000000000000000");
+        let full = with("0 0 0 0", "000001ffffffffff");
+        let unprivileged = with("1000 1000 1000 1000", "000001ffffffffff");
+        assert!(
+            empty.enforced.contains(&Dimension::Write),
+            "{:#?}",
+            empty.reasons
+        );
+        assert_eq!(unprivileged.enforced, empty.enforced);
+        for dim in [Dimension::Write, Dimension::Command] {
+            assert!(
+                !full.enforced.contains(&dim),
+                "{dim:?}: {:#?}",
+                full.reasons
+            );
+        }
     }
 }

@@ -749,4 +749,52 @@ mod tests {
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    /// Malformed hand-overs (a broken or compromised sender): each releases nothing — an
+    /// error, or abandoned where the channel closed before the count — and every descriptor
+    /// that came with it is closed, none kept by init for the command to inherit. Each case
+    /// sends copies of a pipe's write end: its read end reads end of file only once no copy
+    /// is left anywhere.
+    #[test]
+    fn a_malformed_hand_over_releases_nothing_and_keeps_no_descriptor() {
+        use nix::fcntl::OFlag;
+        use std::os::fd::AsFd;
+        let cases: Vec<(&[u8], usize)> = vec![
+            (b"l", 1),                               // "no cgroups", with a descriptor
+            (b"t", 1),                               // the old one-descriptor message
+            (b"L", 1),                               // closed before the count
+            (&[b'L', 3], 1),                         // more to join than were sent
+            (&[b'L', 0], 1),                         // only to leave
+            (&[b'L', 1], 3),                         // to join and to leave do not pair
+            (&[b'L', 1], sys::MAX_RECEIVED_FDS + 1), // more than one message may carry
+            (b"x?", 2),
+        ];
+        for (bytes, n) in cases {
+            let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).unwrap();
+            let (init_end, ours) = channel();
+            let copies: Vec<OwnedFd> = (0..n).map(|_| write.try_clone().unwrap()).collect();
+            let borrowed: Vec<_> = copies.iter().map(|f| f.as_fd()).collect();
+            send_fds(&ours, bytes, &borrowed).unwrap();
+            drop(borrowed);
+            drop((copies, write, ours));
+            let released = init_join_limits(&init_end);
+            assert!(
+                !matches!(released, Ok(Released::Limits { .. })),
+                "{bytes:?} with {n} descriptors released init"
+            );
+            drop((released, init_end));
+            // A process another test forks holds copies only until its execve
+            // (close-on-exec): retried while that may be the case, never a timing.
+            let mut buf = [0u8; 1];
+            let mut got = nix::unistd::read(&read, &mut buf);
+            for _ in 0..200 {
+                if got != Err(nix::errno::Errno::EAGAIN) {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                got = nix::unistd::read(&read, &mut buf);
+            }
+            assert_eq!(got, Ok(0), "{bytes:?} with {n}: a descriptor was kept");
+        }
+    }
 }

@@ -250,8 +250,9 @@ impl StdinPlan {
         };
         let is_null =
             st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == libc::makedev(1, 3);
+        // An O_PATH descriptor (its access mode reads as O_RDONLY) cannot be read or polled.
         let readable = nix::fcntl::fcntl(stdin.as_fd(), nix::fcntl::FcntlArg::F_GETFL)
-            .map(|fl| fl & libc::O_ACCMODE != libc::O_WRONLY)
+            .map(|fl| fl & libc::O_ACCMODE != libc::O_WRONLY && fl & libc::O_PATH == 0)
             .unwrap_or(false);
         if is_null || !readable {
             return null();
@@ -1010,7 +1011,12 @@ fn relay(
         let sig_ready = ready(Some(0));
         let report_ready = ready(report_idx);
         let streams_ready: Vec<bool> = stream_idx.iter().map(|i| ready(*i)).collect();
-        let input_ready = ready(input_idx);
+        // POLLNVAL too: a descriptor poll cannot watch would otherwise be reported at once
+        // forever, and never read (a busy loop; the command never sees end of input).
+        let input_ready = ready(input_idx)
+            || input_idx
+                .and_then(|i| fds[i].revents())
+                .is_some_and(|r| r.contains(PollFlags::POLLNVAL));
         let feed_ready = feed_idx
             .and_then(|i| fds[i].revents())
             .map(|r| r.intersects(PollFlags::POLLOUT | PollFlags::POLLERR | PollFlags::POLLHUP))

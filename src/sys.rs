@@ -753,13 +753,13 @@ pub fn standard_start() -> bool {
     // is passed; a timeout of 0 returns at once.
     let polled = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 0) };
     for p in &fds {
-        let closed = if polled < 0 {
-            // poll itself failed (EINTR, ENOMEM): ask each descriptor.
+        // POLLNVAL is also poll's answer for an open O_PATH descriptor (poll does not look
+        // at those), which a caller may pass as a standard descriptor: only fcntl's EBADF
+        // says closed. (Asked only where poll failed or said POLLNVAL: no cost otherwise.)
+        let closed = (polled < 0 || p.revents & libc::POLLNVAL != 0) && {
             // SAFETY: fcntl with an integer argument only.
             let ret = unsafe { libc::fcntl(p.fd, libc::F_GETFD) };
             ret == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::EBADF)
-        } else {
-            p.revents & libc::POLLNVAL != 0
         };
         if closed {
             // SAFETY: open with a NUL-terminated literal path; the lowest free number, which
@@ -1255,7 +1255,12 @@ pub fn receive_message_fds(
     use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, UnixAddr};
     use std::os::fd::{AsRawFd, FromRawFd};
     let mut iov = [std::io::IoSliceMut::new(buf)];
-    let mut space = nix::cmsg_space!([std::os::fd::RawFd; MAX_RECEIVED_FDS]);
+    // Room for as many descriptors as one message can carry at all (the kernel's
+    // SCM_MAX_FD), so the control data is never truncated: nix reports a truncated one as an
+    // error from `cmsgs()` without giving the descriptors the kernel did install, which
+    // then stayed open in this process, owned by nothing. Past `MAX_RECEIVED_FDS` they are
+    // all received, then closed, and the message refused.
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; SCM_MAX_FD]);
     let msg = recvmsg::<UnixAddr>(
         channel.as_raw_fd(),
         &mut iov,
@@ -1272,7 +1277,7 @@ pub fn receive_message_fds(
             }
         }
     }
-    if msg.flags.contains(MsgFlags::MSG_CTRUNC) {
+    if msg.flags.contains(MsgFlags::MSG_CTRUNC) || fds.len() > MAX_RECEIVED_FDS {
         return Err(io::Error::other(
             "a message carried more descriptors than expected",
         ));
@@ -1286,6 +1291,9 @@ pub fn receive_message_fds(
 /// The most descriptors `receive_message_fds` takes from one message.
 pub const MAX_RECEIVED_FDS: usize = 8;
 
+/// The most descriptors one SCM_RIGHTS message can carry (the kernel's `SCM_MAX_FD`).
+const SCM_MAX_FD: usize = 253;
+
 /// Receives one message of one byte over a Unix stream socket, with the descriptor it
 /// carries (SCM_RIGHTS), if any. `Ok(None)`: the other end closed.
 pub fn receive_message(
@@ -1295,7 +1303,9 @@ pub fn receive_message(
     use std::os::fd::{AsRawFd, FromRawFd};
     let mut byte = [0u8; 1];
     let mut iov = [std::io::IoSliceMut::new(&mut byte)];
-    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    // Room for all a message can carry: a truncated one would leave what the kernel did
+    // install open and unowned (see `receive_message_fds`); past the first, they are closed.
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; SCM_MAX_FD]);
     let msg = recvmsg::<UnixAddr>(
         channel.as_raw_fd(),
         &mut iov,

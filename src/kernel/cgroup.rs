@@ -474,6 +474,10 @@ fn join(mount: &Path, rel: &str) -> PathBuf {
     }
 }
 
+/// The mode of a run's cgroup directory: only its maker (cw-exec's uid) may make cgroups in
+/// it (a caller's umask can only take more away).
+const RUN_CGROUP_MODE: nix::sys::stat::Mode = nix::sys::stat::Mode::from_bits_truncate(0o755);
+
 /// The cgroups made for one run.
 ///
 /// Each cgroup's parent is opened once (`O_PATH`) when the cgroup is made, and every later
@@ -678,12 +682,13 @@ impl RunCgroups {
                     nix::sys::stat::Mode::empty(),
                 )
                 .map_err(|e| format!("creating cgroup {}: opening its parent: {e}", d.display()))?;
-                nix::sys::stat::mkdirat(
-                    &parent,
-                    self.name.as_str(),
-                    nix::sys::stat::Mode::from_bits_truncate(0o777),
-                )
-                .map_err(|e| format!("creating cgroup {}: {e}", d.display()))?;
+                // 0755, whatever the caller's umask: the cgroup's directory mode is what the
+                // kernel checks for a mkdir inside it, and a run cgroup another user could
+                // write (a caller's umask of 0 made it 0777) let that user make a child
+                // cgroup in it, move its own processes there (charged to the run's limits,
+                // out of the cgroups the host put it in), and keep cw-exec from removing it.
+                nix::sys::stat::mkdirat(&parent, self.name.as_str(), RUN_CGROUP_MODE)
+                    .map_err(|e| format!("creating cgroup {}: {e}", d.display()))?;
                 self.parents.push((d.clone(), parent));
                 d
             }
