@@ -640,7 +640,7 @@ pub fn empty_bounding_set() -> Result<(), String> {
     if none && !nix::unistd::geteuid().is_root() {
         return Ok(());
     }
-    sys::empty_bounding_set().map_err(|e| format!("emptying the bounding set: {e}"))
+    sys::empty_bounding_set().map_err(|e| format!("PR_CAPBSET_DROP: {e}"))
 }
 
 /// Clears the effective, permitted, inheritable and ambient sets. Securebits first (they
