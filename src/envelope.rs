@@ -198,6 +198,24 @@ pub fn limit_notes(plan: &Plan, outcome: &Outcome) -> Vec<String> {
     notes
 }
 
+/// Adds to each limit entry of the attestation's kernel section what the kernel held in the
+/// limit files cw-exec wrote for it, as read back right after each write: `observed`, an
+/// object of file name to value (`{"pids.max": "64"}`). Only limits a cgroup enforces have
+/// it; every other field is unchanged.
+fn add_observed_limits(kernel: &mut Value, observed: &[(&'static str, &'static str, String)]) {
+    let Some(entries) = kernel["limits"].as_array_mut() else {
+        return;
+    };
+    for (limit, file, value) in observed {
+        if let Some(entry) = entries.iter_mut().find(|e| e["limit"] == *limit) {
+            if !entry["observed"].is_object() {
+                entry["observed"] = json!({});
+            }
+            entry["observed"][*file] = json!(value);
+        }
+    }
+}
+
 /// The envelope for a run that got as far as a plan.
 pub fn for_run(plan: &Plan, outcome: &Outcome, label: &str, kind: Kind) -> Value {
     let facts = plan.facts();
@@ -209,6 +227,7 @@ pub fn for_run(plan: &Plan, outcome: &Outcome, label: &str, kind: Kind) -> Value
         },
     };
     let mut kernel = attest::kernel_section(plan, outcome.readback.as_ref(), &verdict);
+    add_observed_limits(&mut kernel, &outcome.limits_observed);
     if let Some(policy) = &plan.proxy {
         let mut network = policy.describe();
         network["decisions"] = json!(outcome.net_decisions);

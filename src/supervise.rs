@@ -80,6 +80,9 @@ pub struct Outcome {
     /// The command had not ended this long (`--kill-after`) after that signal: cw-exec
     /// killed the whole tree.
     pub killed_after: Option<Duration>,
+    /// Each cgroup limit file cw-exec wrote, with the value the kernel held there as read
+    /// back right after the write: (limit, file, value) (`RunCgroups::observed`).
+    pub limits_observed: Vec<(&'static str, &'static str, String)>,
 }
 
 /// What cw-exec relays instead of handing the child its own descriptors. Whenever output is
@@ -684,6 +687,7 @@ fn observe_limits(plan: &Plan, outcome: &mut Outcome, cgroups: Option<&RunCgroup
     if let Some(c) = cgroups {
         outcome.oom_killed = c.oom_killed();
         outcome.pids_refused = c.pids_refused();
+        outcome.limits_observed = c.observed();
     }
     let limited = |limit: &str| plan.limits.reports.iter().any(|r| r.limit == limit);
     let ran = outcome.refusal.is_none() && outcome.exec_error.is_none() && !outcome.timed_out;

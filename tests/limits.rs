@@ -658,3 +658,110 @@ fn the_command_cannot_leave_the_runs_cgroups() {
     }
     assert_eq!(leftover_cgroups(), Vec::<std::path::PathBuf>::new());
 }
+
+/// The run's cgroups named `cw-exec-<pid>-…` (cw-exec's pid), in every hierarchy.
+fn run_cgroups_of(pid: u32) -> Vec<std::path::PathBuf> {
+    let prefix = format!("cw-exec-{pid}-");
+    let mut found = vec![];
+    let mut stack = vec![std::path::PathBuf::from("/sys/fs/cgroup")];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            if !e.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            if e.file_name().to_string_lossy().starts_with(&prefix) {
+                found.push(e.path());
+            } else if stack.len() < 10_000 {
+                stack.push(e.path());
+            }
+        }
+    }
+    found
+}
+
+/// The attestation states each cgroup limit as the kernel holds it — read back from the
+/// kernel right after cw-exec wrote it (`observed`, file by file) — not as it was asked: the
+/// very values the kernel's files hold while the command runs, read here from the host. A
+/// memory limit that is not a whole number of pages is held (and observed) rounded down to
+/// one; the rest of the entry is unchanged.
+#[test]
+fn the_attestation_observes_the_limits_the_kernel_holds() {
+    use std::io::{BufRead, Write};
+    if skip_unless_root("the run's cgroups are read from the host") {
+        return;
+    }
+    let page = 4096u64; // this host's (the kernel rounds to its page size)
+    for memory in ["256M", "268439553"] {
+        let asked: u64 = if memory == "256M" {
+            256 << 20
+        } else {
+            268_439_553
+        };
+        let held = (asked - asked % page).to_string();
+        let env = workdir("observed").join("e.json");
+        let mut child = Sandbox::new()
+            .args(["--memory", memory, "--pids", "64"])
+            .args(["--envelope", env.to_str().unwrap()])
+            .command("run", &["/bin/sh", "-c", "echo ready; read x"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The command runs only once every limit is in place: "ready" means they are.
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line, "ready\n", "{memory}");
+        let mut kernel = std::collections::BTreeMap::new();
+        for dir in run_cgroups_of(child.id()) {
+            for file in [
+                "memory.limit_in_bytes",
+                "memory.memsw.limit_in_bytes",
+                "memory.max",
+                "memory.swap.max",
+                "pids.max",
+            ] {
+                if let Ok(v) = std::fs::read_to_string(dir.join(file)) {
+                    kernel.insert(file.to_string(), serde_json::json!(v.trim()));
+                }
+            }
+        }
+        child.stdin.as_mut().unwrap().write_all(b"\n").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{memory}: {}", stderr(&out));
+        let e = envelope(&env);
+        let (mem, pids) = (limit_entry(&e, "memory"), limit_entry(&e, "pids"));
+        if !mem["mechanism"].as_str().unwrap().starts_with("cgroup")
+            || !pids["mechanism"].as_str().unwrap().starts_with("cgroup")
+        {
+            skip("no memory and pids cgroups here");
+            return;
+        }
+        // The kernel's files, as the host reads them: the limit, rounded to a page.
+        let limit_file = ["memory.limit_in_bytes", "memory.max"]
+            .into_iter()
+            .find(|f| kernel.contains_key(*f))
+            .unwrap_or_else(|| panic!("{memory}: no memory limit file found: {kernel:?}"));
+        assert_eq!(kernel[limit_file], held, "{memory}");
+        assert_eq!(kernel["pids.max"], "64", "{memory}");
+        // The attestation says exactly that, file by file.
+        let mut observed = mem["observed"].as_object().cloned().unwrap_or_default();
+        observed.extend(pids["observed"].as_object().cloned().unwrap_or_default());
+        let observed: std::collections::BTreeMap<String, serde_json::Value> =
+            observed.into_iter().collect();
+        assert_eq!(observed, kernel, "{memory}: {mem} {pids}");
+        // Every other field is as it was: what was asked, not what is held.
+        assert_eq!(mem["requested"], asked.to_string(), "{mem}");
+        assert_eq!(pids["requested"], "64", "{pids}");
+        assert!(
+            mem.get("coverage").is_some() && mem["wholeSandbox"] == true,
+            "{mem}"
+        );
+    }
+    assert_eq!(leftover_cgroups(), Vec::<std::path::PathBuf>::new());
+}

@@ -26,6 +26,14 @@ pub enum Controller {
 }
 
 impl Controller {
+    /// The limit this controller enforces, as the attestation names it.
+    fn limit_name(self) -> &'static str {
+        match self {
+            Controller::Memory => "memory",
+            Controller::Pids => "pids",
+            Controller::CpuAccounting => "cpu",
+        }
+    }
     fn v1_name(self) -> &'static str {
         match self {
             Controller::Memory => "memory",
@@ -181,6 +189,77 @@ trait CgroupFs {
     fn mount_at(&self, path: &Path) -> MountAt;
     /// The text of /proc/self/mountinfo (read only when `mount_at` cannot answer).
     fn mountinfo(&self) -> String;
+    /// Writes `text` to a limit file of a run's cgroup, and reads back what the kernel then
+    /// holds there (`write_limit_and_read_back`). Ok(None): the file is not there (ENOENT).
+    fn write_limit(
+        &self,
+        at: Option<std::os::fd::BorrowedFd<'_>>,
+        path: &Path,
+        text: &str,
+    ) -> Result<Option<String>, String> {
+        write_limit_and_read_back(at, path, text)
+    }
+}
+
+/// Writes `text` to the limit file `path` (relative to the held directory `at`, or from `/`
+/// where none is held) and reads back the value the kernel then holds there: one `openat`
+/// read-write (without `O_CREAT`: a file that is not there is Ok(None), never a file made),
+/// one `write`, one `pread` from offset 0 through the same descriptor. The text read is
+/// trimmed of its newline. What was written is what was *asked*; what is read is what the
+/// kernel *holds* (it may round, clamp or ignore), and only that is evidence.
+fn write_limit_and_read_back(
+    at: Option<std::os::fd::BorrowedFd<'_>>,
+    path: &Path,
+    text: &str,
+) -> Result<Option<String>, String> {
+    use nix::fcntl::OFlag;
+    let flags = OFlag::O_RDWR | OFlag::O_CLOEXEC;
+    let opened = match at {
+        Some(dir) => nix::fcntl::openat(dir, path, flags, nix::sys::stat::Mode::empty()),
+        None => nix::fcntl::open(path, flags, nix::sys::stat::Mode::empty()),
+    };
+    let fd = match opened {
+        Ok(fd) => fd,
+        Err(nix::errno::Errno::ENOENT) => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
+    match nix::unistd::write(&fd, text.as_bytes()) {
+        Ok(n) if n == text.len() => {}
+        Ok(n) => return Err(format!("short write ({n} of {} bytes)", text.len())),
+        Err(e) => return Err(e.to_string()),
+    }
+    // A limit is at most 20 digits, or "max": one read of a small buffer holds it.
+    let mut buf = [0u8; 64];
+    let file = std::fs::File::from(fd);
+    let n = loop {
+        match std::os::unix::fs::FileExt::read_at(&file, &mut buf, 0) {
+            Ok(n) => break n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(format!("reading it back: {e}")),
+        }
+    };
+    Ok(Some(String::from_utf8_lossy(&buf[..n]).trim().to_string()))
+}
+
+/// The value the kernel holds for a limit `written` to `file`, as it states it when it has
+/// accepted the limit as asked: a memory limit rounded down to whole pages (the kernel counts
+/// memory in pages: `page_counter_memparse`), any other exactly. Nothing else is accepted: a
+/// value clamped to the kernel's maximum, a different rounding, "max", or nothing at all
+/// means the limit does not bind as asked.
+fn held_as_asked(file: &str, written: u64, page_size: u64) -> u64 {
+    if file.starts_with("memory.") && page_size > 0 {
+        written - written % page_size
+    } else {
+        written
+    }
+}
+
+/// The kernel's page size (the unit it rounds memory limits to).
+fn page_size() -> u64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .map_or(4096, |p| p as u64)
 }
 
 /// A small /proc or cgroup file, read in one go (`sys::read_kernel_file`: these report size
@@ -497,6 +576,9 @@ pub struct RunCgroups {
     /// cgroup is made — while init builds the sandbox — rather than after the command: the
     /// first open of a cgroup file is its dearest part (the kernel makes its inode then).
     at_end: Vec<(&'static str, std::fs::File)>,
+    /// Each limit file written, with the value read back from it once written (the kernel's,
+    /// checked against what was asked): (controller, file, value).
+    observed: Vec<(Controller, &'static str, String)>,
 }
 
 /// Limits to write into the run's cgroups.
@@ -527,11 +609,22 @@ impl RunCgroups {
         name: String,
         sweep: bool,
     ) -> Result<RunCgroups, String> {
+        Self::create_in(limits, name, sweep, &HostFs::default())
+    }
+
+    /// `create_named`, the limit files written and read back through `fs`.
+    fn create_in(
+        limits: &CgroupLimits,
+        name: String,
+        sweep: bool,
+        fs: &dyn CgroupFs,
+    ) -> Result<RunCgroups, String> {
         let mut run = RunCgroups {
             name,
             dirs: vec![],
             parents: vec![],
             at_end: vec![],
+            observed: vec![],
         };
         let wanted = [
             limits
@@ -548,7 +641,7 @@ impl RunCgroups {
                 .map(|h| (Controller::CpuAccounting, h, None)),
         ];
         for (controller, hierarchy, value) in wanted.into_iter().flatten() {
-            if let Err(e) = run.add_controller(controller, hierarchy, value, sweep) {
+            if let Err(e) = run.add_controller(controller, hierarchy, value, sweep, fs) {
                 run.remove();
                 return Err(e);
             }
@@ -661,6 +754,7 @@ impl RunCgroups {
         h: &Hierarchy,
         value: Option<u64>,
         sweep: bool,
+        fs: &dyn CgroupFs,
     ) -> Result<(), String> {
         use nix::fcntl::OFlag;
         // A v2 cgroup serves every controller: make it once.
@@ -695,39 +789,71 @@ impl RunCgroups {
         };
         self.dirs.push((controller, h.clone(), dir.clone()));
         // Opened without O_CREAT: a limit file that is not there is an error, not a file made.
-        let write_or = |file: &str, text: String, absent_is_fine: bool| -> Result<(), String> {
-            let what = || format!("cgroup {}/{file} = {text}", dir.display());
-            let fd = match self.open_in(&dir, file, OFlag::O_WRONLY) {
-                Ok(fd) => fd,
-                // A file the kernel makes only where it accounts swap.
-                Err(nix::errno::Errno::ENOENT) if absent_is_fine => return Ok(()),
-                Err(e) => return Err(format!("{}: {e}", what())),
+        // Each limit is read back from the kernel through the descriptor it was written
+        // through, and must be what was asked (memory: rounded down to a page): a limit the
+        // kernel accepted as a write but holds otherwise (clamped, ignored) does not bind as
+        // asked, and the run is refused.
+        let page = page_size();
+        let mut observed = vec![];
+        let mut write_or = |file: &'static str,
+                            value: u64,
+                            absent_is_fine: bool|
+         -> Result<(), String> {
+            let (rel, full) = self.file_of(&dir, file);
+            let at = self.parent_of(&dir);
+            let path = match at {
+                Some(_) => PathBuf::from(rel),
+                None => full.clone(),
             };
-            match nix::unistd::write(&fd, text.as_bytes()) {
-                Ok(n) if n == text.len() => Ok(()),
-                Ok(n) => Err(format!(
-                    "{}: short write ({n} of {} bytes)",
-                    what(),
-                    text.len()
-                )),
+            let what = || format!("cgroup {} = {value}", full.display());
+            match fs.write_limit(at, &path, &value.to_string()) {
+                // A file the kernel makes only where it accounts swap.
+                Ok(None) if absent_is_fine => Ok(()),
+                Ok(None) => Err(format!("{}: {}", what(), nix::errno::Errno::ENOENT)),
                 Err(e) => Err(format!("{}: {e}", what())),
+                Ok(Some(read)) => {
+                    let want = held_as_asked(file, value, page);
+                    if read.parse::<u64>().ok() != Some(want) {
+                        let rounding = if want == value {
+                            String::new()
+                        } else {
+                            format!(" ({value} rounded down to a {page}-byte page)")
+                        };
+                        return Err(format!(
+                                "the {} limit does not bind as asked: {} was written {value}, but the kernel holds {read:?} (read back), not {want}{rounding}",
+                                controller.limit_name(),
+                                full.display()
+                            ));
+                    }
+                    observed.push((controller, file, read));
+                    Ok(())
+                }
             }
         };
-        let write = |file: &str, text: String| write_or(file, text, false);
-        let write_if_present = |file: &str, text: String| write_or(file, text, true);
         match (controller, h, value) {
             (Controller::Memory, Hierarchy::V2(_), Some(v)) => {
-                write("memory.max", v.to_string())?;
-                write_if_present("memory.swap.max", "0".into())?;
+                write_or("memory.max", v, false)?;
+                write_or("memory.swap.max", 0, true)?;
             }
             (Controller::Memory, Hierarchy::V1(_), Some(v)) => {
-                write("memory.limit_in_bytes", v.to_string())?;
-                write_if_present("memory.memsw.limit_in_bytes", v.to_string())?;
+                write_or("memory.limit_in_bytes", v, false)?;
+                write_or("memory.memsw.limit_in_bytes", v, true)?;
             }
-            (Controller::Pids, _, Some(v)) => write("pids.max", v.to_string())?,
+            (Controller::Pids, _, Some(v)) => write_or("pids.max", v, false)?,
             _ => {}
         }
+        self.observed.extend(observed);
         Ok(())
+    }
+
+    /// Each limit file written, with the value the kernel holds there as read back once it
+    /// was written (and found to be what was asked): (limit, file, value), the limit named
+    /// as the attestation names it ("memory", "pids").
+    pub fn observed(&self) -> Vec<(&'static str, &'static str, String)> {
+        self.observed
+            .iter()
+            .map(|(c, file, value)| (c.limit_name(), *file, value.clone()))
+            .collect()
     }
 
     /// The run's distinct cgroup directories (a v2 cgroup serves several controllers).
@@ -822,6 +948,7 @@ impl RunCgroups {
     /// process holds of them (the parents' descriptors) without removing them — removing them
     /// is the maker's.
     pub fn disown(mut self) {
+        self.observed.clear();
         self.at_end.clear();
         self.parents.clear();
         self.dirs.clear();
@@ -1563,6 +1690,19 @@ mod tests {
             );
         }
         assert_eq!(read(pids_dir.join("pids.max")), "77");
+        // What the run observed (read back through its own descriptors) is what the kernel
+        // holds, file by file.
+        for (limit, file, value) in run.observed() {
+            let dir = if limit == "pids" { &pids_dir } else { &mem_dir };
+            assert_eq!(read(dir.join(file)), value, "{file}");
+        }
+        assert_eq!(
+            run.observed()
+                .iter()
+                .filter(|(_, f, _)| *f == "pids.max")
+                .count(),
+            1
+        );
         // This thread joins (writing "0" to `tasks` moves the writing thread alone) and leaves.
         let own = || std::fs::read_to_string("/proc/thread-self/cgroup").unwrap();
         let suffix = format!("/{name}");
@@ -1624,5 +1764,231 @@ mod tests {
         run.disown();
         assert!(dir.exists());
         std::fs::remove_dir(&dir).unwrap();
+    }
+
+    /// The kernel, as far as the run's limit files go: every write is recorded, and the
+    /// value read back is what `holds` says the kernel holds for it (the run's cgroup
+    /// directories are real ones, made in a temporary directory).
+    struct KernelSays {
+        holds: fn(&str, &str) -> String,
+        written: std::cell::RefCell<Vec<(String, String)>>,
+    }
+
+    impl CgroupFs for KernelSays {
+        fn subtree_control(&self, _: &Path) -> String {
+            unreachable!("discovery is not asked when limits are written")
+        }
+        fn writable(&self, _: &Path) -> bool {
+            unreachable!("discovery is not asked when limits are written")
+        }
+        fn mount_at(&self, _: &Path) -> MountAt {
+            unreachable!("discovery is not asked when limits are written")
+        }
+        fn mountinfo(&self) -> String {
+            unreachable!("discovery is not asked when limits are written")
+        }
+        fn write_limit(
+            &self,
+            _: Option<std::os::fd::BorrowedFd<'_>>,
+            path: &Path,
+            text: &str,
+        ) -> Result<Option<String>, String> {
+            let file = path.file_name().unwrap().to_string_lossy().into_owned();
+            self.written.borrow_mut().push((file.clone(), text.into()));
+            Ok(Some((self.holds)(&file, text)))
+        }
+    }
+
+    /// The kernel's answer for a limit it accepts as asked: memory rounded down to a page.
+    fn as_the_kernel_rounds(file: &str, text: &str) -> String {
+        let v: u64 = text.parse().unwrap();
+        held_as_asked(file, v, page_size()).to_string()
+    }
+
+    /// A fresh temporary directory standing for the cgroups' parent.
+    fn parent_dir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("cwx-cgroup-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// A limit the kernel accepted as a write but holds otherwise — clamped to its maximum,
+    /// left at "max", rounded by more than a page — does not bind as asked: the run is
+    /// refused, naming the limit, the file, the value written and the value read back, and
+    /// every cgroup made for the run is removed (the memory one made before the pids one
+    /// failed included). Cgroup v1 and v2 files alike.
+    #[test]
+    fn a_limit_the_kernel_holds_otherwise_is_refused_and_nothing_is_left() {
+        let memory = (64u64 << 20) + 123;
+        let rounded = (memory - memory % page_size()).to_string();
+        // (v2?, file the kernel holds otherwise, what it holds there, limit named)
+        type Holds = fn(&str, &str) -> String;
+        let cases: [(bool, &str, Holds, &str, &str); 7] = [
+            (
+                false,
+                "memory.limit_in_bytes",
+                |f, t| match f {
+                    "memory.limit_in_bytes" => "9223372036854771712".into(),
+                    _ => as_the_kernel_rounds(f, t),
+                },
+                "memory",
+                "\"9223372036854771712\"",
+            ),
+            (
+                false,
+                "memory.memsw.limit_in_bytes",
+                |f, t| match f {
+                    "memory.memsw.limit_in_bytes" => "max".into(),
+                    _ => as_the_kernel_rounds(f, t),
+                },
+                "memory",
+                "\"max\"",
+            ),
+            (
+                false,
+                "memory.limit_in_bytes",
+                |f, t| match f {
+                    // Rounded by two pages: not the kernel's page rounding.
+                    "memory.limit_in_bytes" => {
+                        let v: u64 = t.parse().unwrap();
+                        (v - v % (2 * page_size()) - 2 * page_size()).to_string()
+                    }
+                    _ => as_the_kernel_rounds(f, t),
+                },
+                "memory",
+                "",
+            ),
+            (
+                false,
+                "pids.max",
+                |f, t| match f {
+                    "pids.max" => "max".into(),
+                    _ => as_the_kernel_rounds(f, t),
+                },
+                "pids",
+                "\"max\"",
+            ),
+            (
+                true,
+                "memory.max",
+                |f, t| match f {
+                    "memory.max" => "max".into(),
+                    _ => as_the_kernel_rounds(f, t),
+                },
+                "memory",
+                "\"max\"",
+            ),
+            (
+                true,
+                "memory.swap.max",
+                |f, t| match f {
+                    "memory.swap.max" => "max".into(),
+                    _ => as_the_kernel_rounds(f, t),
+                },
+                "memory",
+                "\"max\"",
+            ),
+            (
+                true,
+                "pids.max",
+                |f, t| match f {
+                    "pids.max" => "76".into(),
+                    _ => as_the_kernel_rounds(f, t),
+                },
+                "pids",
+                "\"76\"",
+            ),
+        ];
+        for (i, (v2, file, holds, limit, read)) in cases.into_iter().enumerate() {
+            let dir = parent_dir(&format!("held{i}"));
+            let h = if v2 {
+                Hierarchy::V2(dir.clone())
+            } else {
+                Hierarchy::V1(dir.clone())
+            };
+            let limits = CgroupLimits {
+                memory: Some((memory, h.clone())),
+                pids: Some((77, h)),
+                cpu: None,
+            };
+            let fs = KernelSays {
+                holds,
+                written: Default::default(),
+            };
+            let name = format!("cw-exec-{}-held{i}", std::process::id());
+            let Err(e) = RunCgroups::create_in(&limits, name.clone(), false, &fs) else {
+                panic!("{file}: a limit the kernel holds otherwise was accepted");
+            };
+            let written = fs
+                .written
+                .borrow()
+                .iter()
+                .find(|(f, _)| f == file)
+                .map(|(_, t)| t.clone())
+                .unwrap();
+            assert!(
+                e.starts_with(&format!("the {limit} limit does not bind as asked: "))
+                    && e.contains(&format!("/{name}/{file} was written {written},"))
+                    && e.contains(&format!("the kernel holds {read}")),
+                "{file}: {e}"
+            );
+            if file == "memory.limit_in_bytes" {
+                assert!(e.contains(&format!("not {rounded} (")), "{e}");
+            }
+            assert_eq!(entries_named(&dir, &name), Vec::<PathBuf>::new(), "{e}");
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
+    }
+
+    /// The kernel counts memory in pages: a memory limit it holds rounded down to a page is
+    /// held as asked, and the run goes on; what the attestation is given (`observed`) is
+    /// what was read back, file by file, not what was written. Cgroup v1 and v2.
+    #[test]
+    fn the_kernels_page_rounding_is_accepted_and_what_it_holds_is_observed() {
+        let memory = (64u64 << 20) + 123;
+        let rounded = (memory - memory % page_size()).to_string();
+        for v2 in [false, true] {
+            let dir = parent_dir(&format!("round{v2}"));
+            let h = if v2 {
+                Hierarchy::V2(dir.clone())
+            } else {
+                Hierarchy::V1(dir.clone())
+            };
+            let limits = CgroupLimits {
+                memory: Some((memory, h.clone())),
+                pids: Some((77, h)),
+                cpu: None,
+            };
+            let fs = KernelSays {
+                holds: as_the_kernel_rounds,
+                written: Default::default(),
+            };
+            let name = format!("cw-exec-{}-round{v2}", std::process::id());
+            let run = RunCgroups::create_in(&limits, name.clone(), false, &fs).unwrap();
+            let want: Vec<(&str, &str, String)> = if v2 {
+                vec![
+                    ("memory", "memory.max", rounded.clone()),
+                    ("memory", "memory.swap.max", "0".into()),
+                    ("pids", "pids.max", "77".into()),
+                ]
+            } else {
+                vec![
+                    ("memory", "memory.limit_in_bytes", rounded.clone()),
+                    ("memory", "memory.memsw.limit_in_bytes", rounded.clone()),
+                    ("pids", "pids.max", "77".into()),
+                ]
+            };
+            assert_eq!(run.observed(), want, "v2: {v2}");
+            // What was asked is what was written: the rounding is the kernel's.
+            assert!(fs
+                .written
+                .borrow()
+                .iter()
+                .any(|(f, t)| f.starts_with("memory.") && *t == memory.to_string()));
+            drop(run);
+            assert_eq!(entries_named(&dir, &name), Vec::<PathBuf>::new());
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
     }
 }
