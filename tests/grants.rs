@@ -45,21 +45,7 @@ fn a_grant_swapped_for_a_symlink_during_start_up_is_never_bound() {
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o777)).unwrap();
     // The attacker: an unprivileged user who may write the workspace swaps the granted
     // directory for a symlink to the secret and back, as fast as it can.
-    let attack = format!(
-        "import os, random, time\nos.chdir({base:?})\nwhile not os.path.exists('stop'):\n  try:\n    os.rename('data','real'); os.symlink({secret:?},'data'); time.sleep(random.random() / 500); os.unlink('data'); os.rename('real','data')\n  except OSError: pass\n  time.sleep(random.random() / 200)\n",
-        base = base.to_str().unwrap(),
-        secret = secret.to_str().unwrap()
-    );
-    let mut attacker = {
-        use std::os::unix::process::CommandExt;
-        Command::new(python)
-            .args(["-c", &attack])
-            .uid(ids.0)
-            .gid(ids.1)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap()
-    };
+    let mut attacker = spawn_symlink_swapper(python, &base, "data", &secret, ids);
     let (mut ran, mut refused, mut late) = (0, 0, 0);
     for _ in 0..150 {
         let out = Sandbox::new()

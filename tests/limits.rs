@@ -659,29 +659,6 @@ fn the_command_cannot_leave_the_runs_cgroups() {
     assert_eq!(leftover_cgroups(), Vec::<std::path::PathBuf>::new());
 }
 
-/// The run's cgroups named `cw-exec-<pid>-…` (cw-exec's pid), in every hierarchy.
-fn run_cgroups_of(pid: u32) -> Vec<std::path::PathBuf> {
-    let prefix = format!("cw-exec-{pid}-");
-    let mut found = vec![];
-    let mut stack = vec![std::path::PathBuf::from("/sys/fs/cgroup")];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            if !e.file_type().is_ok_and(|t| t.is_dir()) {
-                continue;
-            }
-            if e.file_name().to_string_lossy().starts_with(&prefix) {
-                found.push(e.path());
-            } else if stack.len() < 10_000 {
-                stack.push(e.path());
-            }
-        }
-    }
-    found
-}
-
 /// The attestation states each cgroup limit as the kernel holds it — read back from the
 /// kernel right after cw-exec wrote it (`observed`, file by file) — not as it was asked: the
 /// very values the kernel's files hold while the command runs, read here from the host. A

@@ -8,7 +8,6 @@ mod common;
 use common::*;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 /// The host directory of a grant is held as a descriptor and its last name cloned beneath
 /// it: an unprivileged attacker who swaps that directory (not the granted name itself) for a
@@ -43,21 +42,7 @@ fn a_grant_whose_directory_is_swapped_for_a_symlink_during_start_up_is_never_bou
     std::fs::set_permissions(&mid, std::fs::Permissions::from_mode(0o777)).unwrap();
     // The attacker may write `base`: it swaps `mid` for a symlink to the secret's directory
     // and back, as fast as it can.
-    let attack = format!(
-        "import os, random, time\nos.chdir({base:?})\nwhile not os.path.exists('stop'):\n  try:\n    os.rename('mid','real'); os.symlink({secret:?},'mid'); time.sleep(random.random() / 500); os.unlink('mid'); os.rename('real','mid')\n  except OSError: pass\n  time.sleep(random.random() / 200)\n",
-        base = base.to_str().unwrap(),
-        secret = secret.to_str().unwrap()
-    );
-    let mut attacker = {
-        use std::os::unix::process::CommandExt;
-        Command::new(python)
-            .args(["-c", &attack])
-            .uid(ids.0)
-            .gid(ids.1)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap()
-    };
+    let mut attacker = spawn_symlink_swapper(python, &base, "mid", &secret, ids);
     let (mut ran, mut refused, mut late) = (0, 0, 0);
     for round in 0..150 {
         let (grant, read) = if round % 2 == 0 {

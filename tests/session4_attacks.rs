@@ -15,30 +15,6 @@ use std::process::{Child, Command, Stdio};
 
 use common::*;
 
-/// The cgroups of the run whose cw-exec has pid `pid` (`cw-exec-<pid>-*`), in every hierarchy.
-fn run_cgroups(pid: u32) -> Vec<PathBuf> {
-    let prefix = format!("cw-exec-{pid}-");
-    let mut found = vec![];
-    let mut stack = vec![PathBuf::from("/sys/fs/cgroup")];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            if !e.file_type().is_ok_and(|t| t.is_dir()) {
-                continue;
-            }
-            if e.file_name().to_string_lossy().starts_with(&prefix) {
-                found.push(e.path());
-            } else if !e.file_name().to_string_lossy().starts_with("cw-exec-") {
-                stack.push(e.path());
-            }
-        }
-    }
-    found.sort();
-    found
-}
-
 /// This process's own v1 memory and pids cgroups (where a run it starts makes its own).
 fn own_cgroup_parents() -> Vec<PathBuf> {
     let text = std::fs::read_to_string("/proc/self/cgroup").unwrap();
@@ -145,7 +121,7 @@ fn another_user_cannot_enter_or_keep_a_runs_cgroups() {
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
     assert_eq!(line, "ready\n", "the sandboxed script did not start");
-    let dirs = run_cgroups(run.0.id());
+    let dirs = run_cgroups_of(run.0.id());
     if dirs.is_empty() {
         drop(run);
         return skip("no cgroup was made for the run here");

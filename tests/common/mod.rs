@@ -367,8 +367,36 @@ pub fn leftover_cgroups_after_sweeps() -> Vec<std::path::PathBuf> {
 }
 
 pub fn leftover_cgroups() -> Vec<std::path::PathBuf> {
+    run_cgroup_dirs()
+        .into_iter()
+        .filter(|(_, pid)| {
+            // Alive: signalable, or another user's (EPERM: a plain user running the suite
+            // cannot signal root's runs, which are not leftovers).
+            let alive = unsafe { libc::kill(*pid as i32, 0) } == 0
+                || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+            !alive
+        })
+        .map(|(dir, _)| dir)
+        .collect()
+}
+
+/// The cgroups of the run whose cw-exec has pid `pid` (`cw-exec-<pid>-*`), in every
+/// hierarchy, sorted.
+pub fn run_cgroups_of(pid: u32) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = run_cgroup_dirs()
+        .into_iter()
+        .filter(|(_, of)| *of == pid)
+        .map(|(dir, _)| dir)
+        .collect();
+    found.sort();
+    found
+}
+
+/// Every run cgroup (`cw-exec-<pid>-*`) under /sys/fs/cgroup, with the pid of the cw-exec
+/// that made it (0 when the name holds none); a run cgroup's own children are not looked at.
+fn run_cgroup_dirs() -> Vec<(PathBuf, u32)> {
     let mut found = vec![];
-    let mut stack = vec![std::path::PathBuf::from("/sys/fs/cgroup")];
+    let mut stack = vec![PathBuf::from("/sys/fs/cgroup")];
     while let Some(dir) = stack.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
@@ -380,24 +408,42 @@ pub fn leftover_cgroups() -> Vec<std::path::PathBuf> {
             }
             let name = e.file_name().to_string_lossy().into_owned();
             if let Some(rest) = name.strip_prefix("cw-exec-") {
-                let pid: i32 = rest
+                let pid = rest
                     .split('-')
                     .next()
                     .and_then(|p| p.parse().ok())
                     .unwrap_or(0);
-                // Alive: signalable, or another user's (EPERM: a plain user running the
-                // suite cannot signal root's runs, which are not leftovers).
-                let alive = unsafe { libc::kill(pid, 0) } == 0
-                    || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
-                if !alive {
-                    found.push(e.path());
-                }
+                found.push((e.path(), pid));
             } else if stack.len() < 10_000 {
                 stack.push(e.path());
             }
         }
     }
     found
+}
+
+/// An unprivileged process (`ids`) that swaps `dir/name` for a symlink to `target` and back,
+/// as fast as it can, until `dir/stop` exists: the attacker of the start-up races. The
+/// system's python3 runs it (the test user cannot reach a per-user installation).
+pub fn spawn_symlink_swapper(
+    python: &Path,
+    dir: &Path,
+    name: &str,
+    target: &Path,
+    ids: (u32, u32),
+) -> std::process::Child {
+    let attack = format!(
+        "import os, random, time\nos.chdir({dir:?})\nwhile not os.path.exists('stop'):\n  try:\n    os.rename({name:?},'real'); os.symlink({target:?},{name:?}); time.sleep(random.random() / 500); os.unlink({name:?}); os.rename('real',{name:?})\n  except OSError: pass\n  time.sleep(random.random() / 200)\n",
+        dir = dir.to_str().unwrap(),
+        target = target.to_str().unwrap()
+    );
+    Command::new(python)
+        .args(["-c", &attack])
+        .uid(ids.0)
+        .gid(ids.1)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap()
 }
 
 /// A FIFO that the sandbox's processes hold open for writing (a script's `exec 3>FIFO`,
