@@ -343,7 +343,6 @@ fn init_hides_cw_exec() -> Result<(), StepError> {
     Ok(())
 }
 
-/// Sends one descriptor over a Unix socket (SCM_RIGHTS).
 /// Sends `bytes` and the descriptors `fds` in one message (SCM_RIGHTS).
 fn send_fds(
     channel: &OwnedFd,
@@ -362,21 +361,13 @@ fn send_fds(
     )
 }
 
+/// Sends one descriptor with a one-byte tag (SCM_RIGHTS).
 fn send_fd(
     channel: &OwnedFd,
     tag: &[u8; 1],
     fd: std::os::fd::BorrowedFd<'_>,
 ) -> nix::Result<usize> {
-    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, UnixAddr};
-    use std::os::fd::AsRawFd;
-    let fds = [fd.as_raw_fd()];
-    sendmsg::<UnixAddr>(
-        channel.as_raw_fd(),
-        &[std::io::IoSlice::new(tag)],
-        &[ControlMessage::ScmRights(&fds)],
-        MsgFlags::empty(),
-        None,
-    )
+    send_fds(channel, tag, &[fd])
 }
 
 /// Step 4 in the Landlock tier: no namespace to build. Init becomes the subreaper of
@@ -633,11 +624,7 @@ fn prefer_for_oom_kill(proc: OwnedFd) -> Result<(), String> {
 /// those after the command's process has started (`drop_capabilities`). The command's
 /// read-back proves the set empty (`CapBnd`).
 pub fn empty_bounding_set() -> Result<(), String> {
-    // A process that holds no capability (an unprivileged caller in the Landlock tier) may
-    // not change its bounding set; no_new_privs keeps execve from granting any.
-    let none =
-        sys::no_permitted_capabilities().map_err(|e| format!("reading capabilities: {e}"))?;
-    if none && !nix::unistd::geteuid().is_root() {
+    if holds_no_capability()? {
         return Ok(());
     }
     sys::empty_bounding_set().map_err(|e| format!("PR_CAPBSET_DROP: {e}"))
@@ -648,12 +635,19 @@ pub fn empty_bounding_set() -> Result<(), String> {
 /// bounding set is already empty (`empty_bounding_set`, by init before the command's process
 /// started).
 pub fn drop_capabilities() -> Result<(), String> {
-    let none =
-        sys::no_permitted_capabilities().map_err(|e| format!("reading capabilities: {e}"))?;
-    if !none || nix::unistd::geteuid().is_root() {
+    if !holds_no_capability()? {
         sys::lock_securebits().map_err(|e| format!("securebits: {e}"))?;
     }
     sys::clear_capabilities().map_err(|e| format!("clearing capabilities: {e}"))
+}
+
+/// A process that holds no capability and is not root (an unprivileged caller in the
+/// Landlock tier): it may change neither its bounding set nor its securebits, and has
+/// nothing to drop there; no_new_privs keeps execve from granting any.
+fn holds_no_capability() -> Result<bool, String> {
+    let none =
+        sys::no_permitted_capabilities().map_err(|e| format!("reading capabilities: {e}"))?;
+    Ok(none && !nix::unistd::geteuid().is_root())
 }
 
 #[cfg(test)]

@@ -645,22 +645,8 @@ pub fn landlock_add_path_rule(
         allowed_access: allowed,
         parent_fd: parent.as_raw_fd(),
     };
-    // SAFETY: `attr` is a live, properly laid out landlock_path_beneath_attr the kernel only
-    // reads during the call; the descriptors are borrowed, so open for its duration.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_landlock_add_rule,
-            ruleset.as_raw_fd(),
-            LANDLOCK_RULE_PATH_BENEATH,
-            &attr as *const PathBeneathAttr,
-            0u32,
-        )
-    };
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    // SAFETY: a packed landlock_path_beneath_attr, the struct of LANDLOCK_RULE_PATH_BENEATH.
+    unsafe { landlock_add_rule(ruleset, LANDLOCK_RULE_PATH_BENEATH, &attr) }
 }
 
 /// `landlock_add_rule(ruleset, LANDLOCK_RULE_NET_PORT, {allowed, port}, 0)`: `allowed`
@@ -670,7 +656,6 @@ pub fn landlock_add_port_rule(
     port: u16,
     allowed: u64,
 ) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
     /// `struct landlock_net_port_attr`.
     #[repr(C)]
     struct NetPortAttr {
@@ -682,13 +667,30 @@ pub fn landlock_add_port_rule(
         allowed_access: allowed,
         port: u64::from(port),
     };
-    // SAFETY: `attr` is a live landlock_net_port_attr the kernel only reads during the call.
+    // SAFETY: a landlock_net_port_attr, the struct of LANDLOCK_RULE_NET_PORT.
+    unsafe { landlock_add_rule(ruleset, LANDLOCK_RULE_NET_PORT, &attr) }
+}
+
+/// `landlock_add_rule(ruleset, rule_type, attr, 0)` for the two callers above.
+///
+/// # Safety
+/// `attr` must be the attribute struct the kernel defines for `rule_type`, laid out as the
+/// kernel reads it.
+unsafe fn landlock_add_rule<Attr>(
+    ruleset: std::os::fd::BorrowedFd<'_>,
+    rule_type: libc::c_int,
+    attr: &Attr,
+) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `attr` is a live attribute struct of `rule_type` (this function's contract),
+    // which the kernel only reads during the call; the ruleset descriptor is borrowed, so
+    // open for its duration.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_landlock_add_rule,
             ruleset.as_raw_fd(),
-            LANDLOCK_RULE_NET_PORT,
-            &attr as *const NetPortAttr,
+            rule_type,
+            attr as *const Attr,
             0u32,
         )
     };
@@ -1294,48 +1296,15 @@ pub const MAX_RECEIVED_FDS: usize = 8;
 /// The most descriptors one SCM_RIGHTS message can carry (the kernel's `SCM_MAX_FD`).
 const SCM_MAX_FD: usize = 253;
 
-/// Receives one message of one byte over a Unix stream socket, with the descriptor it
-/// carries (SCM_RIGHTS), if any. `Ok(None)`: the other end closed.
-pub fn receive_message(
-    channel: std::os::fd::BorrowedFd<'_>,
-) -> io::Result<Option<(u8, Option<std::os::fd::OwnedFd>)>> {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, UnixAddr};
-    use std::os::fd::{AsRawFd, FromRawFd};
-    let mut byte = [0u8; 1];
-    let mut iov = [std::io::IoSliceMut::new(&mut byte)];
-    // Room for all a message can carry: a truncated one would leave what the kernel did
-    // install open and unowned (see `receive_message_fds`); past the first, they are closed.
-    let mut space = nix::cmsg_space!([std::os::fd::RawFd; SCM_MAX_FD]);
-    let msg = recvmsg::<UnixAddr>(
-        channel.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )?;
-    if msg.bytes == 0 {
-        return Ok(None);
-    }
-    let mut fd = None;
-    for cmsg in msg.cmsgs()? {
-        if let ControlMessageOwned::ScmRights(fds) = cmsg {
-            for raw in fds {
-                // SAFETY: the kernel just installed this descriptor in our table for us
-                // (SCM_RIGHTS, with MSG_CMSG_CLOEXEC); nothing else owns it.
-                let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) };
-                if fd.is_none() {
-                    fd = Some(owned);
-                }
-            }
-        }
-    }
-    Ok(Some((byte[0], fd)))
-}
-
-/// Receives one descriptor sent over a Unix socket (SCM_RIGHTS); None when the other end
-/// closed first or sent none.
+/// Receives one descriptor sent over a Unix socket (SCM_RIGHTS) with a one-byte tag; None
+/// when the other end closed first, sent none, or sent more than `receive_message_fds` takes.
 pub fn receive_fd(channel: &std::os::fd::OwnedFd) -> Option<std::os::fd::OwnedFd> {
     use std::os::fd::AsFd;
-    receive_message(channel.as_fd()).ok().flatten()?.1
+    let mut tag = [0u8; 1];
+    let (_, fds) = receive_message_fds(channel.as_fd(), &mut tag)
+        .ok()
+        .flatten()?;
+    fds.into_iter().next()
 }
 
 #[repr(C)]
@@ -1482,6 +1451,28 @@ pub fn read_kernel_file(
     path: &Path,
     capacity: usize,
 ) -> io::Result<Vec<u8>> {
+    read_kernel_file_until(dir, path, capacity, |_, _| false)
+}
+
+/// Reads a kernel tunable's value (a /proc/sys file) relative to `dir`: one `openat`, one
+/// `read`, one `close` when the value fits (the usual case). A sysctl's read generates the
+/// whole value at once from the start of the file, newline-terminated, and returns as much of
+/// it as the buffer holds: a read shorter than the buffer that ends with the newline is the
+/// whole value, and the read that would confirm the end (which makes the kernel run the
+/// handler again) is not needed. Anything else (a value that filled the buffer, one without
+/// its newline) is read on to the end as `read_kernel_file` does.
+pub fn read_sysctl(dir: Option<std::os::fd::BorrowedFd<'_>>, path: &Path) -> io::Result<Vec<u8>> {
+    read_kernel_file_until(dir, path, 64, sysctl_value_complete)
+}
+
+/// `read_kernel_file`, stopping early once `complete(what was read, the buffer's size)` says
+/// the rest would be end of file.
+fn read_kernel_file_until(
+    dir: Option<std::os::fd::BorrowedFd<'_>>,
+    path: &Path,
+    capacity: usize,
+    complete: impl Fn(&[u8], usize) -> bool,
+) -> io::Result<Vec<u8>> {
     use nix::fcntl::{openat, OFlag, AT_FDCWD};
     let fd = openat(
         dir.unwrap_or(AT_FDCWD),
@@ -1497,41 +1488,9 @@ pub fn read_kernel_file(
         }
         match nix::unistd::read(&fd, &mut buf[len..]) {
             Ok(0) => break,
-            Ok(n) => len += n,
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    buf.truncate(len);
-    Ok(buf)
-}
-
-/// Reads a kernel tunable's value (a /proc/sys file) relative to `dir`: one `openat`, one
-/// `read`, one `close` when the value fits (the usual case). A sysctl's read generates the
-/// whole value at once from the start of the file, newline-terminated, and returns as much of
-/// it as the buffer holds: a read shorter than the buffer that ends with the newline is the
-/// whole value, and the read that would confirm the end (which makes the kernel run the
-/// handler again) is not needed. Anything else (a value that filled the buffer, one without
-/// its newline) is read on to the end as `read_kernel_file` does.
-pub fn read_sysctl(dir: Option<std::os::fd::BorrowedFd<'_>>, path: &Path) -> io::Result<Vec<u8>> {
-    use nix::fcntl::{openat, OFlag, AT_FDCWD};
-    let fd = openat(
-        dir.unwrap_or(AT_FDCWD),
-        path,
-        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )?;
-    let mut buf = vec![0u8; 64];
-    let mut len = 0;
-    loop {
-        if len == buf.len() {
-            buf.resize(buf.len() * 2, 0);
-        }
-        match nix::unistd::read(&fd, &mut buf[len..]) {
-            Ok(0) => break,
             Ok(n) => {
                 len += n;
-                if sysctl_value_complete(&buf[..len], buf.len()) {
+                if complete(&buf[..len], buf.len()) {
                     break;
                 }
             }

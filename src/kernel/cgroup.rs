@@ -1813,6 +1813,21 @@ mod tests {
         dir
     }
 
+    /// A memory limit of `memory` bytes and a pids limit of 77, both in `dir` of a v1 or v2
+    /// hierarchy.
+    fn memory_and_pids_in(dir: &Path, v2: bool, memory: u64) -> CgroupLimits {
+        let h = if v2 {
+            Hierarchy::V2(dir.to_path_buf())
+        } else {
+            Hierarchy::V1(dir.to_path_buf())
+        };
+        CgroupLimits {
+            memory: Some((memory, h.clone())),
+            pids: Some((77, h)),
+            cpu: None,
+        }
+    }
+
     /// A limit the kernel accepted as a write but holds otherwise — clamped to its maximum,
     /// left at "max", rounded by more than a page — does not bind as asked: the run is
     /// refused, naming the limit, the file, the value written and the value read back, and
@@ -1902,16 +1917,7 @@ mod tests {
         ];
         for (i, (v2, file, holds, limit, read)) in cases.into_iter().enumerate() {
             let dir = parent_dir(&format!("held{i}"));
-            let h = if v2 {
-                Hierarchy::V2(dir.clone())
-            } else {
-                Hierarchy::V1(dir.clone())
-            };
-            let limits = CgroupLimits {
-                memory: Some((memory, h.clone())),
-                pids: Some((77, h)),
-                cpu: None,
-            };
+            let limits = memory_and_pids_in(&dir, v2, memory);
             let fs = KernelSays {
                 holds,
                 written: Default::default(),
@@ -1950,16 +1956,7 @@ mod tests {
         let rounded = (memory - memory % page_size()).to_string();
         for v2 in [false, true] {
             let dir = parent_dir(&format!("round{v2}"));
-            let h = if v2 {
-                Hierarchy::V2(dir.clone())
-            } else {
-                Hierarchy::V1(dir.clone())
-            };
-            let limits = CgroupLimits {
-                memory: Some((memory, h.clone())),
-                pids: Some((77, h)),
-                cpu: None,
-            };
+            let limits = memory_and_pids_in(&dir, v2, memory);
             let fs = KernelSays {
                 holds: as_the_kernel_rounds,
                 written: Default::default(),
