@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::attest;
 use crate::containment;
+use crate::kernel::placement::Placement;
 use crate::kernel::pty::SandboxTerminal;
 use crate::model::{exec_failure_status, Dimension, Tier, EXIT_REFUSED};
 use crate::plan::Plan;
@@ -83,12 +84,20 @@ pub fn init_main(
     plan: &Plan,
     terminal: Option<&SandboxTerminal>,
     host_ns: &BTreeMap<String, u64>,
-    go: OwnedFd,
-    report: OwnedFd,
+    placement: Option<&Placement>,
+    (go, report): (OwnedFd, OwnedFd),
     proxy_channel: Option<OwnedFd>,
 ) -> ! {
     let mut reporter = Reporter(std::fs::File::from(report));
-    let code = match init(plan, terminal, host_ns, go, &mut reporter, proxy_channel) {
+    let code = match init(
+        plan,
+        terminal,
+        host_ns,
+        placement,
+        go,
+        &mut reporter,
+        proxy_channel,
+    ) {
         Ok(code) => code,
         Err((step, message)) => {
             reporter.send(&Message::SetupError { step, message });
@@ -110,6 +119,7 @@ fn init(
     plan: &Plan,
     terminal: Option<&SandboxTerminal>,
     host_ns: &BTreeMap<String, u64>,
+    placement: Option<&Placement>,
     go: OwnedFd,
     reporter: &mut Reporter,
     proxy_channel: Option<OwnedFd>,
@@ -124,6 +134,15 @@ fn init(
         wanted.add(sig);
     }
     step("blocking signals", wanted.thread_block())?;
+    // Before the wait for cw-exec below: the helper inherits the blocked signals, and its
+    // start costs init nothing while cw-exec writes the identity maps.
+    let network = containment::init_starts_network(plan, placement)?;
+    // Once, here, while cw-exec writes the identity maps (init needs none of the set: it
+    // never execs): the command's process inherits the empty set.
+    step(
+        "init: emptying the bounding set",
+        containment::empty_bounding_set(),
+    )?;
 
     // Die with cw-exec. Then wait until it has written our uid/gid maps; EOF instead of the
     // byte means cw-exec died before that, so stop.
@@ -136,18 +155,22 @@ fn init(
         return Ok(EXIT_REFUSED);
     }
     crate::timings::mark("init: released by cw-exec");
-    let proc_handle = containment::init_steps(plan, proxy_channel, terminal)?;
+    let containment::InitReady {
+        proc_handle,
+        network_helper,
+    } = containment::init_steps(plan, network, proxy_channel, terminal)?;
     let mut leave = match containment::init_join_limits(&go)? {
         containment::Released::Abandoned => return Ok(EXIT_REFUSED),
         containment::Released::Limits { leave } => leave,
     };
     drop(go);
     crate::timings::mark("init: cgroups joined");
-    // Once, here: the command's process inherits the empty set.
-    step(
-        "init: emptying the bounding set",
-        containment::empty_bounding_set(),
-    )?;
+    // The helper that made the network namespace was killed when init joined it; reaped
+    // here, so that nothing but init runs in the sandbox when the command starts.
+    drop(network_helper);
+    if let Some(p) = placement {
+        step("init: the caller's CPU set back", p.restore())?;
+    }
     // The command's process shares init's memory until its execve (init waits meanwhile):
     // no copy of cw-exec's address space is made for a process that replaces it at once.
     // It takes the /proc handle (its own copy of the descriptor; init closes its copy).

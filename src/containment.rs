@@ -4,23 +4,27 @@
 //! cw-exec (host namespaces) — `supervise` calls these:
 //!  1. `limits_before_clone`: where one is a v2 cgroup, the run's cgroups (memory, pids,
 //!     cpu), before anything runs (init is born in the v2 one).
-//!  2. `namespace_flags`: clone into new user, mount, PID, IPC, UTS, cgroup (and network
-//!     unless `--net host`) namespaces; the child becomes init.
+//!  2. `namespace_flags`: clone into new user, mount, PID, IPC, UTS, cgroup namespaces; the
+//!     child becomes init.
 //!  3. `identity_and_limits`: uid/gid maps of the new user namespace; init put in the v2
 //!     cgroup where clone3 was refused; then init is released. Then, cgroup v1 only, while
 //!     init builds the sandbox: `limits_after_clone`, the run's cgroups, and
 //!     `hand_over_limits`: their `tasks` files go to init, then "limits complete".
 //!
-//! init (PID 1 of the sandbox) — `init_own_process_group`, `init_steps`, `init_join_limits`:
+//! init (PID 1 of the sandbox) — `init_own_process_group`, `init_starts_network`,
+//! `empty_bounding_set`, `init_steps`, `init_join_limits`:
 //!  4. its own process group (a terminal's signals reach the sandbox only through cw-exec,
-//!     once); hostname; the mount view (`kernel::mount_view::enter`: pivot_root into a tmpfs, binds
-//!     verified by identity, masks, pins, private /tmp, own /proc, the host tree detached;
-//!     with a terminal of its own, its pty slave and /dev/tty);
-//!     vm.memfd_noexec=2 (root); loopback up (`--net loopback`); a writable /proc handle for
-//!     the command's oom_score_adj; lowered per-user quotas; host kernel state sealed
-//!     read-only; init non-dumpable, its environment and arguments scrubbed.
-//!     Last, the run's v1 cgroups, which init joins itself once cw-exec has handed them
-//!     over (it waits for "limits complete").
+//!     once); unless `--net host`, a helper process starts making the network namespace
+//!     (`kernel::netns`); the bounding set emptied; these while cw-exec writes the identity
+//!     maps. Then hostname; the mount view (`kernel::mount_view::enter`: pivot_root into a
+//!     tmpfs, binds verified by identity, masks, pins, private /tmp, own /proc, the host
+//!     tree detached; with a terminal of its own, its pty slave and /dev/tty); the helper's
+//!     network namespace joined and the helper killed; vm.memfd_noexec=2 (root); loopback
+//!     up (`--net loopback`); a writable /proc handle for the command's oom_score_adj;
+//!     lowered per-user quotas; host kernel state sealed read-only; init non-dumpable, its
+//!     environment and arguments scrubbed. Last, the run's v1 cgroups, which init joins
+//!     itself once cw-exec has handed them over (it waits for "limits complete"); the
+//!     network helper reaped.
 //!  5. start the command's process; init drops every capability and only reaps and
 //!     forwards.
 //!
@@ -45,6 +49,8 @@ use std::path::{Path, PathBuf};
 use nix::unistd::Pid;
 
 use crate::kernel::cgroup::{RunCgroups, SelfJoin};
+use crate::kernel::netns::NetnsMaker;
+use crate::kernel::placement::Placement;
 use crate::kernel::pty::SandboxTerminal;
 use crate::kernel::{landlock, mount_view, userns};
 use crate::model::{NetMode, Tier};
@@ -163,21 +169,19 @@ impl Drop for RunDir {
     }
 }
 
-/// Step 2: the namespaces the sandbox gets (none in the Landlock tier: a plain fork).
+/// Step 2: the namespaces the sandbox is cloned into (none in the Landlock tier: a plain
+/// fork). Not the network namespace: init has a helper make it while init builds the mount
+/// view (`init_starts_network`, step 4).
 pub fn namespace_flags(plan: &Plan) -> libc::c_int {
     if plan.tier == Tier::Landlock {
         return 0;
     }
-    let mut flags = libc::CLONE_NEWUSER
+    libc::CLONE_NEWUSER
         | libc::CLONE_NEWNS
         | libc::CLONE_NEWPID
         | libc::CLONE_NEWIPC
         | libc::CLONE_NEWUTS
-        | libc::CLONE_NEWCGROUP;
-    if plan.net != NetMode::Host {
-        flags |= libc::CLONE_NEWNET;
-    }
-    flags
+        | libc::CLONE_NEWCGROUP
 }
 
 /// Step 3: init's identity in its user namespace, and its v2 cgroup (cgroup v1: init joins
@@ -260,17 +264,54 @@ pub fn init_own_process_group() -> Result<(), StepError> {
     )
 }
 
-/// Step 4, in init: everything init sets up before it forks the command. Returns the
-/// writable /proc handle the command uses for its oom_score_adj. `terminal`: the sandbox's
+/// Step 4 begins, in init, first of all (before cw-exec has even written its identity
+/// maps, which the network namespace does not need): unless `--net host`, a helper process
+/// starts making the sandbox's network namespace, on another CPU while init builds the mount
+/// view (the most expensive kernel step of a start, see `kernel::netns`). Init joins it in
+/// `init_steps` before anything uses the network; the helper is killed once joined and
+/// reaped when dropped: by init before it starts the command, or when a step fails.
+pub fn init_starts_network(
+    plan: &Plan,
+    placement: Option<&Placement>,
+) -> Result<Option<NetnsMaker>, StepError> {
+    if plan.tier == Tier::Landlock || plan.net == NetMode::Host {
+        return Ok(None);
+    }
+    let helper = step(
+        "network namespace: starting its helper",
+        NetnsMaker::spawn(),
+    )?;
+    // On cw-exec's CPU, not init's (`kernel::placement`).
+    if let Some(p) = placement {
+        p.place_helper(helper.pid());
+    }
+    Ok(Some(helper))
+}
+
+/// What init holds when `init_steps` is done.
+pub struct InitReady {
+    /// The writable /proc handle the command uses for its oom_score_adj.
+    pub proc_handle: OwnedFd,
+    /// The helper that made the network namespace, killed but maybe not yet gone: init
+    /// drops it (reaps it) before it starts the command.
+    pub network_helper: Option<NetnsMaker>,
+}
+
+/// Step 4, in init: everything init sets up before it forks the command. `terminal`: the sandbox's
 /// own pty, bound into the view with /dev/tty (the Landlock tier has no view: Landlock alone
 /// confines the command to its own terminal's nodes, see `command_steps`).
 pub fn init_steps(
     plan: &Plan,
+    mut network: Option<NetnsMaker>,
     proxy_channel: Option<OwnedFd>,
     terminal: Option<&SandboxTerminal>,
-) -> Result<OwnedFd, StepError> {
+) -> Result<InitReady, StepError> {
     if plan.tier == Tier::Landlock {
-        return landlock_init_steps();
+        drop(network); // none in this tier
+        return landlock_init_steps().map(|proc_handle| InitReady {
+            proc_handle,
+            network_helper: None,
+        });
     }
     step("hostname", nix::unistd::sethostname("cw-exec"))?;
     let mut view = plan.view();
@@ -279,6 +320,10 @@ pub fn init_steps(
     }
     let entered = step("mount view", mount_view::enter(&view))?;
     crate::timings::mark("init: mount view built and entered");
+    if let Some(network) = network.as_mut() {
+        step("network namespace", network.join())?;
+        crate::timings::mark("init: network namespace joined");
+    }
     // Landlock does not mediate exec of a memfd (it lives on an internal mount Landlock
     // exempts), so forbid executable memfds for the whole PID namespace (Linux 6.3); the
     // value cannot be lowered from inside. Only the host's root may write it; for everyone
@@ -324,7 +369,10 @@ pub fn init_steps(
     )?;
     crate::timings::mark("init: memfd sysctl, loopback, kernel state sealed");
     init_hides_cw_exec()?;
-    Ok(proc_handle)
+    Ok(InitReady {
+        proc_handle,
+        network_helper: network,
+    })
 }
 
 /// The end of step 4 in both tiers. Init must not expose cw-exec's environment through
@@ -616,7 +664,7 @@ fn prefer_for_oom_kill(proc: OwnedFd) -> Result<(), String> {
         .map_err(|e| format!("/proc/self/oom_score_adj: {e}"))
 }
 
-/// Empties the bounding set. Init does it once, just before it starts the command's
+/// Empties the bounding set. Init does it once, early in step 4, before it starts the command's
 /// process, which inherits the empty set: each `PR_CAPBSET_DROP` replaces the process's
 /// credentials (a `commit_creds`, whose old copy is freed after an RCU grace period), and
 /// doing it in both processes cost 41 of them per run for nothing. Init keeps its effective

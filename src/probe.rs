@@ -53,6 +53,10 @@ fn in_child(flags: libc::c_int, body: fn() -> i32) -> Result<i32, String> {
 
 fn namespaces_and_mounts() -> i32 {
     use nix::mount::{mount, MsFlags};
+    // As a run makes it: by unshare, in the new user namespace (`kernel::netns`).
+    if nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).is_err() {
+        return 7;
+    }
     if mount(
         None::<&str>,
         "/",
@@ -136,8 +140,7 @@ pub fn checks() -> Vec<Check> {
         | libc::CLONE_NEWPID
         | libc::CLONE_NEWIPC
         | libc::CLONE_NEWUTS
-        | libc::CLONE_NEWCGROUP
-        | libc::CLONE_NEWNET;
+        | libc::CLONE_NEWCGROUP;
     let ns = in_child(ns_flags, namespaces_and_mounts);
     checks.push(Check {
         name: "namespaces",
@@ -149,6 +152,7 @@ pub fn checks() -> Vec<Check> {
             Ok(4) => "mount_setattr unavailable (Linux < 5.12)".into(),
             Ok(5) => "cannot mount a fresh /proc (a masked /proc, as inside some containers?)".into(),
             Ok(6) => "cannot bring up loopback in a new network namespace".into(),
+            Ok(7) => "network namespace: unshare(CLONE_NEWNET) refused in the new user namespace (a seccomp filter?)".into(),
             Ok(n) => format!("child exited {n}"),
             Err(e) => format!("unavailable to this user: {e}"),
         },

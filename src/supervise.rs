@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use crate::child::{self, Message, FORWARDED, TERMINATE_TREE};
 use crate::containment;
 use crate::kernel::cgroup::RunCgroups;
+use crate::kernel::placement::Placement;
 use crate::kernel::pty::{self, Pty, RawMode};
 use crate::model::{
     exec_failure_status, hex, names, Refusal, EXIT_CPU, EXIT_REFUSED, EXIT_TIMEOUT,
@@ -483,6 +484,7 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
     // Init is born in the run's v2 cgroup where the kernel allows it (clone3); else (an old
     // kernel, or a seccomp filter answering clone3 with ENOSYS, as container runtimes do)
     // it is moved in after the clone, in `identity_and_limits`, which binds the same.
+    let placement = Placement::new();
     let flags = containment::namespace_flags(plan);
     let v2_dir = cgroups.as_ref().and_then(RunCgroups::v2_dir);
     let born_in_cgroup = v2_dir
@@ -548,8 +550,8 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
                 plan,
                 sandbox_side.as_ref(),
                 &host_ns,
-                go_read,
-                report_write,
+                placement.as_ref(),
+                (go_read, report_write),
                 channel,
             )
         }
@@ -567,6 +569,10 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
             )
         }
     };
+    // Off this CPU at once, where it would wait for everything below (`kernel::placement`).
+    if let Some(p) = &placement {
+        p.place_init(init);
+    }
     crate::timings::mark("namespaces created (clone)");
     drop((go_read, report_write));
     let stdout_read = stdout_pipe.map(|(read, _write)| read);

@@ -160,6 +160,20 @@ pub fn spawn_sharing_memory(child: &mut dyn FnMut() -> i32) -> io::Result<Pid> {
     result
 }
 
+/// `pidfd_open(2)` (Linux 5.3): a descriptor for the process `pid`, through which
+/// `setns(2)` (Linux 5.8) joins its namespaces without a path under /proc.
+pub fn pidfd_open(pid: Pid) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open takes two integers; a non-negative result is a new descriptor
+    // owned by nothing else, which the OwnedFd takes at once.
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0 as libc::c_uint) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: see above.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(ret as libc::c_int) })
+}
+
 /// What a fork-like clone returned: the child's pid in the parent, None in the child.
 fn fork_result(ret: libc::c_long) -> io::Result<Option<Pid>> {
     match ret {

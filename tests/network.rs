@@ -176,3 +176,131 @@ fn landlock_abi() -> i64 {
         )
     }
 }
+
+/// The children of `pid` (first thread's list).
+fn children_of(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// The network namespace is made by a helper process of init (`kernel::netns`), beside the
+/// mount view. It must be the sandbox's own user namespace's, as one made by clone is (else
+/// root in the sandbox could not even bring loopback up, or a host namespace would own it),
+/// and the helper, which holds every privilege in that user namespace unconfined, must be
+/// gone before the command runs: the command sees no process but init and itself.
+#[test]
+fn the_network_namespace_is_the_sandboxs_own_and_its_maker_is_gone() {
+    use std::io::{BufRead, BufReader};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+    const NS_GET_USERNS: libc::c_ulong = 0xb701;
+    as_each_identity(|sb, who| {
+        for _ in 0..10 {
+            let mut child = sb
+                .command(
+                    "run",
+                    &[
+                        "sh",
+                        "-c",
+                        // Globbing is a shell builtin: no other process exists meanwhile.
+                        "for p in /proc/[0-9]*; do echo \"${p#/proc/}\"; done; echo \"self $$\"; echo end; read x; exit 0",
+                    ],
+                )
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut lines = Vec::new();
+            let mut out = BufReader::new(child.stdout.take().unwrap());
+            loop {
+                let mut line = String::new();
+                if out.read_line(&mut line).unwrap() == 0 {
+                    break;
+                }
+                if line.trim() == "end" {
+                    break;
+                }
+                lines.push(line.trim().to_string());
+            }
+            // From the host: the command's network namespace and who owns it.
+            let init = children_of(child.id());
+            assert_eq!(init.len(), 1, "{who}: cw-exec's children {init:?}");
+            let command = children_of(init[0]);
+            assert_eq!(command.len(), 1, "{who}: init's children {command:?}");
+            let ns = std::fs::File::open(format!("/proc/{}/ns/net", command[0])).unwrap();
+            let owner = unsafe { libc::ioctl(ns.as_raw_fd(), NS_GET_USERNS) };
+            assert!(
+                owner >= 0,
+                "{who}: NS_GET_USERNS: {}",
+                std::io::Error::last_os_error()
+            );
+            let owner_ino = std::fs::metadata(format!("/proc/self/fd/{owner}"))
+                .unwrap()
+                .ino();
+            unsafe { libc::close(owner) };
+            let sandbox_userns = std::fs::metadata(format!("/proc/{}/ns/user", command[0]))
+                .unwrap()
+                .ino();
+            let host_net = std::fs::metadata("/proc/self/ns/net").unwrap().ino();
+            assert_ne!(ns.metadata().unwrap().ino(), host_net, "{who}: the host's");
+            assert_eq!(
+                owner_ino, sandbox_userns,
+                "{who}: owned by another user namespace"
+            );
+            drop(child.stdin.take());
+            let status = child.wait().unwrap();
+            assert!(status.success(), "{who}: {status:?} {lines:?}");
+
+            let me = lines
+                .iter()
+                .find_map(|l| l.strip_prefix("self "))
+                .unwrap_or_else(|| panic!("{who}: {lines:?}"))
+                .to_string();
+            let mut pids: Vec<&str> = lines
+                .iter()
+                .filter(|l| !l.starts_with("self "))
+                .map(String::as_str)
+                .collect();
+            pids.sort();
+            let mut expected = vec!["1", me.as_str()];
+            expected.sort();
+            assert_eq!(pids, expected, "{who}: processes the command sees");
+        }
+    });
+}
+
+/// Where the network namespace cannot be made (here a seccomp filter refusing unshare, as a
+/// container runtime's profile may, while clone may still create namespaces), the run is
+/// refused before anything executes, never run on the host's network; `--net host` needs
+/// none and runs.
+#[test]
+fn a_network_namespace_that_cannot_be_made_refuses_the_run() {
+    let dir = workdir("netns-refused");
+    let marker = dir.join("executed");
+    let touch = format!("touch {}", marker.display());
+    as_each_identity(|sb, who| {
+        let _ = std::fs::remove_file(&marker);
+        let sb = sb
+            .wrapped(&example("no-unshare"))
+            .args(["--write", dir.to_str().unwrap()]);
+        let out = sb.run(&["sh", "-c", &touch]);
+        assert_eq!(out.status.code(), Some(125), "{who}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("network namespace")
+                && stderr(&out).contains("unshare(CLONE_NEWNET)"),
+            "{who}: {}",
+            stderr(&out)
+        );
+        assert!(!marker.exists(), "{who}: the command ran");
+        let host = sb
+            .clone()
+            .args(["--net", "host"])
+            .run(&["sh", "-c", &touch]);
+        assert_eq!(host.status.code(), Some(0), "{who}: {}", stderr(&host));
+        assert!(marker.exists(), "{who}");
+    });
+    assert_eq!(leftover_cgroups(), Vec::<std::path::PathBuf>::new());
+}

@@ -240,3 +240,36 @@ fn init_shows_neither_cw_exec_arguments_nor_its_environment() {
         assert_eq!(lines[4], "cw-exec-init", "{who}: /proc/1/comm: {text}");
     });
 }
+
+/// The command runs on the caller's CPUs: while the sandbox is built cw-exec spreads init
+/// and the network namespace's helper over them (`kernel::placement`), and init gives the
+/// caller's whole set back before the command starts, whatever the set: every CPU, or one
+/// (where nothing is spread).
+#[test]
+fn the_command_runs_on_the_callers_cpus() {
+    let allowed = |text: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .map(|v| v.trim().to_string())
+    };
+    let host = allowed(&std::fs::read_to_string("/proc/self/status").unwrap()).unwrap();
+    as_each_identity(|sb, who| {
+        for _ in 0..5 {
+            let out = sb.run(&["cat", "/proc/self/status"]);
+            assert_eq!(out.status.code(), Some(0), "{who}: {}", stderr(&out));
+            assert_eq!(allowed(&stdout(&out)).as_deref(), Some(host.as_str()), "{who}");
+        }
+        let mut one = nix::sched::CpuSet::new();
+        one.set(0).unwrap();
+        let mut cmd = sb.command("run", &["cat", "/proc/self/status"]);
+        unsafe {
+            cmd.pre_exec(move || {
+                nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &one)
+                    .map_err(std::io::Error::from)
+            });
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{who}: {}", stderr(&out));
+        assert_eq!(allowed(&stdout(&out)).as_deref(), Some("0"), "{who}");
+    });
+}

@@ -3,7 +3,9 @@
 pub mod cgroup;
 pub mod landlock;
 pub mod mount_view;
+pub mod netns;
 pub mod pathfd;
+pub mod placement;
 pub mod pty;
 pub mod quotas;
 pub mod seccomp;
