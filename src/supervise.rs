@@ -180,6 +180,39 @@ fn abandon(init: Pid, step: &str, message: impl Into<String>) -> Outcome {
     refused(step, message)
 }
 
+/// Refuses after the clone when init may have ended first: a write to it failed, or a step
+/// on it did. Init reports its own failed step before it exits, and that is the reason to
+/// give (a broken pipe is only its consequence); `step` and `message` where it said nothing.
+fn abandon_after_init(
+    init: Pid,
+    report: &OwnedFd,
+    step: &str,
+    message: impl Into<String>,
+) -> Outcome {
+    let _ = kill(init, Signal::SIGKILL);
+    let _ = waitpid(init, None);
+    // Init is gone and, with it, every holder of the report pipe's other end: this read
+    // ends at EOF. Only a first line that is init's failed step counts.
+    let mut said = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match nix::unistd::read(report, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => said.extend_from_slice(&buf[..n]),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => break,
+        }
+    }
+    match said
+        .split(|b| *b == b'\n')
+        .next()
+        .and_then(|line| serde_json::from_slice::<Message>(line).ok())
+    {
+        Some(Message::SetupError { step, message }) => refused(&step, message),
+        _ => refused(step, message),
+    }
+}
+
 fn refused(step: &str, message: impl Into<String>) -> Outcome {
     Outcome {
         exit_code: EXIT_REFUSED,
@@ -608,7 +641,7 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
     drop(v2_dir);
     let v2_to_join = cgroups.as_ref().filter(|_| !v2_joined);
     if let Err(e) = containment::identity_and_limits(plan, init, v2_to_join) {
-        return abandon(init, "sandbox set-up", e);
+        return abandon_after_init(init, &report_read, "sandbox set-up", e);
     }
     crate::timings::mark("identity mapped");
     let _ = nix::unistd::write(&go_write, b"g");
@@ -622,7 +655,7 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
         }
     }
     if let Err(e) = containment::hand_over_limits(&go_write, self_join.as_ref()) {
-        return abandon(init, CGROUPS_STEP, e);
+        return abandon_after_init(init, &report_read, CGROUPS_STEP, e);
     }
     drop((go_write, self_join));
     crate::timings::mark("cgroups handed to init");

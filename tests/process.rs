@@ -257,7 +257,11 @@ fn the_command_runs_on_the_callers_cpus() {
         for _ in 0..5 {
             let out = sb.run(&["cat", "/proc/self/status"]);
             assert_eq!(out.status.code(), Some(0), "{who}: {}", stderr(&out));
-            assert_eq!(allowed(&stdout(&out)).as_deref(), Some(host.as_str()), "{who}");
+            assert_eq!(
+                allowed(&stdout(&out)).as_deref(),
+                Some(host.as_str()),
+                "{who}"
+            );
         }
         let mut one = nix::sched::CpuSet::new();
         one.set(0).unwrap();
