@@ -355,6 +355,21 @@ pub fn gaps(plan: &Plan) -> BTreeMap<&'static str, Vec<String>> {
     if plan.tier == Tier::Landlock {
         push(&mut g, "limits", "landlock tier: no PID namespace: the sandbox sees the host's processes; it cannot signal or ptrace them (Landlock scopes); init is the subreaper of the run and kills every descendant when the command ends, but if cw-exec itself is SIGKILLed, processes of the run may outlive it unless a cgroup holds them; per-user quotas of a user namespace (inotify, namespaces) are not lowered");
     }
+    if plan.limits.needs_cgroups() {
+        push(&mut g, "limits", "cgroup membership is read back once, by the command's process just before execve (its /proc/self/cgroup, checked there against the path cw-exec derived from where it made the run's cgroups); a later move of the sandbox's processes by a process outside the sandbox is not covered");
+        let c = &plan.limits.cgroups;
+        let v2 = [
+            c.memory.as_ref().map(|(_, h)| h),
+            c.pids.as_ref().map(|(_, h)| h),
+            c.cpu.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .any(|h| matches!(h, crate::kernel::cgroup::Hierarchy::V2(..)));
+        if v2 && plan.tier == Tier::Namespaces {
+            push(&mut g, "limits", "cgroup v2: where init is born in the run's v2 cgroup (clone3 with CLONE_INTO_CGROUP), the kernel makes that cgroup the root of the sandbox's cgroup namespace, so the command's read-back shows \"0::/\": that it is at the root clone3 set, not the cgroup's name");
+        }
+    }
     push(&mut g, "limits", "per-user quotas lowered in the sandbox's user namespace (inotify, message-queue bytes, queued signals) are still charged to the caller's uid on the host: while the sandbox uses its share, the caller's other processes have that much less");
     push(&mut g, "limits", "counts kept per uid with no per-namespace maximum are shared with the caller's other processes whole: epoll watches (fs.epoll.max_user_watches), pipe buffer pages (fs.pipe-user-pages-soft/hard), descriptors in flight over Unix sockets; processes count toward the caller's RLIMIT_NPROC (the pids limit bounds the sandbox's)");
     if !abi.has_scopes() {
@@ -568,6 +583,7 @@ mod tests {
             quotas: vec![],
             interfaces: vec!["lo".into()],
             tcp_listeners: vec![crate::netpolicy::proxy_listener()],
+            cgroups: vec![],
         }
     }
 

@@ -159,9 +159,9 @@ fn init(
         proc_handle,
         network_helper,
     } = containment::init_steps(plan, network, proxy_channel, terminal)?;
-    let mut leave = match containment::init_join_limits(&go)? {
+    let (mut leave, membership) = match containment::init_join_limits(&go)? {
         containment::Released::Abandoned => return Ok(EXIT_REFUSED),
-        containment::Released::Limits { leave } => leave,
+        containment::Released::Limits { leave, membership } => (leave, membership),
     };
     drop(go);
     crate::timings::mark("init: cgroups joined");
@@ -179,7 +179,14 @@ fn init(
     let command = step(
         "starting the command's process",
         sys::spawn_sharing_memory(&mut || match proc_handle.take() {
-            Some(handle) => command_main(plan, terminal, host_ns, reporter, handle),
+            Some(handle) => command_main(
+                plan,
+                terminal,
+                host_ns,
+                reporter,
+                handle,
+                membership.as_ref(),
+            ),
             None => EXIT_REFUSED,
         }),
     )?;
@@ -237,13 +244,15 @@ fn init(
 
 /// The command's process: restrict, read back, exec. Returns only when it cannot exec: its
 /// exit status. It shares init's memory until execve (`sys::spawn_sharing_memory`), so it
-/// never calls `std::process::exit`.
+/// never calls `std::process::exit`. `membership`: where it must be in the run's cgroups, as
+/// cw-exec handed it to init with them.
 fn command_main(
     plan: &Plan,
     terminal: Option<&SandboxTerminal>,
     host_ns: &BTreeMap<String, u64>,
     reporter: &mut Reporter,
     proc_handle: OwnedFd,
+    membership: Option<&crate::kernel::cgroup::Membership>,
 ) -> i32 {
     let argv = match plan.argv_c() {
         Ok(a) => a,
@@ -271,6 +280,14 @@ fn command_main(
         reporter.send(&Message::Refused {
             readback: Box::new(readback),
             unenforceable: verdict.unenforceable.clone(),
+        });
+        return EXIT_REFUSED;
+    }
+    // Not in the run's cgroups, exactly as cw-exec made them: refused before execve.
+    if let Err(message) = containment::command_in_run_cgroups(plan, membership, &readback) {
+        reporter.send(&Message::SetupError {
+            step: containment::CGROUPS_STEP.into(),
+            message,
         });
         return EXIT_REFUSED;
     }

@@ -9,7 +9,8 @@
 //!  3. `identity_and_limits`: uid/gid maps of the new user namespace; init put in the v2
 //!     cgroup where clone3 was refused; then init is released. Then, cgroup v1 only, while
 //!     init builds the sandbox: `limits_after_clone`, the run's cgroups, and
-//!     `hand_over_limits`: their `tasks` files go to init, then "limits complete".
+//!     `hand_over_limits`: their `tasks` files go to init, with the membership the command
+//!     must show (`RunCgroups::membership`), then "limits complete".
 //!
 //! init (PID 1 of the sandbox) — `init_own_process_group`, `init_starts_network`,
 //! `empty_bounding_set`, `init_steps`, `init_join_limits`:
@@ -36,7 +37,8 @@
 //!     rlimit-backed quotas; capabilities cleared and securebits locked.
 //!  8. seccomp, last; the set-id probe that needs a before/after pair.
 //!  9. the read-back (`readback::collect`), then — in `child` — the verdict, and execve only
-//!     if every required dimension is proven.
+//!     if every required dimension is proven and the command is in the run's cgroups as
+//!     cw-exec said it must be (`command_in_run_cgroups`).
 //!
 //! init again, when the command's process has ended — `end_the_run`:
 //! 10. every other process of the run killed and reaped, init's output descriptors closed,
@@ -48,7 +50,7 @@ use std::path::{Path, PathBuf};
 
 use nix::unistd::Pid;
 
-use crate::kernel::cgroup::{RunCgroups, SelfJoin};
+use crate::kernel::cgroup::{Membership, RunCgroups, SelfJoin};
 use crate::kernel::netns::NetnsMaker;
 use crate::kernel::placement::Placement;
 use crate::kernel::pty::SandboxTerminal;
@@ -75,7 +77,7 @@ fn cgroups_include_v2(plan: &Plan) -> bool {
     ]
     .into_iter()
     .flatten()
-    .any(|h| matches!(h, Hierarchy::V2(_)))
+    .any(|h| matches!(h, Hierarchy::V2(..)))
 }
 
 /// Step 1: the cgroups that bind the sandbox as a whole, when one of them is a v2 cgroup
@@ -111,22 +113,44 @@ fn make_cgroups(plan: &Plan) -> Result<(RunCgroups, LimitHandles), String> {
     Ok((cgroups, LimitHandles { join, leave }))
 }
 
-/// Step 3c: the v1 cgroups' `tasks` files go to init over the go channel, all in one message
-/// ('L', then how many of them init joins through; the rest it leaves through), which also
-/// says the limits are complete; without cgroups, 'l' alone says so. Init starts the command
-/// only after one of the two (a channel that closes first means cw-exec gave up: init ends).
-pub fn hand_over_limits(channel: &OwnedFd, handles: Option<&LimitHandles>) -> Result<(), String> {
+/// The set-up step that puts the limits binding the sandbox as a whole in place (the run's
+/// cgroups), as refusals name it.
+pub const CGROUPS_STEP: &str = "cgroups";
+
+/// Step 3c: the run's cgroups go to init over the go channel, all in one message, which also
+/// says the limits are complete: 'L'; how many of the v1 cgroups' `tasks` files init joins
+/// through (the rest it leaves through); the length of the membership expected of the
+/// command (two bytes, little-endian); that membership (`Membership::encode`); and the
+/// `tasks` files as descriptors (none where the run's cgroups are v2 only). Without cgroups,
+/// 'l' alone says the limits are complete. Init starts the command only after one of the two
+/// (a channel that closes first means cw-exec gave up: init ends).
+pub fn hand_over_limits(
+    channel: &OwnedFd,
+    handles: Option<&LimitHandles>,
+    membership: Option<&Membership>,
+) -> Result<(), String> {
     let join = handles.map(|h| h.join.descriptors()).unwrap_or_default();
     let leave = handles
         .and_then(|h| h.leave.as_ref())
         .map(SelfJoin::descriptors)
         .unwrap_or_default();
-    let sent = if join.is_empty() && leave.is_empty() {
-        nix::unistd::write(channel, b"l").map(drop)
-    } else {
-        let count = join.len();
-        let fds: Vec<_> = join.into_iter().chain(leave).collect();
-        send_fds(channel, &[b'L', count as u8], &fds).map(drop)
+    let sent = match membership {
+        None if join.is_empty() && leave.is_empty() => nix::unistd::write(channel, b"l").map(drop),
+        None => return Err("handing the cgroups to init: no membership to check".into()),
+        Some(m) => {
+            let text = m.encode();
+            if text.len() > crate::kernel::cgroup::MAX_MEMBERSHIP {
+                return Err(format!(
+                    "handing the cgroups to init: a membership of {} bytes",
+                    text.len()
+                ));
+            }
+            let len = (text.len() as u16).to_le_bytes();
+            let mut message = vec![b'L', join.len() as u8, len[0], len[1]];
+            message.extend_from_slice(&text);
+            let fds: Vec<_> = join.into_iter().chain(leave).collect();
+            send_fds(channel, &message, &fds).map(drop)
+        }
     };
     sent.map_err(|e| format!("handing the cgroups to init: {e}"))
 }
@@ -202,55 +226,123 @@ pub fn identity_and_limits(
 
 /// Step 4 ends, in init, before it starts the command: the run's v1 cgroups, which init
 /// joins itself (see `SelfJoin` for why init moves itself) once cw-exec has handed them over
-/// (`hand_over_limits`); nothing of the command runs before every limit binds.
+/// (`hand_over_limits`), with the membership the command must show; nothing of the command
+/// runs before every limit binds. The message is read strictly: anything but exactly 'l', or
+/// exactly an 'L' message whose counts, length and membership add up, is an error (and every
+/// descriptor it carried is closed).
 pub fn init_join_limits(channel: &OwnedFd) -> Result<Released, StepError> {
     const RECEIVING: &str = "init: receiving the run's cgroups";
+    /// 'L', the count to join through, the membership's length (two bytes).
+    const HEAD: usize = 4;
     let unexpected = |what: String| Err((RECEIVING.to_string(), what));
-    let mut head = [0u8; 2];
+    let mut buf = [0u8; HEAD + crate::kernel::cgroup::MAX_MEMBERSHIP];
     let (mut n, mut fds) = match step(
         RECEIVING,
-        sys::receive_message_fds(channel.as_fd(), &mut head),
+        sys::receive_message_fds(channel.as_fd(), &mut buf),
     )? {
         Some(received) => received,
         // cw-exec gave up (or died): no command.
         None => return Ok(Released::Abandoned),
     };
-    if head[0] == b'L' && n == 1 {
-        // The count is in the same message; a stream may still hand it over separately.
-        n += step(RECEIVING, nix::unistd::read(channel, &mut head[1..]))?;
-    }
-    match (head[0], n) {
-        (b'l', 1) if fds.is_empty() => Ok(Released::Limits { leave: None }),
-        (b'L', 2) if usize::from(head[1]) <= fds.len() && !fds.is_empty() => {
-            let leave = fds.split_off(usize::from(head[1]));
-            if !leave.is_empty() && leave.len() != fds.len() {
-                return unexpected(format!(
-                    "{} cgroups to join but {} to leave",
-                    fds.len(),
-                    leave.len()
-                ));
-            }
-            if !fds.is_empty() {
-                step(
-                    "init: joining the run's cgroups",
-                    SelfJoin::received(fds).join(),
-                )?;
-            }
-            Ok(Released::Limits {
-                leave: (!leave.is_empty()).then(|| SelfJoin::received(leave)),
+    match buf[0] {
+        b'l' if n == 1 && fds.is_empty() => {
+            return Ok(Released::Limits {
+                leave: None,
+                membership: None,
             })
         }
-        (b'L', 1) => Ok(Released::Abandoned), // closed before the count: cw-exec gave up
-        (other, _) => unexpected(format!("unexpected message {other:?}")),
+        b'L' => {}
+        other => return unexpected(format!("unexpected message {other:?} ({n} bytes)")),
     }
+    // The whole message was sent at once; a stream may still hand over its rest separately.
+    let total = loop {
+        if n >= HEAD {
+            let total = HEAD + usize::from(u16::from_le_bytes([buf[2], buf[3]]));
+            if total > buf.len() {
+                return unexpected(format!(
+                    "a cgroup membership of {} bytes (at most {})",
+                    total - HEAD,
+                    crate::kernel::cgroup::MAX_MEMBERSHIP
+                ));
+            }
+            if n >= total {
+                break total;
+            }
+        }
+        match step(RECEIVING, nix::unistd::read(channel, &mut buf[n..]))? {
+            // Closed before the message was whole: cw-exec gave up.
+            0 => return Ok(Released::Abandoned),
+            got => n += got,
+        }
+    };
+    if n != total {
+        return unexpected(format!("{} bytes after the message", n - total));
+    }
+    let membership = match Membership::decode(&buf[HEAD..total]) {
+        Ok(m) => m,
+        Err(e) => return unexpected(e),
+    };
+    let count = usize::from(buf[1]);
+    if count > fds.len() {
+        return unexpected(format!(
+            "{count} cgroups to join but {} descriptors",
+            fds.len()
+        ));
+    }
+    let leave = fds.split_off(count);
+    if !leave.is_empty() && leave.len() != fds.len() {
+        return unexpected(format!(
+            "{} cgroups to join but {} to leave",
+            fds.len(),
+            leave.len()
+        ));
+    }
+    if !fds.is_empty() {
+        step(
+            "init: joining the run's cgroups",
+            SelfJoin::received(fds).join(),
+        )?;
+    }
+    Ok(Released::Limits {
+        leave: (!leave.is_empty()).then(|| SelfJoin::received(leave)),
+        membership: Some(membership),
+    })
 }
 
 /// What init got from cw-exec before starting the command.
 pub enum Released {
     /// The channel closed before "limits complete": no command.
     Abandoned,
-    /// Every limit binds; `leave`: how to move out of the run's cgroups at the end.
-    Limits { leave: Option<SelfJoin> },
+    /// Every limit binds; `leave`: how to move out of the run's cgroups at the end;
+    /// `membership`: where the command's process must be (None: the run has no cgroups).
+    Limits {
+        leave: Option<SelfJoin>,
+        membership: Option<Membership>,
+    },
+}
+
+/// Step 9b, in the command's process, after the read-back and before execve: the command is
+/// in the run's cgroups, as its own /proc/self/cgroup read in the read-back shows them,
+/// exactly where cw-exec said it must be (`expected`, handed to init with the cgroups). A
+/// run with cgroups and no expectation, or an expectation without cgroups in the plan, is not
+/// what cw-exec sends: refused too. Err: the refusal's message.
+pub fn command_in_run_cgroups(
+    plan: &Plan,
+    expected: Option<&Membership>,
+    readback: &KernelReadback,
+) -> Result<(), String> {
+    match (plan.limits.needs_cgroups(), expected) {
+        (false, None) => Ok(()),
+        (true, Some(m)) => m.check(&readback.cgroups).map(drop).map_err(|why| {
+            format!(
+                "the kernel read-back does not prove the command is in the run's cgroups: {why}"
+            )
+        }),
+        (true, None) => Err("the run has cgroups but init was given no membership to check".into()),
+        (false, Some(_)) => {
+            Err("init was given a cgroup membership for a run without cgroups".into())
+        }
+    }
 }
 
 /// Step 4 begins, in init, before anything else: init leaves cw-exec's process group. A
@@ -400,10 +492,11 @@ fn send_fds(
     use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, UnixAddr};
     use std::os::fd::AsRawFd;
     let raw: Vec<_> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
+    let rights = [ControlMessage::ScmRights(&raw)];
     sendmsg::<UnixAddr>(
         channel.as_raw_fd(),
         &[std::io::IoSlice::new(bytes)],
-        &[ControlMessage::ScmRights(&raw)],
+        if raw.is_empty() { &[] } else { &rights },
         MsgFlags::empty(),
         None,
     )
@@ -723,9 +816,23 @@ mod tests {
         (paths, SelfJoin::received(fds))
     }
 
+    /// What cw-exec expects of the command, as sent with the cgroups in these tests.
+    fn expected() -> Membership {
+        Membership::decode(b"memory:/cw-exec-1-a\npids:/cw-exec-1-a\n").unwrap()
+    }
+
+    /// An 'L' message: the count to join through, the membership's length, the membership.
+    fn l_message(count: u8, membership: &[u8]) -> Vec<u8> {
+        let len = (membership.len() as u16).to_le_bytes();
+        let mut m = vec![b'L', count, len[0], len[1]];
+        m.extend_from_slice(membership);
+        m
+    }
+
     /// The hand-over is one message: init joins through the first descriptors, keeps the
-    /// others to leave through, and only then is released; without cgroups "l" alone
-    /// releases it; a channel closed first releases nothing.
+    /// others to leave through, gets the membership the command must show, and only then is
+    /// released; a v2-only run's message carries the membership and no descriptor; without
+    /// cgroups "l" alone releases it; a channel closed first releases nothing.
     #[test]
     fn the_cgroups_go_to_init_in_one_message() {
         let dir = std::env::temp_dir().join(format!("cwx-handover-{}", std::process::id()));
@@ -740,10 +847,15 @@ mod tests {
             leave: Some(leave),
         };
         let (init_end, ours) = channel();
-        hand_over_limits(&ours, Some(&handles)).unwrap();
-        let Ok(Released::Limits { leave: Some(leave) }) = init_join_limits(&init_end) else {
+        hand_over_limits(&ours, Some(&handles), Some(&expected())).unwrap();
+        let Ok(Released::Limits {
+            leave: Some(leave),
+            membership: Some(membership),
+        }) = init_join_limits(&init_end)
+        else {
             panic!("init was not released with its cgroups");
         };
+        assert_eq!(membership, expected());
         for p in &join_paths {
             assert_eq!(content(p), "0", "{}", p.display());
         }
@@ -759,19 +871,40 @@ mod tests {
         let (join_paths, join) = files(&dir, "only", 1);
         let handles = LimitHandles { join, leave: None };
         let (init_end, ours) = channel();
-        hand_over_limits(&ours, Some(&handles)).unwrap();
+        hand_over_limits(&ours, Some(&handles), Some(&expected())).unwrap();
         assert!(matches!(
             init_join_limits(&init_end),
-            Ok(Released::Limits { leave: None })
+            Ok(Released::Limits {
+                leave: None,
+                membership: Some(_)
+            })
         ));
         assert_eq!(content(&join_paths[0]), "0");
 
+        // A v2 cgroup only: init was put in it by cw-exec; nothing to join, the membership
+        // still comes.
+        let v2 = Membership::decode(b":/\n").unwrap();
+        let (_, join) = files(&dir, "none", 0);
+        let handles = LimitHandles { join, leave: None };
+        let (init_end, ours) = channel();
+        hand_over_limits(&ours, Some(&handles), Some(&v2)).unwrap();
+        match init_join_limits(&init_end) {
+            Ok(Released::Limits {
+                leave: None,
+                membership: Some(m),
+            }) => assert_eq!(m, v2),
+            _ => panic!("a v2-only hand-over did not release init with its membership"),
+        }
+
         // No cgroups.
         let (init_end, ours) = channel();
-        hand_over_limits(&ours, None).unwrap();
+        hand_over_limits(&ours, None, None).unwrap();
         assert!(matches!(
             init_join_limits(&init_end),
-            Ok(Released::Limits { leave: None })
+            Ok(Released::Limits {
+                leave: None,
+                membership: None
+            })
         ));
 
         // cw-exec gave up before the hand-over.
@@ -783,40 +916,80 @@ mod tests {
         ));
 
         // A message of another kind, or counts that do not add up, is an error.
-        for bytes in [&b"t"[..], &[b'L', 3][..]] {
+        for bytes in [b"t".to_vec(), l_message(3, &expected().encode())] {
             let (init_end, ours) = channel();
             let (_, stand_in) = files(&dir, "bad", 1);
-            send_fds(&ours, bytes, &stand_in.descriptors()).unwrap();
+            send_fds(&ours, &bytes, &stand_in.descriptors()).unwrap();
             assert!(init_join_limits(&init_end).is_err(), "{bytes:?}");
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// The membership may reach init in pieces (a stream socket): init reads on until the
+    /// message is whole, and no further.
+    #[test]
+    fn a_hand_over_in_pieces_is_read_whole() {
+        let message = l_message(0, &expected().encode());
+        for split in [1, 3, 4, 9] {
+            let (init_end, ours) = channel();
+            send_fds(&ours, &message[..split], &[]).unwrap();
+            nix::unistd::write(&ours, &message[split..]).unwrap();
+            match init_join_limits(&init_end) {
+                Ok(Released::Limits {
+                    leave: None,
+                    membership: Some(m),
+                }) => assert_eq!(m, expected(), "split at {split}"),
+                _ => panic!("split at {split}: not released"),
+            }
+        }
+    }
+
     /// Malformed hand-overs (a broken or compromised sender): each releases nothing — an
-    /// error, or abandoned where the channel closed before the count — and every descriptor
-    /// that came with it is closed, none kept by init for the command to inherit. Each case
-    /// sends copies of a pipe's write end: its read end reads end of file only once no copy
-    /// is left anywhere.
+    /// error, or abandoned where the channel closed before the message was whole — and every
+    /// descriptor that came with it is closed, none kept by init for the command to inherit.
+    /// Each case sends copies of a pipe's write end: its read end reads end of file only once
+    /// no copy is left anywhere. A membership that is not exactly what cw-exec writes is
+    /// among them: init starts no command on a membership it could misread.
     #[test]
     fn a_malformed_hand_over_releases_nothing_and_keeps_no_descriptor() {
         use nix::fcntl::OFlag;
         use std::os::fd::AsFd;
-        let cases: Vec<(&[u8], usize)> = vec![
-            (b"l", 1),                               // "no cgroups", with a descriptor
-            (b"t", 1),                               // the old one-descriptor message
-            (b"L", 1),                               // closed before the count
-            (&[b'L', 3], 1),                         // more to join than were sent
-            (&[b'L', 0], 1),                         // only to leave
-            (&[b'L', 1], 3),                         // to join and to leave do not pair
-            (&[b'L', 1], sys::MAX_RECEIVED_FDS + 1), // more than one message may carry
-            (b"x?", 2),
+        let good = expected().encode();
+        let mut too_long = l_message(1, &good);
+        too_long[2..4]
+            .copy_from_slice(&((crate::kernel::cgroup::MAX_MEMBERSHIP + 1) as u16).to_le_bytes());
+        let mut trailing = l_message(1, &good);
+        trailing.push(b'x');
+        let cases: Vec<(Vec<u8>, usize)> = vec![
+            (b"l".to_vec(), 1),                     // "no cgroups", with a descriptor
+            (b"lx".to_vec(), 0),                    // "no cgroups", and more
+            (b"t".to_vec(), 1),                     // the old one-descriptor message
+            (b"L".to_vec(), 1),                     // closed before the count
+            (vec![b'L', 1], 1),                     // the old message: closed before the length
+            (l_message(1, &good)[..6].to_vec(), 1), // closed within the membership
+            (l_message(3, &good), 1),               // more to join than were sent
+            (l_message(0, &good), 1),               // only to leave
+            (l_message(1, &good), 3),               // to join and to leave do not pair
+            (l_message(1, &good), sys::MAX_RECEIVED_FDS + 1), // more than one message may carry
+            (l_message(1, b""), 1),                 // no membership
+            (l_message(1, b"memory:/a"), 1),        // without its newline
+            (l_message(1, b"memory:/a\n\n"), 1),    // an empty line
+            (l_message(1, b"memory /a\n"), 1),      // no ':'
+            (l_message(1, b"cpu:/a\n"), 1),         // a hierarchy no run cgroup is in
+            (l_message(1, b"name=systemd:/a\n"), 1),
+            (l_message(1, b"memory:a\n"), 1), // a relative path
+            (l_message(1, b"memory:/a\nmemory:/b\n"), 1), // a hierarchy twice
+            (l_message(1, b"memory:/\xff\n"), 1), // not UTF-8
+            (too_long, 1),                    // longer than init takes
+            (trailing, 1),                    // bytes after the message
+            (b"x?".to_vec(), 2),
         ];
         for (bytes, n) in cases {
             let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).unwrap();
             let (init_end, ours) = channel();
             let copies: Vec<OwnedFd> = (0..n).map(|_| write.try_clone().unwrap()).collect();
             let borrowed: Vec<_> = copies.iter().map(|f| f.as_fd()).collect();
-            send_fds(&ours, bytes, &borrowed).unwrap();
+            send_fds(&ours, &bytes, &borrowed).unwrap();
             drop(borrowed);
             drop((copies, write, ours));
             let released = init_join_limits(&init_end);

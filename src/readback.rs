@@ -57,6 +57,12 @@ pub struct KernelReadback {
     /// Listening TCP sockets of that namespace, as address:port (/proc/self/net/tcp, tcp6).
     #[serde(default)]
     pub tcp_listeners: Vec<String>,
+    /// The lines of the command's /proc/self/cgroup for the hierarchies a run's cgroups can
+    /// be in (v2; v1 memory, pids, cpuacct), read where the run has cgroups: its membership
+    /// of them, which the command's process checks before execve and cw-exec again
+    /// (`kernel::cgroup::Membership::check`).
+    #[serde(default)]
+    pub cgroups: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -390,8 +396,14 @@ pub fn collect(
     } else {
         (vec![], vec![])
     };
+    let cgroups = if plan.limits.needs_cgroups() {
+        read_cgroup_lines()
+    } else {
+        vec![]
+    };
     Ok((
         KernelReadback {
+            cgroups,
             quotas,
             landlock,
             proc_status,
@@ -403,6 +415,26 @@ pub fn collect(
         },
         ignored_signals,
     ))
+}
+
+/// The lines of this process's /proc/self/cgroup for the v2 hierarchy and the v1 ones of
+/// the controllers a run's cgroups use: one `read` (`sys::read_whole_proc_file`). Unreadable:
+/// none, which proves no membership.
+fn read_cgroup_lines() -> Vec<String> {
+    let Ok(raw) = sys::read_whole_proc_file(None, Path::new("/proc/self/cgroup"), 4096) else {
+        return vec![];
+    };
+    String::from_utf8_lossy(&raw)
+        .lines()
+        .filter(|line| {
+            line.split(':').nth(1).is_some_and(|c| {
+                c.is_empty()
+                    || c.split(',')
+                        .any(|c| matches!(c, "memory" | "pids" | "cpuacct"))
+            })
+        })
+        .map(str::to_string)
+        .collect()
 }
 
 /// The interface names of this network namespace.

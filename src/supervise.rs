@@ -170,7 +170,7 @@ pub fn step_failed(step: &str, message: impl Into<String>) -> Refusal {
 }
 
 /// The set-up step that puts the limits binding the sandbox as a whole in place.
-pub const CGROUPS_STEP: &str = "cgroups";
+pub const CGROUPS_STEP: &str = containment::CGROUPS_STEP;
 
 /// Refuses after the clone: init is killed and reaped first (so the run's cgroups, dropped
 /// when the caller returns, are empty by then).
@@ -654,7 +654,19 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
             return abandon(init, CGROUPS_STEP, e);
         }
     }
-    if let Err(e) = containment::hand_over_limits(&go_write, self_join.as_ref()) {
+    // Where the command must show itself in the run's cgroups, sent with them: its process
+    // checks that before execve.
+    let membership = match cgroups
+        .as_ref()
+        .map(|c| c.membership(plan.tier == Tier::Namespaces, v2_joined))
+        .transpose()
+    {
+        Ok(m) => m,
+        Err(e) => return abandon(init, CGROUPS_STEP, e),
+    };
+    if let Err(e) =
+        containment::hand_over_limits(&go_write, self_join.as_ref(), membership.as_ref())
+    {
         return abandon_after_init(init, &report_read, CGROUPS_STEP, e);
     }
     drop((go_write, self_join));
@@ -697,6 +709,7 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
         outcome.net_decisions = p.finish();
     }
     observe_limits(plan, &mut outcome, cgroups.as_ref());
+    check_membership(&mut outcome, cgroups.as_ref(), membership.as_ref());
     // The cgroups can be removed only once init has left them, at the very end of its exit
     // (after the kernel tore down its namespaces). Without cgroups nothing waits for that:
     // init is reaped now if it is done, or by whoever reaps cw-exec's children later.
@@ -707,6 +720,38 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
         let _ = waitpid(init, Some(nix::sys::wait::WaitPidFlag::WNOHANG));
     }
     outcome
+}
+
+/// The command's membership of the run's cgroups, from its read-back (its own
+/// /proc/self/cgroup, read just before execve) against the membership cw-exec sent with the
+/// cgroups (`expected`), checked again here — the command's process checked it before
+/// execve, and refused the run there on a mismatch. Recorded with the limits
+/// (`limits_observed`, file "cgroup"); where it is not proven, the run is refused (exit 125)
+/// and no limit is claimed. A run without a read-back ran nothing to check.
+fn check_membership(
+    outcome: &mut Outcome,
+    cgroups: Option<&RunCgroups>,
+    expected: Option<&crate::kernel::cgroup::Membership>,
+) {
+    let (Some(c), Some(rb)) = (cgroups, outcome.readback.as_ref()) else {
+        return;
+    };
+    let seen = match expected {
+        Some(m) => c.observed_membership(m, &rb.cgroups),
+        None => Err("no membership was expected of the run's cgroups".into()),
+    };
+    match seen {
+        Ok(seen) => outcome.limits_observed.extend(seen),
+        Err(why) => {
+            if outcome.refusal.is_none() {
+                outcome.refusal = Some(step_failed(
+                    CGROUPS_STEP,
+                    format!("the kernel read-back does not prove the command is in the run's cgroups: {why}"),
+                ));
+                outcome.exit_code = EXIT_REFUSED;
+            }
+        }
+    }
 }
 
 /// Waits for `init` to end (once reaped, ECHILD).

@@ -1479,6 +1479,20 @@ pub fn read_sysctl(dir: Option<std::os::fd::BorrowedFd<'_>>, path: &Path) -> io:
     read_kernel_file_until(dir, path, 64, sysctl_value_complete)
 }
 
+/// Reads a /proc file the kernel generates whole at each read from its start (a
+/// `single_open` seq_file, such as /proc/self/cgroup): one `openat`, one `read`, one `close`
+/// when it fits in `capacity`. Such a read returns the whole text, or as much of it as the
+/// buffer holds: one shorter than the buffer that ends with a newline is all of it, and the
+/// read that would confirm the end is not needed (as for a sysctl, `read_sysctl`). Anything
+/// else is read on to the end as `read_kernel_file` does.
+pub fn read_whole_proc_file(
+    dir: Option<std::os::fd::BorrowedFd<'_>>,
+    path: &Path,
+    capacity: usize,
+) -> io::Result<Vec<u8>> {
+    read_kernel_file_until(dir, path, capacity, sysctl_value_complete)
+}
+
 /// `read_kernel_file`, stopping early once `complete(what was read, the buffer's size)` says
 /// the rest would be end of file.
 fn read_kernel_file_until(

@@ -729,8 +729,12 @@ fn the_attestation_observes_the_limits_the_kernel_holds() {
         // The attestation says exactly that, file by file.
         let mut observed = mem["observed"].as_object().cloned().unwrap_or_default();
         observed.extend(pids["observed"].as_object().cloned().unwrap_or_default());
-        let observed: std::collections::BTreeMap<String, serde_json::Value> =
-            observed.into_iter().collect();
+        // (The command's cgroup membership, also observed, is checked by
+        // the_attestation_observes_the_commands_membership_of_the_run_cgroups.)
+        let observed: std::collections::BTreeMap<String, serde_json::Value> = observed
+            .into_iter()
+            .filter(|(file, _)| file != "cgroup")
+            .collect();
         assert_eq!(observed, kernel, "{memory}: {mem} {pids}");
         // Every other field is as it was: what was asked, not what is held.
         assert_eq!(mem["requested"], asked.to_string(), "{mem}");
@@ -740,5 +744,322 @@ fn the_attestation_observes_the_limits_the_kernel_holds() {
             "{mem}"
         );
     }
+    assert_eq!(leftover_cgroups(), Vec::<std::path::PathBuf>::new());
+}
+
+/// The path of `controller`'s hierarchy in a /proc/PID/cgroup text (v1: the line listing it).
+fn cgroup_line(text: &str, controller: &str) -> Option<String> {
+    text.lines().find_map(|l| {
+        let mut parts = l.splitn(3, ':');
+        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+        controllers
+            .split(',')
+            .any(|c| c == controller)
+            .then(|| path.to_string())
+    })
+}
+
+/// Whether this host has v1 memory and pids hierarchies at their conventional places (where
+/// the tests below make and bind-mount cgroups).
+fn v1_memory_and_pids() -> bool {
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    cgroup_line(&own, "memory").is_some()
+        && cgroup_line(&own, "pids").is_some()
+        && std::path::Path::new("/sys/fs/cgroup/memory/tasks").exists()
+        && std::path::Path::new("/sys/fs/cgroup/pids/tasks").exists()
+}
+
+/// A v1 cgroup made by the test (root) in each of `hierarchies`, at `rel` beneath the
+/// hierarchy's root, its directory and `tasks`/`cgroup.procs` given to `owner` (a delegated
+/// cgroup: its owner may move itself in and make cgroups beneath it). Removed when dropped,
+/// deepest first, down to the first directory the test made.
+struct TestCgroup {
+    made: Vec<std::path::PathBuf>,
+}
+
+impl TestCgroup {
+    fn make(hierarchies: &[&str], rel: &str, owner: Option<(u32, u32)>) -> TestCgroup {
+        let mut made = vec![];
+        for h in hierarchies {
+            let root = std::path::Path::new("/sys/fs/cgroup").join(h);
+            let mut dir = root.clone();
+            for part in rel.split('/').filter(|p| !p.is_empty()) {
+                dir.push(part);
+                if !dir.exists() {
+                    std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+                    made.push(dir.clone());
+                }
+            }
+            if let Some((uid, gid)) = owner {
+                for p in [dir.clone(), dir.join("tasks"), dir.join("cgroup.procs")] {
+                    std::os::unix::fs::chown(&p, Some(uid), Some(gid))
+                        .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+                }
+            }
+        }
+        TestCgroup { made }
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        for dir in self.made.iter().rev() {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// A wrapper cw-exec is started through (`wrapper cw-exec ARGS`), as root: moves itself into
+/// `cgroup` (v1 memory and pids, beneath their roots) where given, bind-mounts
+/// `memory_from` over the v1 memory hierarchy in a mount namespace of its own where given,
+/// and runs cw-exec as `user` where given.
+fn wrapper(
+    dir: &std::path::Path,
+    cgroup: Option<&str>,
+    memory_from: Option<&std::path::Path>,
+    user: Option<(u32, u32)>,
+) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let mut script = String::from("#!/bin/sh\nset -e\n");
+    if let Some(rel) = cgroup {
+        for h in ["memory", "pids"] {
+            script.push_str(&format!("echo $$ > /sys/fs/cgroup/{h}{rel}/cgroup.procs\n"));
+        }
+    }
+    let drop = match user {
+        Some((uid, gid)) => format!("setpriv --reuid={uid} --regid={gid} --clear-groups -- "),
+        None => String::new(),
+    };
+    match memory_from {
+        Some(from) => script.push_str(&format!(
+            "exec unshare -m --propagation private sh -c 'mount --bind \"$0\" /sys/fs/cgroup/memory && exec {drop}\"$@\"' {} \"$@\"\n",
+            from.display()
+        )),
+        None => script.push_str(&format!("exec {drop}\"$@\"\n")),
+    }
+    let path = dir.join("wrapper.sh");
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+/// How a sandbox of `as_each_identity` is started for the tests below: root runs cw-exec in
+/// the test's own cgroups; the unprivileged user in a v1 memory and pids cgroup delegated to
+/// it (cgroups are made for root only here otherwise), entered by a wrapper that then drops
+/// to the user. (sandbox, the cgroup cw-exec runs in as /proc/self/cgroup shows it per
+/// hierarchy, the delegated cgroup if any.)
+fn started_as(
+    mut sb: Sandbox,
+    dir: &std::path::Path,
+    memory_from: Option<&std::path::Path>,
+) -> (Sandbox, Option<String>, Option<TestCgroup>) {
+    let Some(ids) = sb.user.take() else {
+        if memory_from.is_some() {
+            let w = wrapper(dir, None, memory_from, None);
+            sb = sb.wrapped(&w);
+        }
+        return (sb, None, None);
+    };
+    let rel = format!(
+        "/cwx-deleg-{}-{}",
+        std::process::id(),
+        dir.file_name().unwrap().to_string_lossy()
+    );
+    let delegated = TestCgroup::make(&["memory", "pids"], &rel, Some(ids));
+    let w = wrapper(dir, Some(&rel), memory_from, Some(ids));
+    let sb = sb.wrapped(&w).env("HOME", "/nonexistent");
+    (sb, Some(rel), Some(delegated))
+}
+
+/// The command's process is a member of the run's memory and pids cgroups, and the
+/// attestation records that membership as the command read it (its /proc/self/cgroup, just
+/// before execve, checked there against the path cw-exec sent with the cgroups:
+/// `observed.cgroup`): the very cgroup the host sees the command's process in (/proc/PID/cgroup
+/// from the host, while it runs). With its own cgroup namespace (rooted at cw-exec's cgroup,
+/// read from the host too) the path recorded is the run's cgroup relative to cw-exec's; in
+/// the Landlock tier (none) it is the host's path itself. As root, and as the unprivileged
+/// user in a cgroup delegated to it.
+#[test]
+fn the_attestation_observes_the_commands_membership_of_the_run_cgroups() {
+    use std::io::{BufRead, Write};
+    if skip_unless_root("the run's cgroups are read from the host") {
+        return;
+    }
+    if !v1_memory_and_pids() {
+        skip("no v1 memory and pids hierarchies here");
+        return;
+    }
+    as_each_identity(|sb, who| {
+        for tier in ["namespaces", "landlock"] {
+            let dir = workdir("membership");
+            let env = dir.join("e.json");
+            let (sb, delegated, _cgroup) = started_as(sb.clone(), &dir, None);
+            let mut child = sb
+                .args(["--tier", tier, "--memory", "256M", "--pids", "64"])
+                .args(["--envelope", env.to_str().unwrap()])
+                .command("run", &["/bin/sh", "-c", "echo ready; read x"])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            // The wrapper execs cw-exec: the same process.
+            let cw_exec = child.id();
+            let mut line = String::new();
+            std::io::BufReader::new(child.stdout.as_mut().unwrap())
+                .read_line(&mut line)
+                .unwrap();
+            assert_eq!(line, "ready\n", "{who} {tier}");
+            // cw-exec's own cgroups (the sandbox's cgroup namespace is rooted there), and
+            // the command's process (the shell) among the run's, as the host sees them.
+            let own = std::fs::read_to_string(format!("/proc/{cw_exec}/cgroup")).unwrap();
+            let dirs = run_cgroups_of(cw_exec);
+            let mut command = None;
+            for dir in &dirs {
+                let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+                for pid in procs.split_whitespace() {
+                    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                    if cmdline.starts_with(b"/bin/sh\0-c\0echo ready") {
+                        command = Some(pid.to_string());
+                    }
+                }
+            }
+            let host_view = command
+                .map(|pid| std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap())
+                .unwrap_or_default();
+            child.stdin.as_mut().unwrap().write_all(b"\n").unwrap();
+            let out = child.wait_with_output().unwrap();
+            assert_eq!(out.status.code(), Some(0), "{who} {tier}: {}", stderr(&out));
+            let e = envelope(&env);
+            assert_eq!(e["status"], "completed", "{who} {tier}");
+            assert!(
+                !host_view.is_empty(),
+                "{who} {tier}: command not found in {dirs:?}"
+            );
+            for controller in ["memory", "pids"] {
+                let entry = limit_entry(&e, controller);
+                assert!(
+                    entry["mechanism"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("cgroup-v1"),
+                    "{who} {tier}: {entry}"
+                );
+                let recorded = entry["observed"]["cgroup"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{who} {tier}: no cgroup observed: {entry}"))
+                    .to_string();
+                let host = cgroup_line(&host_view, controller).unwrap();
+                let ours = cgroup_line(&own, controller).unwrap();
+                if let Some(rel) = &delegated {
+                    assert_eq!(
+                        &ours, rel,
+                        "{who} {tier}: cw-exec is not in the delegated cgroup"
+                    );
+                }
+                let want = if tier == "namespaces" {
+                    // The run's cgroup, relative to the namespace's root: cw-exec's cgroup.
+                    format!("{}{recorded}", ours.trim_end_matches('/'))
+                } else {
+                    recorded.clone()
+                };
+                assert_eq!(host, want, "{who} {tier} {controller}: {host_view}");
+                let name = recorded.rsplit('/').next().unwrap();
+                assert!(
+                    name.starts_with(&format!("cw-exec-{cw_exec}-")),
+                    "{who} {tier} {controller}: {recorded}"
+                );
+                assert!(
+                    dirs.iter()
+                        .any(|d| d.ends_with(host.trim_start_matches('/'))),
+                    "{who} {tier} {controller}: {host} not among {dirs:?}"
+                );
+            }
+        }
+    });
+    assert_eq!(leftover_cgroups(), Vec::<std::path::PathBuf>::new());
+}
+
+/// A command the kernel shows outside the run's cgroups never runs: its process reads its
+/// /proc/self/cgroup before execve, finds it is not where cw-exec said it must be, and the
+/// run is refused (exit 125) — nothing of the command executed (the file it would have made
+/// is not there), the run's cgroups removed.
+///
+/// The case is real, not a seam: cw-exec runs with a v1 memory hierarchy bind-mounted from a
+/// subtree (`mount --bind <hierarchy>/<elsewhere> /sys/fs/cgroup/memory`, as a container
+/// without a cgroup namespace has it), so the cgroup it makes beneath what it takes for its
+/// own (`<mount point>/<its /proc/self/cgroup path>`) is really `<elsewhere>/<that path>/…`,
+/// not beneath its own cgroup. The limit is written and read back there without a fault;
+/// only the command's membership, seen from the sandbox, shows the difference. Both tiers,
+/// as root and as the unprivileged user (in a delegated cgroup).
+#[test]
+fn a_command_outside_the_run_cgroups_is_refused_before_execve() {
+    if skip_unless_root("the cgroups are made and bind-mounted by root") {
+        return;
+    }
+    if !v1_memory_and_pids() {
+        skip("no v1 memory and pids hierarchies here");
+        return;
+    }
+    let test_own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    as_each_identity(|sb, who| {
+        for tier in ["namespaces", "landlock"] {
+            let dir = workdir("outside");
+            let marker = dir.join("ran");
+            let elsewhere = format!(
+                "/cwx-elsewhere-{}-{}",
+                std::process::id(),
+                dir.file_name().unwrap().to_string_lossy()
+            );
+            let memory_from = std::path::Path::new("/sys/fs/cgroup/memory").join(&elsewhere[1..]);
+            // cw-exec's memory cgroup as its /proc/self/cgroup will show it, and the same
+            // path beneath <elsewhere>, where the bind mount makes cw-exec make the run's.
+            let (sb, delegated, _cgroup) = started_as(sb.clone(), &dir, Some(&memory_from));
+            let own = delegated
+                .clone()
+                .unwrap_or_else(|| cgroup_line(&test_own, "memory").unwrap());
+            let _elsewhere = TestCgroup::make(
+                &["memory"],
+                &format!("{elsewhere}{}", own.trim_end_matches('/')),
+                delegated.as_ref().and(unprivileged_user().ok()),
+            );
+            let env = dir.join("e.json");
+            let out = sb
+                .args(["--tier", tier, "--memory", "64M"])
+                .args(["--write", dir.to_str().unwrap()])
+                .args(["--envelope", env.to_str().unwrap()])
+                .run(&["/bin/sh", "-c", &format!("echo ran > {}", marker.display())]);
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(125), "{who} {tier}: {err}");
+            assert!(
+                !marker.exists(),
+                "{who} {tier}: the command ran although it was outside the run's cgroups"
+            );
+            assert!(stdout(&out).is_empty(), "{who} {tier}: {}", stdout(&out));
+            assert!(
+                err.contains("does not prove the command is in the run's cgroups")
+                    && err.contains("the cgroup v1 memory hierarchy")
+                    && err.contains(&format!("{elsewhere}{}", own.trim_end_matches('/'))),
+                "{who} {tier}: {err}"
+            );
+            let e = envelope(&env);
+            assert_eq!(e["status"], "refused", "{who} {tier}: {e}");
+            // The run's cgroup, made beneath <elsewhere>, is gone.
+            let mut stack = vec![memory_from.clone()];
+            while let Some(d) = stack.pop() {
+                for entry in std::fs::read_dir(&d).unwrap().flatten() {
+                    if entry.file_type().unwrap().is_dir() {
+                        let name = entry.file_name().to_string_lossy().into_owned();
+                        assert!(
+                            !name.starts_with("cw-exec-"),
+                            "{who} {tier}: left {}",
+                            entry.path().display()
+                        );
+                        stack.push(entry.path());
+                    }
+                }
+            }
+        }
+    });
     assert_eq!(leftover_cgroups(), Vec::<std::path::PathBuf>::new());
 }

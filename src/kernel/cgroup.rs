@@ -53,22 +53,43 @@ impl Controller {
 /// Where a controller can be used.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Hierarchy {
-    /// cgroup v2: the parent directory new cgroups are made in.
-    V2(PathBuf),
-    /// cgroup v1: the parent directory in this controller's hierarchy.
-    V1(PathBuf),
+    /// cgroup v2: the parent directory new cgroups are made in, and where that is.
+    V2(PathBuf, CgroupPlacement),
+    /// cgroup v1: the parent directory in this controller's hierarchy, and where that is.
+    V1(PathBuf, CgroupPlacement),
+}
+
+/// Where a hierarchy's run cgroups are made, as cgroup paths (what /proc/self/cgroup shows,
+/// in cw-exec's cgroup namespace), recorded when the hierarchy was found
+/// (`CgroupHost::find`) from cw-exec's own /proc/self/cgroup, read then: `parent`, the cgroup
+/// a run's cgroup is made in; `own`, cw-exec's own cgroup in that hierarchy — the cgroup its
+/// children are born in, so the root of a cgroup namespace made at the clone. The two are
+/// the same for v1 (a run's cgroup is always made beneath cw-exec's own) and for a v2 cgroup
+/// made beneath cw-exec's own; `parent` is "/" for a v2 cgroup made at the hierarchy's root.
+/// What the command's process must show in its /proc/self/cgroup is derived from these
+/// (`RunCgroups::membership`), not guessed from the directories' paths.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CgroupPlacement {
+    pub parent: String,
+    pub own: String,
 }
 
 impl Hierarchy {
     pub fn describe(&self) -> &'static str {
         match self {
-            Hierarchy::V2(_) => "cgroup-v2",
-            Hierarchy::V1(_) => "cgroup-v1",
+            Hierarchy::V2(..) => "cgroup-v2",
+            Hierarchy::V1(..) => "cgroup-v1",
         }
     }
     pub fn parent(&self) -> &Path {
         match self {
-            Hierarchy::V2(p) | Hierarchy::V1(p) => p,
+            Hierarchy::V2(p, _) | Hierarchy::V1(p, _) => p,
+        }
+    }
+    /// Where the parent directory is, as cgroup paths (see `CgroupPlacement`).
+    pub fn placement(&self) -> &CgroupPlacement {
+        match self {
+            Hierarchy::V2(_, p) | Hierarchy::V1(_, p) => p,
         }
     }
 
@@ -77,8 +98,8 @@ impl Hierarchy {
     /// `cgroup.memory=noswap`.
     pub fn bounds_swap(&self) -> bool {
         match self {
-            Hierarchy::V1(p) => p.join("memory.memsw.limit_in_bytes").exists(),
-            Hierarchy::V2(_) => {
+            Hierarchy::V1(p, _) => p.join("memory.memsw.limit_in_bytes").exists(),
+            Hierarchy::V2(..) => {
                 let cmdline = read_small(Path::new("/proc/cmdline")).unwrap_or_default();
                 !cmdline
                     .split_whitespace()
@@ -474,11 +495,12 @@ impl CgroupHost {
                 // root: the root cgroup may hold processes and enabled controllers at once, so a
                 // caller who may write there (root, usually) gets whole-sandbox limits on a
                 // systemd host, where its own cgroup is a leaf with no controllers enabled below it.
-                let mut candidates = vec![join(&mount_point, rel)];
-                if candidates[0] != mount_point {
-                    candidates.push(mount_point.clone());
+                // Each with its cgroup path (`CgroupPlacement::parent`).
+                let mut candidates = vec![(join(&mount_point, rel), rel.as_str())];
+                if candidates[0].0 != mount_point {
+                    candidates.push((mount_point.clone(), "/"));
                 }
-                for parent in candidates {
+                for (parent, cgroup) in candidates {
                     let enabled = fs.subtree_control(&parent);
                     let usable = match controller.v2_name() {
                         Some(name) => enabled.split_whitespace().any(|c| c == name),
@@ -496,7 +518,11 @@ impl CgroupHost {
                             parent.display()
                         ));
                     } else {
-                        return Ok(Hierarchy::V2(parent));
+                        let placement = CgroupPlacement {
+                            parent: cgroup.to_string(),
+                            own: rel.clone(),
+                        };
+                        return Ok(Hierarchy::V2(parent, placement));
                     }
                 }
             }
@@ -536,7 +562,12 @@ impl CgroupHost {
         };
         let parent = join(&mount_point, rel);
         if fs.writable(&parent) {
-            return Ok(Hierarchy::V1(parent));
+            // Beneath cw-exec's own cgroup, always.
+            let placement = CgroupPlacement {
+                parent: rel.clone(),
+                own: rel.clone(),
+            };
+            return Ok(Hierarchy::V1(parent, placement));
         }
         Err(format!(
             "cgroup v1 {}: not writable by uid {uid}",
@@ -550,6 +581,158 @@ fn join(mount: &Path, rel: &str) -> PathBuf {
     match rel.trim_start_matches('/') {
         "" => mount.to_path_buf(),
         rel => mount.join(rel),
+    }
+}
+
+/// The path the kernel shows for the cgroup `cgroup` to a process whose cgroup namespace is
+/// rooted at the cgroup `root` (both paths of one hierarchy, "/"-separated, as
+/// /proc/self/cgroup shows them outside that namespace): down from `root` where `cgroup` lies
+/// beneath it, else up through "/.." to their common ancestor and down from there (the
+/// kernel's `cgroup_path_ns`, `kernfs_path_from_node`).
+fn seen_from(root: &str, cgroup: &str) -> String {
+    let parts = |p: &str| -> Vec<String> {
+        p.split('/')
+            .filter(|c| !c.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let (root, cgroup) = (parts(root), parts(cgroup));
+    let common = root.iter().zip(&cgroup).take_while(|(a, b)| a == b).count();
+    let mut out = "/..".repeat(root.len() - common);
+    for c in &cgroup[common..] {
+        out.push('/');
+        out.push_str(c);
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    out
+}
+
+/// Where the command's process must be, as its own /proc/self/cgroup shows it: for each
+/// hierarchy the run's cgroups are in, the exact path of the run's cgroup there as seen from
+/// the command's cgroup namespace. A hierarchy is named as the middle field of a
+/// /proc/self/cgroup line names it: "" for cgroup v2, or a v1 controller ("memory", "pids",
+/// "cpuacct") for the v1 hierarchy that holds it.
+///
+/// cw-exec derives it (`RunCgroups::membership`) and hands it to init with the cgroups, in
+/// the same message (`encode`; init `decode`s it strictly); the command's process checks its
+/// read-back against it before execve (`check`), and cw-exec checks the read-back again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Membership(Vec<(String, String)>);
+
+/// The hierarchies a run's cgroups can be in, as `Membership` names them.
+const MEMBERSHIP_HIERARCHIES: [&str; 4] = ["", "memory", "pids", "cpuacct"];
+
+/// The most bytes an encoded `Membership` may take (init's receiving buffer).
+pub const MAX_MEMBERSHIP: usize = 4096;
+
+impl Membership {
+    /// One line per hierarchy: `<hierarchy>:<path>\n` (the v2 line starts with its ':').
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![];
+        for (hierarchy, path) in &self.0 {
+            out.extend_from_slice(hierarchy.as_bytes());
+            out.push(b':');
+            out.extend_from_slice(path.as_bytes());
+            out.push(b'\n');
+        }
+        out
+    }
+
+    /// The expectation `encode` wrote, or why `bytes` is not one: anything else — not UTF-8,
+    /// empty, a line without its newline or its ':', a hierarchy a run's cgroups cannot be
+    /// in, one named twice, a path not starting with '/', more than `MAX_MEMBERSHIP` bytes —
+    /// is refused, never read leniently.
+    pub fn decode(bytes: &[u8]) -> Result<Membership, String> {
+        if bytes.len() > MAX_MEMBERSHIP {
+            return Err(format!(
+                "{} bytes of cgroup membership (at most {MAX_MEMBERSHIP})",
+                bytes.len()
+            ));
+        }
+        let text = std::str::from_utf8(bytes)
+            .map_err(|_| "the cgroup membership is not UTF-8".to_string())?;
+        let Some(body) = text.strip_suffix('\n') else {
+            return Err(format!(
+                "the cgroup membership {text:?} does not end with a newline"
+            ));
+        };
+        let mut out: Vec<(String, String)> = vec![];
+        for line in body.split('\n') {
+            let Some((hierarchy, path)) = line.split_once(':') else {
+                return Err(format!("cgroup membership line {line:?} has no ':'"));
+            };
+            if !MEMBERSHIP_HIERARCHIES.contains(&hierarchy) {
+                return Err(format!(
+                    "cgroup membership line {line:?}: hierarchy {hierarchy:?} is none of {MEMBERSHIP_HIERARCHIES:?}"
+                ));
+            }
+            if !path.starts_with('/') {
+                return Err(format!(
+                    "cgroup membership line {line:?}: the path does not start with '/'"
+                ));
+            }
+            if out.iter().any(|(h, _)| h == hierarchy) {
+                return Err(format!(
+                    "cgroup membership: hierarchy {hierarchy:?} named twice"
+                ));
+            }
+            out.push((hierarchy.to_string(), path.to_string()));
+        }
+        Ok(Membership(out))
+    }
+
+    /// Checks the lines of a /proc/self/cgroup (`lines`, as the command's process read them)
+    /// against the expectation: for each hierarchy, exactly one line must name it, and its
+    /// path must be exactly the one expected — not a parent, not a child, not another run's.
+    /// Ok: (hierarchy, path read) for each; Err: the first hierarchy that does not match, and
+    /// what was read there.
+    pub fn check(&self, lines: &[String]) -> Result<Vec<(String, String)>, String> {
+        let parsed: Vec<(&str, &str)> = lines
+            .iter()
+            .filter_map(|line| {
+                let mut parts = line.splitn(3, ':');
+                let _id = parts.next()?;
+                Some((parts.next()?, parts.next()?))
+            })
+            .collect();
+        let mut out = vec![];
+        for (hierarchy, want) in &self.0 {
+            let named = if hierarchy.is_empty() {
+                "the cgroup v2 hierarchy".to_string()
+            } else {
+                format!("the cgroup v1 {hierarchy} hierarchy")
+            };
+            let found: Vec<&str> = parsed
+                .iter()
+                .filter(|(controllers, _)| match hierarchy.as_str() {
+                    "" => controllers.is_empty(),
+                    h => controllers.split(',').any(|c| c == h),
+                })
+                .map(|(_, path)| *path)
+                .collect();
+            match found.as_slice() {
+                [got] if got == want => out.push((hierarchy.clone(), got.to_string())),
+                [got] => {
+                    return Err(format!(
+                        "in {named} the command's process is in {got:?}, not in the run's cgroup {want:?} (its /proc/self/cgroup, read before execve)"
+                    ))
+                }
+                [] => {
+                    return Err(format!(
+                        "the command's /proc/self/cgroup has no line for {named} (the run's cgroup there is {want:?})"
+                    ))
+                }
+                several => {
+                    return Err(format!(
+                        "the command's /proc/self/cgroup has {} lines for {named} ({several:?}; the run's cgroup there is {want:?})",
+                        several.len()
+                    ))
+                }
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -665,8 +848,8 @@ impl RunCgroups {
         Some((
             dir.clone(),
             match h {
-                Hierarchy::V1(_) => "memory.oom_control",
-                Hierarchy::V2(_) => "memory.events",
+                Hierarchy::V1(..) => "memory.oom_control",
+                Hierarchy::V2(..) => "memory.events",
             },
         ))
     }
@@ -831,11 +1014,11 @@ impl RunCgroups {
             }
         };
         match (controller, h, value) {
-            (Controller::Memory, Hierarchy::V2(_), Some(v)) => {
+            (Controller::Memory, Hierarchy::V2(..), Some(v)) => {
                 write_or("memory.max", v, false)?;
                 write_or("memory.swap.max", 0, true)?;
             }
-            (Controller::Memory, Hierarchy::V1(_), Some(v)) => {
+            (Controller::Memory, Hierarchy::V1(..), Some(v)) => {
                 write_or("memory.limit_in_bytes", v, false)?;
                 write_or("memory.memsw.limit_in_bytes", v, true)?;
             }
@@ -856,6 +1039,79 @@ impl RunCgroups {
             .collect()
     }
 
+    /// Where the command's process must be, as its own /proc/self/cgroup will show it (see
+    /// `Membership`), derived from facts only: the run's cgroup name, and where each of its
+    /// cgroups was made as recorded when the hierarchy was found (`CgroupPlacement`: the parent's
+    /// cgroup path, and cw-exec's own cgroup there, both as cw-exec's /proc/self/cgroup showed
+    /// them). `namespaced`: init was cloned into a new cgroup namespace, whose root in each
+    /// hierarchy is the cgroup init was born in — cw-exec's own, from which the run's cgroup
+    /// is seen (v1: "/<name>"), except the v2 cgroup init was born in with clone3's
+    /// `CLONE_INTO_CGROUP` (`born_in_v2`): the kernel roots the new namespace's v2 hierarchy
+    /// there (`cgroup_post_fork`), so it shows as "/". Without a namespace (the Landlock tier)
+    /// the command sees what cw-exec sees: the run's cgroup's own path. An expectation that
+    /// cannot be stated (a path with a newline, more than `MAX_MEMBERSHIP` bytes) is an error:
+    /// the run is refused rather than left unchecked.
+    pub fn membership(&self, namespaced: bool, born_in_v2: bool) -> Result<Membership, String> {
+        let mut out: Vec<(String, String)> = vec![];
+        for (controller, h, _) in &self.dirs {
+            let hierarchy = match h {
+                Hierarchy::V2(..) => "",
+                Hierarchy::V1(..) => controller.v1_name(),
+            };
+            if out.iter().any(|(named, _)| named == hierarchy) {
+                continue; // one v2 cgroup serves several controllers
+            }
+            let place = h.placement();
+            let run = format!("{}/{}", place.parent.trim_end_matches('/'), self.name);
+            let want = match h {
+                _ if !namespaced => run,
+                Hierarchy::V2(..) if born_in_v2 => "/".to_string(),
+                _ => seen_from(&place.own, &run),
+            };
+            if want.contains('\n') {
+                return Err(format!(
+                    "the run's cgroup {want:?} has a newline in its path: the command's membership of it could not be checked"
+                ));
+            }
+            out.push((hierarchy.to_string(), want));
+        }
+        let membership = Membership(out);
+        let size = membership.encode().len();
+        if size > MAX_MEMBERSHIP {
+            return Err(format!(
+                "the run's cgroup paths take {size} bytes (at most {MAX_MEMBERSHIP}): the command's membership of them could not be checked"
+            ));
+        }
+        Ok(membership)
+    }
+
+    /// The command's membership of every cgroup the run made, from its read-back (`lines`,
+    /// its /proc/self/cgroup as read before execve) against `expected` (`membership`): for
+    /// each limit, the path read ((limit, "cgroup", path), as `observed` records it); or the
+    /// first cgroup the command is not shown in.
+    pub fn observed_membership(
+        &self,
+        expected: &Membership,
+        lines: &[String],
+    ) -> Result<Vec<(&'static str, &'static str, String)>, String> {
+        let seen = expected.check(lines)?;
+        let mut out = vec![];
+        for (controller, h, dir) in &self.dirs {
+            let hierarchy = match h {
+                Hierarchy::V2(..) => "",
+                Hierarchy::V1(..) => controller.v1_name(),
+            };
+            let Some((_, path)) = seen.iter().find(|(named, _)| named == hierarchy) else {
+                return Err(format!(
+                    "no membership was expected of the run's cgroup {}",
+                    dir.display()
+                ));
+            };
+            out.push((controller.limit_name(), "cgroup", path.clone()));
+        }
+        Ok(out)
+    }
+
     /// The run's distinct cgroup directories (a v2 cgroup serves several controllers).
     fn distinct_dirs(&self) -> Vec<(&Hierarchy, &Path)> {
         let mut dirs: Vec<(&Hierarchy, &Path)> = vec![];
@@ -873,7 +1129,7 @@ impl RunCgroups {
         for (_, dir) in self
             .distinct_dirs()
             .into_iter()
-            .filter(|(h, _)| matches!(h, Hierarchy::V2(_)))
+            .filter(|(h, _)| matches!(h, Hierarchy::V2(..)))
         {
             let fd = self
                 .open_in(dir, "cgroup.procs", nix::fcntl::OFlag::O_WRONLY)
@@ -891,7 +1147,7 @@ impl RunCgroups {
         let (_, dir) = self
             .distinct_dirs()
             .into_iter()
-            .find(|(h, _)| matches!(h, Hierarchy::V2(_)))?;
+            .find(|(h, _)| matches!(h, Hierarchy::V2(..)))?;
         let parent = self.parent_of(dir)?;
         nix::fcntl::openat(
             parent,
@@ -910,7 +1166,7 @@ impl RunCgroups {
     /// process may not write.
     pub fn self_leave(&self) -> Option<SelfJoin> {
         let dirs = self.distinct_dirs();
-        if dirs.iter().any(|(h, _)| matches!(h, Hierarchy::V2(_))) {
+        if dirs.iter().any(|(h, _)| matches!(h, Hierarchy::V2(..))) {
             return None;
         }
         let mut handles = vec![];
@@ -933,7 +1189,7 @@ impl RunCgroups {
         for (_, dir) in self
             .distinct_dirs()
             .into_iter()
-            .filter(|(h, _)| matches!(h, Hierarchy::V1(_)))
+            .filter(|(h, _)| matches!(h, Hierarchy::V1(..)))
         {
             let tasks = dir.join("tasks");
             let file = self
@@ -1010,11 +1266,11 @@ impl RunCgroups {
             .iter()
             .find(|(c, _, _)| *c == Controller::CpuAccounting)?;
         match h {
-            Hierarchy::V1(_) => {
+            Hierarchy::V1(..) => {
                 let ns: u64 = self.read_in(dir, "cpuacct.usage")?.trim().parse().ok()?;
                 Some(Duration::from_nanos(ns))
             }
-            Hierarchy::V2(_) => {
+            Hierarchy::V2(..) => {
                 let stat = self.read_in(dir, "cpu.stat")?;
                 let us: u64 = stat
                     .lines()
@@ -1138,6 +1394,14 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
+    /// A placement: the parent's cgroup path and cw-exec's own.
+    fn placed(parent: &str, own: &str) -> CgroupPlacement {
+        CgroupPlacement {
+            parent: parent.into(),
+            own: own.into(),
+        }
+    }
+
     /// Recorded answers: subtree_control per cgroup, and the cgroups this process may write;
     /// for the mount-by-mount lookup, the mount table it is answered from (`statmount`: what
     /// the kernel would say of the topmost mount at a path) and how often the whole table
@@ -1218,11 +1482,17 @@ mod tests {
         );
         assert_eq!(
             host.find_in(Controller::Memory, &fs, 0),
-            Ok(Hierarchy::V1("/sys/fs/cgroup/memory/job/42".into()))
+            Ok(Hierarchy::V1(
+                "/sys/fs/cgroup/memory/job/42".into(),
+                placed("/job/42", "/job/42")
+            ))
         );
         assert_eq!(
             host.find_in(Controller::Pids, &fs, 0),
-            Ok(Hierarchy::V1("/sys/fs/cgroup/pids".into()))
+            Ok(Hierarchy::V1(
+                "/sys/fs/cgroup/pids".into(),
+                placed("/", "/")
+            ))
         );
         // cpuacct's cgroup is not writable: refused, naming every place looked at.
         let err = host.find_in(Controller::CpuAccounting, &fs, 0).unwrap_err();
@@ -1241,7 +1511,13 @@ mod tests {
         let delegated = Recorded::new(BTreeMap::from([(own, "memory pids")]), vec![own]);
         assert_eq!(
             host.find_in(Controller::Memory, &delegated, 1000),
-            Ok(Hierarchy::V2(own.into()))
+            Ok(Hierarchy::V2(
+                own.into(),
+                placed(
+                    "/user.slice/user-1000.slice/session-3.scope",
+                    "/user.slice/user-1000.slice/session-3.scope"
+                )
+            ))
         );
         // Root on a systemd host: the leaf has nothing enabled, the root has.
         let root = Recorded::new(
@@ -1250,7 +1526,11 @@ mod tests {
         );
         assert_eq!(
             host.find_in(Controller::Pids, &root, 0),
-            Ok(Hierarchy::V2("/sys/fs/cgroup".into()))
+            Ok(Hierarchy::V2(
+                "/sys/fs/cgroup".into(),
+                // Made at the hierarchy's root, while cw-exec's own cgroup is the leaf.
+                placed("/", "/user.slice/user-1000.slice/session-3.scope")
+            ))
         );
         // An unprivileged user outside a delegated subtree: nothing usable, each place named.
         let user = Recorded::new(
@@ -1525,9 +1805,13 @@ mod tests {
             mounts: V1_MOUNTINFO,
             ..Recorded::new(BTreeMap::new(), writable)
         };
-        for (controller, want) in [
-            (Controller::Memory, "/sys/fs/cgroup/memory/job/42"),
-            (Controller::Pids, "/sys/fs/cgroup/pids"),
+        for (controller, want, cgroup) in [
+            (
+                Controller::Memory,
+                "/sys/fs/cgroup/memory/job/42",
+                "/job/42",
+            ),
+            (Controller::Pids, "/sys/fs/cgroup/pids", "/"),
         ] {
             let asked = Asked {
                 fs: &fs,
@@ -1536,7 +1820,7 @@ mod tests {
             let host = CgroupHost::with_own(V1_CGROUP);
             assert_eq!(
                 host.find_in(controller, &asked, 0),
-                Ok(Hierarchy::V1(want.into()))
+                Ok(Hierarchy::V1(want.into(), placed(cgroup, cgroup)))
             );
             let log = asked.log.borrow();
             assert!(
@@ -1558,7 +1842,10 @@ mod tests {
         };
         assert_eq!(
             CgroupHost::with_own(V1_CGROUP).find_in(Controller::CpuAccounting, &asked, 0),
-            Ok(Hierarchy::V2("/sys/fs/cgroup/unified".into()))
+            Ok(Hierarchy::V2(
+                "/sys/fs/cgroup/unified".into(),
+                placed("/", "/")
+            ))
         );
         // Nothing writable: the refusal is the whole search's, v2 named first.
         let none = Recorded {
@@ -1624,7 +1911,10 @@ mod tests {
         for (limits, file) in [
             (
                 CgroupLimits {
-                    memory: Some((64 << 20, Hierarchy::V1(dir.clone()))),
+                    memory: Some((
+                        64 << 20,
+                        Hierarchy::V1(dir.clone(), CgroupPlacement::default()),
+                    )),
                     pids: None,
                     cpu: None,
                 },
@@ -1633,7 +1923,7 @@ mod tests {
             (
                 CgroupLimits {
                     memory: None,
-                    pids: Some((16, Hierarchy::V2(dir.clone()))),
+                    pids: Some((16, Hierarchy::V2(dir.clone(), CgroupPlacement::default()))),
                     cpu: None,
                 },
                 "pids.max",
@@ -1654,7 +1944,7 @@ mod tests {
     fn this_hosts_v1() -> Option<(Hierarchy, Hierarchy)> {
         let host = CgroupHost::read();
         match (host.find(Controller::Memory), host.find(Controller::Pids)) {
-            (Ok(m @ Hierarchy::V1(_)), Ok(p @ Hierarchy::V1(_))) => Some((m, p)),
+            (Ok(m @ Hierarchy::V1(..)), Ok(p @ Hierarchy::V1(..))) => Some((m, p)),
             _ => None,
         }
     }
@@ -1817,9 +2107,9 @@ mod tests {
     /// hierarchy.
     fn memory_and_pids_in(dir: &Path, v2: bool, memory: u64) -> CgroupLimits {
         let h = if v2 {
-            Hierarchy::V2(dir.to_path_buf())
+            Hierarchy::V2(dir.to_path_buf(), CgroupPlacement::default())
         } else {
-            Hierarchy::V1(dir.to_path_buf())
+            Hierarchy::V1(dir.to_path_buf(), CgroupPlacement::default())
         };
         CgroupLimits {
             memory: Some((memory, h.clone())),
@@ -1987,5 +2277,262 @@ mod tests {
             assert_eq!(entries_named(&dir, &name), Vec::<PathBuf>::new());
             std::fs::remove_dir_all(&dir).unwrap();
         }
+    }
+
+    /// A run's cgroups as `membership` sees them: `dirs` only, nothing made (the paths do
+    /// not exist, so removing them on drop finds nothing).
+    fn run_of(name: &str, dirs: Vec<(Controller, Hierarchy)>) -> RunCgroups {
+        RunCgroups {
+            name: name.into(),
+            dirs: dirs
+                .into_iter()
+                .map(|(c, h)| {
+                    let dir = h.parent().join(name);
+                    (c, h, dir)
+                })
+                .collect(),
+            parents: vec![],
+            at_end: vec![],
+            observed: vec![],
+        }
+    }
+
+    /// The path each run cgroup must show is derived from where it was made (`CgroupPlacement`,
+    /// recorded at discovery) and how init was cloned, never from the directories' paths:
+    /// v1 made beneath cw-exec's own cgroup shows "/<name>" in the sandbox's cgroup
+    /// namespace (rooted at cw-exec's cgroup) and its full path without one (Landlock tier);
+    /// a v2 cgroup init was born in (clone3) is that namespace's v2 root, "/"; one init was
+    /// moved into after the clone is seen from cw-exec's cgroup — "/<name>" beneath it, up
+    /// through "/.." where it was made at the hierarchy's root. A mount point whose path
+    /// ends like cw-exec's cgroup (the heuristic's trap) changes nothing.
+    #[test]
+    fn the_expected_membership_is_derived_from_where_the_cgroups_were_made() {
+        let name = "cw-exec-42-abc";
+        let enc = |m: Membership| String::from_utf8(m.encode()).unwrap();
+        let v1 = run_of(
+            name,
+            vec![
+                (
+                    Controller::Memory,
+                    Hierarchy::V1(
+                        "/nonexistent/memory/user/a".into(),
+                        placed("/user/a", "/user/a"),
+                    ),
+                ),
+                (
+                    Controller::Pids,
+                    Hierarchy::V1("/nonexistent/pids".into(), placed("/", "/")),
+                ),
+                (
+                    Controller::CpuAccounting,
+                    Hierarchy::V1("/nonexistent/cpuacct/b".into(), placed("/b", "/b")),
+                ),
+            ],
+        );
+        for born_in in [false, true] {
+            assert_eq!(
+                enc(v1.membership(true, born_in).unwrap()),
+                "memory:/cw-exec-42-abc\npids:/cw-exec-42-abc\ncpuacct:/cw-exec-42-abc\n"
+            );
+        }
+        assert_eq!(
+            enc(v1.membership(false, false).unwrap()),
+            "memory:/user/a/cw-exec-42-abc\npids:/cw-exec-42-abc\ncpuacct:/b/cw-exec-42-abc\n"
+        );
+        // One v2 cgroup serving memory and pids, beneath cw-exec's own: one line.
+        let own = placed("/user/a", "/user/a");
+        let v2 = run_of(
+            name,
+            vec![
+                (
+                    Controller::Memory,
+                    Hierarchy::V2("/nonexistent/user/a".into(), own.clone()),
+                ),
+                (
+                    Controller::Pids,
+                    Hierarchy::V2("/nonexistent/user/a".into(), own.clone()),
+                ),
+            ],
+        );
+        assert_eq!(enc(v2.membership(true, true).unwrap()), ":/\n");
+        assert_eq!(
+            enc(v2.membership(true, false).unwrap()),
+            ":/cw-exec-42-abc\n"
+        );
+        assert_eq!(
+            enc(v2.membership(false, true).unwrap()),
+            ":/user/a/cw-exec-42-abc\n"
+        );
+        // Made at the hierarchy's root while cw-exec is two levels down, with a mount point
+        // that ends in cw-exec's cgroup's last component: derived from the placement only.
+        let at_root = run_of(
+            name,
+            vec![(
+                Controller::Pids,
+                Hierarchy::V2("/nonexistent/a".into(), placed("/", "/user/a")),
+            )],
+        );
+        assert_eq!(enc(at_root.membership(true, true).unwrap()), ":/\n");
+        assert_eq!(
+            enc(at_root.membership(true, false).unwrap()),
+            ":/../../cw-exec-42-abc\n"
+        );
+        assert_eq!(
+            enc(at_root.membership(false, false).unwrap()),
+            ":/cw-exec-42-abc\n"
+        );
+        // v2 born in, v1 beside it (this host's --cpu with --pids): each its own root.
+        let mixed = run_of(
+            name,
+            vec![
+                (
+                    Controller::Pids,
+                    Hierarchy::V1("/nonexistent/pids".into(), placed("/", "/")),
+                ),
+                (
+                    Controller::CpuAccounting,
+                    Hierarchy::V2("/nonexistent/unified".into(), placed("/", "/")),
+                ),
+            ],
+        );
+        assert_eq!(
+            enc(mixed.membership(true, true).unwrap()),
+            "pids:/cw-exec-42-abc\n:/\n"
+        );
+        // A path that cannot be stated on one line: refused, not left unchecked.
+        let newline = run_of(
+            name,
+            vec![(
+                Controller::Pids,
+                Hierarchy::V1("/nonexistent/x".into(), placed("/x\ny", "/x\ny")),
+            )],
+        );
+        assert!(newline.membership(false, false).is_err());
+        assert_eq!(seen_from("/", "/"), "/");
+        assert_eq!(seen_from("/a/b", "/a/c/d"), "/../c/d");
+        assert_eq!(seen_from("/a/b", "/a/b/c"), "/c");
+        assert_eq!(seen_from("/a/b", "/a"), "/..");
+    }
+
+    /// Membership is proven only by exactly the expected path in exactly one line of each
+    /// hierarchy: a wrong name, a missing line, the parent (cw-exec's own cgroup: never
+    /// joined), above the namespace's root, a child of the run's cgroup, a name that only
+    /// starts alike, the controller in another hierarchy, a hierarchy listed twice — each is
+    /// refused, naming the hierarchy, what was read and what was expected. What is accepted
+    /// is recorded per limit as `observed.cgroup`.
+    #[test]
+    fn membership_is_proven_only_by_the_run_cgroups_exact_paths() {
+        let expected =
+            Membership::decode(b"memory:/cw-exec-42-abc\npids:/cw-exec-42-abc\n").unwrap();
+        let lines = |t: &str| t.lines().map(str::to_string).collect::<Vec<_>>();
+        let good = lines("12:pids:/cw-exec-42-abc\n5:memory:/cw-exec-42-abc\n0::/\n");
+        assert_eq!(
+            expected.check(&good).unwrap(),
+            vec![
+                ("memory".to_string(), "/cw-exec-42-abc".to_string()),
+                ("pids".to_string(), "/cw-exec-42-abc".to_string()),
+            ]
+        );
+        // A co-mounted hierarchy lists several controllers on one line.
+        assert!(expected
+            .check(&lines("3:memory,pids:/cw-exec-42-abc\n"))
+            .is_ok());
+        for (bad, hierarchy) in [
+            (
+                "12:pids:/cw-exec-42-abd\n5:memory:/cw-exec-42-abc\n",
+                "pids",
+            ),
+            ("5:memory:/cw-exec-42-abc\n", "pids"),
+            ("12:pids:/cw-exec-42-abc\n5:memory:/\n", "memory"),
+            ("12:pids:/cw-exec-42-abc\n5:memory:/..\n", "memory"),
+            (
+                "12:pids:/cw-exec-42-abc/x\n5:memory:/cw-exec-42-abc\n",
+                "pids",
+            ),
+            (
+                "12:pids:/cw-exec-42-abc\n5:memory:/cw-exec-42-abcd\n",
+                "memory",
+            ),
+            ("12:cpu:/cw-exec-42-abc\n5:memory:/cw-exec-42-abc\n", "pids"),
+            (
+                "12:pids:/cw-exec-42-abc\n5:memory:/cw-exec-42-abc\n6:memory:/cw-exec-42-abc\n",
+                "memory",
+            ),
+            ("", "memory"),
+        ] {
+            let Err(why) = expected.check(&lines(bad)) else {
+                panic!("accepted: {bad:?}");
+            };
+            assert!(
+                why.contains(&format!("cgroup v1 {hierarchy}")),
+                "{bad:?}: {why}"
+            );
+            assert!(why.contains("\"/cw-exec-42-abc\""), "{why}");
+        }
+        // The v2 line: no controllers listed; "/" where init was born in the cgroup.
+        let v2 = Membership::decode(b":/\n").unwrap();
+        assert!(v2.check(&lines("5:memory:/x\n0::/\n")).is_ok());
+        assert!(v2.check(&lines("0::/cw-exec-42-abc\n")).is_err());
+        assert!(v2.check(&lines("0::/..\n")).is_err());
+        assert!(v2.check(&lines("5:memory:/\n")).is_err());
+
+        // cw-exec's record: one entry per limit, the path read, file "cgroup".
+        let run = run_of(
+            "cw-exec-42-abc",
+            vec![
+                (
+                    Controller::Memory,
+                    Hierarchy::V1("/nonexistent/memory".into(), placed("/", "/")),
+                ),
+                (
+                    Controller::Pids,
+                    Hierarchy::V1("/nonexistent/pids".into(), placed("/", "/")),
+                ),
+            ],
+        );
+        let m = run.membership(true, false).unwrap();
+        assert_eq!(m, expected);
+        assert_eq!(
+            run.observed_membership(&m, &good).unwrap(),
+            vec![
+                ("memory", "cgroup", "/cw-exec-42-abc".to_string()),
+                ("pids", "cgroup", "/cw-exec-42-abc".to_string()),
+            ]
+        );
+        assert!(run
+            .observed_membership(&m, &lines("12:pids:/cw-exec-42-abc\n5:memory:/\n"))
+            .is_err());
+        // An expectation that leaves out one of the run's cgroups proves nothing of it.
+        let partial = Membership::decode(b"memory:/cw-exec-42-abc\n").unwrap();
+        assert!(run.observed_membership(&partial, &good).is_err());
+    }
+
+    /// The expectation crosses to init as text: what `encode` writes `decode` reads back
+    /// as it was; anything else is refused.
+    #[test]
+    fn membership_is_decoded_strictly() {
+        let m = Membership(vec![
+            ("memory".into(), "/a:b/cw-exec-1-x".into()),
+            ("".into(), "/".into()),
+        ]);
+        assert_eq!(Membership::decode(&m.encode()).unwrap(), m);
+        for bad in [
+            &b""[..],
+            b"\n",
+            b"memory:/a",
+            b"memory:/a\n\n",
+            b"memory /a\n",
+            b"cpu:/a\n",
+            b"name=systemd:/a\n",
+            b"memory:a\n",
+            b"memory:\n",
+            b"memory:/a\nmemory:/b\n",
+            b":/a\n:/b\n",
+            b"memory:/\xff\n",
+        ] {
+            assert!(Membership::decode(bad).is_err(), "{bad:?}");
+        }
+        let long = format!("memory:/{}\n", "a".repeat(MAX_MEMBERSHIP));
+        assert!(Membership::decode(long.as_bytes()).is_err());
     }
 }
