@@ -218,6 +218,9 @@ fn init(
                     signal,
                     left_cgroups,
                 });
+                if left_cgroups && terminal.is_none() {
+                    containment::linger_until_cw_exec_ends();
+                }
                 return Ok(code.unwrap_or_else(|| 128 + signal.unwrap_or(0)));
             },
             s if s == TERMINATE_TREE => match plan.tier {

@@ -598,6 +598,19 @@ pub fn end_the_run(tier: Tier, leave: Option<SelfJoin>) -> bool {
     leave.map(|l| l.join().is_ok()).unwrap_or(false)
 }
 
+/// Step 10 ends, when init has left the run's cgroups (cw-exec then neither waits for init's
+/// exit nor reads anything more from it) and holds no terminal (whose last holder's close
+/// cw-exec waits for): init waits for cw-exec's own exit, which ends it (PR_SET_PDEATHSIG).
+/// Its exit — the teardown of its namespaces and memory, ~0.1 ms — would otherwise run on
+/// the CPU the kernel had just woken cw-exec on, delaying cw-exec's return. Nothing of the
+/// run is left to wait with it: every other process is gone and its output descriptors are
+/// closed (`end_the_run`).
+pub fn linger_until_cw_exec_ends() -> ! {
+    loop {
+        nix::unistd::pause();
+    }
+}
+
 /// The command's process: restricts itself step by step, then reads back. Each step
 /// assumes the ones before it. Returns the read-back and the signals the process ignores
 /// (see `readback::collect`).

@@ -232,3 +232,45 @@ fn output_limit_holds_when_stdin_is_a_terminal() {
         assert!(screen.contains("rc=1"), "{who}: {screen}");
     });
 }
+
+/// After a run that ends normally, init waits for cw-exec's own exit rather than tearing its
+/// namespaces down on the CPU cw-exec was just woken on (`linger_until_cw_exec_ends`): it
+/// must still end with cw-exec (PR_SET_PDEATHSIG), never outlive it. Both tiers, each
+/// identity.
+#[test]
+fn init_ends_with_cw_exec_after_a_normal_run() {
+    as_each_identity(|sb, who| {
+        for tier in ["namespaces", "landlock"] {
+            let sb = sb.clone().args(["--tier", tier]);
+            let mut child = sb
+                .command("run", &["sh", "-c", "echo ready; read x; exit 3"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut line = String::new();
+            BufReader::new(child.stdout.as_mut().unwrap())
+                .read_line(&mut line)
+                .unwrap();
+            assert_eq!(line.trim(), "ready", "{who} {tier}");
+            let init = children_of(child.id());
+            assert_eq!(init.len(), 1, "{who} {tier}: cw-exec's children {init:?}");
+            let stat = format!("/proc/{}/stat", init[0]);
+            drop(child.stdin.take());
+            assert_eq!(child.wait().unwrap().code(), Some(3), "{who} {tier}");
+            // Gone, or a zombie waiting for the host's reaper: not running.
+            let mut alive = true;
+            for _ in 0..500 {
+                match std::fs::read_to_string(&stat) {
+                    Err(_) => alive = false,
+                    Ok(s) => alive = !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
+                }
+                if !alive {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            assert!(!alive, "{who} {tier}: init {} outlived cw-exec", init[0]);
+        }
+    });
+}

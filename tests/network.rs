@@ -177,15 +177,6 @@ fn landlock_abi() -> i64 {
     }
 }
 
-/// The children of `pid` (first thread's list).
-fn children_of(pid: u32) -> Vec<u32> {
-    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect()
-}
-
 /// The network namespace is made by a helper process of init (`kernel::netns`), beside the
 /// mount view. It must be the sandbox's own user namespace's, as one made by clone is (else
 /// root in the sandbox could not even bring loopback up, or a host namespace would own it),

@@ -557,3 +557,12 @@ pub fn example(name: &str) -> PathBuf {
     }
     copy
 }
+
+/// The children of `pid` (its first thread's list, from the host's /proc).
+pub fn children_of(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
