@@ -3,9 +3,12 @@
 //!
 //! Process layout:
 //!   cw-exec (host namespaces, supervises)
-//!     └─ init   PID 1 in new user+mount+PID+IPC+UTS(+net) namespaces: builds the mount
-//!        │      view, brings up loopback, then only reaps and forwards signals
-//!        └─ command   PID 2: restricts itself step by step, reads back, execs
+//!     └─ init   PID 1 in new user+mount+PID+IPC+UTS namespaces: builds the mount
+//!        │      view, joins the network namespace, brings up loopback, then only reaps
+//!        │      and forwards signals
+//!        ├─ network helper   PID 2 (unless --net host): makes the network namespace
+//!        │      (`kernel::netns`); killed and reaped before the command starts
+//!        └─ command   PID 3 (2 with --net host): restricts itself, reads back, execs
 //! When init exits the kernel kills everything left in the PID namespace, and init dies
 //! with cw-exec (PR_SET_PDEATHSIG), so no process outlives the run.
 
