@@ -263,7 +263,14 @@ fn init_ends_with_cw_exec_after_a_normal_run() {
             for _ in 0..500 {
                 match std::fs::read_to_string(&stat) {
                     Err(_) => alive = false,
-                    Ok(s) => alive = !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
+                    Ok(s) => {
+                        alive = !s
+                            .rsplit(')')
+                            .next()
+                            .unwrap_or("")
+                            .trim_start()
+                            .starts_with('Z')
+                    }
                 }
                 if !alive {
                     break;
