@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -74,10 +74,15 @@ struct Reporter(std::fs::File);
 
 impl Reporter {
     fn send(&mut self, message: &Message) {
+        // A failed write means cw-exec is gone; PDEATHSIG ends us shortly.
+        let _ = self.0.write_all(&Self::line(message));
+    }
+
+    /// A message as the report pipe carries it: one JSON line.
+    fn line(message: &Message) -> Vec<u8> {
         let mut line = serde_json::to_vec(message).unwrap_or_default();
         line.push(b'\n');
-        // A failed write means cw-exec is gone; PDEATHSIG ends us shortly.
-        let _ = self.0.write_all(&line);
+        line
     }
 }
 
@@ -92,12 +97,17 @@ pub fn init_main(
     proxy_channel: Option<OwnedFd>,
 ) -> ! {
     let mut reporter = Reporter(std::fs::File::from(report));
+    // Init's end of the go channel outlives a failed step's report: cw-exec reads init's
+    // report when a write to init fails (`supervise::abandon_after_init`), after it has
+    // killed init, so the channel must not close (failing that write) before the report is
+    // written.
+    let mut go = Some(go);
     let code = match init(
         plan,
         terminal,
         host_ns,
         placement,
-        go,
+        &mut go,
         &mut reporter,
         proxy_channel,
     ) {
@@ -123,10 +133,13 @@ fn init(
     terminal: Option<&SandboxTerminal>,
     host_ns: &BTreeMap<String, u64>,
     placement: Option<&Placement>,
-    go: OwnedFd,
+    go_channel: &mut Option<OwnedFd>,
     reporter: &mut Reporter,
     proxy_channel: Option<OwnedFd>,
 ) -> Result<i32, StepError> {
+    let Some(go) = go_channel.as_ref() else {
+        return Ok(EXIT_REFUSED);
+    };
     containment::init_own_process_group()?;
     // The signals init waits for must be blocked, or sigwait would not see them (and, for
     // PID 1, unblocked signals without a handler are discarded).
@@ -153,8 +166,14 @@ fn init(
         "parent-death signal",
         nix::sys::prctl::set_pdeathsig(Signal::SIGKILL),
     )?;
+    // cw-exec may have died before that, once it had written all init waits for (still
+    // readable): no signal would come, and init would run the sandbox unsupervised, then
+    // outlive it.
+    if containment::cw_exec_died(go) {
+        return Ok(EXIT_REFUSED);
+    }
     let mut byte = [0u8; 1];
-    if step("waiting for cw-exec", nix::unistd::read(&go, &mut byte))? != 1 {
+    if step("waiting for cw-exec", nix::unistd::read(go, &mut byte))? != 1 {
         return Ok(EXIT_REFUSED);
     }
     crate::timings::mark("init: released by cw-exec");
@@ -162,11 +181,11 @@ fn init(
         proc_handle,
         network_helper,
     } = containment::init_steps(plan, network, proxy_channel, terminal)?;
-    let (mut leave, membership) = match containment::init_join_limits(&go)? {
+    let (mut leave, membership) = match containment::init_join_limits(go)? {
         containment::Released::Abandoned => return Ok(EXIT_REFUSED),
         containment::Released::Limits { leave, membership } => (leave, membership),
     };
-    drop(go);
+    *go_channel = None;
     crate::timings::mark("init: cgroups joined");
     // The helper that made the network namespace was killed when init joined it; reaped
     // here, so that nothing but init runs in the sandbox when the command starts.
@@ -216,15 +235,18 @@ fn init(
                     Ok(_) => continue,
                 };
                 let left_cgroups = containment::end_the_run(plan.tier, leave.take());
-                reporter.send(&Message::Exit {
-                    code,
-                    signal,
-                    left_cgroups,
-                });
-                if left_cgroups && terminal.is_none() {
-                    containment::linger_until_cw_exec_ends();
-                }
-                return Ok(code.unwrap_or_else(|| 128 + signal.unwrap_or(0)));
+                // The report is written holding nothing else: once cw-exec has it, no process
+                // of the run holds a descriptor of the caller's.
+                containment::report_the_end(
+                    reporter.0.as_fd(),
+                    &Reporter::line(&Message::Exit {
+                        code,
+                        signal,
+                        left_cgroups,
+                    }),
+                    left_cgroups && terminal.is_none(),
+                    code.unwrap_or_else(|| 128 + signal.unwrap_or(0)),
+                );
             },
             s if s == TERMINATE_TREE => match plan.tier {
                 // kill(-1) from PID 1 reaches every other process in the namespace.

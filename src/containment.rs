@@ -345,6 +345,32 @@ pub fn command_in_run_cgroups(
     }
 }
 
+/// Step 4, in init, right after it set its parent-death signal: whether cw-exec had died
+/// before that (then no signal comes, and init must not go on: it would run the sandbox
+/// with nobody supervising it, and never end). cw-exec keeps its end of the go channel
+/// (`channel`, init's end) open until the run is over, so that end is closed before then
+/// only by cw-exec's death — and the kernel closes a dying process's descriptors before it
+/// reparents its children, which is when the parent-death signal is sent. So either the
+/// signal is set in time, or the hang-up is already there to see (data cw-exec wrote before
+/// dying stays readable: that is no sign of life).
+pub fn cw_exec_died(channel: &OwnedFd) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    // POLLHUP is reported whatever is asked: the peer's end is closed.
+    let mut fds = [PollFd::new(channel.as_fd(), PollFlags::empty())];
+    loop {
+        match poll(&mut fds, PollTimeout::ZERO) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            // A channel that cannot be polled: as if closed (nothing to go on with).
+            Err(_) => return true,
+            Ok(_) => {
+                return fds[0]
+                    .revents()
+                    .is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR))
+            }
+        }
+    }
+}
+
 /// Step 4 begins, in init, before anything else: init leaves cw-exec's process group. A
 /// terminal that signals cw-exec's process group (Ctrl-C without a terminal of the
 /// sandbox's own) would otherwise signal init too, and the command would get the signal
@@ -598,17 +624,33 @@ pub fn end_the_run(tier: Tier, leave: Option<SelfJoin>) -> bool {
     leave.map(|l| l.join().is_ok()).unwrap_or(false)
 }
 
-/// Step 10 ends, when init has left the run's cgroups (cw-exec then neither waits for init's
-/// exit nor reads anything more from it) and holds no terminal (whose last holder's close
-/// cw-exec waits for): init waits for cw-exec's own exit, which ends it (PR_SET_PDEATHSIG).
-/// Its exit — the teardown of its namespaces and memory, ~0.1 ms — would otherwise run on
-/// the CPU the kernel had just woken cw-exec on, delaying cw-exec's return. Nothing of the
-/// run is left to wait with it: every other process is gone and its output descriptors are
-/// closed (`end_the_run`).
-pub fn linger_until_cw_exec_ends() -> ! {
-    loop {
-        nix::unistd::pause();
-    }
+/// Step 10 ends: init writes its last report, `last` (the command's end), on the report pipe
+/// `report`, holding nothing any more. Every other descriptor it has — its copies of all
+/// that cw-exec held at the clone (whatever cw-exec's caller gave it: a pipe the caller reads
+/// to end of file, a provider's saved stdout; the plan's held paths), the sandbox's pty
+/// slave, the proxy's socket — is closed first, so once cw-exec has the report (and may
+/// return), no process of the run holds anything of the caller's.
+///
+/// Then, with `linger` — init has left the run's cgroups (cw-exec then neither waits for
+/// init's exit nor reads anything more from it) and holds no terminal — init waits for
+/// cw-exec's own exit, which ends it (PR_SET_PDEATHSIG). Its exit, the teardown of its
+/// namespaces and memory (~0.1 ms), would otherwise run on the CPU the kernel had just woken
+/// cw-exec on, delaying cw-exec's return. Without, init exits with `status`.
+pub fn report_the_end(
+    report: std::os::fd::BorrowedFd<'_>,
+    last: &[u8],
+    linger: bool,
+    status: i32,
+) -> ! {
+    sys::end_holding_nothing(
+        report,
+        last,
+        if linger {
+            sys::Ending::Killed
+        } else {
+            sys::Ending::Exit(status)
+        },
+    )
 }
 
 /// The command's process: restricts itself step by step, then reads back. Each step
@@ -817,6 +859,23 @@ mod tests {
             nix::sys::socket::SockFlag::SOCK_CLOEXEC,
         )
         .unwrap()
+    }
+
+    /// Init tells cw-exec's death from the go channel alone: alive while cw-exec's end is
+    /// open, whatever it wrote; dead once that end is closed, even with its messages
+    /// unread (what a cw-exec SIGKILLed right after its writes leaves).
+    #[test]
+    fn a_closed_go_channel_is_cw_exec_dead_even_with_messages_unread() {
+        let (init_end, ours) = channel();
+        assert!(!cw_exec_died(&init_end));
+        nix::unistd::write(&ours, b"g").unwrap();
+        hand_over_limits(&ours, None, None).unwrap();
+        assert!(!cw_exec_died(&init_end), "data pending is no death");
+        drop(ours);
+        assert!(cw_exec_died(&init_end), "a closed end with data unread");
+        let (init_end, ours) = channel();
+        drop(ours);
+        assert!(cw_exec_died(&init_end), "a closed end");
     }
 
     /// Files standing in for `tasks` files: init writes "0" to each it joins through.

@@ -669,7 +669,10 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
     {
         return abandon_after_init(init, &report_read, CGROUPS_STEP, e);
     }
-    drop((go_write, self_join));
+    // The go channel stays open until the run is over: only cw-exec's death closes it
+    // before then, which is how init tells a parent that died before its parent-death
+    // signal was set (`containment::cw_exec_died`).
+    drop(self_join);
     crate::timings::mark("cgroups handed to init");
     // The caller's terminal goes raw only now, after the last early return above, and
     // comes back when `relay` drops the guard (or a panic runs its hook).

@@ -301,6 +301,72 @@ pub fn close_all(fds: Vec<std::os::fd::OwnedFd>) {
     }
 }
 
+/// How a process that has given up its descriptors ends (`end_holding_nothing`).
+pub enum Ending {
+    /// `exit` with this status.
+    Exit(i32),
+    /// Waits until a signal kills it (its parent-death signal, say).
+    Killed,
+}
+
+/// A process's last act: closes every descriptor but `keep`, writes `last` to `keep`,
+/// closes that too, then ends as `ending` says. Whoever reads `last` knows that the process
+/// no longer holds anything it had opened or inherited (a pipe someone waits to read end of
+/// file on, a file that keeps a mount busy, a lock). Never returns, so no owner of a
+/// descriptor closed here uses or closes it again. The caller must be single-threaded (no
+/// other thread may be using a descriptor meanwhile).
+pub fn end_holding_nothing(keep: std::os::fd::BorrowedFd<'_>, last: &[u8], ending: Ending) -> ! {
+    use std::os::fd::AsRawFd;
+    let keep = keep.as_raw_fd() as libc::c_uint;
+    let ranges = [
+        (0, keep.checked_sub(1)),
+        (keep + 1, Some(libc::c_uint::MAX)),
+    ];
+    for (first, last) in ranges {
+        let Some(last) = last else { continue };
+        // SAFETY: close_range takes plain integers. The descriptors it closes may belong to
+        // owners elsewhere in this process; this function never returns and the caller is
+        // single-threaded, so none of them is used or closed again.
+        let ret = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0 as libc::c_uint) };
+        if ret == -1 {
+            // Before Linux 5.9: one at a time, up to the descriptor limit.
+            let limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+                .map(|(soft, _)| soft.min(1 << 20) as libc::c_uint)
+                .unwrap_or(1024);
+            for fd in first..last.min(limit.saturating_sub(1)).saturating_add(1) {
+                // SAFETY: as above.
+                unsafe { libc::close(fd as libc::c_int) };
+            }
+        }
+    }
+    let mut sent = 0;
+    while sent < last.len() {
+        // SAFETY: writes from a live slice of the given length to a descriptor this
+        // function still holds (`keep`).
+        let n = unsafe {
+            libc::write(
+                keep as libc::c_int,
+                last[sent..].as_ptr() as *const libc::c_void,
+                last.len() - sent,
+            )
+        };
+        match n {
+            n if n > 0 => sent += n as usize,
+            -1 if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
+            _ => break, // the reader is gone: nothing to tell
+        }
+    }
+    // SAFETY: as for the others above.
+    unsafe { libc::close(keep as libc::c_int) };
+    match ending {
+        Ending::Exit(status) => std::process::exit(status),
+        Ending::Killed => loop {
+            // SAFETY: pause takes no argument and only waits for a signal.
+            unsafe { libc::pause() };
+        },
+    }
+}
+
 const SECBIT_NOROOT: libc::c_ulong = 1 << 0;
 const SECBIT_NOROOT_LOCKED: libc::c_ulong = 1 << 1;
 const SECBIT_NO_SETUID_FIXUP: libc::c_ulong = 1 << 2;

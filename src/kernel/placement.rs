@@ -13,7 +13,8 @@
 //! Placement is only ever a speed-up: where it cannot be made (one allowed CPU, an
 //! affinity call refused), everything runs where the kernel puts it. The one step that must
 //! not fail silently is giving the set back (`Placement::restore`): a command pinned to one
-//! CPU would be a command slowed without anyone asking.
+//! CPU would be a command slowed without anyone asking. A refused give-back is an error only
+//! where init was in fact narrowed: a host that refuses every affinity call never let it be.
 
 use nix::sched::{sched_getaffinity, sched_getcpu, sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
@@ -64,15 +65,65 @@ impl Placement {
     }
 
     /// Init, before it starts the command: the caller's whole set back, for init and
-    /// everything it starts.
+    /// everything it starts. Err only where init is not on the caller's set afterwards.
     pub fn restore(&self) -> nix::Result<()> {
-        sched_setaffinity(Pid::from_raw(0), &self.caller)
+        restore_with(
+            &self.caller,
+            |set| sched_setaffinity(Pid::from_raw(0), set),
+            || sched_getaffinity(Pid::from_raw(0)),
+        )
+    }
+}
+
+/// `Placement::restore` with its two calls given (`set` the calling thread's set, `get` it).
+/// A refused `set` is an error only if the thread is not on `caller` already: a host that
+/// refuses affinity calls altogether (a seccomp profile such as systemd's
+/// `SystemCallFilter=~@resources`) refused cw-exec's placement of init too, so init never
+/// left the caller's set and the command runs there, as it did before placement existed.
+fn restore_with(
+    caller: &CpuSet,
+    set: impl FnOnce(&CpuSet) -> nix::Result<()>,
+    get: impl FnOnce() -> nix::Result<CpuSet>,
+) -> nix::Result<()> {
+    match set(caller) {
+        Ok(()) => Ok(()),
+        Err(refused) => match get() {
+            Ok(now) if now == *caller => Ok(()),
+            _ => Err(refused),
+        },
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A refused restore is an error exactly when the thread is not on the caller's set:
+    /// never narrowed (every affinity call refused), the command runs; narrowed, the run is
+    /// refused rather than run pinned; where the set cannot even be read, refused too.
+    #[test]
+    fn a_refused_restore_fails_only_when_the_set_is_not_the_callers() {
+        let mut caller = CpuSet::new();
+        caller.set(0).unwrap();
+        caller.set(1).unwrap();
+        let mut narrowed = CpuSet::new();
+        narrowed.set(1).unwrap();
+        let refused = |_: &CpuSet| Err(nix::errno::Errno::EPERM);
+        assert_eq!(restore_with(&caller, refused, || Ok(caller)), Ok(()));
+        assert_eq!(
+            restore_with(&caller, refused, || Ok(narrowed)),
+            Err(nix::errno::Errno::EPERM)
+        );
+        assert_eq!(
+            restore_with(&caller, refused, || Err(nix::errno::Errno::EPERM)),
+            Err(nix::errno::Errno::EPERM)
+        );
+        // A restore that works is not checked again.
+        assert_eq!(
+            restore_with(&caller, |_| Ok(()), || panic!("read again")),
+            Ok(())
+        );
+    }
 
     #[test]
     fn the_sets_split_the_callers_and_restore_gives_it_back() {
