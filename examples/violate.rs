@@ -551,6 +551,68 @@ fn main() {
         "kill" => {
             report(unsafe { libc::kill(a(1).parse().unwrap(), a(2).parse().unwrap()) } as i64)
         }
+        // Everything a process may try on another one (PID a(1)): a pidfd, a descriptor taken
+        // through it, ptrace, its memory, a signal, its /proc entries that give access to its
+        // descriptors and environment. One `call=answer` each, on one line.
+        "reach-pid" => {
+            let pid: i32 = a(1).parse().unwrap();
+            let answer = |ret: i64| {
+                if ret < 0 {
+                    errno_name(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+                } else {
+                    "ok".to_string()
+                }
+            };
+            let mut said = vec![];
+            let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+            said.push(format!("pidfd_open={}", answer(pidfd)));
+            if pidfd >= 0 {
+                let got = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd, 0, 0) };
+                said.push(format!("pidfd_getfd={}", answer(got)));
+                let sent = unsafe {
+                    libc::syscall(
+                        libc::SYS_pidfd_send_signal,
+                        pidfd,
+                        0,
+                        std::ptr::null::<u8>(),
+                        0,
+                    )
+                };
+                said.push(format!("pidfd_send_signal={}", answer(sent)));
+            }
+            let traced = unsafe { libc::ptrace(libc::PTRACE_ATTACH, pid, 0, 0) };
+            said.push(format!("ptrace={}", answer(traced)));
+            let mut byte = [0u8; 1];
+            let local = libc::iovec {
+                iov_base: byte.as_mut_ptr() as *mut libc::c_void,
+                iov_len: 1,
+            };
+            let remote = libc::iovec {
+                iov_base: 0x400000 as *mut libc::c_void,
+                iov_len: 1,
+            };
+            let read = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
+            said.push(format!("process_vm_readv={}", answer(read as i64)));
+            let signalled = unsafe { libc::kill(pid, 0) };
+            said.push(format!("kill={}", answer(signalled as i64)));
+            let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count());
+            said.push(format!(
+                "proc_fd={}",
+                match fds {
+                    Ok(_) => "ok".to_string(),
+                    Err(e) => errno_name(e.raw_os_error().unwrap_or(0)),
+                }
+            ));
+            let environ = std::fs::read(format!("/proc/{pid}/environ"));
+            said.push(format!(
+                "proc_environ={}",
+                match environ {
+                    Ok(_) => "ok".to_string(),
+                    Err(e) => errno_name(e.raw_os_error().unwrap_or(0)),
+                }
+            ));
+            println!("{}", said.join(" "));
+        }
         "setuid" => report(unsafe { libc::setuid(a(1).parse().unwrap()) } as i64),
         #[allow(clippy::unnecessary_cast)]
         "tiocsti" => report(unsafe {
