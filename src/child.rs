@@ -225,37 +225,33 @@ fn init(
             Err(_) => continue,
         };
         match sig {
-            Signal::SIGCHLD => loop {
-                let (code, signal) = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-                    Ok(WaitStatus::Exited(pid, code)) if pid == command => (Some(code), None),
-                    Ok(WaitStatus::Signaled(pid, sig, _)) if pid == command => {
-                        (None, Some(sig as i32))
+            Signal::SIGCHLD => {
+                while let Ok(status) = waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                    if let Some((code, signal)) = command_status(command, status) {
+                        the_command_ended(plan, terminal, reporter, leave.take(), code, signal);
                     }
-                    Ok(WaitStatus::StillAlive) | Err(_) => break,
-                    Ok(_) => continue,
-                };
-                let left_cgroups = containment::end_the_run(plan.tier, leave.take());
-                // The report is written holding nothing else: once cw-exec has it, no process
-                // of the run holds a descriptor of the caller's.
-                containment::report_the_end(
-                    reporter.0.as_fd(),
-                    &Reporter::line(&Message::Exit {
-                        code,
-                        signal,
-                        left_cgroups,
-                    }),
-                    left_cgroups && terminal.is_none(),
-                    code.unwrap_or_else(|| 128 + signal.unwrap_or(0)),
-                );
-            },
+                    if status == WaitStatus::StillAlive {
+                        break;
+                    }
+                }
+            }
             s if s == TERMINATE_TREE => match plan.tier {
                 // kill(-1) from PID 1 reaches every other process in the namespace.
                 Tier::Namespaces => {
                     let _ = kill(Pid::from_raw(-1), Signal::SIGTERM);
                 }
                 // Without a PID namespace kill(-1) would reach the caller's other processes:
-                // only the run's own (init is their subreaper).
-                Tier::Landlock => containment::kill_descendants(),
+                // only the run's own (init is their subreaper). They are reaped as they are
+                // killed, the command's process among them: its end is seen here, never
+                // again by a SIGCHLD.
+                Tier::Landlock => {
+                    let reaped = containment::kill_descendants();
+                    if let Some((code, signal)) =
+                        reaped.into_iter().find_map(|s| command_status(command, s))
+                    {
+                        the_command_ended(plan, terminal, reporter, leave.take(), code, signal);
+                    }
+                }
             },
             s => {
                 // The command's whole process group (it is its session's leader, so the
@@ -268,6 +264,39 @@ fn init(
             }
         }
     }
+}
+
+/// How the command's process ended, from a wait status (None: another process's status).
+fn command_status(command: Pid, status: WaitStatus) -> Option<(Option<i32>, Option<i32>)> {
+    match status {
+        WaitStatus::Exited(pid, code) if pid == command => Some((Some(code), None)),
+        WaitStatus::Signaled(pid, sig, _) if pid == command => Some((None, Some(sig as i32))),
+        _ => None,
+    }
+}
+
+/// The command's process ended (exit `code` or `signal`): the rest of the run goes, and init
+/// reports the end holding nothing else (once cw-exec has the report, no process of the run
+/// holds a descriptor of the caller's).
+fn the_command_ended(
+    plan: &Plan,
+    terminal: Option<&SandboxTerminal>,
+    reporter: &Reporter,
+    leave: Option<crate::kernel::cgroup::SelfJoin>,
+    code: Option<i32>,
+    signal: Option<i32>,
+) -> ! {
+    let left_cgroups = containment::end_the_run(plan.tier, leave);
+    containment::report_the_end(
+        reporter.0.as_fd(),
+        &Reporter::line(&Message::Exit {
+            code,
+            signal,
+            left_cgroups,
+        }),
+        left_cgroups && terminal.is_none(),
+        code.unwrap_or_else(|| 128 + signal.unwrap_or(0)),
+    )
 }
 
 /// The command's process: restrict, read back, exec. Returns only when it cannot exec: its

@@ -563,8 +563,10 @@ fn landlock_init_steps() -> Result<OwnedFd, StepError> {
 /// Kills every process the run started (Landlock tier, where no PID namespace ends them):
 /// init is their subreaper, so each pass kills its children and their descendants as found
 /// in /proc, reaps, and repeats until none is left (an orphan reparented meanwhile is found
-/// on the next pass).
-pub fn kill_descendants() {
+/// on the next pass). Returns the statuses it reaped (the command's process may be among
+/// them).
+pub fn kill_descendants() -> Vec<nix::sys::wait::WaitStatus> {
+    let mut reaped = vec![];
     for _ in 0..1000 {
         let mut found = vec![];
         let mut queue = vec![std::process::id() as i32];
@@ -580,7 +582,7 @@ pub fn kill_descendants() {
             }
         }
         if found.is_empty() {
-            return;
+            return reaped;
         }
         for pid in &found {
             let _ = nix::sys::signal::kill(Pid::from_raw(*pid), nix::sys::signal::Signal::SIGKILL);
@@ -592,8 +594,10 @@ pub fn kill_descendants() {
             if status == nix::sys::wait::WaitStatus::StillAlive {
                 break;
             }
+            reaped.push(status);
         }
     }
+    reaped
 }
 
 /// Step 10, in init, once the command's process has ended: nothing of the run outlives it.
@@ -614,7 +618,9 @@ pub fn end_the_run(tier: Tier, leave: Option<SelfJoin>) -> bool {
                 nix::sys::wait::waitpid(Pid::from_raw(-1), None)
             {}
         }
-        Tier::Landlock => kill_descendants(),
+        Tier::Landlock => {
+            kill_descendants();
+        }
     }
     for fd in 0..3 {
         let _ = nix::unistd::close(fd);

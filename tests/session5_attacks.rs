@@ -372,7 +372,8 @@ fn the_command_and_init_run_on_exactly_the_callers_cpus_whatever_the_set() {
 /// returned guard drops) and then drops to the user. None where that cannot be arranged.
 fn with_cgroups(sb: &Sandbox, dir: &Path) -> Option<(Sandbox, Option<Delegated>)> {
     let Some((uid, gid)) = sb.user else {
-        return Some((sb.clone(), None));
+        // Root makes the run's cgroups itself; another user running the suite gets none.
+        return is_root().then(|| (sb.clone(), None));
     };
     let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
     let mut made = Delegated(vec![]);
@@ -1002,4 +1003,50 @@ fn has_dead_run_cgroups(dir: &Path) -> bool {
         d.parent()
             .is_some_and(|p| p.to_string_lossy().ends_with(&name))
     })
+}
+
+// ---------------------------------------------------------------------------------------
+// A timeout reaching the Landlock tier's init
+// ---------------------------------------------------------------------------------------
+
+/// A timeout ends the run through init, which reports how the command ended, in both tiers:
+/// the namespace tier's init signals the whole namespace (SIGTERM), the Landlock tier's kills
+/// and reaps every process of the run (SIGKILL). The Landlock tier's init used to reap the
+/// command's process in that sweep and then wait for a SIGCHLD that could not come any more,
+/// until cw-exec SIGKILLed it a grace period later: no report, the command's end unknown
+/// (`signal` null), its cgroups not left. Each identity, with the run's cgroups and without.
+#[test]
+fn a_timeout_is_reported_by_init_with_the_commands_end_in_both_tiers() {
+    as_each_identity(|sb, who| {
+        let dir = workdir("timeout");
+        let limited = with_cgroups(&sb, &dir);
+        let mut variants = vec![("no limits", sb.clone())];
+        if let Some((l, _)) = &limited {
+            variants.push(("cgroups", l.clone().args(["--memory", "256M"])));
+        }
+        for (variant, base) in &variants {
+            for (tier, signal) in [("namespaces", libc::SIGTERM), ("landlock", libc::SIGKILL)] {
+                for round in 0..3 {
+                    let what = format!("{who} {tier} {variant} (round {round})");
+                    let env = dir.join(format!("e-{tier}-{round}-{}.json", variant.len()));
+                    let out = base
+                        .clone()
+                        .args(["--tier", tier, "--timeout", "0.3"])
+                        .args(["--envelope", env.to_str().unwrap()])
+                        .run(&["sh", "-c", "sleep 600"]);
+                    assert_eq!(out.status.code(), Some(124), "{what}: {}", stderr(&out));
+                    let e = envelope(&env);
+                    let meta = &e["provenance"]["handle"]["metadata"];
+                    assert_eq!(meta["timedOut"], true, "{what}");
+                    assert_eq!(
+                        meta["signal"], signal,
+                        "{what}: the command's end, as init reported it (exit {}, child {})",
+                        meta["exitCode"], meta["childExitCode"]
+                    );
+                }
+            }
+        }
+        drop(limited);
+    });
+    assert_eq!(leftover_cgroups_after_sweeps(), Vec::<PathBuf>::new());
 }
