@@ -431,9 +431,10 @@ impl Drop for Delegated {
 /// not its stdout or stderr (pipes the caller reads to end of file, as `cw-exec ... | cat`
 /// does), not a further descriptor it inherited (3 here; a script's `3>&1`, a provider's
 /// saved stdout, a jobserver pipe), read the moment cw-exec's exit is seen, without waiting.
-/// The command leaves a background process holding its output. Both tiers, each identity,
-/// with the run's cgroups (init then waits for cw-exec's exit) and without, output captured
-/// (`--output-limit`) and passed through, looped.
+/// The command leaves a background process holding its output; the caller's stdin is a pipe
+/// it keeps open. Both tiers, each identity, with the run's cgroups (init then waits for
+/// cw-exec's exit) and without, output captured (`--output-limit`) and passed through, with
+/// the egress proxy, looped.
 #[test]
 fn nothing_of_the_run_holds_a_callers_descriptor_once_cw_exec_has_returned() {
     as_each_identity(|sb, who| {
@@ -447,23 +448,35 @@ fn nothing_of_the_run_holds_a_callers_descriptor_once_cw_exec_has_returned() {
                     "cgroups, output captured",
                     l.clone().args(["--memory", "256M", "--output-limit", "1M"]),
                 ));
+                variants.push((
+                    "cgroups, egress proxy",
+                    l.clone()
+                        .args(["--memory", "256M", "--net", "allow=example.com"]),
+                ));
             }
             None => skip(&format!("{who}: no delegated cgroup: the cgroup variants")),
         }
         variants.push(("output captured", sb.clone().args(["--output-limit", "1M"])));
         for (variant, vsb) in &variants {
             for tier in ["namespaces", "landlock"] {
+                if tier == "landlock" && variant.contains("egress") {
+                    continue; // the allowlist needs a network namespace
+                }
                 for round in 0..5 {
                     let what = format!("{who} {tier} {variant} (round {round})");
                     let mut cmd = vsb.clone().args(["--tier", tier]).command(
                         "run",
                         &["sh", "-c", "echo out; echo err >&2; sleep 600 & echo bye"],
                     );
-                    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+                    // Stdin a pipe the caller keeps open (relayed where output is captured).
+                    cmd.stdin(Stdio::piped())
+                        .stdout(Stdio::piped())
+                        .stderr(Stdio::piped());
                     let (extra, ours) = extra_descriptor(&mut cmd);
                     let child = cmd.spawn();
                     drop(ours);
                     let mut run = Reaped(child.unwrap());
+                    let _stdin = run.0.stdin.take();
                     let stdout_pipe = OwnedFd::from(run.0.stdout.take().unwrap());
                     let stderr_pipe = OwnedFd::from(run.0.stderr.take().unwrap());
                     let status = wait_bounded(&mut run.0, &what);
