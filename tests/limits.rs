@@ -802,9 +802,29 @@ impl TestCgroup {
 }
 
 impl Drop for TestCgroup {
+    /// Each cgroup made, children first: whatever cgroups appeared beneath it meanwhile (a
+    /// host's process manager may make some) go too, and a cgroup whose last process is still
+    /// exiting is retried for a while (bounded), so that no run of the suite leaves one behind.
     fn drop(&mut self) {
+        fn remove_tree(dir: &std::path::Path) -> bool {
+            if let Ok(entries) = std::fs::read_dir(dir) {
+                for e in entries.flatten() {
+                    if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                        remove_tree(&e.path());
+                    }
+                }
+            }
+            for _ in 0..200 {
+                match std::fs::remove_dir(dir) {
+                    Ok(()) => return true,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return true,
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+                }
+            }
+            false
+        }
         for dir in self.made.iter().rev() {
-            let _ = std::fs::remove_dir(dir);
+            remove_tree(dir);
         }
     }
 }

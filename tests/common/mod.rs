@@ -552,7 +552,7 @@ pub fn example(name: &str) -> PathBuf {
         let target = PathBuf::from(env!("CARGO_BIN_EXE_cw-exec"));
         let exe = target.parent().unwrap().join("examples").join(name);
         assert!(status.success() && exe.exists(), "could not build {name}");
-        std::fs::copy(&exe, &copy).unwrap();
+        copy_executable(&exe, &copy);
         built.push(name.to_string());
     }
     copy
@@ -565,4 +565,18 @@ pub fn children_of(pid: u32) -> Vec<u32> {
         .split_whitespace()
         .filter_map(|p| p.parse().ok())
         .collect()
+}
+
+/// Copies an executable that tests will run, in a child process (`cp`): a copy written by
+/// this (multi-threaded) test process would leave its write descriptor in every child another
+/// test thread forks meanwhile, until that child's execve, and running the copy then fails
+/// with ETXTBSY.
+pub fn copy_executable(from: &Path, to: &Path) {
+    let status = Command::new("cp")
+        .arg("--")
+        .arg(from)
+        .arg(to)
+        .status()
+        .expect("running cp");
+    assert!(status.success(), "cp {} {}", from.display(), to.display());
 }
