@@ -263,10 +263,10 @@ fn the_network_namespace_is_the_sandboxs_own_and_its_maker_is_gone() {
     });
 }
 
-/// Where the network namespace cannot be made (here a seccomp filter refusing unshare, as a
-/// container runtime's profile may, while clone may still create namespaces), the run is
-/// refused before anything executes, never run on the host's network; `--net host` needs
-/// none and runs.
+/// Where the network namespace cannot be made (here a seccomp filter refusing unshare,
+/// examples/refuse.rs, as a container runtime's profile may, while clone may still create
+/// namespaces), the run is refused before anything executes, never run on the host's
+/// network; `--net host` needs none and runs.
 #[test]
 fn a_network_namespace_that_cannot_be_made_refuses_the_run() {
     let dir = workdir("netns-refused");
@@ -275,7 +275,7 @@ fn a_network_namespace_that_cannot_be_made_refuses_the_run() {
     as_each_identity(|sb, who| {
         let _ = std::fs::remove_file(&marker);
         let sb = sb
-            .wrapped(&example("no-unshare"))
+            .wrapped(&refusing(&["unshare"]))
             .args(["--write", dir.to_str().unwrap()]);
         let out = sb.run(&["sh", "-c", &touch]);
         assert_eq!(out.status.code(), Some(125), "{who}: {}", stderr(&out));

@@ -169,24 +169,6 @@ fn drained_within_limit(fd: OwnedFd, what: &str) -> Vec<u8> {
     }
 }
 
-/// A script in a fresh world-readable directory that execs `refuse RULES -- "$@"`: cw-exec
-/// started through it runs with those system calls refused (examples/refuse.rs).
-fn refusing(rules: &[&str]) -> PathBuf {
-    let dir = workdir("refuse");
-    let script = dir.join("refusing.sh");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\nexec {} {} -- \"$@\"\n",
-            example("refuse").display(),
-            rules.join(" ")
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    script
-}
-
 /// The CPUs a Cpus_allowed_list value names ("0-3,6").
 fn cpu_list(text: &str) -> Vec<usize> {
     let mut cpus = vec![];

@@ -580,3 +580,21 @@ pub fn copy_executable(from: &Path, to: &Path) {
         .expect("running cp");
     assert!(status.success(), "cp {} {}", from.display(), to.display());
 }
+
+/// A script in a fresh world-readable directory that execs `refuse RULES -- "$@"`: cw-exec
+/// started through it runs with those system calls refused (examples/refuse.rs).
+pub fn refusing(rules: &[&str]) -> PathBuf {
+    let dir = workdir("refuse");
+    let script = dir.join("refusing.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nexec {} {} -- \"$@\"\n",
+            example("refuse").display(),
+            rules.join(" ")
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    script
+}
