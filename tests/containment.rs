@@ -5,7 +5,6 @@
 mod common;
 use common::*;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Stdio};
 use std::time::Duration;
@@ -110,22 +109,6 @@ fn signals_are_forwarded_to_the_command() {
             assert_eq!(status.code(), Some(7), "{who}: SIG{name}");
         }
     });
-}
-
-/// A pty pair: (master, slave path).
-fn open_pty() -> (OwnedFd, String) {
-    unsafe {
-        let master = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
-        assert!(master >= 0);
-        assert_eq!(libc::grantpt(master), 0);
-        assert_eq!(libc::unlockpt(master), 0);
-        let mut name = [0 as libc::c_char; 128];
-        assert_eq!(libc::ptsname_r(master, name.as_mut_ptr(), name.len()), 0);
-        let path = std::ffi::CStr::from_ptr(name.as_ptr())
-            .to_string_lossy()
-            .into_owned();
-        (OwnedFd::from_raw_fd(master), path)
-    }
 }
 
 /// Runs cw-exec with a pty as its controlling terminal and stdio, as an interactive shell
@@ -234,7 +217,7 @@ fn output_limit_holds_when_stdin_is_a_terminal() {
 }
 
 /// After a run that ends normally, init waits for cw-exec's own exit rather than tearing its
-/// namespaces down on the CPU cw-exec was just woken on (`linger_until_cw_exec_ends`): it
+/// namespaces down on the CPU cw-exec was just woken on (`report_the_end`): it
 /// must still end with cw-exec (PR_SET_PDEATHSIG), never outlive it. Both tiers, each
 /// identity.
 #[test]

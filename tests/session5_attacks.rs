@@ -681,23 +681,6 @@ fn the_network_helper_is_gone_before_the_command_in_every_mode() {
     });
 }
 
-/// A pty pair opened by the test: (master, slave path).
-fn open_pty() -> (OwnedFd, String) {
-    use std::os::fd::FromRawFd;
-    unsafe {
-        let master = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
-        assert!(master >= 0, "posix_openpt");
-        assert_eq!(libc::grantpt(master), 0);
-        assert_eq!(libc::unlockpt(master), 0);
-        let mut name = [0 as libc::c_char; 128];
-        assert_eq!(libc::ptsname_r(master, name.as_mut_ptr(), name.len()), 0);
-        let path = std::ffi::CStr::from_ptr(name.as_ptr())
-            .to_string_lossy()
-            .into_owned();
-        (OwnedFd::from_raw_fd(master), path)
-    }
-}
-
 /// With the sandbox's own terminal (cw-exec started on one: the command gets a pty of its
 /// own), the helper is gone before the command too: it sees init and itself only, and PID 2
 /// cannot be reached. Each identity, looped.

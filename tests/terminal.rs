@@ -18,7 +18,7 @@
 mod common;
 use common::*;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
@@ -48,22 +48,6 @@ const LIMIT: Duration = Duration::from_secs(120);
 
 /// Waits for a signal without forking (see the module's comment).
 const SPIN: &str = "while :; do :; done";
-
-/// A pty pair opened by the test: (master, slave path).
-fn open_pty() -> (OwnedFd, String) {
-    unsafe {
-        let master = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
-        assert!(master >= 0, "posix_openpt");
-        assert_eq!(libc::grantpt(master), 0);
-        assert_eq!(libc::unlockpt(master), 0);
-        let mut name = [0 as libc::c_char; 128];
-        assert_eq!(libc::ptsname_r(master, name.as_mut_ptr(), name.len()), 0);
-        let path = std::ffi::CStr::from_ptr(name.as_ptr())
-            .to_string_lossy()
-            .into_owned();
-        (OwnedFd::from_raw_fd(master), path)
-    }
-}
 
 fn set_size(fd: &OwnedFd, rows: u16, cols: u16) {
     let size = libc::winsize {
