@@ -195,7 +195,8 @@ fn init(
     }
     // The command's process shares init's memory until its execve (init waits meanwhile):
     // no copy of cw-exec's address space is made for a process that replaces it at once.
-    // It takes the /proc handle (its own copy of the descriptor; init closes its copy).
+    // It takes the /proc handle (its own copy of the descriptor; init closes its copy after
+    // its last report, `containment::report_the_end`).
     let proc_handle_fd = proc_handle.as_raw_fd();
     let mut proc_handle = Some(proc_handle);
     let command = step(
@@ -212,7 +213,6 @@ fn init(
             None => EXIT_REFUSED,
         }),
     )?;
-    let _ = nix::unistd::close(proc_handle_fd);
     // Init needs no privilege from here on (the command's process drops its own).
     step(
         "init: dropping capabilities",
@@ -228,7 +228,14 @@ fn init(
             Signal::SIGCHLD => {
                 while let Ok(status) = waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
                     if let Some((code, signal)) = command_status(command, status) {
-                        the_command_ended(plan, terminal, reporter, leave.take(), code, signal);
+                        the_command_ended(
+                            plan,
+                            terminal,
+                            reporter,
+                            proc_handle_fd,
+                            leave.take(),
+                            (code, signal),
+                        );
                     }
                     if status == WaitStatus::StillAlive {
                         break;
@@ -249,7 +256,14 @@ fn init(
                     if let Some((code, signal)) =
                         reaped.into_iter().find_map(|s| command_status(command, s))
                     {
-                        the_command_ended(plan, terminal, reporter, leave.take(), code, signal);
+                        the_command_ended(
+                            plan,
+                            terminal,
+                            reporter,
+                            proc_handle_fd,
+                            leave.take(),
+                            (code, signal),
+                        );
                     }
                 }
             },
@@ -282,13 +296,14 @@ fn the_command_ended(
     plan: &Plan,
     terminal: Option<&SandboxTerminal>,
     reporter: &Reporter,
+    proc_copy: std::os::fd::RawFd,
     leave: Option<crate::kernel::cgroup::SelfJoin>,
-    code: Option<i32>,
-    signal: Option<i32>,
+    (code, signal): (Option<i32>, Option<i32>),
 ) -> ! {
     let left_cgroups = containment::end_the_run(plan.tier, leave);
     containment::report_the_end(
         reporter.0.as_fd(),
+        Some(proc_copy),
         &Reporter::line(&Message::Exit {
             code,
             signal,

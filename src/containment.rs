@@ -642,14 +642,22 @@ pub fn end_the_run(tier: Tier, leave: Option<SelfJoin>) -> bool {
 /// cw-exec's own exit, which ends it (PR_SET_PDEATHSIG). Its exit, the teardown of its
 /// namespaces and memory (~0.1 ms), would otherwise run on the CPU the kernel had just woken
 /// cw-exec on, delaying cw-exec's return. Without, init exits with `status`.
+///
+/// `proc_copy`, init's copy of the command's /proc handle (`writable_proc_copy`), is closed
+/// only after the report: its last close dissolves the detached mount, which waits for an
+/// expedited RCU grace period (0.3-1 ms here), and closing it any earlier put that wait
+/// between the command's end and init reaping it. It is the sandbox's own /proc, nothing of
+/// the caller's, and unreachable to the sandbox meanwhile (init is not dumpable).
 pub fn report_the_end(
     report: std::os::fd::BorrowedFd<'_>,
+    proc_copy: Option<std::os::fd::RawFd>,
     last: &[u8],
     linger: bool,
     status: i32,
 ) -> ! {
     sys::end_holding_nothing(
         report,
+        proc_copy,
         last,
         if linger {
             sys::Ending::Killed

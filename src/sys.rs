@@ -301,6 +301,24 @@ pub fn close_all(fds: Vec<std::os::fd::OwnedFd>) {
     }
 }
 
+/// The ranges of descriptor numbers (first, last; both included) that leave out exactly
+/// the numbers in `kept`: every gap before, between and after them.
+fn ranges_around(kept: &mut [libc::c_uint]) -> Vec<(libc::c_uint, libc::c_uint)> {
+    kept.sort_unstable();
+    let mut ranges = vec![];
+    let mut next: libc::c_uint = 0;
+    for &fd in kept.iter() {
+        if fd > next {
+            ranges.push((next, fd - 1));
+        }
+        next = next.max(fd.saturating_add(1));
+    }
+    if kept.last() != Some(&libc::c_uint::MAX) {
+        ranges.push((next, libc::c_uint::MAX));
+    }
+    ranges
+}
+
 /// How a process that has given up its descriptors ends (`end_holding_nothing`).
 pub enum Ending {
     /// `exit` with this status.
@@ -309,21 +327,26 @@ pub enum Ending {
     Killed,
 }
 
-/// A process's last act: closes every descriptor but `keep`, writes `last` to `keep`,
-/// closes that too, then ends as `ending` says. Whoever reads `last` knows that the process
-/// no longer holds anything it had opened or inherited (a pipe someone waits to read end of
-/// file on, a file that keeps a mount busy, a lock). Never returns, so no owner of a
-/// descriptor closed here uses or closes it again. The caller must be single-threaded (no
-/// other thread may be using a descriptor meanwhile).
-pub fn end_holding_nothing(keep: std::os::fd::BorrowedFd<'_>, last: &[u8], ending: Ending) -> ! {
+/// A process's last act: closes every descriptor but `keep` (and `late`), writes `last` to
+/// `keep`, closes that (and then `late`) too, then ends as `ending` says. Whoever reads
+/// `last` knows that the process no longer holds anything it had opened or inherited (a
+/// pipe someone waits to read end of file on, a file that keeps a mount busy, a lock) but
+/// `late`: a descriptor whose close may block (the last reference to a detached mount waits
+/// for an RCU grace period) and that holds nothing of anyone else's, closed after the write
+/// so that its reader need not wait for that. Never returns, so no owner of a descriptor
+/// closed here uses or closes it again. The caller must be single-threaded (no other thread
+/// may be using a descriptor meanwhile).
+pub fn end_holding_nothing(
+    keep: std::os::fd::BorrowedFd<'_>,
+    late: Option<std::os::fd::RawFd>,
+    last: &[u8],
+    ending: Ending,
+) -> ! {
     use std::os::fd::AsRawFd;
     let keep = keep.as_raw_fd() as libc::c_uint;
-    let ranges = [
-        (0, keep.checked_sub(1)),
-        (keep + 1, Some(libc::c_uint::MAX)),
-    ];
-    for (first, last) in ranges {
-        let Some(last) = last else { continue };
+    let mut kept = vec![keep];
+    kept.extend(late.and_then(|fd| libc::c_uint::try_from(fd).ok()));
+    for (first, last) in ranges_around(&mut kept) {
         // SAFETY: close_range takes plain integers. The descriptors it closes may belong to
         // owners elsewhere in this process; this function never returns and the caller is
         // single-threaded, so none of them is used or closed again.
@@ -358,6 +381,10 @@ pub fn end_holding_nothing(keep: std::os::fd::BorrowedFd<'_>, last: &[u8], endin
     }
     // SAFETY: as for the others above.
     unsafe { libc::close(keep as libc::c_int) };
+    if let Some(fd) = late.filter(|fd| *fd as libc::c_uint != keep) {
+        // SAFETY: as above: `late` was given up to this function, which never returns.
+        unsafe { libc::close(fd) };
+    }
     match ending {
         Ending::Exit(status) => std::process::exit(status),
         Ending::Killed => loop {
@@ -1629,6 +1656,21 @@ pub fn write_kernel_file(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What `end_holding_nothing` closes: everything but the kept numbers, whatever their
+    /// order, repeats and neighbours.
+    #[test]
+    fn the_ranges_closed_leave_out_exactly_the_kept_descriptors() {
+        let max = libc::c_uint::MAX;
+        assert_eq!(ranges_around(&mut [5]), [(0, 4), (6, max)]);
+        assert_eq!(ranges_around(&mut [0]), [(1, max)]);
+        // Kept twice, or side by side: nothing closed between them.
+        assert_eq!(ranges_around(&mut [7, 7]), [(0, 6), (8, max)]);
+        assert_eq!(ranges_around(&mut [6, 5]), [(0, 4), (7, max)]);
+        assert_eq!(ranges_around(&mut [9, 3]), [(0, 2), (4, 8), (10, max)]);
+        assert_eq!(ranges_around(&mut [0, 1]), [(2, max)]);
+        assert_eq!(ranges_around(&mut [3, max]), [(0, 2), (4, max - 1)]);
+    }
 
     /// A sysctl's value is whole when a read shorter than the buffer ends with its newline;
     /// a full buffer, or no newline yet, means reading on.

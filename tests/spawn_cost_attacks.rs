@@ -346,3 +346,56 @@ fn programs_copied_into_private_directories_run_only_where_exec_is_allowed() {
         }
     });
 }
+
+/// Init keeps its copy of the command's writable /proc handle (a detached clone of the
+/// sandbox's /proc, made before /proc is sealed read-only, through which the command raised
+/// its own oom_score_adj) until after its last report: the last close of a detached mount
+/// waits for an RCU grace period, which closing it earlier put between the command's end and
+/// init reaping it. Held for the whole run, it must stay out of the sandbox's reach: the
+/// command cannot take init's descriptors (pidfd_getfd), trace it or read its memory, and a
+/// write through any /proc/1/fd/N to a file beneath it (its oom_score_adj, a user sysctl)
+/// fails. EINVAL would mean the open succeeded (the text written is not a number). Each
+/// identity, looped.
+#[test]
+fn init_keeps_its_writable_proc_copy_out_of_the_sandboxs_reach() {
+    let v = fixture().violate.to_str().unwrap().to_string();
+    let bin = fixture().bin.to_str().unwrap().to_string();
+    let script = format!(
+        "{v} reach-pid 1; for f in /proc/1/fd/*; do echo \"$f\"; \
+         {v} write \"$f/self/oom_score_adj\"; {v} write \"$f/sys/user/max_user_namespaces\"; \
+         {v} write \"$f/1/oom_score_adj\"; done"
+    );
+    as_each_identity(|sb, who| {
+        for round in 0..3 {
+            let what = format!("{who} (round {round})");
+            let out = sb
+                .clone()
+                .args(["--read", &bin])
+                .run(&["/bin/sh", "-c", &script]);
+            let text = stdout(&out);
+            assert!(out.status.success(), "{what}: {:?} {text}", out.status);
+            let mut lines = text.lines();
+            let reach = lines.next().unwrap_or_default();
+            for denied in [
+                "pidfd_getfd=EPERM",
+                "ptrace=EPERM",
+                "process_vm_readv=EPERM",
+                "proc_environ=EACCES",
+            ] {
+                assert!(reach.contains(denied), "{what}: {denied} expected: {reach}");
+            }
+            let mut tried = 0;
+            for line in lines {
+                if line.starts_with('/') {
+                    continue;
+                }
+                tried += 1;
+                assert!(
+                    matches!(line, "EACCES" | "EPERM" | "ENOENT"),
+                    "{what}: a write through init's descriptors answered {line}: {text}"
+                );
+            }
+            assert!(tried >= 3, "{what}: nothing was tried: {text}");
+        }
+    });
+}
