@@ -180,6 +180,7 @@ fn init(
     let containment::InitReady {
         proc_handle,
         network_helper,
+        quotas,
     } = containment::init_steps(plan, network, proxy_channel, terminal)?;
     let (mut leave, membership) = match containment::init_join_limits(go)? {
         containment::Released::Abandoned => return Ok(EXIT_REFUSED),
@@ -208,6 +209,7 @@ fn init(
                 host_ns,
                 reporter,
                 handle,
+                &quotas,
                 membership.as_ref(),
             ),
             None => EXIT_REFUSED,
@@ -324,6 +326,7 @@ fn command_main(
     host_ns: &BTreeMap<String, u64>,
     reporter: &mut Reporter,
     proc_handle: OwnedFd,
+    quotas: &[crate::kernel::quotas::QuotaReadback],
     membership: Option<&crate::kernel::cgroup::Membership>,
 ) -> i32 {
     let argv = match plan.argv_c() {
@@ -340,7 +343,7 @@ fn command_main(
     let command = crate::plan::c_path(&plan.command_path);
 
     let (readback, ignored_signals) =
-        match containment::command_steps(plan, terminal, host_ns, &envp, proc_handle) {
+        match containment::command_steps(plan, terminal, host_ns, &envp, proc_handle, quotas) {
             Ok(rb) => rb,
             Err((step, message)) => {
                 reporter.send(&Message::SetupError { step, message });

@@ -413,6 +413,8 @@ pub struct InitReady {
     /// The helper that made the network namespace, killed but maybe not yet gone: init
     /// drops it (reaps it) before it starts the command.
     pub network_helper: Option<NetnsMaker>,
+    /// The quota sysctls init wrote, as it read them back (`quotas::lower_in_namespace`).
+    pub quotas: Vec<crate::kernel::quotas::QuotaReadback>,
 }
 
 /// Step 4, in init: everything init sets up before it forks the command. `terminal`: the sandbox's
@@ -429,6 +431,7 @@ pub fn init_steps(
         return landlock_init_steps().map(|proc_handle| InitReady {
             proc_handle,
             network_helper: None,
+            quotas: vec![],
         });
     }
     step("hostname", nix::unistd::sethostname("cw-exec"))?;
@@ -478,7 +481,7 @@ pub fn init_steps(
     // sandbox cannot use up the caller's share on the host. After every namespace init
     // creates — a detached mount (`open_tree` clone) counts as a mount namespace too, and
     // this forbids creating more — and before /proc is sealed read-only.
-    crate::kernel::quotas::lower_in_namespace(&plan.quotas);
+    let quotas = crate::kernel::quotas::lower_in_namespace(&plan.quotas);
     // Host kernel state is read-only in the view whatever the grants say, and so is the
     // sandbox's own /proc once init has written the sysctls above.
     step(
@@ -490,6 +493,7 @@ pub fn init_steps(
     Ok(InitReady {
         proc_handle,
         network_helper: network,
+        quotas,
     })
 }
 
@@ -676,6 +680,7 @@ pub fn command_steps(
     host_ns: &BTreeMap<String, u64>,
     envp: &[std::ffi::CString],
     proc_handle: OwnedFd,
+    quotas: &[crate::kernel::quotas::QuotaReadback],
 ) -> Result<(KernelReadback, Option<u64>), StepError> {
     crate::timings::mark("command: forked");
     // 1. A new session: no controlling terminal, so TIOCSTI cannot reach the caller's.
@@ -772,6 +777,7 @@ pub fn command_steps(
         probes,
         setid_chmod,
         filters_before,
+        quotas,
     )
 }
 

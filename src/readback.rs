@@ -206,6 +206,7 @@ pub fn collect(
     mut probes: Vec<Probe>,
     setid_chmod: Probe,
     filters_before: Option<usize>,
+    quotas_from_init: &[QuotaReadback],
 ) -> Result<(KernelReadback, Option<u64>), StepError> {
     let (proc_status, ignored_signals) =
         read_proc_status().map_err(|e| ("read-back /proc/self/status".to_string(), e))?;
@@ -390,7 +391,7 @@ pub fn collect(
                 .unwrap_or_else(|| s.into_owned())
         })
         .collect();
-    let quotas = crate::kernel::quotas::read_back(&plan.quotas);
+    let quotas = crate::kernel::quotas::read_back(&plan.quotas, quotas_from_init);
     let (interfaces, tcp_listeners) = if plan.net == NetMode::Allowlist {
         (read_interfaces(), read_tcp_listeners())
     } else {

@@ -1629,30 +1629,6 @@ fn sysctl_value_complete(read: &[u8], capacity: usize) -> bool {
     read.len() < capacity && read.ends_with(b"\n")
 }
 
-/// Writes `value` to a kernel tunable (a /proc/sys file) relative to `dir`: one `openat`
-/// (no O_CREAT or O_TRUNC, which such files ignore), one `write`, one `close`.
-pub fn write_kernel_file(
-    dir: Option<std::os::fd::BorrowedFd<'_>>,
-    path: &Path,
-    value: &[u8],
-) -> io::Result<()> {
-    use nix::fcntl::{openat, OFlag, AT_FDCWD};
-    let fd = openat(
-        dir.unwrap_or(AT_FDCWD),
-        path,
-        OFlag::O_WRONLY | OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )?;
-    let written = nix::unistd::write(&fd, value)?;
-    if written != value.len() {
-        return Err(io::Error::other(format!(
-            "short write: {written} of {} bytes",
-            value.len()
-        )));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -179,25 +179,77 @@ pub fn plan_in(dir: &std::path::Path) -> Vec<Quota> {
 }
 
 /// Writes the sysctl quotas in the calling process's user namespace (init of the sandbox,
-/// with /proc of the sandbox mounted). Best effort: what could not be written shows in the
-/// read-back. Must come after every namespace init creates, since it forbids new ones —
+/// with /proc of the sandbox mounted) and reads each back through the descriptor it was
+/// written through (one `pread` from offset 0: a sysctl's value is generated afresh at each
+/// read), before the descriptor is closed: what the kernel holds, as `read_back` reports it
+/// (the rlimit quotas are the command's own, read back there). Best effort: a value that
+/// could not be written shows in what was read back; a file that could not be opened, by
+/// the error. Must come after every namespace init creates, since it forbids new ones —
 /// detached mounts (`open_tree` with OPEN_TREE_CLONE, `fsmount`) included: each is an
-/// anonymous mount namespace, counted against `user.max_mnt_namespaces`.
-pub fn lower_in_namespace(quotas: &[Quota]) {
+/// anonymous mount namespace, counted against `user.max_mnt_namespaces` — and before /proc
+/// is sealed read-only; nothing in the sandbox can change them afterwards (no process of it
+/// holds CAP_SYS_RESOURCE, and /proc is read-only).
+pub fn lower_in_namespace(quotas: &[Quota]) -> Vec<QuotaReadback> {
     // Every file through one descriptor of the directory: /proc/sys/user is looked up once.
     let dir = user_sysctl_dir();
-    for q in quotas {
-        if let Mechanism::UserSysctls(files) = &q.mechanism {
+    quotas
+        .iter()
+        .filter_map(|q| match &q.mechanism {
+            Mechanism::UserSysctls(files) => Some((q, files)),
+            Mechanism::Rlimit(_) => None,
+        })
+        .map(|(q, files)| {
             let value = q.value.to_string();
-            for f in files {
-                let _ = crate::sys::write_kernel_file(
-                    dir.as_ref().map(|d| d.as_fd()),
-                    &user_sysctl_path(dir.is_some(), f),
-                    value.as_bytes(),
-                );
+            QuotaReadback {
+                limit: q.limit.to_string(),
+                values: files
+                    .iter()
+                    .map(|f| {
+                        write_and_read_back(
+                            dir.as_ref().map(|d| d.as_fd()),
+                            &user_sysctl_path(dir.is_some(), f),
+                            value.as_bytes(),
+                        )
+                        .unwrap_or_else(|e| e.to_string())
+                    })
+                    .collect(),
             }
-        }
+        })
+        .collect()
+}
+
+/// One sysctl file: opened for reading and writing, `value` written, and the value then in
+/// force read back through the same descriptor (`read_through`).
+fn write_and_read_back(
+    dir: Option<std::os::fd::BorrowedFd<'_>>,
+    path: &std::path::Path,
+    value: &[u8],
+) -> std::io::Result<String> {
+    use nix::fcntl::OFlag;
+    let fd = nix::fcntl::openat(
+        dir.unwrap_or(nix::fcntl::AT_FDCWD),
+        path,
+        OFlag::O_RDWR | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    // A refused write leaves the old value, which the read shows.
+    let _ = nix::unistd::write(&fd, value);
+    read_through(fd.as_fd())
+}
+
+/// A sysctl's value, read from the kernel through an open descriptor of its file: one
+/// `pread` from offset 0, which must return the whole value (shorter than the buffer and
+/// ending with its newline), trimmed.
+fn read_through(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<String> {
+    let mut buf = [0u8; 64];
+    let n = nix::sys::uio::pread(fd, &mut buf, 0)?;
+    if n == buf.len() || !buf[..n].ends_with(b"\n") {
+        return Err(std::io::Error::other(format!(
+            "not a whole value: {:?}",
+            String::from_utf8_lossy(&buf[..n])
+        )));
     }
+    Ok(String::from_utf8_lossy(&buf[..n]).trim().to_string())
 }
 
 /// Lowers the rlimit quotas of the calling process (soft and hard: the command cannot raise
@@ -210,19 +262,20 @@ pub fn lower_rlimits(quotas: &[Quota]) {
     }
 }
 
-/// Reads every quota back in the calling process.
-pub fn read_back(quotas: &[Quota]) -> Vec<QuotaReadback> {
-    let dir = user_sysctl_dir();
-    let read_user_sysctl = |name: &str| read_user_sysctl_in(dir.as_ref().map(|d| d.as_fd()), name);
+/// Every quota as read back: the sysctl ones as init read them back when it wrote them
+/// (`from_init`, what `lower_in_namespace` returned; a quota missing there was not read
+/// back), the rlimit ones in the calling process (the command's, before execve).
+pub fn read_back(quotas: &[Quota], from_init: &[QuotaReadback]) -> Vec<QuotaReadback> {
     quotas
         .iter()
         .map(|q| QuotaReadback {
             limit: q.limit.to_string(),
             values: match &q.mechanism {
-                Mechanism::UserSysctls(files) => files
+                Mechanism::UserSysctls(_) => from_init
                     .iter()
-                    .map(|f| read_user_sysctl(f).unwrap_or_else(|e| e.to_string()))
-                    .collect(),
+                    .find(|r| r.limit == q.limit)
+                    .map(|r| r.values.clone())
+                    .unwrap_or_else(|| vec!["not read back".to_string()]),
                 Mechanism::Rlimit(resource) => match getrlimit(*resource) {
                     Ok((soft, hard)) => vec![soft.to_string(), hard.to_string()],
                     Err(e) => vec![e.to_string()],
@@ -359,6 +412,44 @@ mod tests {
         assert!(q
             .iter()
             .all(|q| matches!(q.mechanism, Mechanism::Rlimit(_))));
+    }
+
+    /// A value read through a descriptor is accepted only whole: shorter than the buffer and
+    /// ending with its newline (anything else is an error, reported as read back).
+    #[test]
+    fn a_value_read_through_its_descriptor_must_be_whole() {
+        let dir = std::env::temp_dir().join(format!("cwx-quota-read-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let read = |content: &[u8]| {
+            let path = dir.join("value");
+            std::fs::write(&path, content).unwrap();
+            let file = std::fs::File::open(&path).unwrap();
+            read_through(file.as_fd())
+        };
+        assert_eq!(read(b"32\n").unwrap(), "32");
+        assert!(read(b"32").is_err(), "no newline: perhaps cut short");
+        assert!(read(&[b'1'; 64]).is_err(), "a full buffer: perhaps more");
+        assert!(read(b"").is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// What init writes is what it reads back, through the same descriptor, whatever the
+    /// file held before (a file standing in for a sysctl: the write replaces from offset 0).
+    #[test]
+    fn what_init_writes_it_reads_back_through_the_same_descriptor() {
+        let dir = std::env::temp_dir().join(format!("cwx-quota-write-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("max_inotify_instances");
+        std::fs::write(&path, b"").unwrap();
+        assert_eq!(
+            write_and_read_back(None, &path, b"32\n").unwrap(),
+            "32",
+            "the value written"
+        );
+        // A file that cannot be opened for writing: the error is what is read back.
+        let missing = dir.join("absent");
+        assert!(write_and_read_back(None, &missing, b"0\n").is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// On this host, the listing plans exactly the files that reading each one finds.
