@@ -774,9 +774,11 @@ pub fn command_steps(
         host_ns,
         envp,
         outcome,
-        probes,
-        setid_chmod,
-        filters_before,
+        readback::Gathered {
+            probes,
+            setid_chmod,
+            filters_before,
+        },
         quotas,
     )
 }

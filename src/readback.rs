@@ -193,9 +193,17 @@ impl KernelReadback {
 /// A containment step that failed: (step, message).
 pub type StepError = (String, String);
 
-/// Reads the kernel's view of the command's process and attempts the late probes.
-/// `probes` holds those made earlier (between containment steps); `setid_chmod` the set-id
-/// probe completed right after seccomp. With the read-back, the signals this process ignores
+/// What the command's steps gathered for the read-back before it: the probes made between
+/// steps, the set-id probe completed right after seccomp, and how many seccomp filters the
+/// process had before cw-exec's.
+pub struct Gathered {
+    pub probes: Vec<Probe>,
+    pub setid_chmod: Probe,
+    pub filters_before: Option<usize>,
+}
+
+/// Reads the kernel's view of the command's process and attempts the late probes, after
+/// those `gathered` earlier; the quota sysctls as init read them back (`quotas_from_init`). With the read-back, the signals this process ignores
 /// (`SigIgn` of the same read of /proc/self/status; None if absent), which are the only
 /// dispositions that survive execve: `sys::reset_signals_for_exec_given` resets just those.
 pub fn collect(
@@ -203,11 +211,14 @@ pub fn collect(
     host_ns: &BTreeMap<String, u64>,
     envp: &[std::ffi::CString],
     landlock: LandlockOutcome,
-    mut probes: Vec<Probe>,
-    setid_chmod: Probe,
-    filters_before: Option<usize>,
+    gathered: Gathered,
     quotas_from_init: &[QuotaReadback],
 ) -> Result<(KernelReadback, Option<u64>), StepError> {
+    let Gathered {
+        mut probes,
+        setid_chmod,
+        filters_before,
+    } = gathered;
     let (proc_status, ignored_signals) =
         read_proc_status().map_err(|e| ("read-back /proc/self/status".to_string(), e))?;
     // The filters this process gained by the install: filters it inherited (a container
