@@ -182,9 +182,13 @@ fn init(
         network_helper,
         quotas,
     } = containment::init_steps(plan, network, proxy_channel, terminal)?;
-    let (mut leave, membership) = match containment::init_join_limits(go)? {
+    let (mut leave, membership, ruleset) = match containment::init_join_limits(go)? {
         containment::Released::Abandoned => return Ok(EXIT_REFUSED),
-        containment::Released::Limits { leave, membership } => (leave, membership),
+        containment::Released::Limits {
+            leave,
+            membership,
+            ruleset,
+        } => (leave, membership, ruleset),
     };
     *go_channel = None;
     crate::timings::mark("init: cgroups joined");
@@ -199,17 +203,20 @@ fn init(
     // It takes the /proc handle (its own copy of the descriptor; init closes its copy after
     // its last report, `containment::report_the_end`).
     let proc_handle_fd = proc_handle.as_raw_fd();
-    let mut proc_handle = Some(proc_handle);
+    let mut handles = Some((proc_handle, ruleset));
     let command = step(
         "starting the command's process",
-        sys::spawn_sharing_memory(&mut || match proc_handle.take() {
-            Some(handle) => command_main(
+        sys::spawn_sharing_memory(&mut || match handles.take() {
+            Some((proc_handle, ruleset)) => command_main(
                 plan,
                 terminal,
                 host_ns,
                 reporter,
-                handle,
-                &quotas,
+                containment::CommandHandles {
+                    proc_handle,
+                    ruleset,
+                    quotas: &quotas,
+                },
                 membership.as_ref(),
             ),
             None => EXIT_REFUSED,
@@ -325,8 +332,7 @@ fn command_main(
     terminal: Option<&SandboxTerminal>,
     host_ns: &BTreeMap<String, u64>,
     reporter: &mut Reporter,
-    proc_handle: OwnedFd,
-    quotas: &[crate::kernel::quotas::QuotaReadback],
+    handles: containment::CommandHandles<'_>,
     membership: Option<&crate::kernel::cgroup::Membership>,
 ) -> i32 {
     let argv = match plan.argv_c() {
@@ -343,7 +349,7 @@ fn command_main(
     let command = crate::plan::c_path(&plan.command_path);
 
     let (readback, ignored_signals) =
-        match containment::command_steps(plan, terminal, host_ns, &envp, proc_handle, quotas) {
+        match containment::command_steps(plan, terminal, host_ns, &envp, handles) {
             Ok(rb) => rb,
             Err((step, message)) => {
                 reporter.send(&Message::SetupError { step, message });

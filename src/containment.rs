@@ -117,17 +117,47 @@ fn make_cgroups(plan: &Plan) -> Result<(RunCgroups, LimitHandles), String> {
 /// cgroups), as refusals name it.
 pub const CGROUPS_STEP: &str = "cgroups";
 
+/// The TCP ports the command may connect to under Landlock: the egress proxy's, with an
+/// allowlist; none otherwise.
+fn landlock_connect_ports(plan: &Plan) -> &'static [u16] {
+    if plan.proxy.is_some() {
+        &[crate::netpolicy::PROXY_PORT]
+    } else {
+        &[]
+    }
+}
+
+/// Step 3b, in cw-exec while init builds the sandbox: the command's Landlock ruleset, with
+/// the rules of every grant held as a descriptor since the plan resolved it and of the TCP
+/// ports (`landlock::prepare`); handed to init with the cgroups, finished by the command's
+/// process (step 5) with the rules that name the sandbox's own paths, which exist only in
+/// the view. The same rules as before, built off the run's critical path: cw-exec waits for
+/// init's view meanwhile.
+pub fn prepare_landlock(plan: &Plan) -> Result<landlock::Prepared, String> {
+    let grants: Vec<_> = plan.all_grants().cloned().collect();
+    landlock::prepare(
+        plan.landlock,
+        &grants,
+        plan.net,
+        landlock_connect_ports(plan),
+        &plan.allow_bind,
+    )
+}
+
 /// Step 3c: the run's cgroups go to init over the go channel, all in one message, which also
 /// says the limits are complete: 'L'; how many of the v1 cgroups' `tasks` files init joins
 /// through (the rest it leaves through); the length of the membership expected of the
 /// command (two bytes, little-endian); that membership (`Membership::encode`); and the
 /// `tasks` files as descriptors (none where the run's cgroups are v2 only). Without cgroups,
-/// 'l' alone says the limits are complete. Init starts the command only after one of the two
-/// (a channel that closes first means cw-exec gave up: init ends).
+/// 'l' alone says the limits are complete. Either message carries one descriptor more, the
+/// last: the command's Landlock ruleset as cw-exec prepared it (`landlock::prepare`). Init
+/// starts the command only after one of the two (a channel that closes first means cw-exec
+/// gave up: init ends).
 pub fn hand_over_limits(
     channel: &OwnedFd,
     handles: Option<&LimitHandles>,
     membership: Option<&Membership>,
+    ruleset: std::os::fd::BorrowedFd<'_>,
 ) -> Result<(), String> {
     let join = handles.map(|h| h.join.descriptors()).unwrap_or_default();
     let leave = handles
@@ -135,7 +165,9 @@ pub fn hand_over_limits(
         .map(SelfJoin::descriptors)
         .unwrap_or_default();
     let sent = match membership {
-        None if join.is_empty() && leave.is_empty() => nix::unistd::write(channel, b"l").map(drop),
+        None if join.is_empty() && leave.is_empty() => {
+            send_fds(channel, b"l", &[ruleset]).map(drop)
+        }
         None => return Err("handing the cgroups to init: no membership to check".into()),
         Some(m) => {
             let text = m.encode();
@@ -148,7 +180,11 @@ pub fn hand_over_limits(
             let len = (text.len() as u16).to_le_bytes();
             let mut message = vec![b'L', join.len() as u8, len[0], len[1]];
             message.extend_from_slice(&text);
-            let fds: Vec<_> = join.into_iter().chain(leave).collect();
+            let fds: Vec<_> = join
+                .into_iter()
+                .chain(leave)
+                .chain(std::iter::once(ruleset))
+                .collect();
             send_fds(channel, &message, &fds).map(drop)
         }
     };
@@ -228,8 +264,8 @@ pub fn identity_and_limits(
 /// joins itself (see `SelfJoin` for why init moves itself) once cw-exec has handed them over
 /// (`hand_over_limits`), with the membership the command must show; nothing of the command
 /// runs before every limit binds. The message is read strictly: anything but exactly 'l', or
-/// exactly an 'L' message whose counts, length and membership add up, is an error (and every
-/// descriptor it carried is closed).
+/// exactly an 'L' message whose counts, length and membership add up, each with the Landlock
+/// ruleset as its last descriptor, is an error (and every descriptor it carried is closed).
 pub fn init_join_limits(channel: &OwnedFd) -> Result<Released, StepError> {
     const RECEIVING: &str = "init: receiving the run's cgroups";
     /// 'L', the count to join through, the membership's length (two bytes).
@@ -245,15 +281,23 @@ pub fn init_join_limits(channel: &OwnedFd) -> Result<Released, StepError> {
         None => return Ok(Released::Abandoned),
     };
     match buf[0] {
-        b'l' if n == 1 && fds.is_empty() => {
+        b'l' if n == 1 && fds.len() == 1 => {
             return Ok(Released::Limits {
                 leave: None,
                 membership: None,
+                ruleset: fds.remove(0),
             })
         }
-        b'L' => {}
-        other => return unexpected(format!("unexpected message {other:?} ({n} bytes)")),
+        b'L' if !fds.is_empty() => {}
+        other => {
+            return unexpected(format!(
+                "unexpected message {other:?} ({n} bytes, {} descriptors)",
+                fds.len()
+            ))
+        }
     }
+    // The last descriptor is the Landlock ruleset; the others are `tasks` files.
+    let ruleset = fds.pop().expect("checked above");
     // The whole message was sent at once; a stream may still hand over its rest separately.
     let total = loop {
         if n >= HEAD {
@@ -306,6 +350,7 @@ pub fn init_join_limits(channel: &OwnedFd) -> Result<Released, StepError> {
     Ok(Released::Limits {
         leave: (!leave.is_empty()).then(|| SelfJoin::received(leave)),
         membership: Some(membership),
+        ruleset,
     })
 }
 
@@ -314,10 +359,12 @@ pub enum Released {
     /// The channel closed before "limits complete": no command.
     Abandoned,
     /// Every limit binds; `leave`: how to move out of the run's cgroups at the end;
-    /// `membership`: where the command's process must be (None: the run has no cgroups).
+    /// `membership`: where the command's process must be (None: the run has no cgroups);
+    /// `ruleset`: the command's Landlock ruleset as cw-exec prepared it.
     Limits {
         leave: Option<SelfJoin>,
         membership: Option<Membership>,
+        ruleset: OwnedFd,
     },
 }
 
@@ -671,6 +718,15 @@ pub fn report_the_end(
     )
 }
 
+/// What init hands the command's process for its steps: the writable /proc handle (for its
+/// oom_score_adj), the Landlock ruleset cw-exec prepared (`landlock::prepare`, handed to
+/// init with the cgroups), and the quota sysctls as init read them back.
+pub struct CommandHandles<'a> {
+    pub proc_handle: OwnedFd,
+    pub ruleset: OwnedFd,
+    pub quotas: &'a [crate::kernel::quotas::QuotaReadback],
+}
+
 /// The command's process: restricts itself step by step, then reads back. Each step
 /// assumes the ones before it. Returns the read-back and the signals the process ignores
 /// (see `readback::collect`).
@@ -679,9 +735,13 @@ pub fn command_steps(
     terminal: Option<&SandboxTerminal>,
     host_ns: &BTreeMap<String, u64>,
     envp: &[std::ffi::CString],
-    proc_handle: OwnedFd,
-    quotas: &[crate::kernel::quotas::QuotaReadback],
+    handles: CommandHandles<'_>,
 ) -> Result<(KernelReadback, Option<u64>), StepError> {
+    let CommandHandles {
+        proc_handle,
+        ruleset,
+        quotas,
+    } = handles;
     crate::timings::mark("command: forked");
     // 1. A new session: no controlling terminal, so TIOCSTI cannot reach the caller's.
     step("setsid", nix::unistd::setsid())?;
@@ -718,20 +778,17 @@ pub fn command_steps(
     let devices = terminal
         .map(SandboxTerminal::device_paths)
         .unwrap_or_default();
+    let prepared = landlock::Prepared::received(
+        ruleset,
+        plan.landlock,
+        &grants,
+        plan.net,
+        landlock_connect_ports(plan),
+        &plan.allow_bind,
+    );
     let outcome = step(
         "landlock",
-        landlock::restrict(
-            plan.landlock,
-            &grants,
-            &devices,
-            plan.net,
-            if plan.proxy.is_some() {
-                &[crate::netpolicy::PROXY_PORT]
-            } else {
-                &[]
-            },
-            &plan.allow_bind,
-        ),
+        landlock::finish(plan.landlock, prepared, &grants, &devices),
     )?;
     crate::timings::mark("command: session, cwd, fds, no_new_privs, landlock");
     let mut probes = Vec::new();
@@ -891,7 +948,8 @@ mod tests {
         let (init_end, ours) = channel();
         assert!(!cw_exec_died(&init_end));
         nix::unistd::write(&ours, b"g").unwrap();
-        hand_over_limits(&ours, None, None).unwrap();
+        let ruleset = stand_in_ruleset();
+        hand_over_limits(&ours, None, None, ruleset.as_fd()).unwrap();
         assert!(!cw_exec_died(&init_end), "data pending is no death");
         drop(ours);
         assert!(cw_exec_died(&init_end), "a closed end with data unread");
@@ -908,6 +966,11 @@ mod tests {
             .map(|p| OwnedFd::from(std::fs::File::create(p).unwrap()))
             .collect();
         (paths, SelfJoin::received(fds))
+    }
+
+    /// A descriptor standing in for the Landlock ruleset every hand-over carries last.
+    fn stand_in_ruleset() -> OwnedFd {
+        OwnedFd::from(std::fs::File::open("/dev/null").unwrap())
     }
 
     /// What cw-exec expects of the command, as sent with the cgroups in these tests.
@@ -941,15 +1004,26 @@ mod tests {
             leave: Some(leave),
         };
         let (init_end, ours) = channel();
-        hand_over_limits(&ours, Some(&handles), Some(&expected())).unwrap();
+        let ruleset = stand_in_ruleset();
+        hand_over_limits(&ours, Some(&handles), Some(&expected()), ruleset.as_fd()).unwrap();
         let Ok(Released::Limits {
             leave: Some(leave),
             membership: Some(membership),
+            ruleset: received,
         }) = init_join_limits(&init_end)
         else {
             panic!("init was not released with its cgroups");
         };
         assert_eq!(membership, expected());
+        assert_eq!(
+            sys::fd_stat(received.as_fd())
+                .map(|s| (s.dev, s.ino))
+                .unwrap(),
+            sys::fd_stat(ruleset.as_fd())
+                .map(|s| (s.dev, s.ino))
+                .unwrap(),
+            "the ruleset is the last descriptor"
+        );
         for p in &join_paths {
             assert_eq!(content(p), "0", "{}", p.display());
         }
@@ -965,12 +1039,13 @@ mod tests {
         let (join_paths, join) = files(&dir, "only", 1);
         let handles = LimitHandles { join, leave: None };
         let (init_end, ours) = channel();
-        hand_over_limits(&ours, Some(&handles), Some(&expected())).unwrap();
+        hand_over_limits(&ours, Some(&handles), Some(&expected()), ruleset.as_fd()).unwrap();
         assert!(matches!(
             init_join_limits(&init_end),
             Ok(Released::Limits {
                 leave: None,
-                membership: Some(_)
+                membership: Some(_),
+                ..
             })
         ));
         assert_eq!(content(&join_paths[0]), "0");
@@ -981,23 +1056,25 @@ mod tests {
         let (_, join) = files(&dir, "none", 0);
         let handles = LimitHandles { join, leave: None };
         let (init_end, ours) = channel();
-        hand_over_limits(&ours, Some(&handles), Some(&v2)).unwrap();
+        hand_over_limits(&ours, Some(&handles), Some(&v2), ruleset.as_fd()).unwrap();
         match init_join_limits(&init_end) {
             Ok(Released::Limits {
                 leave: None,
                 membership: Some(m),
+                ..
             }) => assert_eq!(m, v2),
             _ => panic!("a v2-only hand-over did not release init with its membership"),
         }
 
         // No cgroups.
         let (init_end, ours) = channel();
-        hand_over_limits(&ours, None, None).unwrap();
+        hand_over_limits(&ours, None, None, ruleset.as_fd()).unwrap();
         assert!(matches!(
             init_join_limits(&init_end),
             Ok(Released::Limits {
                 leave: None,
-                membership: None
+                membership: None,
+                ..
             })
         ));
 
@@ -1024,14 +1101,16 @@ mod tests {
     #[test]
     fn a_hand_over_in_pieces_is_read_whole() {
         let message = l_message(0, &expected().encode());
+        let ruleset = stand_in_ruleset();
         for split in [1, 3, 4, 9] {
             let (init_end, ours) = channel();
-            send_fds(&ours, &message[..split], &[]).unwrap();
+            send_fds(&ours, &message[..split], &[ruleset.as_fd()]).unwrap();
             nix::unistd::write(&ours, &message[split..]).unwrap();
             match init_join_limits(&init_end) {
                 Ok(Released::Limits {
                     leave: None,
                     membership: Some(m),
+                    ..
                 }) => assert_eq!(m, expected(), "split at {split}"),
                 _ => panic!("split at {split}: not released"),
             }
@@ -1054,28 +1133,32 @@ mod tests {
             .copy_from_slice(&((crate::kernel::cgroup::MAX_MEMBERSHIP + 1) as u16).to_le_bytes());
         let mut trailing = l_message(1, &good);
         trailing.push(b'x');
+        // Each well-formed message carries the Landlock ruleset as its last descriptor: the
+        // counts below include it.
         let cases: Vec<(Vec<u8>, usize)> = vec![
-            (b"l".to_vec(), 1),                     // "no cgroups", with a descriptor
-            (b"lx".to_vec(), 0),                    // "no cgroups", and more
+            (b"l".to_vec(), 0),                     // "no cgroups", without the ruleset
+            (b"l".to_vec(), 2),                     // "no cgroups", with a descriptor more
+            (b"lx".to_vec(), 1),                    // "no cgroups", and more
             (b"t".to_vec(), 1),                     // the old one-descriptor message
-            (b"L".to_vec(), 1),                     // closed before the count
-            (vec![b'L', 1], 1),                     // the old message: closed before the length
-            (l_message(1, &good)[..6].to_vec(), 1), // closed within the membership
-            (l_message(3, &good), 1),               // more to join than were sent
-            (l_message(0, &good), 1),               // only to leave
-            (l_message(1, &good), 3),               // to join and to leave do not pair
+            (b"L".to_vec(), 2),                     // closed before the count
+            (vec![b'L', 1], 2),                     // the old message: closed before the length
+            (l_message(1, &good)[..6].to_vec(), 2), // closed within the membership
+            (l_message(0, &good), 0),               // no ruleset
+            (l_message(3, &good), 2),               // more to join than were sent
+            (l_message(0, &good), 2),               // only to leave
+            (l_message(1, &good), 4),               // to join and to leave do not pair
             (l_message(1, &good), sys::MAX_RECEIVED_FDS + 1), // more than one message may carry
-            (l_message(1, b""), 1),                 // no membership
-            (l_message(1, b"memory:/a"), 1),        // without its newline
-            (l_message(1, b"memory:/a\n\n"), 1),    // an empty line
-            (l_message(1, b"memory /a\n"), 1),      // no ':'
-            (l_message(1, b"cpu:/a\n"), 1),         // a hierarchy no run cgroup is in
-            (l_message(1, b"name=systemd:/a\n"), 1),
-            (l_message(1, b"memory:a\n"), 1), // a relative path
-            (l_message(1, b"memory:/a\nmemory:/b\n"), 1), // a hierarchy twice
-            (l_message(1, b"memory:/\xff\n"), 1), // not UTF-8
-            (too_long, 1),                    // longer than init takes
-            (trailing, 1),                    // bytes after the message
+            (l_message(1, b""), 2),                 // no membership
+            (l_message(1, b"memory:/a"), 2),        // without its newline
+            (l_message(1, b"memory:/a\n\n"), 2),    // an empty line
+            (l_message(1, b"memory /a\n"), 2),      // no ':'
+            (l_message(1, b"cpu:/a\n"), 2),         // a hierarchy no run cgroup is in
+            (l_message(1, b"name=systemd:/a\n"), 2),
+            (l_message(1, b"memory:a\n"), 2), // a relative path
+            (l_message(1, b"memory:/a\nmemory:/b\n"), 2), // a hierarchy twice
+            (l_message(1, b"memory:/\xff\n"), 2), // not UTF-8
+            (too_long, 2),                    // longer than init takes
+            (trailing, 2),                    // bytes after the message
             (b"x?".to_vec(), 2),
         ];
         for (bytes, n) in cases {

@@ -664,11 +664,20 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
         Ok(m) => m,
         Err(e) => return abandon(init, CGROUPS_STEP, e),
     };
-    if let Err(e) =
-        containment::hand_over_limits(&go_write, self_join.as_ref(), membership.as_ref())
-    {
+    // The command's Landlock ruleset, made here while init builds the view.
+    let ruleset = match containment::prepare_landlock(plan) {
+        Ok(r) => r,
+        Err(e) => return abandon(init, "landlock", e),
+    };
+    if let Err(e) = containment::hand_over_limits(
+        &go_write,
+        self_join.as_ref(),
+        membership.as_ref(),
+        ruleset.descriptor(),
+    ) {
         return abandon_after_init(init, &report_read, CGROUPS_STEP, e);
     }
+    drop(ruleset);
     // The go channel stays open until the run is over: only cw-exec's death closes it
     // before then, which is how init tells a parent that died before its parent-death
     // signal was set (`containment::cw_exec_died`).

@@ -96,22 +96,56 @@ pub fn device_rights(abi: LandlockAbi) -> BitFlags<AccessFs> {
         & AccessFs::from_file(abi.abi())
 }
 
-/// Builds the ruleset from the grants (paths as seen inside the sandbox), plus a rule with
-/// `device_rights` for each of `devices` (opened by name, in the view), and restricts the
-/// calling thread. no_new_privs must already be set.
-pub fn restrict(
+/// A ruleset made and given the rules that need nothing of the sandbox: one per grant held
+/// as a descriptor since the plan resolved it (rules attach to the inode, so one opened on
+/// the host applies inside the view too) and the TCP port rules. cw-exec prepares it while
+/// init builds the mount view, off the run's critical path, and hands it to init with the
+/// cgroups; the command's process `finish`es it. Nothing is enforced until then.
+pub struct Prepared {
+    ruleset: OwnedFd,
+    handled_fs: BitFlags<AccessFs>,
+    handled_net: BitFlags<AccessNet>,
+    scopes: BitFlags<Scope>,
+    rules: usize,
+}
+
+impl Prepared {
+    /// The ruleset's descriptor, to hand to init.
+    pub fn descriptor(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.ruleset.as_fd()
+    }
+
+    /// A ruleset `prepare` made for the same plan (`abi`, `grants`, `net`, the ports), as
+    /// init received it: the description is derived again, as `prepare` derived it, and the
+    /// count of its rules is that of the grants and ports `prepare` adds (it fails the step
+    /// if the kernel refuses any).
+    pub fn received(
+        ruleset: OwnedFd,
+        abi: LandlockAbi,
+        grants: &[Grant],
+        net: NetMode,
+        connect_ports: &[u16],
+        bind_ports: &[u16],
+    ) -> Prepared {
+        let (handled_fs, handled_net, scopes) = handled(abi, net, bind_ports);
+        let rules = held_rules(abi, grants).count() + connect_ports.len() + bind_ports.len();
+        Prepared {
+            ruleset,
+            handled_fs,
+            handled_net,
+            scopes,
+            rules,
+        }
+    }
+}
+
+/// What a ruleset for `net` (and `bind_ports`) handles on this ABI: filesystem rights, TCP
+/// rights, scopes.
+fn handled(
     abi: LandlockAbi,
-    grants: &[Grant],
-    devices: &[std::path::PathBuf],
     net: NetMode,
-    connect_ports: &[u16],
     bind_ports: &[u16],
-) -> Result<LandlockOutcome, String> {
-    let handled_fs = abi.handled_fs();
-    let mut ruleset = Ruleset::default()
-        .set_compatibility(CompatLevel::HardRequirement)
-        .handle_access(handled_fs)
-        .map_err(|e| format!("landlock: {e}"))?;
+) -> (BitFlags<AccessFs>, BitFlags<AccessNet>, BitFlags<Scope>) {
     let mut handled_net: BitFlags<AccessNet> = BitFlags::EMPTY;
     // TCP: nothing at all with --net none; with an allowlist, connect to the proxy's port only.
     if matches!(net, NetMode::None | NetMode::Allowlist) && abi.has_tcp() {
@@ -120,14 +154,49 @@ pub fn restrict(
         // --allow-bind: a private loopback where only the listed ports can be listened on.
         handled_net = AccessNet::BindTcp.into();
     }
+    let scopes = if abi.has_scopes() {
+        Scope::AbstractUnixSocket | Scope::Signal
+    } else {
+        BitFlags::EMPTY
+    };
+    (abi.handled_fs(), handled_net, scopes)
+}
+
+/// The grants `prepare` adds rules for, with their rights: those held as descriptors, with
+/// rights on this ABI.
+fn held_rules(
+    abi: LandlockAbi,
+    grants: &[Grant],
+) -> impl Iterator<Item = (&Grant, &OwnedFd, BitFlags<AccessFs>)> {
+    grants.iter().filter_map(move |g| {
+        let rights = abi.rights(g.access, g.is_dir);
+        match &g.held {
+            Some(fd) if !rights.is_empty() => Some((g, fd.as_ref(), rights)),
+            _ => None,
+        }
+    })
+}
+
+/// Makes the ruleset and adds the rules of the grants held as descriptors and of the TCP
+/// ports (see `Prepared`).
+pub fn prepare(
+    abi: LandlockAbi,
+    grants: &[Grant],
+    net: NetMode,
+    connect_ports: &[u16],
+    bind_ports: &[u16],
+) -> Result<Prepared, String> {
+    let (handled_fs, handled_net, scopes) = handled(abi, net, bind_ports);
+    let mut ruleset = Ruleset::default()
+        .set_compatibility(CompatLevel::HardRequirement)
+        .handle_access(handled_fs)
+        .map_err(|e| format!("landlock: {e}"))?;
     if !handled_net.is_empty() {
         ruleset = ruleset
             .handle_access(handled_net)
             .map_err(|e| format!("landlock: {e}"))?;
     }
-    let mut scopes: BitFlags<Scope> = BitFlags::EMPTY;
-    if abi.has_scopes() {
-        scopes = Scope::AbstractUnixSocket | Scope::Signal;
+    if !scopes.is_empty() {
         ruleset = ruleset
             .scope(scopes)
             .map_err(|e| format!("landlock: {e}"))?;
@@ -141,7 +210,48 @@ pub fn restrict(
     let created = ruleset.create().map_err(|e| format!("landlock: {e}"))?;
     let ruleset: Option<OwnedFd> = created.into();
     let ruleset = ruleset.ok_or("landlock: the kernel made no ruleset")?;
-    let ruleset = ruleset.as_fd();
+    let mut rules = 0;
+    for (grant, fd, rights) in held_rules(abi, grants) {
+        crate::sys::landlock_add_path_rule(ruleset.as_fd(), fd.as_fd(), rights.bits())
+            .map_err(|e| format!("landlock: rule for {}: {e}", grant.path.display()))?;
+        rules += 1;
+    }
+    for port in bind_ports {
+        crate::sys::landlock_add_port_rule(ruleset.as_fd(), *port, AccessNet::BindTcp as u64)
+            .map_err(|e| format!("landlock: TCP bind rule for port {port}: {e}"))?;
+        rules += 1;
+    }
+    for port in connect_ports {
+        crate::sys::landlock_add_port_rule(ruleset.as_fd(), *port, AccessNet::ConnectTcp as u64)
+            .map_err(|e| format!("landlock: TCP connect rule for port {port}: {e}"))?;
+        rules += 1;
+    }
+    Ok(Prepared {
+        ruleset,
+        handled_fs,
+        handled_net,
+        scopes,
+        rules,
+    })
+}
+
+/// Completes a prepared ruleset with the rules that name the sandbox's own paths (grants not
+/// held as descriptors: its private tmp, /proc; opened by name, in the view) and a rule with
+/// `device_rights` for each of `devices` (its terminal's nodes), and restricts the calling
+/// thread. no_new_privs must already be set.
+pub fn finish(
+    abi: LandlockAbi,
+    prepared: Prepared,
+    grants: &[Grant],
+    devices: &[std::path::PathBuf],
+) -> Result<LandlockOutcome, String> {
+    let Prepared {
+        ruleset,
+        handled_fs,
+        handled_net,
+        scopes,
+        mut rules,
+    } = prepared;
     let by_name = |path: &Path| {
         nix::fcntl::open(
             path,
@@ -150,45 +260,26 @@ pub fn restrict(
         )
         .map_err(|e| format!("landlock: {}: {e}", path.display()))
     };
-    let mut rules = 0;
-    for grant in grants {
+    for grant in grants.iter().filter(|g| g.held.is_none()) {
         let rights = abi.rights(grant.access, grant.is_dir);
         if rights.is_empty() {
             continue;
         }
-        // A host path's rule is built from the descriptor held since it was resolved (rules
-        // attach to the inode, so one opened on the host applies inside the view too); only
-        // the sandbox's own paths (its private tmp and /proc) are opened by name, in the view.
-        let added = match &grant.held {
-            Some(fd) => crate::sys::landlock_add_path_rule(ruleset, fd.as_fd(), rights.bits()),
-            None => {
-                let fd = by_name(&grant.path)?;
-                crate::sys::landlock_add_path_rule(ruleset, fd.as_fd(), rights.bits())
-            }
-        };
-        added.map_err(|e| format!("landlock: rule for {}: {e}", grant.path.display()))?;
-        rules += 1;
-    }
-    for port in bind_ports {
-        crate::sys::landlock_add_port_rule(ruleset, *port, AccessNet::BindTcp as u64)
-            .map_err(|e| format!("landlock: TCP bind rule for port {port}: {e}"))?;
-        rules += 1;
-    }
-    for port in connect_ports {
-        crate::sys::landlock_add_port_rule(ruleset, *port, AccessNet::ConnectTcp as u64)
-            .map_err(|e| format!("landlock: TCP connect rule for port {port}: {e}"))?;
+        let fd = by_name(&grant.path)?;
+        crate::sys::landlock_add_path_rule(ruleset.as_fd(), fd.as_fd(), rights.bits())
+            .map_err(|e| format!("landlock: rule for {}: {e}", grant.path.display()))?;
         rules += 1;
     }
     for device in devices {
         let fd = by_name(device)?;
-        crate::sys::landlock_add_path_rule(ruleset, fd.as_fd(), device_rights(abi).bits())
+        crate::sys::landlock_add_path_rule(ruleset.as_fd(), fd.as_fd(), device_rights(abi).bits())
             .map_err(|e| format!("landlock: rule for {}: {e}", device.display()))?;
         rules += 1;
     }
     // no_new_privs is set by the caller (it has to precede seccomp too). The ruleset was made
     // with every right it handles required, and the kernel accepted each rule: a successful
     // restriction enforces all of it.
-    crate::sys::landlock_restrict_self(ruleset).map_err(|e| format!("landlock: {e}"))?;
+    crate::sys::landlock_restrict_self(ruleset.as_fd()).map_err(|e| format!("landlock: {e}"))?;
     let status = "fully_enforced";
     Ok(LandlockOutcome {
         abi: abi.0,
@@ -198,6 +289,21 @@ pub fn restrict(
         scopes: scopes.names(),
         rules,
     })
+}
+
+/// `prepare` and `finish` in one: builds the whole ruleset from the grants (paths as seen
+/// inside the sandbox) and `devices`, and restricts the calling thread.
+#[cfg(test)]
+pub fn restrict(
+    abi: LandlockAbi,
+    grants: &[Grant],
+    devices: &[std::path::PathBuf],
+    net: NetMode,
+    connect_ports: &[u16],
+    bind_ports: &[u16],
+) -> Result<LandlockOutcome, String> {
+    let prepared = prepare(abi, grants, net, connect_ports, bind_ports)?;
+    finish(abi, prepared, grants, devices)
 }
 
 /// Names of the flags in a set, as the crate spells them (`ReadFile`, `BindTcp`, ...).
