@@ -160,6 +160,160 @@ pub fn spawn_sharing_memory(child: &mut dyn FnMut() -> i32) -> io::Result<Pid> {
     result
 }
 
+/// System calls made without libc, for a process that shares the caller's memory but not
+/// its thread-local storage: libc's wrappers write `errno` (a thread-local) on failure,
+/// which there would be the caller's own, written behind its back.
+#[cfg(target_arch = "x86_64")]
+mod raw {
+    /// A system call with no argument.
+    ///
+    /// # Safety
+    /// As the system call `nr` itself: it may have any effect on the process.
+    pub unsafe fn call0(nr: libc::c_long) -> libc::c_long {
+        let ret: libc::c_long;
+        // SAFETY: the x86_64 system call convention (number and result in rax; rcx and r11
+        // clobbered); the stack is not used. The caller answers for what `nr` does.
+        unsafe {
+            core::arch::asm!("syscall", inlateout("rax") nr => ret,
+                lateout("rcx") _, lateout("r11") _, options(nostack));
+        }
+        ret
+    }
+
+    /// A system call with one argument (see `call0`).
+    ///
+    /// # Safety
+    /// As `call0`.
+    pub unsafe fn call1(nr: libc::c_long, a1: libc::c_long) -> libc::c_long {
+        let ret: libc::c_long;
+        // SAFETY: as in `call0`; the argument in rdi.
+        unsafe {
+            core::arch::asm!("syscall", inlateout("rax") nr => ret, in("rdi") a1,
+                lateout("rcx") _, lateout("r11") _, options(nostack));
+        }
+        ret
+    }
+
+    /// A system call with three arguments (see `call0`).
+    ///
+    /// # Safety
+    /// As `call0`; pointer arguments must be valid for what `nr` does with them.
+    pub unsafe fn call3(
+        nr: libc::c_long,
+        a1: libc::c_long,
+        a2: libc::c_long,
+        a3: libc::c_long,
+    ) -> libc::c_long {
+        let ret: libc::c_long;
+        // SAFETY: as in `call0`; the arguments in rdi, rsi, rdx.
+        unsafe {
+            core::arch::asm!("syscall", inlateout("rax") nr => ret, in("rdi") a1, in("rsi") a2,
+                in("rdx") a3, lateout("rcx") _, lateout("r11") _, options(nostack));
+        }
+        ret
+    }
+}
+
+/// The stack a process made by `spawn_network_namespace_maker` runs on: mapped for as long
+/// as it may run. Its owner kills and reaps that process before dropping it.
+pub struct SharedStack(*mut libc::c_void);
+
+/// Bytes of a `SharedStack` (a guard page below them): the maker's one frame and the system
+/// calls' need a few hundred.
+#[cfg(target_arch = "x86_64")]
+const MAKER_STACK: usize = 64 << 10;
+
+impl Drop for SharedStack {
+    fn drop(&mut self) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the mapping `spawn_network_namespace_maker` made, whose process its owner
+        // has reaped: nothing runs on it any more.
+        unsafe {
+            libc::munmap(self.0, MAKER_STACK + 4096);
+        }
+    }
+}
+
+/// Starts a process that shares this process's memory (no copy of its page tables, nor the
+/// copy-on-write faults that one costs this process afterwards) and only makes a network
+/// namespace: `unshare(CLONE_NEWNET)`, then 0 or the errno (four bytes, native order) to
+/// `answer`, then `pause` until a signal kills it. Every one of those is a raw system call
+/// (`raw`): no libc, no thread-local, no allocation, nothing written but its own stack.
+/// Its file table, credentials and namespaces are its own copies (no CLONE_FILES, CLONE_FS,
+/// CLONE_THREAD), so the namespace it makes is its own until a caller joins it; it is in
+/// the caller's user namespace, which owns the new network namespace. Elsewhere than
+/// x86_64: Ok(None), and the caller forks instead.
+pub fn spawn_network_namespace_maker(
+    answer: std::os::fd::BorrowedFd<'_>,
+) -> io::Result<Option<(Pid, SharedStack)>> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::os::fd::AsRawFd;
+        extern "C" fn maker(arg: *mut libc::c_void) -> libc::c_int {
+            let answer = arg as libc::c_long;
+            // SAFETY: raw system calls on this process's own state: a network namespace of
+            // its own, a write of a local array to the descriptor number it was given (its
+            // copy of the caller's), a pause. Nothing else of the shared memory is touched.
+            unsafe {
+                let ret = raw::call1(libc::SYS_unshare, libc::CLONE_NEWNET as libc::c_long);
+                let errno: i32 = if ret < 0 { -ret as i32 } else { 0 };
+                let bytes = errno.to_ne_bytes();
+                raw::call3(
+                    libc::SYS_write,
+                    answer,
+                    bytes.as_ptr() as libc::c_long,
+                    bytes.len() as libc::c_long,
+                );
+                loop {
+                    raw::call0(libc::SYS_pause);
+                }
+            }
+        }
+        // SAFETY: a fresh anonymous private mapping; the result is checked for MAP_FAILED.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                MAKER_STACK + 4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let stack = SharedStack(base);
+        // A guard page at the low end: an overflow faults instead of writing into other memory.
+        // SAFETY: the first page of the mapping made above.
+        if unsafe { libc::mprotect(base, 4096, libc::PROT_NONE) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: glibc's clone switches to the new stack (its top) and calls `maker` there,
+        // which makes only raw system calls and never returns; glibc touches nothing
+        // thread-local in the child. CLONE_VM shares this process's memory, of which `maker`
+        // writes only its own stack (the mapping above, kept until the caller has reaped
+        // it). The argument is the descriptor's number, passed by value.
+        let pid = unsafe {
+            libc::clone(
+                maker,
+                (base as *mut u8).add(MAKER_STACK + 4096) as *mut libc::c_void,
+                libc::CLONE_VM | libc::SIGCHLD,
+                answer.as_raw_fd() as libc::c_long as *mut libc::c_void,
+            )
+        };
+        if pid == -1 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Some((Pid::from_raw(pid), stack)))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = answer;
+        Ok(None)
+    }
+}
+
 /// `pidfd_open(2)` (Linux 5.3): a descriptor for the process `pid`, through which
 /// `setns(2)` (Linux 5.8) joins its namespaces without a path under /proc.
 pub fn pidfd_open(pid: Pid) -> io::Result<std::os::fd::OwnedFd> {
@@ -1632,6 +1786,52 @@ fn sysctl_value_complete(read: &[u8], capacity: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The network namespace maker shares this process's memory and writes none of it but
+    /// its own stack: it answers 0 (root: a namespace of its own, not ours) or the errno of
+    /// its unshare (EPERM unprivileged), and this thread's errno — which a libc wrapper
+    /// failing in the maker would have written, the thread-local being shared — is what
+    /// this thread left there.
+    #[test]
+    fn the_network_namespace_maker_writes_nothing_of_ours() {
+        use std::os::fd::AsFd;
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        const SENTINEL: i32 = 4242;
+        // SAFETY: this thread's errno location, written and read by this thread.
+        unsafe { *libc::__errno_location() = SENTINEL };
+        let Some((pid, stack)) = spawn_network_namespace_maker(write.as_fd()).unwrap() else {
+            return; // not x86_64: the caller forks instead
+        };
+        drop(write);
+        let mut answer = [0u8; 4];
+        let got = nix::unistd::read(&read, &mut answer);
+        // SAFETY: as above.
+        let errno = unsafe { *libc::__errno_location() };
+        let namespaces = (
+            std::fs::read_link(format!("/proc/{pid}/ns/net")),
+            std::fs::read_link("/proc/self/ns/net"),
+        );
+        // Gone before anything is checked: a failed check leaves no maker behind.
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
+        let status = nix::sys::wait::waitpid(pid, None).unwrap();
+        drop(stack);
+        assert!(
+            matches!(
+                status,
+                nix::sys::wait::WaitStatus::Signaled(_, nix::sys::signal::Signal::SIGKILL, _)
+            ),
+            "{status:?}"
+        );
+        assert_eq!(got, Ok(4));
+        match i32::from_ne_bytes(answer) {
+            0 => {
+                let (theirs, ours) = (namespaces.0.unwrap(), namespaces.1.unwrap());
+                assert_ne!(theirs, ours, "the maker's namespace is its own");
+            }
+            answer => assert_eq!(answer, libc::EPERM, "unshare(CLONE_NEWNET)"),
+        }
+        assert_eq!(errno, SENTINEL, "the maker wrote this thread's errno");
+    }
 
     /// What `end_holding_nothing` closes: everything but the kept numbers, whatever their
     /// order, repeats and neighbours.

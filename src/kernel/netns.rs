@@ -7,9 +7,13 @@
 //! on another CPU while the caller builds the mount view, and the caller joins the finished
 //! namespace (`setns` through a pidfd) when it needs it.
 //!
-//! The helper is a fork of the caller, in the caller's user namespace, so the network
+//! The helper is a child of the caller in the caller's user namespace, so the network
 //! namespace is owned by that user namespace exactly as one made by `clone` would be. It
 //! makes the namespace, says whether it could, and waits; the caller joins, then ends it.
+//! On x86_64 it shares the caller's memory (`sys::spawn_network_namespace_maker`: raw
+//! system calls only), so starting it copies none of the caller's page tables and leaves no
+//! copy-on-write faults for the caller to take while it builds the view; elsewhere it is a
+//! fork.
 //! It never outlives the caller's use of it: it holds every privilege the caller holds in
 //! the sandbox's user namespace, unconfined, so it must be gone (killed and reaped) before
 //! anything of the sandbox's command runs: `join` kills it, dropping the `NetnsMaker`
@@ -29,6 +33,9 @@ pub struct NetnsMaker {
     pid: Pid,
     /// The helper's answer: four bytes, 0 or the errno of its `unshare(CLONE_NEWNET)`.
     answer: OwnedFd,
+    /// The stack a helper sharing the caller's memory runs on: unmapped (a field, dropped
+    /// after `drop` has reaped the helper) only once the helper is gone.
+    _stack: Option<sys::SharedStack>,
 }
 
 impl NetnsMaker {
@@ -36,10 +43,20 @@ impl NetnsMaker {
     /// `sys::clone_into_namespaces`).
     pub fn spawn() -> std::io::Result<NetnsMaker> {
         let (answer_read, answer_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+        // The helper's copy of the write end is its only one once this returns: its death
+        // before it answers reads as end of file.
+        if let Some((pid, stack)) = sys::spawn_network_namespace_maker(answer_write.as_fd())? {
+            return Ok(NetnsMaker {
+                pid,
+                answer: answer_read,
+                _stack: Some(stack),
+            });
+        }
         match sys::clone_into_namespaces(0)? {
             Some(pid) => Ok(NetnsMaker {
                 pid,
                 answer: answer_read,
+                _stack: None,
             }),
             None => {
                 drop(answer_read);
