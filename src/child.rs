@@ -203,6 +203,7 @@ fn init(
     // It takes the /proc handle (its own copy of the descriptor; init closes its copy after
     // its last report, `containment::report_the_end`).
     let proc_handle_fd = proc_handle.as_raw_fd();
+    let ruleset_fd = ruleset.as_raw_fd();
     let mut handles = Some((proc_handle, ruleset));
     let command = step(
         "starting the command's process",
@@ -222,6 +223,10 @@ fn init(
             None => EXIT_REFUSED,
         }),
     )?;
+    // The command's process took both handles (its own copies of the descriptors, closed by
+    // its execve at the latest); init's copy of the ruleset goes now, its copy of the /proc
+    // handle after its last report.
+    let _ = nix::unistd::close(ruleset_fd);
     // Init needs no privilege from here on (the command's process drops its own).
     step(
         "init: dropping capabilities",
