@@ -241,14 +241,14 @@ fn init(
         match sig {
             Signal::SIGCHLD => {
                 while let Ok(status) = waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-                    if let Some((code, signal)) = command_status(command, status) {
+                    if let Some(end) = command_status(command, status) {
                         the_command_ended(
                             plan,
                             terminal,
                             reporter,
                             proc_handle_fd,
                             leave.take(),
-                            (code, signal),
+                            end,
                         );
                     }
                     if status == WaitStatus::StillAlive {
@@ -267,16 +267,14 @@ fn init(
                 // again by a SIGCHLD.
                 Tier::Landlock => {
                     let reaped = containment::kill_descendants();
-                    if let Some((code, signal)) =
-                        reaped.into_iter().find_map(|s| command_status(command, s))
-                    {
+                    if let Some(end) = reaped.into_iter().find_map(|s| command_status(command, s)) {
                         the_command_ended(
                             plan,
                             terminal,
                             reporter,
                             proc_handle_fd,
                             leave.take(),
-                            (code, signal),
+                            end,
                         );
                     }
                 }
