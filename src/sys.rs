@@ -1779,7 +1779,7 @@ fn read_kernel_file_until(
 
 /// Whether `read` (what the reads of a sysctl returned so far, into a buffer of `capacity`
 /// bytes) is the whole value: shorter than the buffer and ending with the value's newline.
-fn sysctl_value_complete(read: &[u8], capacity: usize) -> bool {
+pub fn sysctl_value_complete(read: &[u8], capacity: usize) -> bool {
     read.len() < capacity && read.ends_with(b"\n")
 }
 

@@ -243,7 +243,7 @@ fn write_and_read_back(
 fn read_through(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<String> {
     let mut buf = [0u8; 64];
     let n = nix::sys::uio::pread(fd, &mut buf, 0)?;
-    if n == buf.len() || !buf[..n].ends_with(b"\n") {
+    if !crate::sys::sysctl_value_complete(&buf[..n], buf.len()) {
         return Err(std::io::Error::other(format!(
             "not a whole value: {:?}",
             String::from_utf8_lossy(&buf[..n])
