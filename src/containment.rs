@@ -134,7 +134,7 @@ fn landlock_connect_ports(plan: &Plan) -> &'static [u16] {
 /// the view. The same rules as before, built off the run's critical path: cw-exec waits for
 /// init's view meanwhile.
 pub fn prepare_landlock(plan: &Plan) -> Result<landlock::Prepared, String> {
-    let grants: Vec<_> = plan.all_grants().cloned().collect();
+    let grants: Vec<&crate::model::Grant> = plan.all_grants().collect();
     landlock::prepare(
         plan.landlock,
         &grants,
@@ -774,7 +774,7 @@ pub fn command_steps(
     //    also what lets an unprivileged process install Landlock and seccomp.
     step("no_new_privs", nix::sys::prctl::set_no_new_privs())?;
     // 5. Landlock: filesystem allowlist, TCP (for --net none), scopes.
-    let grants: Vec<_> = plan.all_grants().cloned().collect();
+    let grants: Vec<&crate::model::Grant> = plan.all_grants().collect();
     let devices = terminal
         .map(SandboxTerminal::device_paths)
         .unwrap_or_default();

@@ -122,7 +122,7 @@ impl Prepared {
     pub fn received(
         ruleset: OwnedFd,
         abi: LandlockAbi,
-        grants: &[Grant],
+        grants: &[&Grant],
         net: NetMode,
         connect_ports: &[u16],
         bind_ports: &[u16],
@@ -164,11 +164,11 @@ fn handled(
 
 /// The grants `prepare` adds rules for, with their rights: those held as descriptors, with
 /// rights on this ABI.
-fn held_rules(
+fn held_rules<'s, 'a>(
     abi: LandlockAbi,
-    grants: &[Grant],
-) -> impl Iterator<Item = (&Grant, &OwnedFd, BitFlags<AccessFs>)> {
-    grants.iter().filter_map(move |g| {
+    grants: &'s [&'a Grant],
+) -> impl Iterator<Item = (&'a Grant, &'a OwnedFd, BitFlags<AccessFs>)> + use<'s, 'a> {
+    grants.iter().copied().filter_map(move |g| {
         let rights = abi.rights(g.access, g.is_dir);
         match &g.held {
             Some(fd) if !rights.is_empty() => Some((g, fd.as_ref(), rights)),
@@ -181,7 +181,7 @@ fn held_rules(
 /// ports (see `Prepared`).
 pub fn prepare(
     abi: LandlockAbi,
-    grants: &[Grant],
+    grants: &[&Grant],
     net: NetMode,
     connect_ports: &[u16],
     bind_ports: &[u16],
@@ -242,7 +242,7 @@ pub fn prepare(
 pub fn finish(
     abi: LandlockAbi,
     prepared: Prepared,
-    grants: &[Grant],
+    grants: &[&Grant],
     devices: &[std::path::PathBuf],
 ) -> Result<LandlockOutcome, String> {
     let Prepared {
@@ -296,7 +296,7 @@ pub fn finish(
 #[cfg(test)]
 pub fn restrict(
     abi: LandlockAbi,
-    grants: &[Grant],
+    grants: &[&Grant],
     devices: &[std::path::PathBuf],
     net: NetMode,
     connect_ports: &[u16],
@@ -355,6 +355,7 @@ mod tests {
     ) -> Result<T, String> {
         std::thread::spawn(move || {
             nix::sys::prctl::set_no_new_privs().unwrap();
+            let grants: Vec<&Grant> = grants.iter().collect();
             restrict(abi, &grants, &[], NetMode::None, &[], &[])?;
             Ok(check())
         })
