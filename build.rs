@@ -49,18 +49,30 @@ fn main() {
 ///   the rest of `.text`, so a run maps about half as many pages of the binary (the kernel
 ///   maps 64 KiB around each page fault of a file). The list is made by `scripts/hot-text`;
 ///   a function missing from it only costs a page fault, never correctness.
+/// - `build/layout.ld`: the exception tables, which only an unwind reads, placed after
+///   `.eh_frame` instead of before `.rodata`, so the start-up's and the run's reads of
+///   read-only data map one 64 KiB window less.
 /// - the unwinder linked statically (`libgcc_eh.a`) instead of `libgcc_s.so.1`: one shared
 ///   library less to load and relocate at every start (~0.1 ms), where the C compiler has it.
+/// - in a static build, relative relocations packed (`-z pack-relative-relocs`, DT_RELR):
+///   glibc's start-up reads ~1 KiB of relocations instead of ~100 KiB, so a run maps ~130 KiB
+///   less and starts ~0.05 ms sooner. Only where a probe linked this way runs correctly
+///   (`packed_relocations_work`): a glibc older than 2.36 ignores DT_RELR in a static-pie
+///   binary, which would then crash at its first pointer.
 fn link_options() {
     println!("cargo:rerun-if-changed=build/hot-text.ld");
+    println!("cargo:rerun-if-changed=build/layout.ld");
     if std::env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("linux") {
         return;
     }
     let manifest = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default();
     let script = std::path::Path::new(&manifest).join("build/hot-text.ld");
-    // `-Wl,` splits at commas: a path with one cannot be passed this way.
-    if script.is_file() && !script.to_string_lossy().contains(',') {
-        println!("cargo:rustc-link-arg-bins=-Wl,-T,{}", script.display());
+    let layout = std::path::Path::new(&manifest).join("build/layout.ld");
+    for script in [script, layout] {
+        // `-Wl,` splits at commas: a path with one cannot be passed this way.
+        if script.is_file() && !script.to_string_lossy().contains(',') {
+            println!("cargo:rustc-link-arg-bins=-Wl,-T,{}", script.display());
+        }
     }
     // A static build (.cargo/config.toml) links the unwinder statically anyway.
     let static_build = std::env::var("CARGO_CFG_TARGET_FEATURE")
@@ -71,6 +83,46 @@ fn link_options() {
     {
         println!("cargo:rustc-link-lib=static:-bundle=gcc_eh");
     }
+    if static_build && packed_relocations_work() {
+        println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
+    }
+}
+
+/// Whether a static-pie program linked with packed relative relocations runs correctly here:
+/// the linker must know the option and the C library's start-up must apply DT_RELR. The
+/// probe's table of pointers is relocated only through DT_RELR, so a start-up that ignores
+/// it leaves them unrelocated and the probe crashes or fails. Not when cross-compiling (the
+/// probe could not run), nor when anything about the probe fails: the option only saves
+/// memory and time, never changes behaviour.
+fn packed_relocations_work() -> bool {
+    if std::env::var("HOST").ok() != std::env::var("TARGET").ok() {
+        return false;
+    }
+    let Some(out) = std::env::var_os("OUT_DIR").map(std::path::PathBuf::from) else {
+        return false;
+    };
+    let source = out.join("relr_probe.c");
+    let probe = out.join("relr_probe");
+    let program = "static const char *const words[] = {\"packed\", \"relative\", \"ok\"};\n\
+                   int main(void) {\n\
+                   \x20   volatile int i = 2;\n\
+                   \x20   return words[i][0] == 'o' && words[i][1] == 'k' ? 0 : 1;\n\
+                   }\n";
+    if std::fs::write(&source, program).is_err() {
+        return false;
+    }
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let linked = std::process::Command::new(cc)
+        .args(["-static-pie", "-fPIE", "-Wl,-z,pack-relative-relocs", "-o"])
+        .arg(&probe)
+        .arg(&source)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    linked
+        && std::process::Command::new(&probe)
+            .status()
+            .is_ok_and(|status| status.success())
 }
 
 /// Whether the C compiler that links has `libgcc_eh.a` (gcc installs it; a clang-only
