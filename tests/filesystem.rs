@@ -412,3 +412,39 @@ fn host_mount_events_do_not_reach_the_view() {
         "the host side's mount leaked out of its namespace"
     );
 }
+
+/// Root's run under a hardened host's umask (077), with the command as another identity
+/// (`--user`): the view's own directories are 0755 whatever that umask (they were 0700 and
+/// root's, so the command could reach nothing and the run was refused), and the command still
+/// starts with the caller's umask.
+#[test]
+fn the_views_directories_keep_their_modes_under_a_strict_umask() {
+    use std::os::unix::process::CommandExt;
+    if skip_unless_root("running the command as another identity (--user)") {
+        return;
+    }
+    let (uid, gid) = match unprivileged_user() {
+        Ok(ids) => ids,
+        Err(why) => return skip(&why),
+    };
+    let sb = Sandbox::new().args(["--user", &format!("{uid}:{gid}")]);
+    let mut cmd = sb.command(
+        "run",
+        &["/bin/sh", "-c", "stat -c '%a %n' / /etc /dev; umask; id -u"],
+    );
+    // SAFETY: umask is async-signal-safe; the closure touches nothing else.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::umask(0o077);
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        format!("755 /\n755 /etc\n755 /dev\n0077\n{uid}\n"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -266,6 +266,7 @@ impl Skeleton {
 pub fn enter(view: &View) -> Result<Entered, String> {
     let step = |what: &str, e: &dyn std::fmt::Display| format!("mount view: {what}: {e}");
     let mut entered = Entered::default();
+    let _umask = ViewUmask::set();
 
     // One tmpfs for the whole run: the view's root is its directory `v`, bound onto itself
     // (pivot_root needs a mount point) and entered; every private directory (/tmp, /dev/shm,
@@ -872,6 +873,25 @@ fn unescape_mountinfo(field: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The view's directories get exactly the modes given here (0755), whatever the caller's
+/// umask: under a hardened host's 027 or 077 they were 0750 or 0700 and root's, so a command
+/// running as another identity (`--user`) could not reach anything in the view, and root's
+/// runs with `--user` were refused (the read-back could not open /proc). The caller's umask
+/// is back when `enter` returns: the command starts with it (init forks it later).
+struct ViewUmask(Mode);
+
+impl ViewUmask {
+    fn set() -> ViewUmask {
+        ViewUmask(nix::sys::stat::umask(Mode::from_bits_truncate(0o022)))
+    }
+}
+
+impl Drop for ViewUmask {
+    fn drop(&mut self) {
+        nix::sys::stat::umask(self.0);
+    }
 }
 
 fn mkdir(path: &Path) -> io::Result<()> {
