@@ -8,6 +8,17 @@ use std::path::Path;
 
 use nix::unistd::Pid;
 
+/// A system call's return value as a result: a negative one (the C library's -1) is the
+/// error in errno.
+fn check<T: Into<i64>>(ret: T) -> io::Result<i64> {
+    let ret = ret.into();
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
 fn cstring(path: &Path) -> io::Result<CString> {
     CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
@@ -321,9 +332,7 @@ pub fn pidfd_open(pid: Pid) -> io::Result<std::os::fd::OwnedFd> {
     // SAFETY: pidfd_open takes two integers; a non-negative result is a new descriptor
     // owned by nothing else, which the OwnedFd takes at once.
     let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0 as libc::c_uint) };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    check(ret)?;
     // SAFETY: see above.
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(ret as libc::c_int) })
 }
@@ -395,11 +404,7 @@ fn mount_setattr_at(
             std::mem::size_of::<MountAttr>(),
         )
     };
-    if ret == -1 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    check(ret).map(drop)
 }
 
 /// Marks every descriptor from `first` upward close-on-exec, so nothing but 0, 1, 2
@@ -415,11 +420,7 @@ pub fn cloexec_from(first: u32) -> io::Result<()> {
             libc::CLOSE_RANGE_CLOEXEC as libc::c_uint,
         )
     };
-    if ret == -1 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    check(ret).map(drop)
 }
 
 /// Closes descriptors this process owns: each run of consecutive numbers with one
@@ -569,11 +570,7 @@ pub fn lock_securebits() -> io::Result<()> {
         | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
     // SAFETY: PR_SET_SECUREBITS takes an integer argument and touches no memory of ours.
     let ret = unsafe { libc::prctl(libc::PR_SET_SECUREBITS, bits, 0, 0, 0) };
-    if ret == -1 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    check(ret).map(drop)
 }
 
 /// Brings the loopback interface of the current network namespace up
@@ -878,11 +875,7 @@ pub fn landlock_abi() -> Result<u32, io::Error> {
             LANDLOCK_CREATE_RULESET_VERSION,
         )
     };
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret as u32)
-    }
+    check(ret).map(|n| n as u32)
 }
 
 /// `landlock_add_rule(ruleset, LANDLOCK_RULE_PATH_BENEATH, {allowed, parent}, 0)`: `allowed`
@@ -955,11 +948,7 @@ unsafe fn landlock_add_rule<Attr>(
             0u32,
         )
     };
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    check(ret).map(drop)
 }
 
 /// `landlock_restrict_self(ruleset, 0)`: the calling thread (and what it starts) is
@@ -968,11 +957,7 @@ pub fn landlock_restrict_self(ruleset: std::os::fd::BorrowedFd<'_>) -> io::Resul
     use std::os::fd::AsRawFd;
     // SAFETY: integer arguments only.
     let ret = unsafe { libc::syscall(libc::SYS_landlock_restrict_self, ruleset.as_raw_fd(), 0u32) };
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    check(ret).map(drop)
 }
 
 /// Restores default dispositions for the signals this process ignores and unblocks every
@@ -1075,9 +1060,7 @@ pub fn default_disposition(sig: libc::c_int) -> io::Result<()> {
             8usize,
         )
     };
-    if ret == -1 {
-        return Err(io::Error::last_os_error());
-    }
+    check(ret)?;
     Ok(())
 }
 
@@ -1111,9 +1094,7 @@ fn statx_fd(fd: std::os::fd::BorrowedFd<'_>, mask: u32) -> io::Result<libc::stat
             &mut buf,
         )
     };
-    if ret == -1 {
-        return Err(io::Error::last_os_error());
-    }
+    check(ret)?;
     Ok(buf)
 }
 
@@ -1153,11 +1134,7 @@ pub fn getdents64(fd: std::os::fd::BorrowedFd<'_>, buf: &mut [u8]) -> io::Result
             buf.len(),
         )
     };
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret as usize)
-    }
+    check(ret).map(|n| n as usize)
 }
 
 /// Every entry of a directory opened for reading, as its name and `d_type` (`DT_UNKNOWN`
@@ -1206,11 +1183,7 @@ pub fn access_fd(fd: std::os::fd::BorrowedFd<'_>, mode: libc::c_int) -> io::Resu
             libc::AT_EMPTY_PATH,
         )
     };
-    if ret == -1 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    check(ret).map(drop)
 }
 
 /// The unique (never reused, Linux 6.8) id of the mount behind `fd`
@@ -1241,9 +1214,7 @@ pub fn path_mount_id_unique(path: &std::ffi::CStr) -> io::Result<u64> {
             &mut buf,
         )
     };
-    if ret == -1 {
-        return Err(io::Error::last_os_error());
-    }
+    check(ret)?;
     if buf.stx_mask & libc::STATX_MNT_ID_UNIQUE == 0 {
         return Err(io::Error::from_raw_os_error(libc::ENOSYS));
     }
@@ -1315,9 +1286,7 @@ pub fn statmount(mnt_id: u64) -> io::Result<MountFacts> {
             0 as libc::c_uint,
         )
     };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    check(ret)?;
     let b = &buf.0;
     let u32_at = |at: usize| u32::from_ne_bytes(b[at..at + 4].try_into().expect("4 bytes"));
     let u64_at = |at: usize| u64::from_ne_bytes(b[at..at + 8].try_into().expect("8 bytes"));
@@ -1365,9 +1334,7 @@ pub fn has_submounts(mnt_id: u64) -> io::Result<bool> {
             0 as libc::c_uint,
         )
     };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    check(ret)?;
     Ok(ret > 0)
 }
 
@@ -1393,9 +1360,7 @@ pub fn clone_tree(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<std::os::fd::Ow
                 | libc::AT_RECURSIVE as libc::c_uint,
         )
     };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    check(ret)?;
     // SAFETY: `ret` is a descriptor open_tree just returned to us and nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(ret as libc::c_int) })
 }
@@ -1429,9 +1394,7 @@ pub fn clone_tree_at(
                 },
         )
     };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    check(ret)?;
     // SAFETY: `ret` is a descriptor open_tree just returned to us and nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(ret as libc::c_int) })
 }
@@ -1465,11 +1428,7 @@ pub fn attach_tree(tree: std::os::fd::BorrowedFd<'_>, target: &Path) -> io::Resu
             MOVE_MOUNT_F_EMPTY_PATH,
         )
     };
-    if ret == -1 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    check(ret).map(drop)
 }
 
 /// A close-on-exec duplicate (numbered 3 or above) of descriptor `fd`, which the caller of
@@ -1624,13 +1583,6 @@ pub fn empty_bounding_set() -> io::Result<()> {
 /// Empties the effective, permitted and inheritable sets in one `capset`, and the ambient set
 /// (`PR_CAP_AMBIENT_CLEAR_ALL`). (The bounding set: `empty_bounding_set`.)
 pub fn clear_capabilities() -> io::Result<()> {
-    let check = |ret: libc::c_long| {
-        if ret < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(())
-        }
-    };
     // SAFETY: prctl with integer arguments only.
     check(unsafe {
         libc::prctl(
@@ -1640,7 +1592,7 @@ pub fn clear_capabilities() -> io::Result<()> {
             0,
             0,
         )
-    } as libc::c_long)?;
+    })?;
     let mut header = CapHeader {
         version: LINUX_CAPABILITY_VERSION_3,
         pid: 0,
@@ -1648,7 +1600,7 @@ pub fn clear_capabilities() -> io::Result<()> {
     let data = [CapData::default(); 2];
     // SAFETY: capset reads the header and two CapData (the v3 layout), all of which live for
     // the call.
-    check(unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) })
+    check(unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) }).map(drop)
 }
 
 /// `ioctl(fd, TIOCSCTTY, 0)`: makes the terminal behind `fd` the calling process's
@@ -1658,9 +1610,7 @@ pub fn set_controlling_terminal(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<(
     use std::os::fd::AsRawFd;
     // SAFETY: TIOCSCTTY takes an integer argument, not a pointer; no memory is touched.
     let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0 as libc::c_int) };
-    if ret == -1 {
-        return Err(io::Error::last_os_error());
-    }
+    check(ret)?;
     Ok(())
 }
 
@@ -1676,9 +1626,7 @@ pub fn window_size(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<libc::winsize>
     // SAFETY: TIOCGWINSZ writes one `struct winsize` through the pointer, which points to a
     // live, exclusively borrowed value of that type.
     let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut size) };
-    if ret == -1 {
-        return Err(io::Error::last_os_error());
-    }
+    check(ret)?;
     Ok(size)
 }
 
@@ -1695,9 +1643,7 @@ pub fn set_window_size(fd: std::os::fd::BorrowedFd<'_>, size: &libc::winsize) ->
             size as *const libc::winsize,
         )
     };
-    if ret == -1 {
-        return Err(io::Error::last_os_error());
-    }
+    check(ret)?;
     Ok(())
 }
 
@@ -1786,6 +1732,15 @@ pub fn sysctl_value_complete(read: &[u8], capacity: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_negative_return_is_the_error_in_errno() {
+        // SAFETY: closing descriptor -1 touches nothing of ours; it fails with EBADF.
+        let ret = unsafe { libc::close(-1) };
+        assert_eq!(check(ret).unwrap_err().raw_os_error(), Some(libc::EBADF));
+        assert_eq!(check(7i32).unwrap(), 7);
+        assert_eq!(check(0i64).unwrap(), 0);
+    }
 
     /// The network namespace maker shares this process's memory and writes none of it but
     /// its own stack: it answers 0 (root: a namespace of its own, not ours) or the errno of
