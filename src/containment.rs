@@ -613,14 +613,24 @@ fn landlock_init_steps() -> Result<OwnedFd, StepError> {
 
 /// Kills every process the run started (Landlock tier, where no PID namespace ends them):
 /// init is their subreaper, so each pass kills its children and their descendants as found
-/// in /proc, reaps, and repeats until none is left (an orphan reparented meanwhile is found
-/// on the next pass). Returns the statuses it reaped (the command's process may be among
-/// them).
+/// in /proc, then waits until at least one of its children has ended and reaps every one
+/// that has, and repeats until none is left (an orphan reparented meanwhile is found on the
+/// next pass). Returns the statuses it reaped (the command's process may be among them).
+///
+/// Each pass blocks until a child it killed has died: a SIGKILLed process still has to be
+/// scheduled to exit, which on a loaded machine takes milliseconds. (It used to poll with
+/// WNOHANG, at most 1000 passes of ~50 µs: under load the passes ran out while killed
+/// processes were still alive, holding the caller's descriptors after cw-exec returned.)
+/// The wait cannot hang: every child of init in the pass's list was killed, so one of them
+/// ends. No cap on the passes either: a killed process forks no more, so only a child made
+/// between a pass's walk and its kill survives into the next pass.
 pub fn kill_descendants() -> Vec<nix::sys::wait::WaitStatus> {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
     let mut reaped = vec![];
-    for _ in 0..1000 {
+    let init = std::process::id() as i32;
+    loop {
         let mut found = vec![];
-        let mut queue = vec![std::process::id() as i32];
+        let mut queue = vec![init];
         while let Some(pid) = queue.pop() {
             let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
                 .unwrap_or_default();
@@ -638,17 +648,20 @@ pub fn kill_descendants() -> Vec<nix::sys::wait::WaitStatus> {
         for pid in &found {
             let _ = nix::sys::signal::kill(Pid::from_raw(*pid), nix::sys::signal::Signal::SIGKILL);
         }
-        while let Ok(status) = nix::sys::wait::waitpid(
-            Pid::from_raw(-1),
-            Some(nix::sys::wait::WaitPidFlag::WNOHANG),
-        ) {
-            if status == nix::sys::wait::WaitStatus::StillAlive {
-                break;
+        // One child's end, waited for; then every other that has ended.
+        let mut flags = None;
+        loop {
+            match waitpid(Pid::from_raw(-1), flags) {
+                Ok(WaitStatus::StillAlive) => break,
+                Ok(status) => {
+                    reaped.push(status);
+                    flags = Some(WaitPidFlag::WNOHANG);
+                }
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(_) => break, // ECHILD: none left
             }
-            reaped.push(status);
         }
     }
-    reaped
 }
 
 /// Step 10, in init, once the command's process has ended: nothing of the run outlives it.

@@ -175,6 +175,44 @@ fn nothing_of_the_run_is_alive_when_cw_exec_returns() {
     });
 }
 
+/// Killed is not yet ended: a process of the run that takes long to die after its SIGKILL
+/// (here 256 MiB of touched memory, which the kernel frees before it closes the process's
+/// descriptors) is still waited for before cw-exec returns. Init used to poll for the end of
+/// what it killed a bounded number of times (~50 ms): this process outlived the polls, and
+/// cw-exec returned while it still held the tripwire (seen first on a loaded machine). The
+/// Landlock tier, where init ends the run's processes itself; each identity; looped.
+#[test]
+fn a_run_process_slow_to_die_is_waited_for() {
+    as_each_identity(|sb, who| {
+        for round in 0..4 {
+            let dir = workdir("slow-death");
+            let wire = Tripwire::new(&dir);
+            let sb = sb
+                .clone()
+                .args(["--tier", "landlock", "--write", dir.to_str().unwrap()]);
+            // dd's one 256 MiB buffer, filled from /dev/zero over and over until it is killed.
+            let script = format!(
+                "exec 3>{}; echo up >&3; \
+                 dd if=/dev/zero of=/dev/null bs=256M count=1000000 2>/dev/null & \
+                 sleep 0.5; echo started",
+                wire.path.display()
+            );
+            let out = sb.run(&["/bin/sh", "-c", &script]);
+            assert_eq!(
+                stdout(&out).trim(),
+                "started",
+                "{who}, round {round}: {}",
+                stderr(&out)
+            );
+            assert_eq!(
+                wire.closed_now(),
+                Ok("up\n".to_string()),
+                "{who}, round {round}: a process of the run outlived cw-exec's return"
+            );
+        }
+    });
+}
+
 #[test]
 fn terminal_injection_is_denied() {
     let sb = Sandbox::new();
