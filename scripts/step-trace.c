@@ -7,8 +7,9 @@
  * Used by scripts/hot-text to find which code of the static C library a run of cw-exec
  * executes: the C library is not built with a section per function, so the uprobes the
  * script puts on cw-exec's own functions cannot order it, and a probe on each of its
- * functions would fire on every memcpy. Only the process it starts is followed (the
- * processes it clones run untraced), which is where cw-exec's peak RSS is.
+ * functions would fire on every memcpy. The process it starts is followed, and every
+ * process and thread it clones until that one execs another program (cw-exec's init, and
+ * the command's process up to its execve); their addresses are counted together.
  * Exits with the program's status. Not part of cw-exec: a development tool, built by the
  * script that uses it. */
 #define _GNU_SOURCE
@@ -115,25 +116,66 @@ int main(int argc, char **argv) {
         kill(pid, SIGKILL);
         return 125;
     }
+    /* Every process or thread it makes is traced from its first instruction (it starts in
+       a SIGSTOP stop, which is not delivered); a tracee that execs is let go; the tracer's
+       death kills them all. */
+    long options = PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK |
+                   PTRACE_O_TRACEEXEC | PTRACE_O_EXITKILL;
+    if (ptrace(PTRACE_SETOPTIONS, pid, 0, (void *)options) != 0) {
+        perror("step-trace: PTRACE_SETOPTIONS");
+        kill(pid, SIGKILL);
+        return 125;
+    }
+    int main_status = 0;
+    pid_t stepped = pid;
     int deliver = 0;
     for (;;) {
-        if (ptrace(PTRACE_SINGLESTEP, pid, 0, (void *)(intptr_t)deliver) != 0) {
+        if (stepped > 0 &&
+            ptrace(PTRACE_SINGLESTEP, stepped, 0, (void *)(intptr_t)deliver) != 0 &&
+            errno != ESRCH) {
             perror("step-trace: PTRACE_SINGLESTEP");
             return 125;
         }
-        if (waitpid(pid, &status, __WALL) != pid) {
+        pid_t who = waitpid(-1, &status, __WALL);
+        if (who < 0) {
+            if (errno == ECHILD)
+                break;
+            if (errno == EINTR)
+                continue;
             perror("step-trace: waitpid");
             return 125;
         }
-        if (WIFEXITED(status) || WIFSIGNALED(status))
-            break;
-        deliver = WSTOPSIG(status) == SIGTRAP ? 0 : WSTOPSIG(status);
+        stepped = 0;
+        deliver = 0;
+        if (WIFEXITED(status) || WIFSIGNALED(status)) {
+            if (who == pid)
+                main_status = status;
+            continue;
+        }
+        if (!WIFSTOPPED(status))
+            continue;
+        int sig = WSTOPSIG(status);
+        int event = status >> 16;
+        if (sig == SIGTRAP && event == PTRACE_EVENT_EXEC) {
+            ptrace(PTRACE_DETACH, who, 0, 0);
+            continue;
+        }
+        stepped = who;
+        if (sig == SIGTRAP && event != 0)
+            continue; /* a clone, fork or vfork: the parent goes on stepping */
+        if (sig == SIGSTOP || event == PTRACE_EVENT_STOP)
+            continue; /* a new tracee's first stop (or a group stop): not delivered */
+        if (sig != SIGTRAP) {
+            deliver = sig;
+            continue;
+        }
         struct user_regs_struct regs;
-        if (ptrace(PTRACE_GETREGS, pid, 0, &regs) != 0)
+        if (ptrace(PTRACE_GETREGS, who, 0, &regs) != 0)
             continue;
         if (regs.rip >= lo && regs.rip < hi)
             remember(regs.rip - lo);
     }
+    status = main_status;
     FILE *out = fopen(argv[1], "w");
     if (!out) {
         perror(argv[1]);
