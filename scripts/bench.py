@@ -451,7 +451,7 @@ def machine():
         "cgroup": "v2" if " - cgroup2 " in mounts and " - cgroup " not in mounts else ("v1" if " - cgroup2 " not in mounts else "hybrid"),
         "cgroup2_favordynmods": "favordynmods" in mounts,
         "commit": commit,
-        "src_commit": sh(["git", "-C", ROOT, "log", "-1", "--format=%h", "--", "src", "Cargo.toml", "Cargo.lock", "build.rs"]),
+        "src_commit": sh(["git", "-C", ROOT, "log", "-1", "--format=%h", "--", "src", "Cargo.toml", "Cargo.lock", "build.rs", "build"]),
         "reference_floor_source": floor_source(),
         "note": os.environ.get("BENCH_MACHINE_NOTE") or None,
         "versions": {
@@ -544,7 +544,7 @@ def markdown(res, date):
 
     md = [
         f"Measured {date}{' (BENCH_QUICK: a smoke pass, too few rounds to read much into)' if res['quick'] else ''} by `scripts/bench`; "
-        f"cw-exec built from `{m.get('src_commit') or m['commit']}` (the last commit touching src/ or Cargo.*), "
+        f"cw-exec built from `{m.get('src_commit') or m['commit']}` (the last commit touching src/, build.rs, build/ or Cargo.*), "
         f"on {m['cpus']} CPUs ({m['cpu']}), {m['memory_gib']} GiB, Linux {m['kernel']}, uid {m['uid']}, cgroup {m['cgroup']}"
         + (f" ({m['note']})" if m.get("note") else "") + ". "
         f"Load: {loadtxt(l0)} at the start, {loadtxt(l1)} at the end. "
