@@ -624,29 +624,50 @@ fn landlock_init_steps() -> Result<OwnedFd, StepError> {
 /// The wait cannot hang: every child of init in the pass's list was killed, so one of them
 /// ends. No cap on the passes either: a killed process forks no more, so only a child made
 /// between a pass's walk and its kill survives into the next pass.
+///
+/// Init's own children are killed by pid: their pids cannot be reused before init reaps them.
+/// A deeper descendant's pid can, by a host process, once its parent (a process of the run)
+/// has reaped it, between the walk's read and the kill; so it is held by a pidfd first and
+/// signalled through it only if its parent still lists it after that (a pid reused meanwhile
+/// by a host process is not the parent's child; by another child of that parent, it is one of
+/// the run's).
 pub fn kill_descendants() -> Vec<nix::sys::wait::WaitStatus> {
+    use nix::sys::signal::Signal::SIGKILL;
     use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    let children_of = |pid: i32| -> Vec<i32> {
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|c| c.parse::<i32>().ok())
+            .collect()
+    };
     let mut reaped = vec![];
     let init = std::process::id() as i32;
     loop {
-        let mut found = vec![];
-        let mut queue = vec![init];
-        while let Some(pid) = queue.pop() {
-            let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-                .unwrap_or_default();
-            for child in children
-                .split_whitespace()
-                .filter_map(|c| c.parse::<i32>().ok())
-            {
-                found.push(child);
-                queue.push(child);
-            }
-        }
-        if found.is_empty() {
+        let own = children_of(init);
+        if own.is_empty() {
             return reaped;
         }
-        for pid in &found {
-            let _ = nix::sys::signal::kill(Pid::from_raw(*pid), nix::sys::signal::Signal::SIGKILL);
+        for pid in &own {
+            let _ = nix::sys::signal::kill(Pid::from_raw(*pid), SIGKILL);
+        }
+        let mut parents = own;
+        while let Some(parent) = parents.pop() {
+            let listed = children_of(parent);
+            if listed.is_empty() {
+                continue;
+            }
+            let held: Vec<(i32, OwnedFd)> = listed
+                .into_iter()
+                .filter_map(|c| sys::pidfd_open(Pid::from_raw(c)).ok().map(|fd| (c, fd)))
+                .collect();
+            let still = children_of(parent);
+            for (child, pidfd) in held {
+                if still.contains(&child) {
+                    let _ = sys::pidfd_send_signal(pidfd.as_fd(), SIGKILL);
+                    parents.push(child);
+                }
+            }
         }
         // One child's end, waited for; then every other that has ended.
         let mut flags = None;

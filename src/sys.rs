@@ -337,6 +337,27 @@ pub fn pidfd_open(pid: Pid) -> io::Result<std::os::fd::OwnedFd> {
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(ret as libc::c_int) })
 }
 
+/// `pidfd_send_signal(2)` (Linux 5.1): sends `signal` to exactly the process `pidfd` refers
+/// to, never to another that took its pid after it ended (ESRCH once it has ended).
+pub fn pidfd_send_signal(
+    pidfd: std::os::fd::BorrowedFd<'_>,
+    signal: nix::sys::signal::Signal,
+) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: integer arguments and a NULL siginfo (the kernel then fills in a kill's);
+    // no memory of ours is read or written.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal as libc::c_int,
+            std::ptr::null::<libc::siginfo_t>(),
+            0 as libc::c_uint,
+        )
+    };
+    check(ret).map(drop)
+}
+
 /// What a fork-like clone returned: the child's pid in the parent, None in the child.
 fn fork_result(ret: libc::c_long) -> io::Result<Option<Pid>> {
     match ret {
@@ -1732,6 +1753,22 @@ pub fn sysctl_value_complete(read: &[u8], capacity: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pidfd_signals_its_process_and_none_once_it_has_ended() {
+        use std::os::fd::AsFd;
+        use std::os::unix::process::ExitStatusExt;
+        let mut child = std::process::Command::new("sleep")
+            .arg("1000")
+            .spawn()
+            .unwrap();
+        let pidfd = pidfd_open(Pid::from_raw(child.id() as i32)).unwrap();
+        pidfd_send_signal(pidfd.as_fd(), nix::sys::signal::Signal::SIGKILL).unwrap();
+        assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
+        // Reaped: the descriptor names the ended process, whatever takes its pid now.
+        let again = pidfd_send_signal(pidfd.as_fd(), nix::sys::signal::Signal::SIGKILL);
+        assert_eq!(again.unwrap_err().raw_os_error(), Some(libc::ESRCH));
+    }
 
     #[test]
     fn a_negative_return_is_the_error_in_errno() {
