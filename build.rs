@@ -46,8 +46,9 @@ fn main() {
 }
 
 /// - `build/hot-text.ld`: the functions a typical run executes are placed together, before
-///   the rest of `.text`, so a run maps about half as many pages of the binary (the kernel
-///   maps 64 KiB around each page fault of a file). The list is made by `scripts/hot-text`;
+///   the rest of `.text`, with the IFUNC stubs (`.iplt`) right after them, so a run maps
+///   about half as many pages of the binary (the kernel maps 64 KiB around each page fault
+///   of a file). The list is made by `scripts/hot-text`;
 ///   a function missing from it only costs a page fault, never correctness.
 /// - `build/layout.ld`: the exception tables, which only an unwind reads, placed after
 ///   `.eh_frame` instead of before `.rodata`, so the start-up's and the run's reads of
