@@ -232,6 +232,10 @@ fn init(
         "init: dropping capabilities",
         containment::drop_capabilities(),
     )?;
+    // The command's process ended (exit code or signal): what both ways of seeing it do.
+    let mut command_ended = |end| -> ! {
+        the_command_ended(plan, terminal, reporter, proc_handle_fd, leave.take(), end)
+    };
 
     loop {
         let sig = match wanted.wait() {
@@ -242,14 +246,7 @@ fn init(
             Signal::SIGCHLD => {
                 while let Ok(status) = waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
                     if let Some(end) = command_status(command, status) {
-                        the_command_ended(
-                            plan,
-                            terminal,
-                            reporter,
-                            proc_handle_fd,
-                            leave.take(),
-                            end,
-                        );
+                        command_ended(end);
                     }
                     if status == WaitStatus::StillAlive {
                         break;
@@ -268,14 +265,7 @@ fn init(
                 Tier::Landlock => {
                     let reaped = containment::kill_descendants();
                     if let Some(end) = reaped.into_iter().find_map(|s| command_status(command, s)) {
-                        the_command_ended(
-                            plan,
-                            terminal,
-                            reporter,
-                            proc_handle_fd,
-                            leave.take(),
-                            end,
-                        );
+                        command_ended(end);
                     }
                 }
             },

@@ -203,9 +203,10 @@ pub struct Gathered {
 }
 
 /// Reads the kernel's view of the command's process and attempts the late probes, after
-/// those `gathered` earlier; the quota sysctls as init read them back (`quotas_from_init`). With the read-back, the signals this process ignores
-/// (`SigIgn` of the same read of /proc/self/status; None if absent), which are the only
-/// dispositions that survive execve: `sys::reset_signals_for_exec_given` resets just those.
+/// those `gathered` earlier; the quota sysctls as init read them back (`quotas_from_init`).
+/// With the read-back, the signals this process ignores (`SigIgn` of the same read of
+/// /proc/self/status; None if absent), which are the only dispositions that survive execve:
+/// `sys::reset_signals_for_exec_given` resets just those.
 pub fn collect(
     plan: &Plan,
     host_ns: &BTreeMap<String, u64>,
