@@ -146,29 +146,13 @@ fn nothing_of_the_run_is_alive_when_cw_exec_returns() {
     as_each_identity(|sb, who| {
         for tier in ["namespaces", "landlock"] {
             for round in 0..8 {
-                let dir = workdir("ended");
-                let wire = Tripwire::new(&dir);
-                let sb = sb
-                    .clone()
-                    .args(["--tier", tier, "--write", dir.to_str().unwrap()]);
-                let script = format!(
-                    "exec 3>{}; echo up >&3; \
-                     (while :; do sh -c ':' ; done) >/dev/null 2>&1 & \
+                nothing_holds_the_tripwire_once_returned(
+                    &sb,
+                    tier,
+                    "(while :; do sh -c ':' ; done) >/dev/null 2>&1 & \
                      (setsid sh -c 'while :; do sleep 0.01; done' >/dev/null 2>&1 &) ; \
                      sleep 0.05; echo started",
-                    wire.path.display()
-                );
-                let out = sb.run(&["/bin/sh", "-c", &script]);
-                assert_eq!(
-                    stdout(&out).trim(),
-                    "started",
-                    "{who}, {tier}, round {round}: {}",
-                    stderr(&out)
-                );
-                assert_eq!(
-                    wire.closed_now(),
-                    Ok("up\n".to_string()),
-                    "{who}, {tier}, round {round}: a process of the run outlived cw-exec's return"
+                    &format!("{who}, {tier}, round {round}"),
                 );
             }
         }
@@ -185,32 +169,36 @@ fn nothing_of_the_run_is_alive_when_cw_exec_returns() {
 fn a_run_process_slow_to_die_is_waited_for() {
     as_each_identity(|sb, who| {
         for round in 0..4 {
-            let dir = workdir("slow-death");
-            let wire = Tripwire::new(&dir);
-            let sb = sb
-                .clone()
-                .args(["--tier", "landlock", "--write", dir.to_str().unwrap()]);
             // dd's one 256 MiB buffer, filled from /dev/zero over and over until it is killed.
-            let script = format!(
-                "exec 3>{}; echo up >&3; \
-                 dd if=/dev/zero of=/dev/null bs=256M count=1000000 2>/dev/null & \
+            nothing_holds_the_tripwire_once_returned(
+                &sb,
+                "landlock",
+                "dd if=/dev/zero of=/dev/null bs=256M count=1000000 2>/dev/null & \
                  sleep 0.5; echo started",
-                wire.path.display()
-            );
-            let out = sb.run(&["/bin/sh", "-c", &script]);
-            assert_eq!(
-                stdout(&out).trim(),
-                "started",
-                "{who}, round {round}: {}",
-                stderr(&out)
-            );
-            assert_eq!(
-                wire.closed_now(),
-                Ok("up\n".to_string()),
-                "{who}, round {round}: a process of the run outlived cw-exec's return"
+                &format!("{who}, round {round}"),
             );
         }
     });
+}
+
+/// Runs the shell script `body` in `tier` with a tripwire open as its descriptor 3 (after
+/// "up" was written to it); `body` ends by printing "started" and leaves processes behind.
+/// The moment cw-exec returns, none of them may hold the tripwire. `case` names the case in
+/// a failure.
+fn nothing_holds_the_tripwire_once_returned(sb: &Sandbox, tier: &str, body: &str, case: &str) {
+    let dir = workdir("ended");
+    let wire = Tripwire::new(&dir);
+    let sb = sb
+        .clone()
+        .args(["--tier", tier, "--write", dir.to_str().unwrap()]);
+    let script = format!("exec 3>{}; echo up >&3; {body}", wire.path.display());
+    let out = sb.run(&["/bin/sh", "-c", &script]);
+    assert_eq!(stdout(&out).trim(), "started", "{case}: {}", stderr(&out));
+    assert_eq!(
+        wire.closed_now(),
+        Ok("up\n".to_string()),
+        "{case}: a process of the run outlived cw-exec's return"
+    );
 }
 
 #[test]
