@@ -297,9 +297,7 @@ pub fn spawn_network_namespace_maker(
         let stack = SharedStack(base);
         // A guard page at the low end: an overflow faults instead of writing into other memory.
         // SAFETY: the first page of the mapping made above.
-        if unsafe { libc::mprotect(base, 4096, libc::PROT_NONE) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        check(unsafe { libc::mprotect(base, 4096, libc::PROT_NONE) })?;
         // SAFETY: glibc's clone switches to the new stack (its top) and calls `maker` there,
         // which makes only raw system calls and never returns; glibc touches nothing
         // thread-local in the child. CLONE_VM shares this process's memory, of which `maker`
@@ -313,9 +311,7 @@ pub fn spawn_network_namespace_maker(
                 answer.as_raw_fd() as libc::c_long as *mut libc::c_void,
             )
         };
-        if pid == -1 {
-            return Err(io::Error::last_os_error());
-        }
+        check(pid)?;
         Ok(Some((Pid::from_raw(pid), stack)))
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -600,9 +596,7 @@ pub fn loopback_up() -> io::Result<()> {
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     // SAFETY: socket() takes integers; the returned descriptor is owned by `sock` at once.
     let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if raw < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    check(raw)?;
     // SAFETY: `raw` is a descriptor socket() just returned to us and nothing else owns.
     let sock = unsafe { OwnedFd::from_raw_fd(raw) };
     // SAFETY: ifreq is plain old data; all-zero is a valid value for every field.
@@ -613,13 +607,9 @@ pub fn loopback_up() -> io::Result<()> {
     // SAFETY: the union field written is the one SIOCSIFFLAGS reads; `req` outlives the
     // ioctl, which reads (and for SIOCGIFFLAGS writes) only within the struct.
     unsafe {
-        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        check(libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req))?;
         req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
-        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        check(libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req))?;
     }
     Ok(())
 }
