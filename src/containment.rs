@@ -697,11 +697,14 @@ pub fn kill_descendants() -> Vec<nix::sys::wait::WaitStatus> {
 pub fn end_the_run(tier: Tier, leave: Option<SelfJoin>) -> bool {
     match tier {
         Tier::Namespaces => {
-            let _ = nix::sys::signal::kill(Pid::from_raw(-1), nix::sys::signal::Signal::SIGKILL);
-            // Until ECHILD: no child left.
-            while let Ok(_) | Err(nix::errno::Errno::EINTR) =
-                nix::sys::wait::waitpid(Pid::from_raw(-1), None)
-            {}
+            if init_has_children() {
+                let _ =
+                    nix::sys::signal::kill(Pid::from_raw(-1), nix::sys::signal::Signal::SIGKILL);
+                // Until ECHILD: no child left.
+                while let Ok(_) | Err(nix::errno::Errno::EINTR) =
+                    nix::sys::wait::waitpid(Pid::from_raw(-1), None)
+                {}
+            }
         }
         Tier::Landlock => {
             kill_descendants();
@@ -713,6 +716,29 @@ pub fn end_the_run(tier: Tier, leave: Option<SelfJoin>) -> bool {
     // Nothing of the run is left: init alone moves (writing "0" to `tasks` moves the
     // writing thread, without the global lock).
     leave.map(|l| l.join().is_ok()).unwrap_or(false)
+}
+
+/// Whether init (PID 1 of the run's namespace) still has a child, its exited ones reaped on
+/// the way. Every process the run starts descends from init (an orphan is reparented to init,
+/// or to a subreaper that itself descends from init), so with no child there is no process
+/// of the run left and the `kill(-1)` is skipped: the kernel carries that out by walking
+/// every process of the host, not of the namespace, under the lock every fork and exit of
+/// the host takes.
+fn init_has_children() -> bool {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    loop {
+        // __WALL: a child whatever signal it reports its end with.
+        match waitpid(
+            Pid::from_raw(-1),
+            Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL),
+        ) {
+            Ok(WaitStatus::StillAlive) => return true,
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(nix::errno::Errno::ECHILD) => return false,
+            // Unknown: kill as before.
+            Err(_) => return true,
+        }
+    }
 }
 
 /// Step 10 ends: init writes its last report, `last` (the command's end), on the report pipe

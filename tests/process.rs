@@ -159,6 +159,30 @@ fn nothing_of_the_run_is_alive_when_cw_exec_returns() {
     });
 }
 
+/// Init skips its `kill(-1)` when it has no child left after the command's end (nothing of
+/// the run can be alive then). Processes that a careless "no child" test would miss must
+/// still count as children and be killed before cw-exec returns: one stopped by SIGSTOP
+/// (which a WNOHANG wait does not report), and one whose parent, another process of the
+/// run, is exiting at the command's end (reparented to init on the way). Both tiers, each
+/// identity, looped.
+#[test]
+fn stopped_and_reparented_processes_do_not_outlive_the_run() {
+    as_each_identity(|sb, who| {
+        for tier in ["namespaces", "landlock"] {
+            for round in 0..4 {
+                nothing_holds_the_tripwire_once_returned(
+                    &sb,
+                    tier,
+                    "sh -c 'kill -STOP $$' & \
+                     sh -c '(sleep 5 &) ; sleep 0.05' & \
+                     sleep 0.05; echo started",
+                    &format!("{who}, {tier}, round {round}"),
+                );
+            }
+        }
+    });
+}
+
 /// Killed is not yet ended: a process of the run that takes long to die after its SIGKILL
 /// (here 256 MiB of touched memory, which the kernel frees before it closes the process's
 /// descriptors) is still waited for before cw-exec returns. Init used to poll for the end of
