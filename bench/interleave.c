@@ -7,8 +7,10 @@
 //       CSV rows: round,name,seconds,status
 //   interleave batch SEED ROUNDS WARMUP CONCURRENCY RUNS SPEC OUT.csv
 //       per round and command: RUNS runs with CONCURRENCY of them in flight at once, timed from
-//       the first spawn to the last reap
-//       CSV rows: round,name,seconds,runs,failures
+//       the first spawn to the last reap, and the machine's CPU time over the same span (all
+//       CPUs, from /proc/stat: busy = user+nice+system+irq+softirq+steal, idle = idle+iowait;
+//       whatever else ran meanwhile is counted too, so run it on an otherwise quiet machine)
+//       CSV rows: round,name,seconds,runs,failures,cpu_busy_seconds,cpu_idle_seconds
 //
 // SPEC is a file with one command per line: NAME, then the program (an absolute path) and
 // its arguments, separated by tabs; no shell is involved. Every command gets /dev/null as
@@ -122,6 +124,22 @@ static int reap(pid_t pid) {
     return status;
 }
 
+/* The machine's CPU time so far, all CPUs, in seconds: busy and idle (see the header). */
+static void cpu_times(double *busy, double *idle) {
+    unsigned long long v[8] = {0};
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f) die("/proc/stat");
+    if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4],
+               &v[5], &v[6], &v[7]) != 8) {
+        fprintf(stderr, "interleave: /proc/stat: no cpu line\n");
+        exit(1);
+    }
+    fclose(f);
+    double hz = (double)sysconf(_SC_CLK_TCK);
+    *busy = (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / hz;
+    *idle = (double)(v[3] + v[4]) / hz;
+}
+
 int main(int argc, char **argv) {
     int batch = argc == 9 && strcmp(argv[1], "batch") == 0;
     if (!batch && !(argc == 7 && strcmp(argv[1], "spawn") == 0)) {
@@ -162,6 +180,8 @@ int main(int argc, char **argv) {
                 continue;
             }
             int started = 0, done = 0, failures = 0;
+            double busy0, idle0, busy1, idle1;
+            cpu_times(&busy0, &idle0);
             double t0 = now();
             for (; started < concurrency && started < runs; started++) start(c);
             while (done < runs) {
@@ -178,7 +198,10 @@ int main(int argc, char **argv) {
                 }
             }
             double t = now() - t0;
-            if (round >= 0) fprintf(out, "%d,%s,%.9f,%d,%d\n", round, c->name, t, runs, failures);
+            cpu_times(&busy1, &idle1);
+            if (round >= 0)
+                fprintf(out, "%d,%s,%.9f,%d,%d,%.2f,%.2f\n", round, c->name, t, runs, failures,
+                        busy1 - busy0, idle1 - idle0);
         }
         fflush(out);
     }

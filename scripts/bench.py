@@ -112,7 +112,8 @@ def write_spec(cmds):
 
 def interleave(mode, cmds, rounds, warmup, cwd=None, concurrency=None, runs=None):
     """Runs target/bench/interleave; returns {name: [row...]}, rows being the CSV's fields
-    after the name (spawn: seconds, status; batch: seconds, runs, failures), indexed by round."""
+    after the name (spawn: seconds, status; batch: seconds, runs, failures, the machine's CPU
+    busy and idle seconds over the batch), indexed by round."""
     spec = write_spec(cmds)
     out = spec[:-4] + ".csv"
     args = [RUNNER, mode, str(SEED), str(rounds), str(warmup)]
@@ -123,7 +124,8 @@ def interleave(mode, cmds, rounds, warmup, cwd=None, concurrency=None, runs=None
         rows = {name: [None] * rounds for name in cmds}
         for line in open(out):
             f = line.strip().split(",")
-            rows[f[1]][int(f[0])] = [float(f[2])] + [int(x) for x in f[3:]]
+            # spawn: seconds, status; batch: seconds, runs, failures, CPU busy and idle seconds.
+            rows[f[1]][int(f[0])] = [float(f[2])] + [int(x) for x in f[3:5]] + [float(x) for x in f[5:]]
         return rows
     finally:
         for p in (spec, out):
@@ -349,7 +351,15 @@ def concurrency(spawn_cmds, level, runs, rounds):
     out = {"level": level, "runs_per_batch": runs, "tools": {}}
     for name, rs in rows.items():
         rps = [r[1] / r[0] for r in rs]
-        out["tools"][name] = {**summary(rps), "failed_runs": sum(r[2] for r in rs)}
+        out["tools"][name] = {
+            **summary(rps),
+            "failed_runs": sum(r[2] for r in rs),
+            # CPU time per run, all CPUs (whatever else ran is counted too), and the share of
+            # the batch the CPUs sat idle: near 0, the runs are bound by CPU time, not by a
+            # lock or a wait (a contended lock that sleeps leaves CPUs idle).
+            "cpu_ms_per_run": statistics.median(r[3] * 1000 / r[1] for r in rs),
+            "idle_share": statistics.median(r[4] / (r[3] + r[4]) for r in rs if r[3] + r[4] > 0),
+        }
     for ref, key in (("bwrap", "x_bwrap"), ("reference floor", "x_floor")):
         if ref in rows:
             for name in rows:
@@ -591,10 +601,12 @@ def markdown(res, date):
 
     cc = res["concurrency"]
     if cc.get("tools"):
-        md.append(f"\n**{cc['level']} concurrent runs of `/bin/true`** ({cc['runs_per_batch']} runs per batch, {cc['rounds']} rounds; runs per second; ratio: of medians (median of per-round ratios))\n\n")
-        rows = [[n, f"{d['median']:.0f}", f"{d['mean']:.0f}", f"{d['p5']:.0f}", f"{d['p95']:.0f}", ratio(d, "x_bwrap"), ratio(d, "x_floor"), str(d["failed_runs"])]
+        md.append(f"\n**{cc['level']} concurrent runs of `/bin/true`** ({cc['runs_per_batch']} runs per batch, {cc['rounds']} rounds; runs per second; ratio: of medians (median of per-round ratios); "
+                  "CPU per run: the machine's busy CPU time over a batch (all CPUs, /proc/stat) per run, median of batches; idle: the share of a batch the CPUs sat idle, median)\n\n")
+        rows = [[n, f"{d['median']:.0f}", f"{d['mean']:.0f}", f"{d['p5']:.0f}", f"{d['p95']:.0f}", ratio(d, "x_bwrap"), ratio(d, "x_floor"),
+                 f"{d['cpu_ms_per_run']:.2f}" if "cpu_ms_per_run" in d else "", f"{d['idle_share'] * 100:.0f} %" if "idle_share" in d else "", str(d["failed_runs"])]
                 for n, d in cc["tools"].items()]
-        md.append(table(["command", "median", "mean", "p5", "p95", "× bwrap", "× floor", "failed runs"], rows))
+        md.append(table(["command", "median", "mean", "p5", "p95", "× bwrap", "× floor", "CPU ms per run", "idle", "failed runs"], rows))
 
     if res["peak_rss"]:
         md.append(f"\n**Peak RSS** (`/usr/bin/time -f %M`, which includes the command and GNU time's forked copy; KiB over {res['peak_rss_rounds']} interleaved rounds)\n\n")
