@@ -131,9 +131,11 @@ fn mode_call(name: &str, path: &str, mode: &str) -> i64 {
     // SAFETY (test helper): every pointer is a live NUL-terminated string or a local struct.
     unsafe {
         match name {
+            #[cfg(target_arch = "x86_64")]
             "chmod" => libc::syscall(libc::SYS_chmod, p.as_ptr(), m),
             "fchmodat" => libc::syscall(libc::SYS_fchmodat, at, p.as_ptr(), m),
-            "fchmodat2" => libc::syscall(libc::SYS_fchmodat2, at, p.as_ptr(), m, 0),
+            // fchmodat2: 452 on every architecture (libc names it for x86_64 only).
+            "fchmodat2" => libc::syscall(452, at, p.as_ptr(), m, 0),
             "fchmod" => {
                 let fd = libc::open(p.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
                 if fd < 0 {
@@ -141,11 +143,15 @@ fn mode_call(name: &str, path: &str, mode: &str) -> i64 {
                 }
                 libc::syscall(libc::SYS_fchmod, fd, m)
             }
+            #[cfg(target_arch = "x86_64")]
             "open" => libc::syscall(libc::SYS_open, p.as_ptr(), creating, m),
             "openat" => libc::syscall(libc::SYS_openat, at, p.as_ptr(), creating, m),
+            #[cfg(target_arch = "x86_64")]
             "creat" => libc::syscall(libc::SYS_creat, p.as_ptr(), m),
+            #[cfg(target_arch = "x86_64")]
             "mkdir" => libc::syscall(libc::SYS_mkdir, p.as_ptr(), m),
             "mkdirat" => libc::syscall(libc::SYS_mkdirat, at, p.as_ptr(), m),
+            #[cfg(target_arch = "x86_64")]
             "mknod" => libc::syscall(libc::SYS_mknod, p.as_ptr(), libc::S_IFREG as i64 | m, 0),
             "mknodat" => libc::syscall(
                 libc::SYS_mknodat,

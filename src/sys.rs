@@ -227,7 +227,9 @@ mod raw {
 
 /// The stack a process made by `spawn_network_namespace_maker` runs on: mapped for as long
 /// as it may run. Its owner kills and reaps that process before dropping it.
-pub struct SharedStack(*mut libc::c_void);
+pub struct SharedStack(
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] *mut libc::c_void,
+);
 
 /// Bytes of a `SharedStack` (a guard page below them): the maker's one frame and the system
 /// calls' need a few hundred.

@@ -77,7 +77,14 @@ fn set_id_bits_are_refused_on_every_route_and_none_reach_the_host() {
 
         // Controls: the same calls without set-id bits are accepted, so EPERM below is the
         // set-id refusal and nothing else.
-        for call in ["chmod", "fchmod", "fchmodat", "fchmodat2"] {
+        // The calls older than their `at` forms exist on x86_64 only.
+        for call in [
+            #[cfg(target_arch = "x86_64")]
+            "chmod",
+            "fchmod",
+            "fchmodat",
+            "fchmodat2",
+        ] {
             assert_eq!(
                 sb.attempt(&["mode-call", call, s(&bash), "755"]),
                 "ok",
@@ -97,7 +104,14 @@ fn set_id_bits_are_refused_on_every_route_and_none_reach_the_host() {
         );
 
         // Changing a mode: set-uid and set-gid on a file, set-gid on a directory.
-        for call in ["chmod", "fchmod", "fchmodat", "fchmodat2"] {
+        // The calls older than their `at` forms exist on x86_64 only.
+        for call in [
+            #[cfg(target_arch = "x86_64")]
+            "chmod",
+            "fchmod",
+            "fchmodat",
+            "fchmodat2",
+        ] {
             for mode in ["4755", "2755", "6755", "4000"] {
                 assert_eq!(
                     sb.attempt(&["mode-call", call, s(&bash), mode]),
@@ -114,7 +128,17 @@ fn set_id_bits_are_refused_on_every_route_and_none_reach_the_host() {
 
         // Creating with a mode.
         for call in [
-            "open", "openat", "creat", "mkdir", "mkdirat", "mknod", "mknodat",
+            #[cfg(target_arch = "x86_64")]
+            "open",
+            "openat",
+            #[cfg(target_arch = "x86_64")]
+            "creat",
+            #[cfg(target_arch = "x86_64")]
+            "mkdir",
+            "mkdirat",
+            #[cfg(target_arch = "x86_64")]
+            "mknod",
+            "mknodat",
         ] {
             for mode in ["6755", "4755", "2755"] {
                 let target = w.join(format!("new-{call}-{mode}"));

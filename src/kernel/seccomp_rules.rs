@@ -122,7 +122,10 @@ const DENIED: &[(&str, &[libc::c_long])] = &[
             libc::SYS_adjtimex,
             libc::SYS_syslog,
             libc::SYS_vhangup,
+            // Port I/O: x86 only.
+            #[cfg(target_arch = "x86_64")]
             libc::SYS_iopl,
+            #[cfg(target_arch = "x86_64")]
             libc::SYS_ioperm,
             libc::SYS_fanotify_init,
             libc::SYS_lookup_dcookie,
@@ -173,19 +176,30 @@ const O_TMPFILE_BIT: u64 = 0o20_000_000;
 
 /// Calls that take a mode, with the index of the mode argument and, for the open family,
 /// of the flags argument (the mode only counts when the flags create a file).
+/// The calls older than their `at` forms (chmod, creat, mkdir, mknod, open) exist on x86_64
+/// only: newer architectures (aarch64, riscv64) have just the `at` forms.
 const MODE_CALLS: &[(&str, libc::c_long, u8, Option<u8>)] = &[
+    #[cfg(target_arch = "x86_64")]
     ("chmod", libc::SYS_chmod, 1, None),
     ("fchmod", libc::SYS_fchmod, 1, None),
     ("fchmodat", libc::SYS_fchmodat, 2, None),
-    ("fchmodat2", libc::SYS_fchmodat2, 2, None),
+    ("fchmodat2", SYS_FCHMODAT2, 2, None),
+    #[cfg(target_arch = "x86_64")]
     ("creat", libc::SYS_creat, 1, None),
+    #[cfg(target_arch = "x86_64")]
     ("mkdir", libc::SYS_mkdir, 1, None),
     ("mkdirat", libc::SYS_mkdirat, 2, None),
+    #[cfg(target_arch = "x86_64")]
     ("mknod", libc::SYS_mknod, 1, None),
     ("mknodat", libc::SYS_mknodat, 2, None),
+    #[cfg(target_arch = "x86_64")]
     ("open", libc::SYS_open, 2, Some(1)),
     ("openat", libc::SYS_openat, 3, Some(2)),
 ];
+
+/// fchmodat2(2) (Linux 6.6): one number on every architecture (the shared table from 425
+/// on), which the libc crate names for x86_64 but not yet for every other.
+const SYS_FCHMODAT2: libc::c_long = 452;
 
 /// `personality(2)`'s READ_IMPLIES_EXEC: every later PROT_READ mapping becomes executable
 /// without PROT_EXEC ever appearing in an argument.
@@ -806,6 +820,13 @@ mod tests {
     //! tables before cw-exec compiled its own (`reference`) answers.
 
     use super::*;
+
+    /// cw-exec's own number for fchmodat2 is the one libc names (where it names one).
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn fchmodat2_is_the_number_libc_names() {
+        assert_eq!(SYS_FCHMODAT2, libc::SYS_fchmodat2);
+    }
 
     /// `struct seccomp_data`: nr, arch, instruction_pointer, args[6], native byte order.
     fn data(nr: u32, arch: u32, args: [u64; 6]) -> [u8; 64] {
