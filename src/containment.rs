@@ -612,39 +612,51 @@ fn landlock_init_steps() -> Result<OwnedFd, StepError> {
 }
 
 /// Kills every process the run started (Landlock tier, where no PID namespace ends them):
-/// init is their subreaper, so each pass kills its children and their descendants as found
-/// in /proc, then waits until at least one of its children has ended and reaps every one
-/// that has, and repeats until none is left (an orphan reparented meanwhile is found on the
-/// next pass). Returns the statuses it reaped (the command's process may be among them).
+/// the caller (init; cw-exec, when init died first) is their subreaper, so each pass kills
+/// its children and their descendants as found in /proc (every thread's `children` list: a
+/// process forked by a thread other than the first is only in that thread's), then waits
+/// until at least one of its children has ended and reaps every one that has, and repeats
+/// until none is left (an orphan reparented meanwhile is found on the next pass). Returns
+/// the statuses it reaped (the command's process may be among them).
 ///
 /// Each pass blocks until a child it killed has died: a SIGKILLed process still has to be
 /// scheduled to exit, which on a loaded machine takes milliseconds. (It used to poll with
 /// WNOHANG, at most 1000 passes of ~50 µs: under load the passes ran out while killed
 /// processes were still alive, holding the caller's descriptors after cw-exec returned.)
-/// The wait cannot hang: every child of init in the pass's list was killed, so one of them
-/// ends. No cap on the passes either: a killed process forks no more, so only a child made
-/// between a pass's walk and its kill survives into the next pass.
+/// The wait cannot hang: every child of the caller in the pass's list was killed, so one
+/// of them ends. No cap on the passes either: a killed process forks no more, so only a
+/// child made between a pass's walk and its kill survives into the next pass.
 ///
-/// Init's own children are killed by pid: their pids cannot be reused before init reaps them.
-/// A deeper descendant's pid can, by a host process, once its parent (a process of the run)
-/// has reaped it, between the walk's read and the kill; so it is held by a pidfd first and
-/// signalled through it only if its parent still lists it after that (a pid reused meanwhile
-/// by a host process is not the parent's child; by another child of that parent, it is one of
-/// the run's).
+/// The caller's own children are killed by pid: their pids cannot be reused before it
+/// reaps them. A deeper descendant's pid can, by a host process, once its parent (a process
+/// of the run) has reaped it, between the walk's read and the kill; so it is held by a
+/// pidfd first and signalled through it only if its parent still lists it after that (a
+/// pid reused meanwhile by a host process is not the parent's child; by another child of
+/// that parent, it is one of the run's).
 pub fn kill_descendants() -> Vec<nix::sys::wait::WaitStatus> {
     use nix::sys::signal::Signal::SIGKILL;
     use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    // Every thread's list: `children` names the children that thread forked, so a process
+    // forked by a thread other than the first is missing from the first thread's list.
     let children_of = |pid: i32| -> Vec<i32> {
-        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-            .unwrap_or_default()
-            .split_whitespace()
-            .filter_map(|c| c.parse::<i32>().ok())
-            .collect()
+        let mut out = vec![];
+        let Ok(threads) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return out;
+        };
+        for tid in threads.flatten() {
+            let listed = std::fs::read_to_string(tid.path().join("children")).unwrap_or_default();
+            out.extend(
+                listed
+                    .split_whitespace()
+                    .filter_map(|c| c.parse::<i32>().ok()),
+            );
+        }
+        out
     };
     let mut reaped = vec![];
-    let init = std::process::id() as i32;
+    let me = std::process::id() as i32;
     loop {
-        let own = children_of(init);
+        let own = children_of(me);
         if own.is_empty() {
             return reaped;
         }

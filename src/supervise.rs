@@ -519,6 +519,18 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
     // it is moved in after the clone, in `identity_and_limits`, which binds the same.
     let placement = Placement::new();
     let flags = containment::namespace_flags(plan);
+    // Landlock tier (no PID namespace): cw-exec is the subreaper of the run, so that if init
+    // dies before it ended every process of the run (killed by cw-exec past the timeout's
+    // grace or the CPU limit, or by the OOM killer), its orphans become cw-exec's children,
+    // which `relay` then kills, instead of the host's init's, which would let them live on.
+    if plan.tier == Tier::Landlock {
+        if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+            return refused(
+                "landlock tier: subreaper",
+                format!("cw-exec cannot become the subreaper of the run's processes: {e}"),
+            );
+        }
+    }
     let v2_dir = cgroups.as_ref().and_then(RunCgroups::v2_dir);
     let born_in_cgroup = v2_dir
         .as_ref()
@@ -984,6 +996,8 @@ fn relay(
 ) -> Outcome {
     let mut outcome = Outcome::default();
     let mut report_file = Some(std::fs::File::from(report));
+    // How init ended, where it was reaped early (`report_file`'s end, Landlock tier).
+    let mut init_status: Option<nix::Result<WaitStatus>> = None;
     let mut report_buf: Vec<u8> = Vec::new();
     let mut hasher = stdout.as_ref().map(|_| StdoutHasher::new());
     let mut streams = [
@@ -1166,7 +1180,16 @@ fn relay(
         if report_ready {
             let f = report_file.as_mut().unwrap();
             match f.read(&mut buf) {
-                Ok(0) | Err(_) => report_file = None,
+                Ok(0) | Err(_) => {
+                    report_file = None;
+                    if exit_message.is_none() && plan.tier == Tier::Landlock {
+                        // Init is gone without having ended the run: what is left of it has
+                        // been reparented to cw-exec (the run's subreaper). Init is reaped
+                        // first: by then the kernel has handed over all of its children.
+                        init_status = Some(reap(init));
+                        containment::kill_descendants();
+                    }
+                }
                 Ok(n) => report_buf.extend_from_slice(&buf[..n]),
             }
             while let Some(pos) = report_buf.iter().position(|b| *b == b'\n') {
@@ -1255,7 +1278,7 @@ fn relay(
     // how.
     let status = match exit_message {
         Some(_) => None,
-        None => Some(reap(init)),
+        None => Some(init_status.unwrap_or_else(|| reap(init))),
     };
     crate::timings::mark("command ran; every process of the run ended");
     outcome.stdout_sha256 = hasher.map(StdoutHasher::finish);
