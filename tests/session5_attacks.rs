@@ -741,8 +741,11 @@ fn the_network_helper_is_gone_before_a_command_on_the_sandboxs_own_terminal() {
 // An init that fails before the hand-over (supervise::abandon_after_init)
 // ---------------------------------------------------------------------------------------
 
-/// Init fails a step before cw-exec has handed it the cgroups — its child subreaper in the
-/// Landlock tier (refused by the wrapper: `prctl(PR_SET_CHILD_SUBREAPER)`), the network
+/// Init fails a step before cw-exec has handed it the cgroups — making itself not dumpable
+/// in the Landlock tier (refused by the wrapper: `prctl(PR_SET_DUMPABLE)`, which cw-exec
+/// itself does not call; until the eighth session this case refused
+/// `prctl(PR_SET_CHILD_SUBREAPER)`, which cw-exec now makes first, as the run's subreaper:
+/// tests/session8_attacks.rs covers that refusal), the network
 /// namespace in the namespace tier (`unshare` refused) — so cw-exec's later write to it may
 /// fail. Whichever comes first, the refusal names init's own step, exit 125, nothing
 /// executed, and cw-exec returns (reading init's report to its end cannot wait on a holder
@@ -754,7 +757,7 @@ fn an_init_failing_before_the_hand_over_is_named_and_nothing_is_left_waiting() {
     let marker = dir.join("ran");
     let touch = format!("touch {}", marker.display());
     let cases = [
-        ("landlock", refusing(&["prctl=36"]), "init: child subreaper"),
+        ("landlock", refusing(&["prctl=4"]), "init: not dumpable"),
         (
             "namespaces",
             refusing(&["unshare"]),

@@ -625,3 +625,35 @@ fn a_descriptor_in_flight_in_a_garbage_unix_socket_is_freed_by_the_kernel_soon_a
         }
     }
 }
+
+/// In the Landlock tier cw-exec makes itself the run's subreaper before it starts init, so
+/// that what init leaves behind when it dies comes to cw-exec (above). A host that refuses
+/// `prctl(PR_SET_CHILD_SUBREAPER)` (here a seccomp wrapper, as a host's own filter might)
+/// gets a refusal naming the step, exit 125, before anything of the run exists: the
+/// command never runs. The namespaces tier does not need it and still runs. Each identity.
+#[test]
+fn a_host_refusing_the_subreaper_refuses_landlock_tier_runs() {
+    as_each_identity(|sb, who| {
+        let dir = workdir("no-subreaper");
+        let marker = dir.join("ran");
+        let touch = format!("touch {}", marker.display());
+        let sb = sb
+            .clone()
+            .wrapped(&refusing(&["prctl=36"]))
+            .args(["--write", dir.to_str().unwrap()]);
+        let out = sb
+            .clone()
+            .args(["--tier", "landlock"])
+            .run(&["sh", "-c", &touch]);
+        assert_eq!(out.status.code(), Some(125), "{who}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("landlock tier: subreaper"),
+            "{who}: {}",
+            stderr(&out)
+        );
+        assert!(!marker.exists(), "{who}: the command ran");
+        let out = sb.args(["--tier", "namespaces"]).run(&["sh", "-c", &touch]);
+        assert!(out.status.success(), "{who}: {}", stderr(&out));
+        assert!(marker.exists(), "{who}: the namespaces tier did not run");
+    });
+}
