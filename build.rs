@@ -63,6 +63,7 @@ fn main() {
 fn link_options() {
     println!("cargo:rerun-if-changed=build/hot-text.ld");
     println!("cargo:rerun-if-changed=build/layout.ld");
+    println!("cargo:rerun-if-env-changed=CC");
     if std::env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("linux") {
         return;
     }
@@ -112,8 +113,7 @@ fn packed_relocations_work() -> bool {
     if std::fs::write(&source, program).is_err() {
         return false;
     }
-    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-    let linked = std::process::Command::new(cc)
+    let linked = std::process::Command::new(c_compiler())
         .args(["-static-pie", "-fPIE", "-Wl,-z,pack-relative-relocs", "-o"])
         .arg(&probe)
         .arg(&source)
@@ -126,11 +126,15 @@ fn packed_relocations_work() -> bool {
             .is_ok_and(|status| status.success())
 }
 
+/// The C compiler the probes use: `$CC`, else `cc` (the one that links, with Rust's defaults).
+fn c_compiler() -> String {
+    std::env::var("CC").unwrap_or_else(|_| "cc".into())
+}
+
 /// Whether the C compiler that links has `libgcc_eh.a` (gcc installs it; a clang-only
 /// system may not, and then libgcc_s.so.1 stays, as before).
 fn static_unwinder_available() -> bool {
-    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-    std::process::Command::new(cc)
+    std::process::Command::new(c_compiler())
         .arg("-print-file-name=libgcc_eh.a")
         .output()
         .ok()
