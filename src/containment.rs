@@ -135,13 +135,19 @@ fn landlock_connect_ports(plan: &Plan) -> &'static [u16] {
 /// init's view meanwhile.
 pub fn prepare_landlock(plan: &Plan) -> Result<landlock::Prepared, String> {
     let grants: Vec<&crate::model::Grant> = plan.all_grants().collect();
-    landlock::prepare(
-        plan.landlock,
-        &grants,
-        plan.net,
-        landlock_connect_ports(plan),
-        &plan.allow_bind,
-    )
+    landlock::prepare(&landlock_spec(plan, &grants))
+}
+
+/// What the run's ruleset is made from (`grants`: the plan's, `Plan::all_grants`): one
+/// function for cw-exec's `prepare_landlock` and the command's process, which receives it.
+fn landlock_spec<'a>(plan: &'a Plan, grants: &'a [&'a crate::model::Grant]) -> landlock::Spec<'a> {
+    landlock::Spec {
+        abi: plan.landlock,
+        grants,
+        net: plan.net,
+        connect_ports: landlock_connect_ports(plan),
+        bind_ports: &plan.allow_bind,
+    }
 }
 
 /// Step 3c: the run's cgroups go to init over the go channel, all in one message, which also
@@ -850,14 +856,7 @@ pub fn command_steps(
     let devices = terminal
         .map(SandboxTerminal::device_paths)
         .unwrap_or_default();
-    let prepared = landlock::Prepared::received(
-        ruleset,
-        plan.landlock,
-        &grants,
-        plan.net,
-        landlock_connect_ports(plan),
-        &plan.allow_bind,
-    );
+    let prepared = landlock::Prepared::received(ruleset, &landlock_spec(plan, &grants));
     let outcome = step(
         "landlock",
         landlock::finish(plan.landlock, prepared, &grants, &devices),

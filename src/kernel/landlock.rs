@@ -96,6 +96,18 @@ pub fn device_rights(abi: LandlockAbi) -> BitFlags<AccessFs> {
         & AccessFs::from_file(abi.abi())
 }
 
+/// What a run's ruleset is made from: the ABI, the grants, the network mode and the TCP
+/// ports the command may connect to and bind. One value for both ends, so that cw-exec's
+/// `prepare` and init's `Prepared::received` describe the same ruleset.
+#[derive(Clone, Copy)]
+pub struct Spec<'a> {
+    pub abi: LandlockAbi,
+    pub grants: &'a [&'a Grant],
+    pub net: NetMode,
+    pub connect_ports: &'a [u16],
+    pub bind_ports: &'a [u16],
+}
+
 /// A ruleset made and given the rules that need nothing of the sandbox: one per grant held
 /// as a descriptor since the plan resolved it (rules attach to the inode, so one opened on
 /// the host applies inside the view too) and the TCP port rules. cw-exec prepares it while
@@ -115,20 +127,14 @@ impl Prepared {
         self.ruleset.as_fd()
     }
 
-    /// A ruleset `prepare` made for the same plan (`abi`, `grants`, `net`, the ports), as
-    /// init received it: the description is derived again, as `prepare` derived it, and the
-    /// count of its rules is that of the grants and ports `prepare` adds (it fails the step
-    /// if the kernel refuses any).
-    pub fn received(
-        ruleset: OwnedFd,
-        abi: LandlockAbi,
-        grants: &[&Grant],
-        net: NetMode,
-        connect_ports: &[u16],
-        bind_ports: &[u16],
-    ) -> Prepared {
-        let (handled_fs, handled_net, scopes) = handled(abi, net, bind_ports);
-        let rules = held_rules(abi, grants).count() + connect_ports.len() + bind_ports.len();
+    /// A ruleset `prepare` made from `spec`, as init received it: the description is derived
+    /// again from the same spec, as `prepare` derived it, and the count of its rules is that
+    /// of the grants and ports `prepare` adds (it fails the step if the kernel refuses any).
+    pub fn received(ruleset: OwnedFd, spec: &Spec<'_>) -> Prepared {
+        let (handled_fs, handled_net, scopes) = handled(spec.abi, spec.net, spec.bind_ports);
+        let rules = held_rules(spec.abi, spec.grants).count()
+            + spec.connect_ports.len()
+            + spec.bind_ports.len();
         Prepared {
             ruleset,
             handled_fs,
@@ -179,13 +185,14 @@ fn held_rules<'s, 'a>(
 
 /// Makes the ruleset and adds the rules of the grants held as descriptors and of the TCP
 /// ports (see `Prepared`).
-pub fn prepare(
-    abi: LandlockAbi,
-    grants: &[&Grant],
-    net: NetMode,
-    connect_ports: &[u16],
-    bind_ports: &[u16],
-) -> Result<Prepared, String> {
+pub fn prepare(spec: &Spec<'_>) -> Result<Prepared, String> {
+    let Spec {
+        abi,
+        grants,
+        net,
+        connect_ports,
+        bind_ports,
+    } = *spec;
     let (handled_fs, handled_net, scopes) = handled(abi, net, bind_ports);
     let mut ruleset = Ruleset::default()
         .set_compatibility(CompatLevel::HardRequirement)
@@ -302,7 +309,13 @@ pub fn restrict(
     connect_ports: &[u16],
     bind_ports: &[u16],
 ) -> Result<LandlockOutcome, String> {
-    let prepared = prepare(abi, grants, net, connect_ports, bind_ports)?;
+    let prepared = prepare(&Spec {
+        abi,
+        grants,
+        net,
+        connect_ports,
+        bind_ports,
+    })?;
     finish(abi, prepared, grants, devices)
 }
 
