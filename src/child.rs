@@ -172,6 +172,7 @@ fn init(
     if containment::cw_exec_died(go) {
         return Ok(EXIT_REFUSED);
     }
+    let cw_exec = nix::unistd::getppid();
     let mut byte = [0u8; 1];
     if step("waiting for cw-exec", nix::unistd::read(go, &mut byte))? != 1 {
         return Ok(EXIT_REFUSED);
@@ -204,6 +205,21 @@ fn init(
     // its last report, `containment::report_the_end`).
     let proc_handle_fd = proc_handle.as_raw_fd();
     let ruleset_fd = ruleset.as_raw_fd();
+    // Landlock tier: no PID namespace ends the run with init, so from the command's start
+    // cw-exec's death is TERMINATE_TREE, not SIGKILL: blocked, it waits for init's loop,
+    // which kills and reaps every process of the run, as past a timeout. Switched here and
+    // not earlier, so that a cw-exec dying during the set-up still ends init at once, before
+    // any command exists; a death between the switch and this check sends TERMINATE_TREE,
+    // before it SIGKILL.
+    if plan.tier == Tier::Landlock {
+        step(
+            "parent-death signal for the run",
+            nix::sys::prctl::set_pdeathsig(TERMINATE_TREE),
+        )?;
+        if nix::unistd::getppid() != cw_exec {
+            return Ok(EXIT_REFUSED);
+        }
+    }
     let mut handles = Some((proc_handle, ruleset));
     let command = step(
         "starting the command's process",
@@ -234,7 +250,15 @@ fn init(
     )?;
     // The command's process ended (exit code or signal): what both ways of seeing it do.
     let mut command_ended = |end| -> ! {
-        the_command_ended(plan, terminal, reporter, proc_handle_fd, leave.take(), end)
+        the_command_ended(
+            plan,
+            terminal,
+            reporter,
+            proc_handle_fd,
+            leave.take(),
+            cw_exec,
+            end,
+        )
     };
 
     loop {
@@ -300,9 +324,16 @@ fn the_command_ended(
     reporter: &Reporter,
     proc_copy: std::os::fd::RawFd,
     leave: Option<crate::kernel::cgroup::SelfJoin>,
+    cw_exec: Pid,
     (code, signal): (Option<i32>, Option<i32>),
 ) -> ! {
     let left_cgroups = containment::end_the_run(plan.tier, leave);
+    // Nothing of the run is left: in the Landlock tier cw-exec's death is SIGKILL again, so
+    // that an init lingering for it (below) ends with it; and if cw-exec is gone already
+    // (its death was what ended the run), init does not linger at all.
+    let cw_exec_lives = plan.tier == Tier::Namespaces
+        || (nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_ok()
+            && nix::unistd::getppid() == cw_exec);
     containment::report_the_end(
         reporter.0.as_fd(),
         Some(proc_copy),
@@ -311,7 +342,7 @@ fn the_command_ended(
             signal,
             left_cgroups,
         }),
-        left_cgroups && terminal.is_none(),
+        left_cgroups && terminal.is_none() && cw_exec_lives,
         code.unwrap_or_else(|| 128 + signal.unwrap_or(0)),
     )
 }

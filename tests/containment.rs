@@ -89,6 +89,48 @@ fn sigkill_of_cw_exec_kills_the_whole_tree() {
     });
 }
 
+/// The Landlock tier has no PID namespace whose end would take the run with init: init's
+/// parent-death signal there is the one that makes it kill and reap every process of the run
+/// (as past a timeout), then end. Until the eighth session it was SIGKILL, and the command and
+/// everything it started outlived a SIGKILLed cw-exec (a gap the attestation named): here a
+/// daemonized background process would write "late" to the tripwire after a second, and
+/// two sleeps hold it. Each identity.
+#[test]
+fn sigkill_of_cw_exec_kills_the_whole_tree_in_the_landlock_tier() {
+    as_each_identity(|sb, who| {
+        let dir = workdir("sigkill-landlock");
+        let wire = Tripwire::new(&dir);
+        let tag = format!(
+            "{}.{}",
+            2000 + std::process::id() % 1000,
+            dir.to_string_lossy().len()
+        );
+        let script = format!(
+            "exec 3>{w}; echo up >&3; sleep {tag} & (setsid sh -c 'sleep 1; echo late >&3' &); sleep {tag} & echo ready; wait",
+            w = wire.path.display()
+        );
+        let sb = sb.args(["--tier", "landlock", "--write", dir.to_str().unwrap()]);
+        let (mut child, _out) = spawn_until_ready(&sb, &script);
+        assert!(
+            !processes_with(&format!("sleep {tag}")).is_empty(),
+            "{who}: no sandboxed sleep seen"
+        );
+        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+        child.wait().unwrap();
+        let seen = wire.wait_closed(Duration::from_secs(120));
+        assert_eq!(
+            seen,
+            Ok("up\n".to_string()),
+            "{who}: survivors: {:?}",
+            processes_with(&format!("sleep {tag}"))
+        );
+        assert!(
+            processes_with(&format!("sleep {tag}")).is_empty(),
+            "{who}: survivors"
+        );
+    });
+}
+
 #[test]
 fn signals_are_forwarded_to_the_command() {
     as_each_identity(|sb, who| {
