@@ -353,7 +353,12 @@ pub fn gaps(plan: &Plan) -> BTreeMap<&'static str, Vec<String>> {
     push(&mut g, "write", "set-id bits are refused by seccomp (chmod family, creating opens, mkdir, mknod; openat2 answers ENOSYS), file capabilities by the command having no CAP_SETFCAP; set-id files that already are in the write set keep their bits, and a directory created beneath a host set-gid directory inherits set-gid from it (the kernel sets it, not the mode)");
     g.insert("limits", vec![]);
     if plan.tier == Tier::Landlock {
-        push(&mut g, "limits", "landlock tier: no PID namespace: the sandbox sees the host's processes; it cannot signal or ptrace them (Landlock scopes); init is the subreaper of the run and kills every descendant when the command ends, or when cw-exec dies (its parent-death signal), which it does just after cw-exec has gone; but if init itself is SIGKILLed from outside while cw-exec is gone too, processes of the run may outlive both unless a cgroup holds them; per-user quotas of a user namespace (inotify, namespaces) are not lowered");
+        let signals = if plan.landlock.has_scopes() {
+            "it cannot signal them (Landlock's signal scope) nor ptrace them (Landlock)"
+        } else {
+            "it cannot ptrace them (Landlock), but this kernel's Landlock ABI has no signal scope (ABI 6): it can signal every host process of its user, cw-exec and init among them"
+        };
+        push(&mut g, "limits", &format!("landlock tier: no PID namespace: the sandbox sees the host's processes; {signals}; init is the subreaper of the run and kills every descendant when the command ends, or when cw-exec dies (its parent-death signal), which it does just after cw-exec has gone; but if init itself is SIGKILLed from outside while cw-exec is gone too, processes of the run may outlive both unless a cgroup holds them; per-user quotas of a user namespace (inotify, namespaces) are not lowered"));
     }
     if plan.limits.needs_cgroups() {
         push(&mut g, "limits", "cgroup membership is read back once, by the command's process just before execve (its /proc/self/cgroup, checked there against the path cw-exec derived from where it made the run's cgroups); a later move of the sandbox's processes by a process outside the sandbox is not covered");

@@ -1061,7 +1061,21 @@ fn relay(
         if let (Some(limit), Some(c), false) = (cpu_limit, cgroups, outcome.cpu_exceeded) {
             if c.cpu_used().map(|used| used > limit).unwrap_or(false) {
                 outcome.cpu_exceeded = true;
-                let _ = kill(init, Signal::SIGKILL);
+                match plan.tier {
+                    // Init is PID 1 of its namespace: every process in it dies with it.
+                    Tier::Namespaces => {
+                        let _ = kill(init, Signal::SIGKILL);
+                    }
+                    // No namespace: init SIGKILLs every process of the run at once (it is
+                    // their subreaper, and goes on if cw-exec dies meanwhile), then ends; if
+                    // it has not after the grace a timeout gets, it is SIGKILLed and cw-exec
+                    // ends what it left. (SIGKILLing init first left the run to cw-exec's
+                    // own walk, which a SIGKILL of cw-exec could cut short.)
+                    Tier::Landlock => {
+                        let _ = kill(init, TERMINATE_TREE);
+                        kill_at.get_or_insert(Instant::now() + KILL_GRACE);
+                    }
+                }
             }
         }
         let mut wake = [
