@@ -592,6 +592,20 @@ mod tests {
         }
     }
 
+    /// The Landlock tier's gap says whether the sandbox can signal the host's processes (init
+    /// and cw-exec among them): not with Landlock's signal scope (ABI 6), yes without it.
+    #[test]
+    fn the_landlock_tiers_gap_says_whether_signals_are_scoped() {
+        let mut p = plan(Request::default());
+        p.tier = Tier::Landlock;
+        let text = |p: &Plan| gaps(p)["limits"].join("\n");
+        p.landlock = crate::kernel::landlock::LandlockAbi(6);
+        assert!(text(&p).contains("it cannot signal them"), "{}", text(&p));
+        p.landlock = crate::kernel::landlock::LandlockAbi(5);
+        assert!(text(&p).contains("no signal scope"), "{}", text(&p));
+        assert!(!text(&p).contains("it cannot signal them"), "{}", text(&p));
+    }
+
     fn with_probe(mut rb: KernelReadback, name: &str, got: &str) -> KernelReadback {
         rb.probes.iter_mut().find(|p| p.name == name).unwrap().got = got.into();
         rb
