@@ -31,12 +31,12 @@
 
 mod common;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::attack;
 use common::*;
 
 /// The attack program (modes named in `main`).
@@ -268,86 +268,17 @@ int main(int argc, char **argv) {
 }
 "##;
 
-/// The attack program, compiled once (static: it runs in any mount view) into a
-/// world-readable directory the sandbox is granted; None (the caller skips) without gcc.
+/// The attack program, compiled once; None (the caller skips) without gcc.
 fn attack_program() -> Option<&'static Path> {
     static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
     BUILT
-        .get_or_init(|| {
-            let dir = workdir("atk8");
-            let c = dir.join("atk8.c");
-            std::fs::write(&c, SOURCE).unwrap();
-            let exe = dir.join("atk8");
-            // gcc writes the executable in its own processes: no descriptor of this
-            // (multi-threaded) test process holds it open for writing (ETXTBSY).
-            let status = Command::new("gcc")
-                .args(["-static", "-O1", "-pthread", "-o"])
-                .arg(&exe)
-                .arg(&c)
-                .status()
-                .ok()?;
-            (status.success() && exe.exists()).then_some(exe)
-        })
+        .get_or_init(|| attack::compile_static("atk8", SOURCE))
         .as_deref()
 }
 
 /// The attack program, or None after recording the skip.
 fn program_or_skip() -> Option<&'static Path> {
-    let p = attack_program();
-    if p.is_none() {
-        skip("no working `gcc -static` on this machine to build the attack program");
-    }
-    p
-}
-
-/// A FIFO every process of the run holds as its descriptor 3. Unlike `common::Tripwire`, it
-/// can say whether it is held at one moment and then still wait for its last holder (which
-/// bounds a failing test's survivors and shows what they wrote after cw-exec returned).
-struct Wire {
-    path: PathBuf,
-    reader: std::fs::File,
-}
-
-impl Wire {
-    fn new(dir: &Path) -> Wire {
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        let path = dir.join("tripwire");
-        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o666)).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
-        let reader = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(&path)
-            .unwrap();
-        Wire { path, reader }
-    }
-
-    /// Reads what is there into `text`, without waiting: Ok once no writer holds the FIFO
-    /// any more (end of file), Err if one still does.
-    fn now(&mut self, text: &mut String) -> Result<(), ()> {
-        let mut buf = [0u8; 4096];
-        loop {
-            match self.reader.read(&mut buf) {
-                Ok(0) => return Ok(()),
-                Ok(n) => text.push_str(&String::from_utf8_lossy(&buf[..n])),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Err(()),
-                Err(e) => panic!("reading {}: {e}", self.path.display()),
-            }
-        }
-    }
-
-    /// Waits (polling, at most `limit`) until no writer is left; everything read meanwhile,
-    /// and whether the last writer went.
-    fn rest(&mut self, text: &mut String, limit: Duration) -> bool {
-        let end = Instant::now() + limit;
-        while Instant::now() < end {
-            if self.now(text).is_ok() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
-    }
+    attack::program_or_skip(attack_program())
 }
 
 /// One run of `script` (sh; `ATK` names the attack program, `WIRE` the tripwire) in `tier`,
@@ -362,43 +293,7 @@ fn run_attack(
     script: &str,
 ) -> (Output, Duration, Result<(), String>) {
     let atk = attack_program().unwrap();
-    let dir = workdir("wire8");
-    let mut wire = Wire::new(&dir);
-    let script = script
-        .replace("ATK", atk.to_str().unwrap())
-        .replace("WIRE", wire.path.to_str().unwrap());
-    let sb = sb
-        .clone()
-        .args(["--tier", tier])
-        .args(["--read", atk.parent().unwrap().to_str().unwrap()])
-        .args(["--write", dir.to_str().unwrap()])
-        .args(extra);
-    let t = Instant::now();
-    let out = sb.run(&["/bin/sh", "-c", &script]);
-    let took = t.elapsed();
-    let mut text = String::new();
-    let held = wire.now(&mut text);
-    let verdict = match held {
-        Ok(()) if text == "up\n" => Ok(()),
-        Ok(()) => Err(format!(
-            "the tripwire carried {text:?} (a process wrote to it late)"
-        )),
-        Err(()) => {
-            let at_return = text.clone();
-            let mut after = String::new();
-            let gone = wire.rest(&mut after, Duration::from_secs(20));
-            Err(format!(
-                "the tripwire was still open when cw-exec returned (after {took:?}); it had \
-                 carried {at_return:?}; written after the return: {after:?}; {}",
-                if gone {
-                    "it was closed later"
-                } else {
-                    "still open 20 s later"
-                }
-            ))
-        }
-    };
-    (out, took, verdict)
+    attack::run(sb, atk, tier, extra, script, Duration::from_secs(20))
 }
 
 /// Runs the attack program's `mode` as the command's process itself (`exec`, so that

@@ -30,12 +30,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use common::attack::{self, all_children, holders_of, Moment, Reaped, Wire};
 use common::*;
 
 /// The attack program (modes named in `main`).
@@ -43,45 +43,6 @@ const SOURCE: &str = r##"/* Attacks on the end of a Landlock-tier run (tests/ses
    `atk9 MODE [ARGS]` with the tripwire open as descriptor 3: every process this leaves
    behind holds it, and one still alive linger_ms (3 s, unless its mode says otherwise) after
    it was made writes "late" on it. */
-#define _GNU_SOURCE
-#include <errno.h>
-#include <fcntl.h>
-#include <pthread.h>
-#include <sched.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
-#include <sys/prctl.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
-
-static long linger_ms = 3000;
-static void msleep(long ms) {
-  struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
-  while (nanosleep(&t, &t) && errno == EINTR) {}
-}
-static void started(void) { (void)!write(1, "started\n", 8); }
-/* A process left behind: holds the tripwire only, and says "late" if still alive later. */
-static void linger(void) {
-  close(0); close(1); close(2);
-  msleep(linger_ms);
-  (void)!write(3, "late\n", 5);
-  _exit(0);
-}
-/* A daemon: double fork, new session, lingers. Returns in the caller. */
-static void daemonize(void) {
-  pid_t p = fork();
-  if (p == 0) {
-    setsid();
-    if (fork() == 0) linger();
-    _exit(0);
-  }
-  if (p > 0) waitpid(p, 0, 0);
-}
-static long rawclone(unsigned long flags) { return syscall(SYS_clone, flags, 0, 0, 0, 0); }
 
 /* ---- signals: what a process of the run may send to init (its parent) and cw-exec. */
 static int ppid_of(int pid) {
@@ -333,103 +294,27 @@ int main(int argc, char **argv) {
 }
 "##;
 
-/// The attack program, compiled once (static) into a world-readable directory the sandbox is
-/// granted; None (the caller skips) without gcc.
+/// The attack program, compiled once; None (the caller skips) without gcc.
 fn attack_program() -> Option<&'static Path> {
     static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
     BUILT
-        .get_or_init(|| {
-            let dir = workdir("atk9");
-            let c = dir.join("atk9.c");
-            std::fs::write(&c, SOURCE).unwrap();
-            let exe = dir.join("atk9");
-            // gcc writes the executable in its own processes: no descriptor of this
-            // (multi-threaded) test process holds it open for writing (ETXTBSY).
-            let status = Command::new("gcc")
-                .args(["-static", "-O1", "-pthread", "-o"])
-                .arg(&exe)
-                .arg(&c)
-                .status()
-                .ok()?;
-            (status.success() && exe.exists()).then_some(exe)
-        })
+        .get_or_init(|| attack::compile_static("atk9", &[attack::C_PRELUDE, SOURCE].concat()))
         .as_deref()
 }
 
 fn program_or_skip() -> Option<&'static Path> {
-    let p = attack_program();
-    if p.is_none() {
-        skip("no working `gcc -static` on this machine to build the attack program");
-    }
-    p
-}
-
-/// A FIFO every process of the run holds as its descriptor 3 (as in session8_attacks.rs):
-/// whether it is held at one moment, and what was written on it.
-struct Wire {
-    path: PathBuf,
-    reader: std::fs::File,
-}
-
-impl Wire {
-    fn new(dir: &Path) -> Wire {
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        let path = dir.join("tripwire");
-        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o666)).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
-        let reader = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(&path)
-            .unwrap();
-        Wire { path, reader }
-    }
-
-    /// Reads what is there into `text`, without waiting: Ok once no writer holds the FIFO
-    /// (end of file), Err if one still does.
-    fn now(&mut self, text: &mut String) -> Result<(), ()> {
-        let mut buf = [0u8; 4096];
-        loop {
-            match self.reader.read(&mut buf) {
-                Ok(0) => return Ok(()),
-                Ok(n) => text.push_str(&String::from_utf8_lossy(&buf[..n])),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Err(()),
-                Err(e) => panic!("reading {}: {e}", self.path.display()),
-            }
-        }
-    }
-
-    /// Waits (polling, at most `limit`) until no writer is left; whether the last one went.
-    fn gone_within(&mut self, text: &mut String, limit: Duration) -> bool {
-        let end = Instant::now() + limit;
-        loop {
-            if self.now(text).is_ok() {
-                return true;
-            }
-            if Instant::now() >= end {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
+    attack::program_or_skip(attack_program())
 }
 
 /// The script's placeholders: `ATK` the attack program, `WIRE` the tripwire.
 fn script_for(script: &str, wire: &Wire) -> String {
-    script
-        .replace("ATK", attack_program().unwrap().to_str().unwrap())
-        .replace("WIRE", wire.path.to_str().unwrap())
+    attack::fill(script, attack_program().unwrap(), wire)
 }
 
 /// The sandbox of an attack: Landlock tier, the program's directory readable, the wire's
 /// directory writable, and `extra`.
 fn landlock(sb: &Sandbox, wire_dir: &Path, extra: &[&str]) -> Sandbox {
-    let atk = attack_program().unwrap();
-    sb.clone()
-        .args(["--tier", "landlock"])
-        .args(["--read", atk.parent().unwrap().to_str().unwrap()])
-        .args(["--write", wire_dir.to_str().unwrap()])
-        .args(extra)
+    attack::sandbox(sb, attack_program().unwrap(), "landlock", wire_dir, extra)
 }
 
 /// One run of `script` (sh) to its end. Returns cw-exec's output, its duration, and whether
@@ -440,106 +325,8 @@ fn run_attack(
     extra: &[&str],
     script: &str,
 ) -> (Output, Duration, Result<(), String>) {
-    let dir = workdir("wire9");
-    let mut wire = Wire::new(&dir);
-    let script = script_for(script, &wire);
-    let t = Instant::now();
-    let out = landlock(sb, &dir, extra).run(&["/bin/sh", "-c", &script]);
-    let took = t.elapsed();
-    let mut text = String::new();
-    let verdict = match wire.now(&mut text) {
-        Ok(()) if text == "up\n" => Ok(()),
-        Ok(()) => Err(format!(
-            "the tripwire carried {text:?} (a process wrote to it late)"
-        )),
-        Err(()) => {
-            let at_return = text.clone();
-            let mut after = String::new();
-            let gone = wire.gone_within(&mut after, Duration::from_secs(10));
-            Err(format!(
-                "the tripwire was still open when cw-exec returned (after {took:?}); it had \
-                 carried {at_return:?}; written after the return: {after:?}; {}",
-                if gone {
-                    "closed later"
-                } else {
-                    "still open 10 s later"
-                }
-            ))
-        }
-    };
-    (out, took, verdict)
-}
-
-/// The children of `pid`, from every thread's list (a process forked by a thread other than
-/// the first is only in that thread's).
-fn all_children(pid: u32) -> Vec<u32> {
-    let mut out = vec![];
-    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
-        for t in tasks.flatten() {
-            let listed = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
-            out.extend(
-                listed
-                    .split_whitespace()
-                    .filter_map(|c| c.parse::<u32>().ok()),
-            );
-        }
-    }
-    out
-}
-
-/// Whether `pid` still runs (exists and is not a zombie; a zombie reparented to the host's
-/// PID 1 is reaped lazily here, and runs nothing).
-fn running(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => false,
-        Ok(s) => {
-            let state = s.rsplit(')').next().unwrap_or("").trim_start();
-            !(state.starts_with('Z') || state.starts_with('X'))
-        }
-    }
-}
-
-/// The command name of `pid`.
-fn comm(pid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .unwrap_or_default()
-        .trim()
-        .to_string()
-}
-
-/// Processes (pid, parent, state) other than this one holding `path` open as their
-/// descriptor 3 (the tripwire).
-fn holders_of(path: &Path) -> Vec<(u32, u32, char)> {
-    let mut out = vec![];
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        if pid == std::process::id() {
-            continue;
-        }
-        if std::fs::read_link(e.path().join("fd/3")).ok().as_deref() != Some(path) {
-            continue;
-        }
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
-            continue;
-        };
-        let mut rest = stat.rsplit(')').next().unwrap_or("").split_whitespace();
-        let state = rest.next().and_then(|s| s.chars().next()).unwrap_or('?');
-        let ppid = rest.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-        out.push((pid, ppid, state));
-    }
-    out
-}
-
-/// A child reaped when dropped (a failing assertion does not leave a zombie behind).
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+    let atk = attack_program().unwrap();
+    attack::run(sb, atk, "landlock", extra, script, Duration::from_secs(10))
 }
 
 /// SOURCE's own messages: the modes' lines after "kill"/"sigio".
@@ -595,112 +382,20 @@ fn a_sandbox_cannot_signal_init_or_cw_exec() {
 }
 
 /// When the test SIGKILLs cw-exec.
-#[derive(Clone, Copy, Debug)]
-enum Moment {
-    /// As soon as cw-exec has a child (init, in its set-up).
-    InitExists,
-    /// As soon as init has a child (the command's process, before or just after its execve).
-    CommandExists,
-    /// A fixed time after cw-exec was started (through the set-up).
-    After(Duration),
-    /// A fixed time after the command said "started" (it runs, or init is ending the run).
-    AfterStarted(Duration),
-}
-
-/// One run SIGKILLed at `moment`: the command makes daemons, a line and a CLONE_PARENT
-/// sibling (all holding the tripwire), says "started" and ends `end_ms` later (never, with
-/// -1). Err says what outlived cw-exec: a process of the run still holding the tripwire 2 s
-/// after cw-exec's death (the lingering ones write "late" at 3 s), or init still running.
+/// One run SIGKILLed at `moment` (`attack::sigkill_round`, Landlock tier): the command makes
+/// daemons, a line and a CLONE_PARENT sibling (all holding the tripwire), says "started" and
+/// ends `end_ms` later (never, with -1). Err says what outlived cw-exec 2 s after its death:
+/// a process of the run holding the tripwire (the lingering ones write "late" at 3 s), an
+/// init still running, or a process still in the run's cgroups.
 fn sigkill_round(sb: &Sandbox, extra: &[&str], moment: Moment, end_ms: i32) -> Result<(), String> {
-    let dir = workdir("sigkill9");
-    let mut wire = Wire::new(&dir);
-    let script = script_for(
-        &format!("exec 3>WIRE; echo up >&3; exec ATK daemons 4 {end_ms}"),
-        &wire,
-    );
-    let mut cmd = landlock(sb, &dir, extra).command("run", &["/bin/sh", "-c", &script]);
-    let spawned = Instant::now();
-    let mut run = Reaped(
-        cmd.stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let cw = run.0.id();
-    let limit = Duration::from_secs(10);
-    let mut init: Option<u32> = None;
-    let note_init = |init: &mut Option<u32>| {
-        if init.is_none() {
-            *init = all_children(cw).first().copied();
-        }
-    };
-    // cw-exec reaped already (by `try_wait`): its pid must not be signalled any more.
-    let mut reaped = false;
-    match moment {
-        Moment::InitExists | Moment::CommandExists => loop {
-            note_init(&mut init);
-            if let Some(i) = init {
-                if matches!(moment, Moment::InitExists) || !all_children(i).is_empty() {
-                    break;
-                }
-            }
-            if run.0.try_wait().unwrap().is_some() {
-                reaped = true;
-                break;
-            }
-            if spawned.elapsed() > limit {
-                break;
-            }
-        },
-        Moment::After(d) => {
-            while spawned.elapsed() < d {
-                note_init(&mut init);
-            }
-        }
-        Moment::AfterStarted(d) => {
-            let mut line = String::new();
-            let _ = BufReader::new(run.0.stdout.as_mut().unwrap()).read_line(&mut line);
-            note_init(&mut init);
-            std::thread::sleep(d);
-        }
-    }
-    if !reaped {
-        unsafe { libc::kill(cw as i32, libc::SIGKILL) };
-    }
-    let _ = run.0.wait();
-    let killed = Instant::now();
-    // Init: gone, or a zombie, within a short moment.
-    if let Some(i) = init {
-        while running(i) && comm(i) == "cw-exec-init" && killed.elapsed() < Duration::from_secs(2) {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        if running(i) && comm(i) == "cw-exec-init" {
-            return Err(format!(
-                "init {i} still running 2 s after cw-exec's SIGKILL"
-            ));
-        }
-    }
-    // A command that was about to start would open the tripwire now: give it the moment.
-    std::thread::sleep(Duration::from_millis(50));
-    let mut text = String::new();
-    let left = Duration::from_secs(2).saturating_sub(killed.elapsed());
-    if !wire.gone_within(&mut text, left) {
-        let mut after = String::new();
-        let gone = wire.gone_within(&mut after, Duration::from_secs(10));
-        return Err(format!(
-            "the tripwire was still held 2 s after cw-exec's SIGKILL (it carried {text:?}; \
-             then {after:?}; {})",
-            if gone {
-                "closed later"
-            } else {
-                "still open 10 s later"
-            }
-        ));
-    }
-    if text.contains("late") {
-        return Err(format!("the tripwire carried {text:?}"));
-    }
-    Ok(())
+    attack::sigkill_round(
+        sb,
+        attack_program().unwrap(),
+        "landlock",
+        extra,
+        moment,
+        &format!("daemons 4 {end_ms}"),
+    )
 }
 
 /// SIGKILL of cw-exec at many moments, each identity, each moment 3 times: as init appears

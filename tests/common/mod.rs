@@ -3,6 +3,8 @@
 //! builder for sandboxed runs.
 #![allow(dead_code)]
 
+pub mod attack;
+
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -454,6 +456,21 @@ pub fn spawn_symlink_swapper(
         .unwrap()
 }
 
+/// A FIFO `dir/tripwire` that every user may open for writing, and its read end, opened
+/// (non-blocking) first, so that a writer opening it later does not block.
+pub fn fifo_for_everyone(dir: &Path) -> (PathBuf, std::fs::File) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join("tripwire");
+    nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o666)).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&path)
+        .unwrap();
+    (path, reader)
+}
+
 /// A FIFO that the sandbox's processes hold open for writing (a script's `exec 3>FIFO`,
 /// inherited by everything it starts). Reading it to end of file is the positive signal that
 /// every holder is gone, and anything a survivor writes to it is read before that: no
@@ -467,15 +484,7 @@ impl Tripwire {
     /// Creates the FIFO in `dir` (writable by everyone) and opens its read end, so a writer
     /// opening it later does not block.
     pub fn new(dir: &Path) -> Tripwire {
-        use std::os::unix::fs::OpenOptionsExt;
-        let path = dir.join("tripwire");
-        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o666)).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
-        let reader = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(&path)
-            .unwrap();
+        let (path, reader) = fifo_for_everyone(dir);
         // Blocking from here on: a read waits for data or for the last writer to close.
         let flags = nix::fcntl::fcntl(&reader, nix::fcntl::FcntlArg::F_GETFL).unwrap();
         let flags = nix::fcntl::OFlag::from_bits_truncate(flags) & !nix::fcntl::OFlag::O_NONBLOCK;
