@@ -209,8 +209,8 @@ fn init(
     // cw-exec's death is TERMINATE_TREE, not SIGKILL: blocked, it waits for init's loop,
     // which kills and reaps every process of the run, as past a timeout. Switched here and
     // not earlier, so that a cw-exec dying during the set-up still ends init at once, before
-    // any command exists; a death between the switch and this check sends TERMINATE_TREE,
-    // before it SIGKILL.
+    // any command exists. cw-exec dying before the switch SIGKILLs init; after it, leaves
+    // TERMINATE_TREE pending; the check below catches a death the switch raced with.
     if plan.tier == Tier::Landlock {
         step(
             "parent-death signal for the run",

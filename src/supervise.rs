@@ -520,8 +520,8 @@ fn supervise(plan: &Plan, capture: Capture) -> Outcome {
     let placement = Placement::new();
     let flags = containment::namespace_flags(plan);
     // Landlock tier (no PID namespace): cw-exec is the subreaper of the run, so that if init
-    // dies before it ended every process of the run (killed by cw-exec past the timeout's
-    // grace or the CPU limit, or by the OOM killer), its orphans become cw-exec's children,
+    // dies before it ended every process of the run (SIGKILLed by cw-exec past the grace of
+    // a timeout or of the CPU limit, or by the OOM killer), its orphans become cw-exec's children,
     // which `relay` then kills, instead of the host's init's, which would let them live on.
     if plan.tier == Tier::Landlock {
         if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
