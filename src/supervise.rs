@@ -788,6 +788,26 @@ fn reap(init: Pid) -> nix::Result<WaitStatus> {
     }
 }
 
+/// The whole process tree of the run goes at once (a forwarded signal's `--kill-after`
+/// grace is over, or the CPU limit is past). The namespaces tier: init is SIGKILLed, and
+/// every process of its PID namespace dies with it. The Landlock tier, where no namespace
+/// ends them: init is asked (TERMINATE_TREE) to SIGKILL every process of the run, of which
+/// it is the subreaper, and then to end, which it does even if cw-exec dies meanwhile (its
+/// parent-death signal is the same request); past the grace a timeout gets (`kill_at`),
+/// init is SIGKILLed, and cw-exec, the run's subreaper, ends what it left. (SIGKILLing init
+/// first left the run to cw-exec's own walk, which a SIGKILL of cw-exec could cut short.)
+fn kill_the_tree(tier: Tier, init: Pid, kill_at: &mut Option<Instant>, now: Instant) {
+    match tier {
+        Tier::Namespaces => {
+            let _ = kill(init, Signal::SIGKILL);
+        }
+        Tier::Landlock => {
+            let _ = kill(init, TERMINATE_TREE);
+            kill_at.get_or_insert(now + KILL_GRACE);
+        }
+    }
+}
+
 /// What the limits did to the run, read once it ended: OOM kills and refused forks from the
 /// cgroups, and a command killed by the signal of its CPU or file-size rlimit. A limit that
 /// ends the run has one exit code whichever mechanism stopped it first (README "Exit codes").
@@ -1043,39 +1063,14 @@ fn relay(
                 if exit_message.is_none() {
                     // The command did not end when asked: the whole tree goes.
                     outcome.killed_after = Some(plan.kill_after);
-                    match plan.tier {
-                        // Init is PID 1 of its namespace: every process in it dies with it.
-                        Tier::Namespaces => {
-                            let _ = kill(init, Signal::SIGKILL);
-                        }
-                        // No namespace: init SIGKILLs every process of the run (it is their
-                        // subreaper), then goes itself, after the grace a timeout gets.
-                        Tier::Landlock => {
-                            let _ = kill(init, TERMINATE_TREE);
-                            kill_at.get_or_insert(now + KILL_GRACE);
-                        }
-                    }
+                    kill_the_tree(plan.tier, init, &mut kill_at, now);
                 }
             }
         }
         if let (Some(limit), Some(c), false) = (cpu_limit, cgroups, outcome.cpu_exceeded) {
             if c.cpu_used().map(|used| used > limit).unwrap_or(false) {
                 outcome.cpu_exceeded = true;
-                match plan.tier {
-                    // Init is PID 1 of its namespace: every process in it dies with it.
-                    Tier::Namespaces => {
-                        let _ = kill(init, Signal::SIGKILL);
-                    }
-                    // No namespace: init SIGKILLs every process of the run at once (it is
-                    // their subreaper, and goes on if cw-exec dies meanwhile), then ends; if
-                    // it has not after the grace a timeout gets, it is SIGKILLed and cw-exec
-                    // ends what it left. (SIGKILLing init first left the run to cw-exec's
-                    // own walk, which a SIGKILL of cw-exec could cut short.)
-                    Tier::Landlock => {
-                        let _ = kill(init, TERMINATE_TREE);
-                        kill_at.get_or_insert(Instant::now() + KILL_GRACE);
-                    }
-                }
+                kill_the_tree(plan.tier, init, &mut kill_at, now);
             }
         }
         let mut wake = [
