@@ -46,40 +46,7 @@ fn spawn_until_ready(sb: &Sandbox, script: &str) -> (Child, BufReader<std::proce
 #[test]
 fn sigkill_of_cw_exec_kills_the_whole_tree() {
     as_each_identity(|sb, who| {
-        let dir = workdir("sigkill");
-        let wire = Tripwire::new(&dir);
-        // A unique sleep duration marks the sandbox's processes in the host's process list.
-        let tag = format!(
-            "{}.{}",
-            1000 + std::process::id() % 1000,
-            dir.to_string_lossy().len()
-        );
-        // Every process of the tree holds the tripwire (fd 3); a daemonized one that
-        // survived would also write "late" to it.
-        let script = format!(
-            "exec 3>{w}; echo up >&3; sleep {tag} & (setsid sh -c 'sleep 1; echo late >&3' &); sleep {tag} & echo ready; wait",
-            w = wire.path.display()
-        );
-        let sb = sb.args(["--write", dir.to_str().unwrap()]);
-        let (mut child, _out) = spawn_until_ready(&sb, &script);
-        assert!(
-            !processes_with(&format!("sleep {tag}")).is_empty(),
-            "{who}: no sandboxed sleep seen"
-        );
-        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-        child.wait().unwrap();
-        // End of file on the tripwire: every process that held it is gone.
-        let seen = wire.wait_closed(Duration::from_secs(120));
-        assert_eq!(
-            seen,
-            Ok("up\n".to_string()),
-            "{who}: survivors: {:?}",
-            processes_with(&format!("sleep {tag}"))
-        );
-        assert!(
-            processes_with(&format!("sleep {tag}")).is_empty(),
-            "{who}: survivors"
-        );
+        sigkill_of_cw_exec_leaves_nothing(&sb, &[], "sigkill", 1000, who);
         // A SIGKILLed cw-exec cannot remove its (now empty) cgroups; a later run sweeps them.
         assert_eq!(
             leftover_cgroups_after_sweeps(),
@@ -98,37 +65,65 @@ fn sigkill_of_cw_exec_kills_the_whole_tree() {
 #[test]
 fn sigkill_of_cw_exec_kills_the_whole_tree_in_the_landlock_tier() {
     as_each_identity(|sb, who| {
-        let dir = workdir("sigkill-landlock");
-        let wire = Tripwire::new(&dir);
-        let tag = format!(
-            "{}.{}",
-            2000 + std::process::id() % 1000,
-            dir.to_string_lossy().len()
-        );
-        let script = format!(
-            "exec 3>{w}; echo up >&3; sleep {tag} & (setsid sh -c 'sleep 1; echo late >&3' &); sleep {tag} & echo ready; wait",
-            w = wire.path.display()
-        );
-        let sb = sb.args(["--tier", "landlock", "--write", dir.to_str().unwrap()]);
-        let (mut child, _out) = spawn_until_ready(&sb, &script);
-        assert!(
-            !processes_with(&format!("sleep {tag}")).is_empty(),
-            "{who}: no sandboxed sleep seen"
-        );
-        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-        child.wait().unwrap();
-        let seen = wire.wait_closed(Duration::from_secs(120));
-        assert_eq!(
-            seen,
-            Ok("up\n".to_string()),
-            "{who}: survivors: {:?}",
-            processes_with(&format!("sleep {tag}"))
-        );
-        assert!(
-            processes_with(&format!("sleep {tag}")).is_empty(),
-            "{who}: survivors"
+        sigkill_of_cw_exec_leaves_nothing(
+            &sb,
+            &["--tier", "landlock"],
+            "sigkill-landlock",
+            2000,
+            who,
         );
     });
+}
+
+/// Runs a script under `sb` with `args` whose processes (two sleeps, a daemonized one that
+/// would write "late" after a second) all hold a tripwire, SIGKILLs cw-exec once it is ready,
+/// and asserts that every one of them is gone: the tripwire reads end of file with only
+/// "up" on it, and no sandboxed sleep is left. `name` names the work directory, `tag_base`
+/// keeps each test's sleep duration, which marks its processes in the host's list, apart.
+fn sigkill_of_cw_exec_leaves_nothing(
+    sb: &Sandbox,
+    args: &[&str],
+    name: &str,
+    tag_base: u32,
+    who: &str,
+) {
+    let dir = workdir(name);
+    let wire = Tripwire::new(&dir);
+    // A unique sleep duration marks the sandbox's processes in the host's process list.
+    let tag = format!(
+        "{}.{}",
+        tag_base + std::process::id() % 1000,
+        dir.to_string_lossy().len()
+    );
+    // Every process of the tree holds the tripwire (fd 3); a daemonized one that
+    // survived would also write "late" to it.
+    let script = format!(
+        "exec 3>{w}; echo up >&3; sleep {tag} & (setsid sh -c 'sleep 1; echo late >&3' &); sleep {tag} & echo ready; wait",
+        w = wire.path.display()
+    );
+    let sb = sb
+        .clone()
+        .args(args)
+        .args(["--write", dir.to_str().unwrap()]);
+    let (mut child, _out) = spawn_until_ready(&sb, &script);
+    assert!(
+        !processes_with(&format!("sleep {tag}")).is_empty(),
+        "{who}: no sandboxed sleep seen"
+    );
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    child.wait().unwrap();
+    // End of file on the tripwire: every process that held it is gone.
+    let seen = wire.wait_closed(Duration::from_secs(120));
+    assert_eq!(
+        seen,
+        Ok("up\n".to_string()),
+        "{who}: survivors: {:?}",
+        processes_with(&format!("sleep {tag}"))
+    );
+    assert!(
+        processes_with(&format!("sleep {tag}")).is_empty(),
+        "{who}: survivors"
+    );
 }
 
 #[test]

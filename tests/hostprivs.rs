@@ -64,6 +64,16 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// The calls that change a mode (`violate mode-call` names): `chmod`, older than its `at`
+/// forms, exists on x86_64 only.
+const MODE_CHANGING_CALLS: &[&str] = &[
+    #[cfg(target_arch = "x86_64")]
+    "chmod",
+    "fchmod",
+    "fchmodat",
+    "fchmodat2",
+];
+
 #[test]
 fn set_id_bits_are_refused_on_every_route_and_none_reach_the_host() {
     as_root_and_unprivileged(|sb, who| {
@@ -77,14 +87,7 @@ fn set_id_bits_are_refused_on_every_route_and_none_reach_the_host() {
 
         // Controls: the same calls without set-id bits are accepted, so EPERM below is the
         // set-id refusal and nothing else.
-        // The calls older than their `at` forms exist on x86_64 only.
-        for call in [
-            #[cfg(target_arch = "x86_64")]
-            "chmod",
-            "fchmod",
-            "fchmodat",
-            "fchmodat2",
-        ] {
+        for call in MODE_CHANGING_CALLS {
             assert_eq!(
                 sb.attempt(&["mode-call", call, s(&bash), "755"]),
                 "ok",
@@ -104,14 +107,7 @@ fn set_id_bits_are_refused_on_every_route_and_none_reach_the_host() {
         );
 
         // Changing a mode: set-uid and set-gid on a file, set-gid on a directory.
-        // The calls older than their `at` forms exist on x86_64 only.
-        for call in [
-            #[cfg(target_arch = "x86_64")]
-            "chmod",
-            "fchmod",
-            "fchmodat",
-            "fchmodat2",
-        ] {
+        for call in MODE_CHANGING_CALLS {
             for mode in ["4755", "2755", "6755", "4000"] {
                 assert_eq!(
                     sb.attempt(&["mode-call", call, s(&bash), mode]),

@@ -26,16 +26,6 @@ use common::*;
 /// How long any wait may take before the test fails (a failure only, never a pass).
 const LIMIT: Duration = Duration::from_secs(120);
 
-/// Kills (by its pid, which this test started) and reaps a child when dropped.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Waits for `child` to end, returning the moment the kernel reports its exit (a blocking
 /// wait, as a shell's: no polling interval in which the run's processes could end too);
 /// after LIMIT a watchdog kills it and the test fails.

@@ -35,7 +35,7 @@ use std::process::{Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::attack::{self, all_children, holders_of, Moment, Reaped, Wire};
+use common::attack::{self, holders_of, Moment, Wire};
 use common::*;
 
 /// The attack program (modes named in `main`).
@@ -578,7 +578,7 @@ fn cw_exec_sigkilled_as_init_s_orphans_reach_it_past_the_cpu_limit_leaves_nothin
         let mut init = None;
         let mut orphan = None;
         while start.elapsed() < Duration::from_secs(15) {
-            let kids = all_children(cw);
+            let kids = children_of(cw);
             if init.is_none() {
                 init = kids.first().copied();
             }

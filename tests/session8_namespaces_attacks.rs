@@ -28,7 +28,7 @@ use std::process::{Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::attack::{self, all_children, comm, holders_of, running, Moment, Reaped, Wire};
+use common::attack::{self, comm, holders_of, running, Moment, Wire};
 use common::*;
 
 const SOURCE: &str = r##"/* Attacks on the end of a namespaces-tier run (tests/session8_namespaces_attacks.rs).
@@ -285,7 +285,7 @@ fn namespaces_init_does_not_outlive_a_normal_return() {
                 let cw = run.0.id();
                 let mut line = String::new();
                 let _ = BufReader::new(run.0.stdout.as_mut().unwrap()).read_line(&mut line);
-                let kids = all_children(cw);
+                let kids = children_of(cw);
                 let status = run.0.wait().unwrap();
                 let mut text = String::new();
                 let case = format!("{who}, {mode}, round {round}, {status:?}");

@@ -5,10 +5,9 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Child;
 use std::time::{Duration, Instant};
 
-use super::{skip, workdir};
+use super::{skip, workdir, Reaped};
 
 /// What the attack programs' C sources start with (each source follows it): the headers, and
 /// the processes a run may leave behind. `linger` holds the tripwire (descriptor 3) only, and
@@ -160,23 +159,6 @@ impl Wire {
     }
 }
 
-/// The children of `pid`, from every thread's list (a process forked by a thread other than
-/// the first is only in that thread's).
-pub fn all_children(pid: u32) -> Vec<u32> {
-    let mut out = vec![];
-    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
-        for t in tasks.flatten() {
-            let listed = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
-            out.extend(
-                listed
-                    .split_whitespace()
-                    .filter_map(|c| c.parse::<u32>().ok()),
-            );
-        }
-    }
-    out
-}
-
 /// Whether `pid` still runs (exists and is not a zombie; a zombie reparented to the host's
 /// PID 1 is reaped lazily on some hosts, and runs nothing).
 pub fn running(pid: u32) -> bool {
@@ -220,16 +202,6 @@ pub fn holders_of(path: &Path) -> Vec<(u32, u32, char, String)> {
         out.push((pid, ppid, state, comm(pid)));
     }
     out
-}
-
-/// A child reaped when dropped (a failing assertion does not leave a zombie behind).
-pub struct Reaped(pub Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// The sandbox of an attack: `tier`, the program's directory readable, the wire's directory
@@ -356,7 +328,7 @@ pub fn sigkill_round(
     let limit = Duration::from_secs(10);
     let mut kids: Vec<u32> = vec![];
     let note = |kids: &mut Vec<u32>| {
-        for k in all_children(cw) {
+        for k in super::children_of(cw) {
             if !kids.contains(&k) {
                 kids.push(k);
             }
@@ -367,7 +339,7 @@ pub fn sigkill_round(
         Moment::InitExists | Moment::CommandExists => loop {
             note(&mut kids);
             if let Some(i) = kids.first() {
-                if matches!(moment, Moment::InitExists) || !all_children(*i).is_empty() {
+                if matches!(moment, Moment::InitExists) || !super::children_of(*i).is_empty() {
                     break;
                 }
             }

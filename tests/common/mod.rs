@@ -575,13 +575,32 @@ pub fn example(name: &str) -> PathBuf {
     copy
 }
 
-/// The children of `pid` (its first thread's list, from the host's /proc).
+/// The children of `pid`, from the host's /proc: every thread's list (a process forked by
+/// a thread other than the first is only in that thread's).
 pub fn children_of(pid: u32) -> Vec<u32> {
-    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect()
+    let mut out = vec![];
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in tasks.flatten() {
+            let listed = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+            out.extend(
+                listed
+                    .split_whitespace()
+                    .filter_map(|c| c.parse::<u32>().ok()),
+            );
+        }
+    }
+    out
+}
+
+/// Kills (by its pid, which this test started) and reaps a child when dropped: a failing
+/// assertion does not leave the child running, nor a zombie.
+pub struct Reaped(pub std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// Copies an executable that tests will run, in a child process (`cp`): a copy written by
